@@ -1,0 +1,317 @@
+// CertBundle loading and validation (mbedTLS x509/pk only; no I/O beyond
+// reading the four files once).
+#include "certwatch/cert_bundle.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string_view>
+
+#include <mbedtls/ecp.h>
+#include <mbedtls/error.h>
+#include <mbedtls/pem.h>
+// mbedTLS 3.6.6's psa_util.h lacks the extern "C" guard its other headers have.
+extern "C" {
+#include <mbedtls/psa_util.h>
+}
+#include <mbedtls/rsa.h>
+#include <mbedtls/x509.h>
+#include <psa/crypto.h>
+
+namespace fedproxy::certwatch {
+
+namespace {
+
+constexpr size_t kMaxFileSize = 16u << 20;  // certificate material is tiny
+
+std::string mbed_error(int ret) {
+  char text[160];
+  mbedtls_strerror(ret, text, sizeof text);
+  char code[24];
+  std::snprintf(code, sizeof code, " (-0x%04X)", static_cast<unsigned>(-ret));
+  return std::string(text) + code;
+}
+
+// Reads a whole file. On failure returns false and sets err to
+// "cannot read: <strerror>" (or a size/empty complaint).
+bool read_file(const std::string& path, std::string& out, mode_t* mode, std::string& err) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    err = std::string("cannot read: ") + std::strerror(errno);
+    return false;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    err = std::string("cannot read: ") + std::strerror(errno);
+    ::close(fd);
+    return false;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    err = std::string("cannot read: ") + std::strerror(EISDIR);
+    ::close(fd);
+    return false;
+  }
+  if (mode != nullptr) *mode = st.st_mode;
+  out.clear();
+  char buf[8192];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      err = std::string("cannot read: ") + std::strerror(errno);
+      ::close(fd);
+      return false;
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > kMaxFileSize) {
+      err = "file is too large (over 16 MiB)";
+      ::close(fd);
+      return false;
+    }
+  }
+  ::close(fd);
+  if (out.empty()) {
+    err = "file is empty";
+    return false;
+  }
+  return true;
+}
+
+bool looks_pem(const std::string& data) { return data.find("-----BEGIN ") != std::string::npos; }
+
+bool contains(const unsigned char* p, size_t n, std::string_view needle) {
+  return std::string_view(reinterpret_cast<const char*>(p), n).find(needle) != std::string_view::npos;
+}
+
+// OIDs of the EdDSA algorithms (RFC 8410), as DER: 06 03 2B 65 70 / 71.
+constexpr std::string_view kOidEd25519("\x06\x03\x2b\x65\x70", 5);
+constexpr std::string_view kOidEd448("\x06\x03\x2b\x65\x71", 5);
+
+// Names the unsupported EdDSA variant found in der, or "" if none.
+std::string eddsa_message(const unsigned char* der, size_t len) {
+  const char* alg = contains(der, len, kOidEd25519) ? "Ed25519"
+                    : contains(der, len, kOidEd448) ? "Ed448"
+                                                    : nullptr;
+  if (alg == nullptr) return {};
+  return std::string(alg) +
+         " keys are not supported by the TLS library (mbedTLS); use ECDSA P-256/P-384 or RSA >= 2048";
+}
+
+// Parses every certificate of a PEM (or single DER) file into chain, one by
+// one, so a failure names the certificate and its reason.
+bool parse_certs(const std::string& data, mbedtls_x509_crt* chain, const char* what, int* count,
+                 std::string& err) {
+  *count = 0;
+  if (!looks_pem(data) && static_cast<unsigned char>(data[0]) != 0x30) {  // neither PEM nor a DER SEQUENCE
+    err = std::string("no ") + what + " found (expected PEM \"BEGIN CERTIFICATE\" blocks or DER)";
+    return false;
+  }
+  if (!looks_pem(data)) {
+    const auto* der = reinterpret_cast<const unsigned char*>(data.data());
+    int ret = mbedtls_x509_crt_parse_der(chain, der, data.size());
+    if (ret != 0) {
+      std::string ed = eddsa_message(der, data.size());
+      err = !ed.empty() ? ed : std::string("cannot parse ") + what + ": " + mbed_error(ret);
+      return false;
+    }
+    *count = 1;
+    return true;
+  }
+  static const char kBegin[] = "-----BEGIN CERTIFICATE-----";
+  static const char kEnd[] = "-----END CERTIFICATE-----";
+  size_t pos = 0;
+  for (;;) {
+    pos = data.find(kBegin, pos);
+    if (pos == std::string::npos) break;
+    const int index = *count + 1;
+    mbedtls_pem_context pem;
+    mbedtls_pem_init(&pem);
+    size_t use_len = 0;
+    int ret = mbedtls_pem_read_buffer(&pem, kBegin, kEnd,
+                                      reinterpret_cast<const unsigned char*>(data.c_str() + pos),
+                                      nullptr, 0, &use_len);
+    if (ret != 0) {
+      mbedtls_pem_free(&pem);
+      err = std::string("cannot parse ") + what + " #" + std::to_string(index) + ": bad PEM: " + mbed_error(ret);
+      return false;
+    }
+    size_t der_len = 0;
+    const unsigned char* der = mbedtls_pem_get_buffer(&pem, &der_len);
+    ret = mbedtls_x509_crt_parse_der(chain, der, der_len);
+    if (ret != 0) {
+      std::string ed = eddsa_message(der, der_len);
+      mbedtls_pem_free(&pem);
+      err = std::string(what) + " #" + std::to_string(index) + ": " +
+            (!ed.empty() ? ed : "cannot parse: " + mbed_error(ret));
+      return false;
+    }
+    mbedtls_pem_free(&pem);
+    ++*count;
+    pos += use_len > 0 ? use_len : 1;
+  }
+  if (*count == 0) {
+    err = std::string("no ") + what + " found (expected PEM \"BEGIN CERTIFICATE\" blocks)";
+    return false;
+  }
+  return true;
+}
+
+int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+int64_t x509_time_to_unix(const mbedtls_x509_time& t) {
+  return days_from_civil(t.year, static_cast<unsigned>(t.mon), static_cast<unsigned>(t.day)) * 86400 +
+         t.hour * 3600 + t.min * 60 + t.sec;
+}
+
+std::string key_type_error(const mbedtls_pk_context* key) {
+  if (mbedtls_pk_can_do(key, MBEDTLS_PK_ECKEY)) {
+    mbedtls_ecp_group_id gid = mbedtls_ecp_keypair_get_group_id(mbedtls_pk_ec(*key));
+    if (gid == MBEDTLS_ECP_DP_SECP256R1 || gid == MBEDTLS_ECP_DP_SECP384R1) return {};
+    return "unsupported EC curve (" + std::to_string(mbedtls_pk_get_bitlen(key)) +
+           " bits); only ECDSA P-256 and P-384 are supported";
+  }
+  if (mbedtls_pk_get_type(key) == MBEDTLS_PK_RSA) {
+    size_t bits = mbedtls_pk_get_bitlen(key);
+    if (bits >= 2048) return {};
+    return "RSA key is " + std::to_string(bits) + " bits; at least 2048 bits are required";
+  }
+  return std::string("unsupported key type ") + mbedtls_pk_get_name(key) +
+         "; use ECDSA P-256/P-384 or RSA >= 2048";
+}
+
+}  // namespace
+
+CertBundle::CertBundle() {
+  mbedtls_x509_crt_init(&cert_);
+  mbedtls_pk_init(&key_);
+  mbedtls_x509_crt_init(&ca_);
+  mbedtls_x509_crl_init(&crl_);
+}
+
+CertBundle::~CertBundle() {
+  mbedtls_x509_crt_free(&cert_);
+  mbedtls_pk_free(&key_);
+  mbedtls_x509_crt_free(&ca_);
+  mbedtls_x509_crl_free(&crl_);
+}
+
+struct CertBundleLoader {
+  static CertBundleResult load(const CertFiles& files) {
+    CertBundleResult res;
+    auto fail = [&res](const std::string& file, std::string error) {
+      res.bundle.reset();
+      res.file = file;
+      res.error = std::move(error);
+      return res;
+    };
+    if (psa_crypto_init() != PSA_SUCCESS) return fail("", "cannot initialise PSA crypto");
+    if (files.cert.empty()) return fail("", "no certificate file configured");
+    if (files.key.empty()) return fail("", "no private key file configured");
+    if (files.ca_bundle.empty()) return fail("", "no CA bundle file configured");
+
+    auto b = std::make_shared<CertBundle>();
+    b->files_ = files;
+    std::string data, err;
+
+    // Node certificate chain, leaf first.
+    if (!read_file(files.cert, data, nullptr, err)) return fail(files.cert, err);
+    int n = 0;
+    if (!parse_certs(data, &b->cert_, "certificate", &n, err)) return fail(files.cert, err);
+
+    // Private key: permissions first (do not even parse a leaked key silently).
+    mode_t mode = 0;
+    if (!read_file(files.key, data, &mode, err)) return fail(files.key, err);
+    if ((mode & S_IROTH) && !files.allow_insecure_key_perms) {
+      char m[8];
+      std::snprintf(m, sizeof m, "%04o", static_cast<unsigned>(mode & 07777));
+      return fail(files.key, std::string("private key file is world-readable (mode ") + m +
+                                 "); run chmod 600 on it, or set FEDPROXY_ALLOW_INSECURE_KEY_PERMS=1");
+    }
+    {
+      const bool pem = looks_pem(data);
+      int ret = mbedtls_pk_parse_key(&b->key_, reinterpret_cast<const unsigned char*>(data.c_str()),
+                                     data.size() + (pem ? 1 : 0), nullptr, 0, mbedtls_psa_get_random,
+                                     MBEDTLS_PSA_RANDOM_STATE);
+      if (ret != 0) {
+        // Decode PEM (if any) to look for an EdDSA OID in the key structure.
+        std::string ed;
+        if (pem) {
+          for (const char* label : {"PRIVATE KEY", "PUBLIC KEY"}) {
+            std::string begin = std::string("-----BEGIN ") + label + "-----";
+            std::string end = std::string("-----END ") + label + "-----";
+            size_t pos = data.find(begin);
+            if (pos == std::string::npos) continue;
+            mbedtls_pem_context pemctx;
+            mbedtls_pem_init(&pemctx);
+            size_t use_len = 0;
+            if (mbedtls_pem_read_buffer(&pemctx, begin.c_str(), end.c_str(),
+                                        reinterpret_cast<const unsigned char*>(data.c_str() + pos),
+                                        nullptr, 0, &use_len) == 0) {
+              size_t len = 0;
+              const unsigned char* der = mbedtls_pem_get_buffer(&pemctx, &len);
+              ed = eddsa_message(der, len);
+            }
+            mbedtls_pem_free(&pemctx);
+            if (!ed.empty()) break;
+          }
+        } else {
+          ed = eddsa_message(reinterpret_cast<const unsigned char*>(data.data()), data.size());
+        }
+        if (!ed.empty()) return fail(files.key, ed);
+        if (ret == MBEDTLS_ERR_PK_PASSWORD_REQUIRED || ret == MBEDTLS_ERR_PK_PASSWORD_MISMATCH) {
+          return fail(files.key, "private key is encrypted; passphrase-protected keys are not supported");
+        }
+        return fail(files.key, "cannot parse private key: " + mbed_error(ret));
+      }
+    }
+    if (std::string e = key_type_error(&b->key_); !e.empty()) return fail(files.key, e);
+    {
+      int ret = mbedtls_pk_check_pair(&b->cert_.pk, &b->key_, mbedtls_psa_get_random,
+                                      MBEDTLS_PSA_RANDOM_STATE);
+      if (ret != 0) return fail(files.key, "private key does not match certificate " + files.cert);
+    }
+
+    // Trusted CAs (several during a CA rotation).
+    if (!read_file(files.ca_bundle, data, nullptr, err)) return fail(files.ca_bundle, err);
+    if (!parse_certs(data, &b->ca_, "CA certificate", &b->ca_count_, err)) return fail(files.ca_bundle, err);
+
+    // CRL (optional): PEM (several allowed) or DER.
+    if (!files.crl.empty()) {
+      if (!read_file(files.crl, data, nullptr, err)) return fail(files.crl, err);
+      const bool pem = looks_pem(data);
+      int ret = mbedtls_x509_crl_parse(&b->crl_, reinterpret_cast<const unsigned char*>(data.c_str()),
+                                       data.size() + (pem ? 1 : 0));
+      if (ret != 0) return fail(files.crl, "cannot parse CRL: " + mbed_error(ret));
+      b->has_crl_ = true;
+      for (const mbedtls_x509_crl* c = &b->crl_; c != nullptr; c = c->next) {
+        if (c->version == 0 || c->next_update.year == 0) continue;  // empty slot / no nextUpdate
+        int64_t t = x509_time_to_unix(c->next_update);
+        if (!b->crl_next_update_ || t < *b->crl_next_update_) b->crl_next_update_ = t;
+      }
+    }
+
+    b->not_after_ = x509_time_to_unix(b->cert_.valid_to);
+    char subject[1024];
+    int len = mbedtls_x509_dn_gets(subject, sizeof subject, &b->cert_.subject);
+    if (len > 0) b->subject_.assign(subject, static_cast<size_t>(len));
+
+    res.bundle = std::move(b);
+    return res;
+  }
+};
+
+CertBundleResult load_cert_bundle(const CertFiles& files) { return CertBundleLoader::load(files); }
+
+}  // namespace fedproxy::certwatch

@@ -1,0 +1,73 @@
+// CertBundle: the node certificate chain, its private key, the trusted CA
+// bundle and the optional CRL, loaded from files and validated together.
+// Immutable once built; a reload builds a new one to the side.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <mbedtls/pk.h>
+#include <mbedtls/x509_crl.h>
+#include <mbedtls/x509_crt.h>
+
+namespace fedproxy::certwatch {
+
+struct CertFiles {
+  std::string cert;       // PEM chain, leaf first
+  std::string key;        // PEM or DER private key
+  std::string ca_bundle;  // PEM, one or more CAs (dual-trust window)
+  std::string crl;        // "" = none; PEM or DER, may hold several CRLs
+  bool allow_insecure_key_perms = false;  // accept a world-readable key file
+};
+
+class CertBundle {
+ public:
+  CertBundle();
+  ~CertBundle();
+  CertBundle(const CertBundle&) = delete;
+  CertBundle& operator=(const CertBundle&) = delete;
+
+  mbedtls_x509_crt* cert_chain() const { return &cert_; }
+  mbedtls_pk_context* key() const { return &key_; }
+  mbedtls_x509_crt* ca_chain() const { return &ca_; }
+  // nullptr when no CRL is configured.
+  mbedtls_x509_crl* crl() const { return has_crl_ ? &crl_ : nullptr; }
+
+  int ca_count() const { return ca_count_; }
+  // Earliest nextUpdate over the loaded CRLs (unix seconds), nullopt without CRL.
+  std::optional<int64_t> crl_next_update() const { return crl_next_update_; }
+  int64_t cert_not_after() const { return not_after_; }  // unix seconds, leaf
+  const std::string& cert_subject() const { return subject_; }
+  const CertFiles& files() const { return files_; }
+
+ private:
+  friend struct CertBundleLoader;
+  // mutable: mbedTLS APIs take non-const pointers even for read-only use.
+  mutable mbedtls_x509_crt cert_;
+  mutable mbedtls_pk_context key_;
+  mutable mbedtls_x509_crt ca_;
+  mutable mbedtls_x509_crl crl_;
+  bool has_crl_ = false;
+  int ca_count_ = 0;
+  std::optional<int64_t> crl_next_update_;
+  int64_t not_after_ = 0;
+  std::string subject_;
+  CertFiles files_;
+};
+
+struct CertBundleResult {
+  std::shared_ptr<const CertBundle> bundle;  // null on failure
+  std::string file;    // the file the error is about
+  std::string error;   // one human sentence, e.g. "private key does not match certificate"
+  std::string to_string() const { return file.empty() ? error : file + ": " + error; }
+};
+
+// Load and validate: files readable, cert/CA/CRL parse, key parses and matches
+// the leaf cert, key type supported (ECDSA P-256/P-384, RSA >= 2048; Ed25519 is
+// refused with a message saying the TLS library does not support it), key file
+// not world-readable unless allowed. CA bundle must hold at least one CA.
+// Calls psa_crypto_init() itself (idempotent).
+CertBundleResult load_cert_bundle(const CertFiles& files);
+
+}  // namespace fedproxy::certwatch

@@ -1,0 +1,1386 @@
+// Configuration file loading (SPEC §11): strict JSON parse → validate every
+// key with its JSON location → Config. Every problem is collected; a Config is
+// returned only when there are none. No exception leaves this file.
+
+#include "policy/config.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <picojson.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <string_view>
+#include <thread>
+#include <utility>
+
+namespace fedproxy::policy {
+
+namespace fs = std::filesystem;
+using picojson::array;
+using picojson::object;
+using picojson::value;
+
+// ---------------------------------------------------------------------------
+// Small helpers shared by endpoint parsing and validation.
+namespace {
+
+constexpr size_t kMaxJsonDepth = 64;
+constexpr size_t kMaxConfigFileBytes = 16u << 20;  // 16 MiB: a config, not a data set
+constexpr size_t kMaxUnixPathBytes = 107;           // sizeof(sockaddr_un::sun_path) - 1
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_lower_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f'); }
+bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+std::string quote(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += '"';
+  return out;
+}
+
+// Decimal port, 1..5 digits, value ≤ 65535.
+bool parse_port(std::string_view s, uint16_t* port) {
+  if (s.empty() || s.size() > 5) return false;
+  uint32_t v = 0;
+  for (char c : s) {
+    if (!is_digit(c)) return false;
+    v = v * 10 + static_cast<uint32_t>(c - '0');
+  }
+  if (v > 65535) return false;
+  *port = static_cast<uint16_t>(v);
+  return true;
+}
+
+bool is_ipv4_literal(const std::string& s) {
+  in_addr a{};
+  return inet_pton(AF_INET, s.c_str(), &a) == 1;
+}
+
+bool is_ipv6_literal(const std::string& s) {
+  in6_addr a{};
+  return inet_pton(AF_INET6, s.c_str(), &a) == 1;
+}
+
+// A DNS host name (for peer endpoint URLs only; config endpoints take IPs).
+bool is_dns_name(std::string_view s) {
+  if (s.empty() || s.size() > 253) return false;
+  size_t label = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '.') {
+      if (label == 0 || s[i - 1] == '-') return false;
+      label = 0;
+      continue;
+    }
+    if (!(is_alpha(c) || is_digit(c) || c == '-')) return false;
+    if (c == '-' && label == 0) return false;
+    if (++label > 63) return false;
+  }
+  return label > 0 && s.back() != '-';
+}
+
+// SPEC §3: ^[a-z0-9]([a-z0-9-]{1,61}[a-z0-9])?$, no "--", not reserved.
+// Note the regex admits lengths 1 and 3..63, not 2.
+std::optional<std::string> slug_error(std::string_view s) {
+  static constexpr std::string_view kReserved[] = {"local",  "user", "marketplace",
+                                                   "system", "admin", "root"};
+  auto slug_char = [](char c) { return (c >= 'a' && c <= 'z') || is_digit(c); };
+  bool ok = !s.empty() && (s.size() == 1 || (s.size() >= 3 && s.size() <= 63));
+  if (ok) {
+    ok = slug_char(s.front()) && slug_char(s.back());
+    for (char c : s) ok = ok && (slug_char(c) || c == '-');
+  }
+  if (!ok) {
+    return "invalid slug " + quote(s) +
+           ": must be 1 or 3 to 63 characters of a-z, 0-9 and '-', starting and ending "
+           "with a letter or digit";
+  }
+  if (s.find("--") != std::string_view::npos) {
+    return "invalid slug " + quote(s) + ": must not contain \"--\"";
+  }
+  for (auto r : kReserved) {
+    if (s == r) return "slug " + quote(s) + " is reserved";
+  }
+  return std::nullopt;
+}
+
+// An absolute URI: scheme ":" something, no whitespace or control bytes.
+std::optional<std::string> uri_error(std::string_view s) {
+  if (s.empty()) return "must not be empty";
+  size_t colon = s.find(':');
+  bool scheme_ok = colon != std::string_view::npos && colon > 0 && is_alpha(s[0]);
+  for (size_t i = 1; scheme_ok && i < colon; ++i) {
+    char c = s[i];
+    scheme_ok = is_alpha(c) || is_digit(c) || c == '+' || c == '-' || c == '.';
+  }
+  if (!scheme_ok) {
+    return "must be an absolute URI with a scheme, e.g. \"spiffe://example.org/nodes/a\" (got " +
+           quote(s) + ")";
+  }
+  if (colon + 1 == s.size()) return "URI " + quote(s) + " has nothing after the scheme";
+  for (unsigned char c : s) {
+    if (c <= 0x20 || c == 0x7f) {
+      return "URI " + quote(s) + " must not contain whitespace or control characters";
+    }
+  }
+  return std::nullopt;
+}
+
+int days_in_month(int year, int month) {
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (month == 2) {
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return leap ? 29 : 28;
+  }
+  return kDays[month - 1];
+}
+
+// YYYY-MM-DDTHH:MM:SS(.frac)?(Z|±HH:MM), with field ranges checked.
+bool is_rfc3339(std::string_view s) {
+  auto num = [&](size_t pos, size_t len, int* out) {
+    if (pos + len > s.size()) return false;
+    int v = 0;
+    for (size_t i = pos; i < pos + len; ++i) {
+      if (!is_digit(s[i])) return false;
+      v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+  };
+  auto at = [&](size_t pos, char c) { return pos < s.size() && s[pos] == c; };
+  int year, month, day, hour, minute, second;
+  if (!num(0, 4, &year) || !at(4, '-') || !num(5, 2, &month) || !at(7, '-') ||
+      !num(8, 2, &day) || !at(10, 'T') || !num(11, 2, &hour) || !at(13, ':') ||
+      !num(14, 2, &minute) || !at(16, ':') || !num(17, 2, &second)) {
+    return false;
+  }
+  if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) || hour > 23 ||
+      minute > 59 || second > 60) {
+    return false;
+  }
+  size_t pos = 19;
+  if (at(pos, '.')) {
+    size_t start = ++pos;
+    while (pos < s.size() && is_digit(s[pos])) ++pos;
+    if (pos == start) return false;
+  }
+  if (at(pos, 'Z')) return pos + 1 == s.size();
+  if (at(pos, '+') || at(pos, '-')) {
+    int oh, om;
+    if (!num(pos + 1, 2, &oh) || !at(pos + 3, ':') || !num(pos + 4, 2, &om)) return false;
+    return oh <= 23 && om <= 59 && pos + 6 == s.size();
+  }
+  return false;
+}
+
+// Peer endpoints (SPEC §3 manifests): "https://host[:port]" with a DNS name,
+// IPv4 or [IPv6] host; "http://" is accepted for insecure dev mode (§9).
+std::optional<std::string> peer_url_error(std::string_view s) {
+  std::string_view rest;
+  if (s.starts_with("https://")) {
+    rest = s.substr(8);
+  } else if (s.starts_with("http://")) {
+    rest = s.substr(7);
+  } else {
+    return "must be an https:// URL such as \"https://partner.example:8443\" (got " + quote(s) +
+           ")";
+  }
+  std::string_view authority = rest.substr(0, rest.find('/'));
+  std::string_view path = rest.substr(authority.size());
+  if (!path.empty() && path != "/") {
+    return "must be a bare origin without path, query or fragment (got " + quote(s) + ")";
+  }
+  std::string host;
+  std::string_view port;
+  if (authority.starts_with("[")) {
+    size_t close = authority.find(']');
+    if (close == std::string_view::npos) return "unterminated '[' in " + quote(s);
+    host = std::string(authority.substr(1, close - 1));
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after[0] != ':') return "unexpected characters after ']' in " + quote(s);
+      port = after.substr(1);
+      if (port.empty()) return "empty port in " + quote(s);
+    }
+    if (!is_ipv6_literal(host)) return "invalid IPv6 address in " + quote(s);
+  } else {
+    size_t colon = authority.rfind(':');
+    if (colon != std::string_view::npos) {
+      host = std::string(authority.substr(0, colon));
+      port = authority.substr(colon + 1);
+      if (port.empty()) return "empty port in " + quote(s);
+    } else {
+      host = std::string(authority);
+    }
+    if (!is_ipv4_literal(host) && !is_dns_name(host)) return "invalid host in " + quote(s);
+  }
+  uint16_t p = 0;
+  if (!port.empty() && (!parse_port(port, &p) || p == 0)) {
+    return "invalid port in " + quote(s) + " (must be 1..65535)";
+  }
+  return std::nullopt;
+}
+
+// Optimal string alignment distance (Levenshtein plus adjacent transposition).
+size_t edit_distance(std::string_view a, std::string_view b) {
+  const size_t n = a.size(), m = b.size();
+  std::vector<std::vector<size_t>> d(n + 1, std::vector<size_t>(m + 1));
+  for (size_t i = 0; i <= n; ++i) d[i][0] = i;
+  for (size_t j = 0; j <= m; ++j) d[0][j] = j;
+  for (size_t i = 1; i <= n; ++i) {
+    for (size_t j = 1; j <= m; ++j) {
+      size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[n][m];
+}
+
+// The closest candidate within distance 2 (and closer than the candidate is
+// long, so "ab" does not suggest "id"), first one on ties.
+std::optional<std::string_view> closest(std::string_view word,
+                                        const std::vector<std::string_view>& candidates) {
+  if (word.size() > 64) return std::nullopt;
+  std::optional<std::string_view> best;
+  size_t best_d = 3;
+  for (auto c : candidates) {
+    if (c.starts_with("$") || c.starts_with("_")) continue;  // don't suggest ignored keys
+    size_t d = edit_distance(word, c);
+    if (d < best_d && d < c.size()) {
+      best_d = d;
+      best = c;
+    }
+  }
+  return best;
+}
+
+std::string join(const std::vector<std::string_view>& words) {
+  std::string out;
+  for (auto w : words) {
+    if (!out.empty()) out += ", ";
+    out += w;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Strict JSON parsing: picojson's parser driven by a context that reports
+// duplicate keys (picojson would keep the last silently), bounds nesting
+// depth and refuses numbers that overflow a double (picojson would throw).
+
+struct ParseNotes {
+  std::vector<ConfigProblem>* problems;
+  std::string failure;  // why the parse stopped, when the context refused
+  bool fatal = false;   // a problem that makes validating the document pointless
+};
+
+std::string key_path(const std::string& parent, std::string_view key) {
+  bool plain = !key.empty();
+  for (char c : key) {
+    plain = plain && (is_alpha(c) || is_digit(c) || c == '_' || c == '-' || c == '$');
+  }
+  std::string out = parent;
+  if (plain) {
+    if (!out.empty()) out += '.';
+    out += key;
+  } else {
+    out += '[';
+    out += quote(key);
+    out += ']';
+  }
+  return out;
+}
+
+std::string index_path(const std::string& parent, size_t i) {
+  return parent + "[" + std::to_string(i) + "]";
+}
+
+class StrictContext {
+ public:
+  StrictContext(value* out, size_t depth, std::string path, ParseNotes* notes)
+      : out_(out), depth_(depth), path_(std::move(path)), notes_(notes) {}
+  StrictContext(const StrictContext&) = delete;
+  StrictContext& operator=(const StrictContext&) = delete;
+
+  bool set_null() {
+    *out_ = value();
+    return true;
+  }
+  bool set_bool(bool b) {
+    *out_ = value(b);
+    return true;
+  }
+  bool set_int64(int64_t i) {
+    *out_ = value(i);
+    return true;
+  }
+  // picojson ignores this return value, so an overflowing number is recorded
+  // as a problem at its location (and the document is not validated further).
+  bool set_number(double f) {
+    if (!std::isfinite(f)) {
+      notes_->problems->push_back({path_.empty() ? "(root)" : path_, "number out of range"});
+      notes_->fatal = true;
+      *out_ = value();
+      return true;
+    }
+    *out_ = value(f);
+    return true;
+  }
+  template <typename Iter>
+  bool parse_string(picojson::input<Iter>& in) {
+    *out_ = value(picojson::string_type, false);
+    return picojson::_parse_string(out_->get<std::string>(), in);
+  }
+  bool parse_array_start() {
+    if (depth_ == 0) {
+      notes_->failure = "nested too deeply";
+      return false;
+    }
+    --depth_;
+    *out_ = value(picojson::array_type, false);
+    return true;
+  }
+  template <typename Iter>
+  bool parse_array_item(picojson::input<Iter>& in, size_t index) {
+    array& a = out_->get<array>();
+    a.push_back(value());
+    StrictContext child(&a.back(), depth_, index_path(path_, index), notes_);
+    return picojson::_parse(child, in);
+  }
+  bool parse_array_stop(size_t) {
+    ++depth_;
+    return true;
+  }
+  bool parse_object_start() {
+    if (depth_ == 0) {
+      notes_->failure = "nested too deeply";
+      return false;
+    }
+    --depth_;
+    *out_ = value(picojson::object_type, false);
+    return true;
+  }
+  template <typename Iter>
+  bool parse_object_item(picojson::input<Iter>& in, const std::string& key) {
+    object& o = out_->get<object>();
+    std::string child_path = key_path(path_, key);
+    if (o.count(key) != 0) {
+      notes_->problems->push_back(
+          {child_path, "duplicate key (only one value per key is allowed)"});
+    }
+    value& slot = o[key];
+    slot = value();
+    StrictContext child(&slot, depth_, std::move(child_path), notes_);
+    return picojson::_parse(child, in);
+  }
+  bool parse_object_stop() {
+    ++depth_;
+    return true;
+  }
+
+ private:
+  value* out_;
+  size_t depth_;
+  std::string path_;
+  ParseNotes* notes_;
+};
+
+// Parses text into *out. Syntax errors become one problem naming line and
+// column; duplicate keys become problems too (parsing continues).
+bool parse_json_strict(const std::string& text, value* out, std::vector<ConfigProblem>* problems) {
+  ParseNotes notes{problems, {}};
+  size_t start = 0;
+  if (text.starts_with("\xEF\xBB\xBF")) start = 3;  // tolerate a UTF-8 BOM
+  picojson::input<std::string::const_iterator> in(text.cbegin() + static_cast<long>(start),
+                                                  text.cend());
+  StrictContext ctx(out, kMaxJsonDepth, "", &notes);
+  bool ok = picojson::_parse(ctx, in);
+  std::string reason;
+  if (ok && notes.fatal) return false;
+  if (ok) {
+    in.skip_ws();
+    if (in.getc() != -1) {
+      in.ungetc();
+      ok = false;
+      reason = "unexpected content after the end of the JSON value";
+    }
+  }
+  if (ok) return true;
+
+  size_t offset = static_cast<size_t>(in.cur() - text.cbegin());
+  size_t line = 1, column = 1;
+  for (size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  if (reason.empty()) reason = notes.failure;
+  if (reason.empty()) {
+    if (offset >= text.size()) {
+      reason = "unexpected end of input";
+    } else {
+      unsigned char c = static_cast<unsigned char>(text[offset]);
+      if (c >= 0x20 && c < 0x7f) {
+        reason = std::string("unexpected character '") + static_cast<char>(c) + "'";
+      } else {
+        char buf[40];
+        std::snprintf(buf, sizeof buf, "unexpected byte 0x%02x", c);
+        reason = buf;
+      }
+    }
+  }
+  problems->push_back({"line " + std::to_string(line) + ", column " + std::to_string(column),
+                       "invalid JSON: " + reason});
+  return false;
+}
+
+const char* type_name(const value& v) {
+  if (v.is<picojson::null>()) return "null";
+  if (v.is<bool>()) return "a boolean";
+  if (v.is<int64_t>()) return "an integer";
+  if (v.is<double>()) return "a number";
+  if (v.is<std::string>()) return "a string";
+  if (v.is<array>()) return "an array";
+  return "an object";
+}
+
+const value* member(const object& o, std::string_view key) {
+  auto it = o.find(std::string(key));
+  return it == o.end() ? nullptr : &it->second;
+}
+
+// ---------------------------------------------------------------------------
+// Key sets, per level.
+
+const std::vector<std::string_view> kTopKeys = {
+    "node",     "tls",    "ingress",  "egress",  "admin",     "workers",
+    "manifests_dir", "peers", "routes", "grants", "audit",   "limits",
+    "timeouts", "shutdown_grace_ms", "enforce", "limit_param", "on_limit",
+    "$schema",  "_comment"};
+const std::vector<std::string_view> kNodeKeys = {"org", "entity_uri"};
+const std::vector<std::string_view> kTlsKeys = {
+    "cert",  "key", "ca_bundle", "crl", "crl_fail_open", "watch_interval_ms",
+    "ticket_rotation_ms", "session_tickets"};
+const std::vector<std::string_view> kIngressKeys = {"listen", "upstream",
+                                                    "upstream_pool_max_idle"};
+const std::vector<std::string_view> kEgressKeys = {"listen", "allow_non_loopback"};
+const std::vector<std::string_view> kAdminKeys = {"listen"};
+const std::vector<std::string_view> kPeerKeys = {
+    "org", "trust_level", "cert_fingerprint", "expires_at", "allowed_regions",
+    "allowed_artifact_types", "entity_uri", "endpoints"};
+const std::vector<std::string_view> kRouteKeys = {"prefix", "resource", "sensitive"};
+const std::vector<std::string_view> kAuditKeys = {"path"};
+const std::vector<std::string_view> kLimitsKeys = {
+    "max_connections",  "max_header_bytes",     "max_request_line_bytes",
+    "max_header_count", "max_conn_lifetime_ms", "max_requests_per_conn"};
+const std::vector<std::string_view> kTimeoutsKeys = {
+    "handshake_ms", "header_ms", "idle_ms", "upstream_connect_ms", "upstream_response_ms",
+    "shutdown_grace_ms"};
+const std::vector<std::string_view> kTrustLevels = {"none", "verified", "full"};
+const std::vector<std::string_view> kOnLimit = {"rewrite", "reject"};
+
+constexpr uint64_t kMaxTimeoutMs = 86400000;  // one day
+
+// ---------------------------------------------------------------------------
+// The validator: reads a parsed document into a Config, collecting problems.
+
+class Loader {
+ public:
+  Loader(std::string base_dir, const EnvOverrides& env) : base_(std::move(base_dir)), env_(env) {}
+
+  std::vector<ConfigProblem> problems;
+
+  void load(const value& root, Config& c) {
+    if (!root.is<object>()) {
+      add("(root)", std::string("must be a JSON object, got ") + type_name(root));
+      return;
+    }
+    const object& o = root.get<object>();
+    check_keys(o, "", kTopKeys);
+
+    if (auto* v = member(o, "node")) {
+      load_node(*v, c.node);
+    } else {
+      add("node", "required (the node's own org and entity_uri)");
+    }
+    load_tls(member(o, "tls"), c.tls);
+    load_ingress(member(o, "ingress"), c.ingress);
+    load_egress(member(o, "egress"), c.egress);
+    load_admin(member(o, "admin"), c.admin);
+    if (auto* v = member(o, "workers")) load_workers(*v, c.workers);
+    if (auto* v = member(o, "manifests_dir")) read_path(*v, "manifests_dir", c.manifests_dir, true);
+    if (auto* v = member(o, "peers")) load_peers(*v, c);
+    if (auto* v = member(o, "routes")) load_routes(*v, c.routes);
+    if (auto* v = member(o, "grants")) load_grants(*v, c.grants);
+    if (auto* v = member(o, "audit")) load_audit(*v, c.audit);
+    if (auto* v = member(o, "limits")) load_limits(*v, c.limits);
+    std::optional<uint32_t> grace_in_timeouts;
+    if (auto* v = member(o, "timeouts")) load_timeouts(*v, c.timeouts, grace_in_timeouts);
+    if (auto* v = member(o, "shutdown_grace_ms")) {
+      uint32_t grace = 0;
+      if (read_uint(*v, "shutdown_grace_ms", grace, 0, kMaxTimeoutMs)) {
+        if (grace_in_timeouts && *grace_in_timeouts != grace) {
+          add("shutdown_grace_ms", "conflicts with timeouts.shutdown_grace_ms (" +
+                                       std::to_string(grace) + " vs " +
+                                       std::to_string(*grace_in_timeouts) + "); set only one");
+        } else {
+          c.timeouts.shutdown_grace_ms = grace;
+        }
+      }
+    }
+    if (auto* v = member(o, "enforce")) read_bool(*v, "enforce", c.enforce);
+    if (auto* v = member(o, "limit_param")) {
+      std::string p;
+      if (read_string(*v, "limit_param", p)) {
+        bool ok = !p.empty() && p.size() <= 64;
+        for (char ch : p) {
+          ok = ok && (is_alpha(ch) || is_digit(ch) || ch == '_' || ch == '-' || ch == '.' ||
+                      ch == '~');
+        }
+        if (ok) {
+          c.limit_param = p;
+        } else {
+          add("limit_param", "must be a query parameter name of 1 to 64 characters from "
+                             "A-Z a-z 0-9 _ - . ~ (got " + quote(p) + ")");
+        }
+      }
+    }
+    if (auto* v = member(o, "on_limit")) read_enum(*v, "on_limit", kOnLimit, c.on_limit);
+    // "$schema" and "_comment" are accepted and ignored.
+
+    apply_env_and_check_tls(c.tls);
+  }
+
+ private:
+  std::string base_;
+  const EnvOverrides& env_;
+
+  void add(std::string where, std::string message) {
+    problems.push_back({std::move(where), std::move(message)});
+  }
+
+  void check_keys(const object& o, const std::string& where,
+                  const std::vector<std::string_view>& known) {
+    for (const auto& [key, _] : o) {
+      if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+      std::string msg = "unknown key";
+      if (auto s = closest(key, known)) {
+        msg += "; did you mean " + quote(*s) + "?";
+      } else {
+        std::vector<std::string_view> shown;
+        for (auto k : known) {
+          if (!k.starts_with("$") && !k.starts_with("_")) shown.push_back(k);
+        }
+        msg += " (known keys: " + join(shown) + ")";
+      }
+      add(key_path(where, key), msg);
+    }
+  }
+
+  // Returns the object, or nullptr after reporting a type problem.
+  const object* as_object(const value& v, const std::string& where) {
+    if (v.is<object>()) return &v.get<object>();
+    add(where, std::string("must be an object, got ") + type_name(v));
+    return nullptr;
+  }
+
+  bool read_string(const value& v, const std::string& where, std::string& out) {
+    if (!v.is<std::string>()) {
+      add(where, std::string("must be a string, got ") + type_name(v));
+      return false;
+    }
+    const std::string& s = v.get<std::string>();
+    if (s.find('\0') != std::string::npos) {
+      add(where, "must not contain NUL characters");
+      return false;
+    }
+    out = s;
+    return true;
+  }
+
+  bool read_nonempty_string(const value& v, const std::string& where, std::string& out) {
+    std::string s;
+    if (!read_string(v, where, s)) return false;
+    if (s.empty()) {
+      add(where, "must not be empty");
+      return false;
+    }
+    out = std::move(s);
+    return true;
+  }
+
+  bool read_bool(const value& v, const std::string& where, bool& out) {
+    if (!v.is<bool>()) {
+      add(where, std::string("must be true or false, got ") + type_name(v));
+      return false;
+    }
+    out = v.get<bool>();
+    return true;
+  }
+
+  template <typename T>
+  bool read_uint(const value& v, const std::string& where, T& out, uint64_t min, uint64_t max) {
+    std::string range = "an integer between " + std::to_string(min) + " and " + std::to_string(max);
+    if (!v.is<int64_t>()) {
+      if (v.is<double>()) {
+        add(where, "must be " + range + " (got " + v.serialize() + ")");
+      } else {
+        add(where, "must be " + range + ", got " + type_name(v));
+      }
+      return false;
+    }
+    int64_t i = v.get<int64_t>();
+    if (i < 0 || static_cast<uint64_t>(i) < min || static_cast<uint64_t>(i) > max) {
+      add(where, "must be " + range + " (got " + std::to_string(i) + ")");
+      return false;
+    }
+    out = static_cast<T>(i);
+    return true;
+  }
+
+  bool read_enum(const value& v, const std::string& where,
+                 const std::vector<std::string_view>& allowed, std::string& out) {
+    std::string s;
+    if (!read_string(v, where, s)) return false;
+    if (std::find(allowed.begin(), allowed.end(), s) != allowed.end()) {
+      out = s;
+      return true;
+    }
+    std::string msg = "must be one of " + join(allowed) + " (got " + quote(s) + ")";
+    if (auto near = closest(s, allowed)) msg += "; did you mean " + quote(*near) + "?";
+    add(where, msg);
+    return false;
+  }
+
+  // A file or directory path, resolved against the config file's directory.
+  // null (when nullable) means "not configured" and leaves out empty.
+  bool read_path(const value& v, const std::string& where, std::string& out, bool nullable) {
+    if (nullable && v.is<picojson::null>()) {
+      out.clear();
+      return true;
+    }
+    std::string s;
+    if (!v.is<std::string>()) {
+      add(where, std::string("must be a path string") + (nullable ? " or null" : "") + ", got " +
+                     type_name(v));
+      return false;
+    }
+    if (!read_nonempty_string(v, where, s)) return false;
+    out = resolve(base_, s);
+    return true;
+  }
+
+ public:
+  static std::string resolve(const std::string& base, const std::string& p) {
+    fs::path path(p);
+    if (path.is_relative()) path = fs::path(base) / path;
+    std::string out = path.lexically_normal().string();
+    while (out.size() > 1 && out.back() == '/') out.pop_back();
+    return out;
+  }
+
+ private:
+  bool read_endpoint(const value& v, const std::string& where, bool listen, Endpoint& out) {
+    std::string s;
+    if (!read_string(v, where, s)) return false;
+    std::string err;
+    auto ep = parse_endpoint(s, &err);
+    if (!ep) {
+      add(where, err);
+      return false;
+    }
+    if (listen && ep->kind == Endpoint::Kind::unix_socket) {
+      add(where, "listen addresses must be host:port (unix sockets are supported for "
+                 "ingress.upstream only)");
+      return false;
+    }
+    if (!listen && ep->kind == Endpoint::Kind::tcp && ep->port == 0) {
+      add(where, "port 0 is only meaningful for listen addresses (got " + quote(s) + ")");
+      return false;
+    }
+    out = std::move(*ep);
+    return true;
+  }
+
+  std::optional<std::vector<std::string>> read_string_list(const value& v,
+                                                           const std::string& where) {
+    if (!v.is<array>()) {
+      add(where, std::string("must be an array of strings or null, got ") + type_name(v));
+      return std::nullopt;
+    }
+    std::vector<std::string> out;
+    bool ok = true;
+    const array& a = v.get<array>();
+    for (size_t i = 0; i < a.size(); ++i) {
+      std::string s;
+      if (read_nonempty_string(a[i], index_path(where, i), s)) {
+        out.push_back(std::move(s));
+      } else {
+        ok = false;
+      }
+    }
+    if (!ok) return std::nullopt;
+    return out;
+  }
+
+  void load_node(const value& v, NodeConfig& node) {
+    const object* o = as_object(v, "node");
+    if (!o) return;
+    check_keys(*o, "node", kNodeKeys);
+    if (auto* org = member(*o, "org")) {
+      std::string s;
+      if (read_string(*org, "node.org", s)) {
+        if (auto e = slug_error(s)) {
+          add("node.org", *e);
+        } else {
+          node.org = s;
+        }
+      }
+    } else {
+      add("node.org", "required");
+    }
+    if (auto* uri = member(*o, "entity_uri")) {
+      std::string s;
+      if (read_string(*uri, "node.entity_uri", s)) {
+        if (auto e = uri_error(s)) {
+          add("node.entity_uri", *e);
+        } else {
+          node.entity_uri = s;
+        }
+      }
+    } else {
+      add("node.entity_uri", "required");
+    }
+  }
+
+  void load_tls(const value* v, TlsFiles& tls) {
+    if (!v || v->is<picojson::null>()) return;  // insecure mode unless env provides files
+    const object* o = as_object(*v, "tls");
+    if (!o) return;
+    check_keys(*o, "tls", kTlsKeys);
+    if (auto* f = member(*o, "cert")) read_path(*f, "tls.cert", tls.cert, true);
+    if (auto* f = member(*o, "key")) read_path(*f, "tls.key", tls.key, true);
+    if (auto* f = member(*o, "ca_bundle")) read_path(*f, "tls.ca_bundle", tls.ca_bundle, true);
+    if (auto* f = member(*o, "crl")) read_path(*f, "tls.crl", tls.crl, true);
+    if (auto* f = member(*o, "crl_fail_open")) read_bool(*f, "tls.crl_fail_open", tls.crl_fail_open);
+    if (auto* f = member(*o, "watch_interval_ms")) {
+      read_uint(*f, "tls.watch_interval_ms", tls.watch_interval_ms, 100, kMaxTimeoutMs);
+    }
+    if (auto* f = member(*o, "ticket_rotation_ms")) {
+      // TLS 1.3 tickets live at most 7 days (RFC 8446 §4.6.1).
+      read_uint(*f, "tls.ticket_rotation_ms", tls.ticket_rotation_ms, 1000, 604800000);
+    }
+    if (auto* f = member(*o, "session_tickets")) {
+      read_bool(*f, "tls.session_tickets", tls.session_tickets);
+    }
+  }
+
+  void apply_env(const std::optional<std::string>& env_value, const char* env_name,
+                 std::string& field) {
+    if (!env_value) return;
+    if (env_value->empty() || env_value->find('\0') != std::string::npos) {
+      add(env_name, "must be a non-empty path");
+      return;
+    }
+    std::error_code ec;
+    fs::path cwd = fs::current_path(ec);
+    if (ec) {
+      add(env_name, "cannot resolve relative path: " + ec.message());
+      return;
+    }
+    field = resolve(cwd.string(), *env_value);
+  }
+
+  void apply_env_and_check_tls(TlsFiles& tls) {
+    apply_env(env_.tls_cert, "FEDPROXY_TLS_CERT_PATH", tls.cert);
+    apply_env(env_.tls_key, "FEDPROXY_TLS_KEY_PATH", tls.key);
+    apply_env(env_.tls_ca_bundle, "FEDPROXY_TLS_CA_BUNDLE", tls.ca_bundle);
+    auto from = [](const std::optional<std::string>& e, const char* name) {
+      return e ? std::string(" (set by ") + name + ")" : std::string();
+    };
+    if (!tls.cert.empty() && tls.key.empty()) {
+      add("tls.key", "required when tls.cert is set" + from(env_.tls_cert, "FEDPROXY_TLS_CERT_PATH"));
+    }
+    if (tls.cert.empty() && !tls.key.empty()) {
+      add("tls.cert", "required when tls.key is set" + from(env_.tls_key, "FEDPROXY_TLS_KEY_PATH"));
+    }
+    if (!tls.cert.empty() && tls.ca_bundle.empty()) {
+      add("tls.ca_bundle", "required when tls.cert is set (peer certificates are verified "
+                           "against it)" + from(env_.tls_cert, "FEDPROXY_TLS_CERT_PATH"));
+    }
+  }
+
+  void load_ingress(const value* v, IngressConfig& in) {
+    in.listen = *parse_endpoint("0.0.0.0:8443", nullptr);
+    in.upstream = *parse_endpoint("127.0.0.1:8080", nullptr);
+    if (!v) return;
+    const object* o = as_object(*v, "ingress");
+    if (!o) return;
+    check_keys(*o, "ingress", kIngressKeys);
+    if (auto* f = member(*o, "listen")) read_endpoint(*f, "ingress.listen", true, in.listen);
+    if (auto* f = member(*o, "upstream")) read_endpoint(*f, "ingress.upstream", false, in.upstream);
+    if (auto* f = member(*o, "upstream_pool_max_idle")) {
+      read_uint(*f, "ingress.upstream_pool_max_idle", in.upstream_pool_max_idle, 0, 100000);
+    }
+  }
+
+  void load_egress(const value* v, EgressConfig& eg) {
+    eg.listen = parse_endpoint("127.0.0.1:15001", nullptr);
+    if (!v) return;
+    if (v->is<picojson::null>()) {
+      eg.listen.reset();
+      return;
+    }
+    const object* o = as_object(*v, "egress");
+    if (!o) return;
+    check_keys(*o, "egress", kEgressKeys);
+    if (auto* f = member(*o, "allow_non_loopback")) {
+      read_bool(*f, "egress.allow_non_loopback", eg.allow_non_loopback);
+    }
+    if (auto* f = member(*o, "listen")) {
+      if (f->is<picojson::null>()) {
+        eg.listen.reset();
+      } else {
+        Endpoint ep;
+        if (read_endpoint(*f, "egress.listen", true, ep)) eg.listen = ep;
+      }
+    }
+    if (eg.listen && !eg.allow_non_loopback && !eg.listen->is_loopback()) {
+      add("egress.listen", "must be a loopback address (127.0.0.0/8, [::1] or localhost), got " +
+                               quote(eg.listen->text) +
+                               "; set egress.allow_non_loopback to true to allow it");
+    }
+  }
+
+  void load_admin(const value* v, AdminConfig& ad) {
+    ad.listen = parse_endpoint("127.0.0.1:9901", nullptr);
+    if (!v) return;
+    if (v->is<picojson::null>()) {
+      ad.listen.reset();
+      return;
+    }
+    const object* o = as_object(*v, "admin");
+    if (!o) return;
+    check_keys(*o, "admin", kAdminKeys);
+    if (auto* f = member(*o, "listen")) {
+      if (f->is<picojson::null>()) {
+        ad.listen.reset();
+      } else {
+        Endpoint ep;
+        if (read_endpoint(*f, "admin.listen", true, ep)) ad.listen = ep;
+      }
+    }
+  }
+
+  void load_workers(const value& v, unsigned& workers) {
+    if (v.is<std::string>() && v.get<std::string>() == "auto") {
+      unsigned n = std::thread::hardware_concurrency();
+      workers = std::clamp(n, 1u, 64u);
+      return;
+    }
+    if (v.is<int64_t>()) {
+      read_uint(v, "workers", workers, 1, 64);
+      return;
+    }
+    add("workers", std::string("must be an integer between 1 and 64 or \"auto\", got ") +
+                       (v.is<std::string>() ? quote(v.get<std::string>()) : type_name(v)));
+  }
+
+  void load_peers(const value& v, Config& c) {
+    if (!v.is<array>()) {
+      add("peers", std::string("must be an array, got ") + type_name(v));
+      return;
+    }
+    const array& a = v.get<array>();
+    std::map<std::string, size_t> seen;
+    for (size_t i = 0; i < a.size(); ++i) {
+      std::string where = index_path("peers", i);
+      const object* o = as_object(a[i], where);
+      if (!o) continue;
+      check_keys(*o, where, kPeerKeys);
+      PeerConfig p;
+      bool ok = true;
+      if (auto* f = member(*o, "org")) {
+        std::string org;
+        if (read_string(*f, where + ".org", org)) {
+          if (auto e = slug_error(org)) {
+            add(where + ".org", *e);
+            ok = false;
+          } else if (!c.node.org.empty() && org == c.node.org) {
+            add(where + ".org", "is this node's own org (node.org); a node is not its own peer");
+            ok = false;
+          } else if (auto [it, inserted] = seen.emplace(org, i); !inserted) {
+            add(where + ".org", "duplicate peer " + quote(org) + " (also peers[" +
+                                    std::to_string(it->second) + "])");
+            ok = false;
+          }
+          p.org = org;
+        } else {
+          ok = false;
+        }
+      } else {
+        add(where + ".org", "required");
+        ok = false;
+      }
+      if (auto* f = member(*o, "trust_level")) {
+        ok &= read_enum(*f, where + ".trust_level", kTrustLevels, p.trust_level);
+      }
+      if (auto* f = member(*o, "cert_fingerprint"); f && !f->is<picojson::null>()) {
+        std::string fp;
+        if (read_string(*f, where + ".cert_fingerprint", fp)) {
+          bool hex = fp.size() == 64 && std::all_of(fp.begin(), fp.end(), is_lower_hex);
+          if (hex) {
+            p.cert_fingerprint = fp;
+          } else {
+            std::string msg = "must be 64 lowercase hex digits (SHA-256 of the certificate "
+                              "DER, as printed by `openssl dgst -sha256`)";
+            if (fp.find(':') != std::string::npos) msg += "; remove the ':' separators";
+            else if (fp.size() == 64) msg += "; use lowercase";
+            add(where + ".cert_fingerprint", msg);
+            ok = false;
+          }
+        } else {
+          ok = false;
+        }
+      }
+      if (auto* f = member(*o, "expires_at"); f && !f->is<picojson::null>()) {
+        std::string ts;
+        if (read_string(*f, where + ".expires_at", ts)) {
+          if (is_rfc3339(ts)) {
+            p.expires_at = ts;
+          } else {
+            add(where + ".expires_at", "must be an RFC 3339 timestamp such as "
+                                       "\"2027-04-13T00:00:00Z\" (got " + quote(ts) + ")");
+            ok = false;
+          }
+        } else {
+          ok = false;
+        }
+      }
+      for (auto [key, field] : {std::pair{"allowed_regions", &p.allowed_regions},
+                                std::pair{"allowed_artifact_types", &p.allowed_artifact_types}}) {
+        if (auto* f = member(*o, key); f && !f->is<picojson::null>()) {
+          *field = read_string_list(*f, where + "." + key);
+          ok &= field->has_value();
+        }
+      }
+      if (auto* f = member(*o, "entity_uri"); f && !f->is<picojson::null>()) {
+        std::string uri;
+        if (read_string(*f, where + ".entity_uri", uri)) {
+          if (auto e = uri_error(uri)) {
+            add(where + ".entity_uri", *e);
+            ok = false;
+          } else {
+            p.entity_uri = uri;
+          }
+        } else {
+          ok = false;
+        }
+      }
+      if (auto* f = member(*o, "endpoints"); f && !f->is<picojson::null>()) {
+        p.endpoints = read_string_list(*f, where + ".endpoints");
+        if (p.endpoints) {
+          for (size_t j = 0; j < p.endpoints->size(); ++j) {
+            if (auto e = peer_url_error((*p.endpoints)[j])) {
+              add(index_path(where + ".endpoints", j), *e);
+              ok = false;
+            }
+          }
+        } else {
+          ok = false;
+        }
+      }
+      if (ok) c.peers.push_back(std::move(p));
+    }
+  }
+
+  void load_routes(const value& v, std::vector<RouteConfig>& routes) {
+    if (!v.is<array>()) {
+      add("routes", std::string("must be an array, got ") + type_name(v));
+      return;
+    }
+    const array& a = v.get<array>();
+    std::map<std::string, size_t> seen;
+    for (size_t i = 0; i < a.size(); ++i) {
+      std::string where = index_path("routes", i);
+      const object* o = as_object(a[i], where);
+      if (!o) continue;
+      check_keys(*o, where, kRouteKeys);
+      RouteConfig r;
+      bool ok = true;
+      if (auto* f = member(*o, "prefix")) {
+        if (read_string(*f, where + ".prefix", r.prefix)) {
+          if (auto e = route_prefix_error(r.prefix)) {
+            add(where + ".prefix", *e);
+            ok = false;
+          } else if (auto [it, inserted] = seen.emplace(r.prefix, i); !inserted) {
+            add(where + ".prefix", "duplicate prefix " + quote(r.prefix) + " (also routes[" +
+                                       std::to_string(it->second) + "])");
+            ok = false;
+          }
+        } else {
+          ok = false;
+        }
+      } else {
+        add(where + ".prefix", "required");
+        ok = false;
+      }
+      if (auto* f = member(*o, "resource")) {
+        if (read_string(*f, where + ".resource", r.resource)) {
+          bool good = !r.resource.empty() && r.resource.size() <= 128;
+          for (char ch : r.resource) {
+            good = good && ((ch >= 'a' && ch <= 'z') || is_digit(ch) || ch == '_' || ch == '-');
+          }
+          if (!good) {
+            add(where + ".resource", "must be 1 to 128 characters of a-z, 0-9, '_' and '-' (got " +
+                                         quote(r.resource) + ")");
+            ok = false;
+          }
+        } else {
+          ok = false;
+        }
+      } else {
+        add(where + ".resource", "required");
+        ok = false;
+      }
+      if (auto* f = member(*o, "sensitive")) ok &= read_bool(*f, where + ".sensitive", r.sensitive);
+      if (ok) routes.push_back(std::move(r));
+    }
+  }
+
+  // Request paths are normalised before matching (SPEC §4), so a prefix that
+  // is not normalised could never match: reject it.
+  static std::optional<std::string> route_prefix_error(const std::string& p) {
+    if (p.empty() || p[0] != '/') return "must start with \"/\" (got " + quote(p) + ")";
+    for (unsigned char ch : p) {
+      if (ch <= 0x20 || ch == 0x7f || ch == '?' || ch == '#') {
+        return "must be a path without spaces, control characters, '?' or '#' (got " + quote(p) +
+               ")";
+      }
+    }
+    std::string_view rest(p);
+    rest.remove_prefix(1);
+    while (!rest.empty()) {
+      size_t slash = rest.find('/');
+      std::string_view seg = rest.substr(0, slash);
+      bool last = slash == std::string_view::npos;
+      if ((seg.empty() && !last) || seg == "." || seg == "..") {
+        return "must be a normalised path (no \"//\", \".\" or \"..\" segments), got " + quote(p);
+      }
+      if (last) break;
+      rest.remove_prefix(slash + 1);
+    }
+    return std::nullopt;
+  }
+
+  void load_grants(const value& v, std::vector<GrantConfig>& grants) {
+    if (!v.is<array>()) {
+      add("grants", std::string("must be an array, got ") + type_name(v));
+      return;
+    }
+    const array& a = v.get<array>();
+    for (size_t i = 0; i < a.size(); ++i) {
+      std::string where = index_path("grants", i);
+      const object* o = as_object(a[i], where);
+      if (!o) continue;
+      const value* id = member(*o, "id");
+      if (!id) {
+        add(where + ".id", "required (a grant needs a string id)");
+        continue;
+      }
+      std::string s;
+      if (!read_nonempty_string(*id, where + ".id", s)) continue;
+      grants.push_back({a[i].serialize(), where});
+    }
+  }
+
+  void load_audit(const value& v, AuditConfig& audit) {
+    if (v.is<picojson::null>()) return;
+    const object* o = as_object(v, "audit");
+    if (!o) return;
+    check_keys(*o, "audit", kAuditKeys);
+    if (auto* f = member(*o, "path")) read_path(*f, "audit.path", audit.path, true);
+  }
+
+  void load_limits(const value& v, LimitsConfig& l) {
+    const object* o = as_object(v, "limits");
+    if (!o) return;
+    check_keys(*o, "limits", kLimitsKeys);
+    if (auto* f = member(*o, "max_connections")) {
+      read_uint(*f, "limits.max_connections", l.max_connections, 1, 1000000);
+    }
+    if (auto* f = member(*o, "max_header_bytes")) {
+      read_uint(*f, "limits.max_header_bytes", l.max_header_bytes, 1024, 1048576);
+    }
+    if (auto* f = member(*o, "max_request_line_bytes")) {
+      read_uint(*f, "limits.max_request_line_bytes", l.max_request_line_bytes, 256, 1048576);
+    }
+    if (auto* f = member(*o, "max_header_count")) {
+      read_uint(*f, "limits.max_header_count", l.max_header_count, 1, 10000);
+    }
+    if (auto* f = member(*o, "max_conn_lifetime_ms")) {
+      read_uint(*f, "limits.max_conn_lifetime_ms", l.max_conn_lifetime_ms, 0, 30 * kMaxTimeoutMs);
+    }
+    if (auto* f = member(*o, "max_requests_per_conn")) {
+      read_uint(*f, "limits.max_requests_per_conn", l.max_requests_per_conn, 0, 1000000000);
+    }
+  }
+
+  void load_timeouts(const value& v, TimeoutsConfig& t, std::optional<uint32_t>& grace) {
+    const object* o = as_object(v, "timeouts");
+    if (!o) return;
+    check_keys(*o, "timeouts", kTimeoutsKeys);
+    std::pair<const char*, uint32_t*> fields[] = {
+        {"handshake_ms", &t.handshake_ms},
+        {"header_ms", &t.header_ms},
+        {"idle_ms", &t.idle_ms},
+        {"upstream_connect_ms", &t.upstream_connect_ms},
+        {"upstream_response_ms", &t.upstream_response_ms},
+    };
+    for (auto [key, field] : fields) {
+      if (auto* f = member(*o, key)) read_uint(*f, std::string("timeouts.") + key, *field, 1, kMaxTimeoutMs);
+    }
+    if (auto* f = member(*o, "shutdown_grace_ms")) {
+      uint32_t g = 0;
+      if (read_uint(*f, "timeouts.shutdown_grace_ms", g, 0, kMaxTimeoutMs)) {
+        t.shutdown_grace_ms = g;
+        grace = g;
+      }
+    }
+  }
+};
+
+ConfigResult parse_config_impl(const std::string& json_text, const std::string& base_dir,
+                               const EnvOverrides& env) {
+  ConfigResult result;
+  value root;
+  bool parsed = parse_json_strict(json_text, &root, &result.problems);
+  if (!parsed) return result;
+
+  std::error_code ec;
+  fs::path base = base_dir.empty() ? fs::current_path(ec) : fs::absolute(base_dir, ec);
+  if (ec) {
+    result.problems.push_back({"(base directory)", "cannot resolve " + quote(base_dir) + ": " +
+                                                       ec.message()});
+    return result;
+  }
+
+  Config c;
+  c.dir = Loader::resolve("/", base.string());
+  Loader loader(c.dir, env);
+  loader.load(root, c);
+  result.problems.insert(result.problems.end(), loader.problems.begin(), loader.problems.end());
+  if (result.problems.empty()) result.config = std::move(c);
+  return result;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Public API.
+
+bool Endpoint::is_loopback() const {
+  if (kind == Kind::unix_socket) return true;
+  if (host == "localhost") return true;
+  in_addr v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  }
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+    static const unsigned char kLoop[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    static const unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::memcmp(v6.s6_addr, kLoop, 16) == 0) return true;
+    // IPv4-mapped ::ffff:127.x.y.z
+    return std::memcmp(v6.s6_addr, kMapped, 12) == 0 && v6.s6_addr[12] == 127;
+  }
+  return false;
+}
+
+std::string ConfigProblem::to_string() const {
+  if (where.empty()) return message;
+  return where + ": " + message;
+}
+
+EnvOverrides EnvOverrides::from_environment() {
+  auto get = [](const char* name) -> std::optional<std::string> {
+    const char* v = std::getenv(name);
+    if (v == nullptr || *v == '\0') return std::nullopt;  // empty = unset
+    return std::string(v);
+  };
+  EnvOverrides env;
+  env.tls_cert = get("FEDPROXY_TLS_CERT_PATH");
+  env.tls_key = get("FEDPROXY_TLS_KEY_PATH");
+  env.tls_ca_bundle = get("FEDPROXY_TLS_CA_BUNDLE");
+  return env;
+}
+
+std::optional<Endpoint> parse_endpoint(const std::string& text, std::string* error) {
+  auto fail = [&](std::string msg) -> std::optional<Endpoint> {
+    if (error) *error = std::move(msg);
+    return std::nullopt;
+  };
+  Endpoint ep;
+  ep.text = text;
+  if (text.empty()) return fail("empty address; expected \"host:port\", \"[v6]:port\" or \"unix:/path\"");
+  if (text.find('\0') != std::string::npos) return fail("address must not contain NUL characters");
+
+  if (text.starts_with("unix:")) {
+    std::string path = text.substr(5);
+    if (path.empty() || path[0] != '/') {
+      return fail("unix socket path must be absolute, e.g. \"unix:/run/app.sock\" (got " +
+                  quote(text) + ")");
+    }
+    if (path.size() > kMaxUnixPathBytes) {
+      return fail("unix socket path is longer than " + std::to_string(kMaxUnixPathBytes) +
+                  " bytes: " + quote(path));
+    }
+    if (path.back() == '/') return fail("unix socket path names a directory: " + quote(path));
+    ep.kind = Endpoint::Kind::unix_socket;
+    ep.path = std::move(path);
+    return ep;
+  }
+
+  std::string host;
+  std::string port;
+  if (text[0] == '[') {
+    size_t close = text.find(']');
+    if (close == std::string::npos) return fail("missing ']' in " + quote(text));
+    host = text.substr(1, close - 1);
+    if (close + 1 >= text.size() || text[close + 1] != ':') {
+      return fail("missing port in " + quote(text) + "; expected \"[v6]:port\"");
+    }
+    port = text.substr(close + 2);
+    if (!is_ipv6_literal(host)) {
+      return fail("invalid IPv6 address " + quote(host) + " in " + quote(text));
+    }
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon == std::string::npos) {
+      return fail("missing port in " + quote(text) + "; expected \"host:port\"");
+    }
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.find(':') != std::string::npos) {
+      return fail("IPv6 addresses must be written in brackets, e.g. \"[::1]:9901\" (got " +
+                  quote(text) + ")");
+    }
+    std::string lower = host;
+    for (char& ch : lower) {
+      if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+    }
+    if (lower == "localhost") {
+      host = lower;
+    } else if (host.empty()) {
+      return fail("missing host in " + quote(text) + "; use \"0.0.0.0\" or \"[::]\" for all addresses");
+    } else if (!is_ipv4_literal(host)) {
+      return fail("host " + quote(host) +
+                  " must be an IP address or \"localhost\" (host names are not resolved)");
+    }
+  }
+  if (port.empty()) return fail("missing port in " + quote(text));
+  if (!parse_port(port, &ep.port)) {
+    return fail("invalid port " + quote(port) + " in " + quote(text) + " (must be 0..65535)");
+  }
+  ep.kind = Endpoint::Kind::tcp;
+  ep.host = std::move(host);
+  return ep;
+}
+
+ConfigResult parse_config(const std::string& json_text, const std::string& base_dir,
+                          const EnvOverrides& env) {
+  try {
+    return parse_config_impl(json_text, base_dir, env);
+  } catch (const std::exception& e) {
+    ConfigResult r;
+    r.problems.push_back({"(internal)", std::string("configuration could not be loaded: ") + e.what()});
+    return r;
+  } catch (...) {
+    ConfigResult r;
+    r.problems.push_back({"(internal)", "configuration could not be loaded"});
+    return r;
+  }
+}
+
+ConfigResult load_config_file(const std::string& path, const EnvOverrides& env) {
+  ConfigResult bad;
+  try {
+    // The absolute path is taken lexically, without resolving symlinks: with a
+    // Kubernetes ConfigMap the file is ..data/config.json → ..2024_xx/, and the
+    // timestamped directory disappears at the next update.
+    std::error_code ec;
+    fs::path abs = fs::absolute(fs::path(path), ec);
+    if (ec || path.empty()) {
+      bad.problems.push_back({path, "cannot read: " + (ec ? ec.message() : std::string("empty path"))});
+      return bad;
+    }
+    abs = abs.lexically_normal();
+
+    std::FILE* f = std::fopen(abs.c_str(), "rb");
+    if (!f) {
+      bad.problems.push_back({path, std::string("cannot read: ") + std::strerror(errno)});
+      return bad;
+    }
+    std::string text;
+    char buf[65536];
+    bool too_big = false;
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
+      text.append(buf, n);
+      if (text.size() > kMaxConfigFileBytes) {
+        too_big = true;
+        break;
+      }
+    }
+    int read_errno = std::ferror(f) ? errno : 0;
+    std::fclose(f);
+    if (read_errno != 0) {
+      bad.problems.push_back({path, std::string("cannot read: ") + std::strerror(read_errno)});
+      return bad;
+    }
+    if (too_big) {
+      bad.problems.push_back({path, "cannot read: file is larger than " +
+                                        std::to_string(kMaxConfigFileBytes >> 20) + " MiB"});
+      return bad;
+    }
+    ConfigResult r = parse_config(text, abs.parent_path().string(), env);
+    if (r.config) {
+      r.config->path = abs.string();
+    }
+    return r;
+  } catch (const std::exception& e) {
+    bad.problems.push_back({path, std::string("cannot read: ") + e.what()});
+    return bad;
+  } catch (...) {
+    bad.problems.push_back({path, "cannot read"});
+    return bad;
+  }
+}
+
+}  // namespace fedproxy::policy

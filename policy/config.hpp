@@ -1,0 +1,154 @@
+// The configuration file model (SPEC §11): parsed from JSON, validated, with
+// relative paths resolved against the config file's directory.
+// Pure: no I/O besides reading the config file itself in load_config_file().
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fedproxy::policy {
+
+// A listen or upstream address: "host:port", "[v6]:port" or "unix:/path".
+struct Endpoint {
+  enum class Kind { tcp, unix_socket };
+  Kind kind = Kind::tcp;
+  std::string host;   // for tcp: literal IPv4/IPv6 address (no brackets) or "localhost"
+  uint16_t port = 0;  // 0 = let the kernel choose (tests use this)
+  std::string path;   // for unix_socket
+  std::string text;   // as written in the config, for messages
+  bool is_loopback() const;  // 127.0.0.0/8, ::1, localhost, or any unix socket
+};
+
+struct NodeConfig {
+  std::string org;         // slug
+  std::string entity_uri;  // the node's own URI SAN
+};
+
+struct TlsFiles {
+  std::string cert;       // absolute path, "" = not configured (insecure mode)
+  std::string key;
+  std::string ca_bundle;
+  std::string crl;        // "" = none
+  bool crl_fail_open = false;
+  uint32_t watch_interval_ms = 5000;
+  uint32_t ticket_rotation_ms = 3600000;  // session-ticket key rotation period
+  bool session_tickets = true;
+};
+
+struct IngressConfig {
+  Endpoint listen;    // default 0.0.0.0:8443
+  Endpoint upstream;  // default 127.0.0.1:8080
+  uint32_t upstream_pool_max_idle = 64;  // idle keep-alive upstream connections kept
+};
+
+struct EgressConfig {
+  std::optional<Endpoint> listen;  // default 127.0.0.1:15001; null disables egress
+  bool allow_non_loopback = false;
+};
+
+struct AdminConfig {
+  std::optional<Endpoint> listen;  // default 127.0.0.1:9901; null disables admin
+};
+
+struct PeerConfig {
+  std::string org;
+  std::string trust_level = "verified";              // none | verified | full
+  std::optional<std::string> cert_fingerprint;       // 64 lowercase hex
+  std::optional<std::string> expires_at;             // RFC 3339
+  std::optional<std::vector<std::string>> allowed_regions;
+  std::optional<std::vector<std::string>> allowed_artifact_types;
+  std::optional<std::string> entity_uri;             // inline alternative to a manifest file
+  std::optional<std::vector<std::string>> endpoints; // inline alternative to a manifest file
+};
+
+struct RouteConfig {
+  std::string prefix;
+  std::string resource;
+  bool sensitive = false;
+};
+
+// Grants are kept as their JSON text here; policy compilation (issue 3)
+// validates and interns them.
+struct GrantConfig {
+  std::string json;   // picojson serialisation of the grant object
+  std::string where;  // "grants[3]", for messages
+};
+
+struct AuditConfig {
+  std::string path;  // "" = no audit log
+};
+
+struct LimitsConfig {
+  uint32_t max_connections = 10000;
+  uint32_t max_header_bytes = 16384;
+  uint32_t max_request_line_bytes = 8192;
+  uint32_t max_header_count = 100;
+  uint64_t max_conn_lifetime_ms = 0;  // 0 = off
+  uint32_t max_requests_per_conn = 0; // 0 = unlimited
+};
+
+struct TimeoutsConfig {
+  uint32_t handshake_ms = 10000;
+  uint32_t header_ms = 10000;
+  uint32_t idle_ms = 60000;
+  uint32_t upstream_connect_ms = 5000;
+  uint32_t upstream_response_ms = 60000;
+  uint32_t shutdown_grace_ms = 10000;
+};
+
+struct Config {
+  std::string path;  // absolute path of the file this came from ("" if from a string)
+  std::string dir;   // its directory, base for relative paths
+  NodeConfig node;
+  TlsFiles tls;
+  IngressConfig ingress;
+  EgressConfig egress;
+  AdminConfig admin;
+  unsigned workers = 1;  // "auto" = hardware concurrency
+  std::string manifests_dir;  // absolute, "" = none
+  std::vector<PeerConfig> peers;
+  std::vector<RouteConfig> routes;
+  std::vector<GrantConfig> grants;
+  AuditConfig audit;
+  LimitsConfig limits;
+  TimeoutsConfig timeouts;
+  bool enforce = true;       // global shadow-mode switch (SPEC §4)
+  std::string limit_param = "limit";
+  std::string on_limit = "rewrite";  // rewrite | reject
+};
+
+// One problem found while loading, with its JSON location ("tls.cert",
+// "grants[2].resources") and a human sentence.
+struct ConfigProblem {
+  std::string where;
+  std::string message;
+  std::string to_string() const;  // "<where>: <message>"
+};
+
+struct ConfigResult {
+  std::optional<Config> config;        // set only when problems is empty
+  std::vector<ConfigProblem> problems; // every problem found, not just the first
+};
+
+// Environment overrides of SPEC §8 (FEDPROXY_TLS_CERT_PATH, ...). Passed in
+// explicitly so parsing stays a pure function.
+struct EnvOverrides {
+  std::optional<std::string> tls_cert;
+  std::optional<std::string> tls_key;
+  std::optional<std::string> tls_ca_bundle;
+  static EnvOverrides from_environment();
+};
+
+// Parse and validate config JSON text. base_dir resolves relative paths.
+ConfigResult parse_config(const std::string& json_text, const std::string& base_dir,
+                          const EnvOverrides& env = {});
+
+// Read the file and parse it. A read failure is one problem with where = path.
+ConfigResult load_config_file(const std::string& path, const EnvOverrides& env = {});
+
+// Parse "host:port", "[v6]:port", "unix:/path". Returns nullopt with *error set.
+std::optional<Endpoint> parse_endpoint(const std::string& text, std::string* error);
+
+}  // namespace fedproxy::policy

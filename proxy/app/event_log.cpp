@@ -1,0 +1,34 @@
+#include "proxy/app/event_log.hpp"
+
+#include "proxy/app/log.hpp"
+
+namespace fedproxy::app {
+
+void EventLog::on_handshake_failed(const std::string& peer_address, const std::string& reason) {
+  ++handshake_failures_;
+  metrics_.count_handshake_failure(reason);
+  LogLine("warn", "handshake_failed").str("peer", peer_address).str("reason", reason);
+}
+
+void EventLog::on_request_done(const core::RequestRecord& r) {
+  ++requests_;
+  metrics_.count_request("none", r.decision, r.status, r.duration_ms, r.bytes_in, r.bytes_out);
+  LogLine line("info", "request");
+  line.str("request_id", r.request_id).str("peer", r.peer_address);
+  if (r.peer && !r.peer->uri_sans.empty()) line.str("entity_uri", r.peer->uri_sans.front());
+  line.str("method", r.method)
+      .str("path", r.target)
+      .num("status", r.status)
+      .str("decision", r.decision);
+  if (!r.reason.empty()) line.str("reason", r.reason);
+  line.num("bytes_in", static_cast<int64_t>(r.bytes_in))
+      .num("bytes_out", static_cast<int64_t>(r.bytes_out))
+      .real("duration_ms", r.duration_ms);
+}
+
+void EventLog::on_connection_event(const std::string& peer_address, const std::string& what,
+                                   const std::string& detail) {
+  LogLine("warn", what).str("peer", peer_address).str("detail", detail);
+}
+
+}  // namespace fedproxy::app

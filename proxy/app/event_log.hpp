@@ -1,0 +1,29 @@
+// CoreEvents → JSON log lines (and, later, metrics and audit).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "proxy/app/metrics.hpp"
+#include "proxy/core/events.hpp"
+
+namespace fedproxy::app {
+
+class EventLog final : public core::CoreEvents {
+ public:
+  void on_handshake_failed(const std::string& peer_address, const std::string& reason) override;
+  void on_request_done(const core::RequestRecord& record) override;
+  void on_connection_event(const std::string& peer_address, const std::string& what,
+                           const std::string& detail) override;
+
+  uint64_t handshake_failures() const { return handshake_failures_; }
+  uint64_t requests() const { return requests_; }
+  Metrics& metrics() { return metrics_; }
+
+ private:
+  Metrics metrics_;
+  uint64_t handshake_failures_ = 0;
+  uint64_t requests_ = 0;
+};
+
+}  // namespace fedproxy::app

@@ -1,0 +1,30 @@
+// Structured logs: one JSON object per line on stderr (SPEC §10).
+//   LogLine("info", "listening").str("listener", "ingress").str("address", a);
+// The line is written when the LogLine goes out of scope.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace fedproxy::app {
+
+class LogLine {
+ public:
+  LogLine(std::string_view level, std::string_view msg);
+  ~LogLine();
+  LogLine(const LogLine&) = delete;
+  LogLine& operator=(const LogLine&) = delete;
+  LogLine& str(std::string_view key, std::string_view value);
+  LogLine& num(std::string_view key, int64_t value);
+  LogLine& real(std::string_view key, double value);
+  LogLine& boolean(std::string_view key, bool value);
+
+ private:
+  std::string buf_;
+};
+
+// RFC 3339 UTC timestamp with milliseconds.
+std::string utc_timestamp_now();
+
+}  // namespace fedproxy::app

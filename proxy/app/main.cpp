@@ -1,0 +1,34 @@
+// fedproxy: the federation sidecar. Dispatches to the subcommands.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "proxy/app/commands.hpp"
+
+namespace {
+const char* kUsage =
+    "fedproxy — mTLS federation sidecar\n"
+    "\n"
+    "Usage:\n"
+    "  fedproxy run --config FILE     run the proxy (ingress, egress, admin)\n"
+    "  fedproxy check --config FILE   validate config, certificates and policy; exit 0 or 1\n"
+    "  fedproxy version               print the version and library versions\n"
+    "  fedproxy COMMAND --help        help for one command\n"
+    "\n"
+    "FILE may also come from $FEDPROXY_CONFIG. Logs are JSON lines on stderr.\n";
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::fputs(kUsage, args.empty() ? stderr : stdout);
+    return args.empty() ? fedproxy::app::kExitProblems : 0;
+  }
+  std::string cmd = args[0];
+  args.erase(args.begin());
+  if (cmd == "run") return fedproxy::app::cmd_run(args);
+  if (cmd == "check") return fedproxy::app::cmd_check(args);
+  if (cmd == "version" || cmd == "--version") return fedproxy::app::cmd_version(args);
+  std::fprintf(stderr, "fedproxy: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
+  return fedproxy::app::kExitProblems;
+}

@@ -1,0 +1,60 @@
+// The per-request decision point: every request passes here after its head
+// is parsed and before any byte reaches the local app. The policy module
+// (grants, scopes, rate limits) plugs in behind this interface.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "proxy/http1/message.hpp"
+#include "proxy/tls/peer_identity.hpp"
+
+namespace fedproxy::core {
+
+struct RequestView {
+  const tls::PeerIdentity& peer;  // verified at handshake (or restored on resumption)
+  const http1::RequestHead& head;
+  std::string_view source_ip;
+  std::string_view request_id;
+  int64_t now_unix_ms = 0;
+};
+
+struct Verdict {
+  bool allow = true;
+  // When denied: the SPEC §6 error.
+  int status = 403;
+  std::string code;
+  std::string message;
+  bool close_connection = false;   // e.g. san_mismatch closes the connection
+  std::string extra_response_headers;  // preformatted, e.g. "Retry-After: 2\r\n"
+  // When allowed: headers to add for the app (after inbound identity headers
+  // were stripped) and an optional rewritten request-target.
+  http1::Headers add_headers;
+  std::string target;  // empty = unchanged
+  // For logs and audit.
+  std::string decision = "allow";
+  std::string reason;
+};
+
+class Authorizer {
+ public:
+  virtual ~Authorizer() = default;
+  virtual Verdict authorize(const RequestView& request) = 0;
+};
+
+// Until policy is configured: every authenticated peer is forwarded, with the
+// certificate identity passed on in Envoy's X-Forwarded-Client-Cert format.
+class PassThroughAuthorizer final : public Authorizer {
+ public:
+  Verdict authorize(const RequestView& request) override;
+};
+
+// Inbound headers a peer must never be able to set for the app (SPEC §5):
+// X-Federation-*, X-Forwarded-Client-Cert, Client-Cert, Client-Cert-Chain.
+void strip_identity_headers(http1::Headers& headers);
+
+// "Hash=<der sha256>;URI=<uri san>" (one URI per SAN).
+std::string xfcc_value(const tls::PeerIdentity& peer);
+
+}  // namespace fedproxy::core

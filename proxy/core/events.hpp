@@ -1,0 +1,36 @@
+// What the core reports upward. Library code never logs: proxy/app turns
+// these into JSON log lines, metrics and audit records.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "proxy/tls/peer_identity.hpp"
+
+namespace fedproxy::core {
+
+struct RequestRecord {
+  std::string request_id;
+  std::string peer_address;
+  const tls::PeerIdentity* peer = nullptr;
+  std::string method;
+  std::string target;
+  int status = 0;
+  std::string decision;  // allow | deny | error
+  std::string reason;    // error code when not forwarded, "" otherwise
+  uint64_t bytes_in = 0;   // request body bytes
+  uint64_t bytes_out = 0;  // response body bytes
+  double duration_ms = 0;
+};
+
+class CoreEvents {
+ public:
+  virtual ~CoreEvents() = default;
+  virtual void on_handshake_failed(const std::string& peer_address, const std::string& reason) = 0;
+  virtual void on_request_done(const RequestRecord& record) = 0;
+  // Malformed request, upstream failure, timeouts: one short line each.
+  virtual void on_connection_event(const std::string& peer_address, const std::string& what,
+                                   const std::string& detail) = 0;
+};
+
+}  // namespace fedproxy::core

@@ -1,0 +1,83 @@
+// The ingress listener: accepts peer connections (TLS or, in insecure mode,
+// plain), runs one IngressSession per connection, owns the upstream pool and
+// drains sessions on shutdown.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_set>
+
+#include "policy/config.hpp"
+#include "proxy/core/authorizer.hpp"
+#include "proxy/core/events.hpp"
+#include "proxy/core/upstream.hpp"
+#include "proxy/http1/request_parser.hpp"
+#include "proxy/net/listener.hpp"
+#include "proxy/tls/tls_context.hpp"
+
+namespace fedproxy::core {
+
+struct IngressOptions {
+  http1::ParserLimits parser_limits;
+  uint32_t max_connections = 10000;
+  uint32_t handshake_timeout_ms = 10000;
+  uint32_t header_timeout_ms = 10000;
+  uint32_t idle_timeout_ms = 60000;
+  uint64_t max_conn_lifetime_ms = 0;  // 0 = off
+  uint32_t max_requests_per_conn = 0;  // 0 = unlimited
+  UpstreamOptions upstream;
+};
+
+class IngressSession;
+
+class IngressServer {
+ public:
+  // tls may be null: plain HTTP ingress (insecure mode, SPEC §9).
+  IngressServer(net::Loop& loop, IngressOptions options,
+                std::shared_ptr<const tls::TlsContext> tls, Authorizer& authorizer,
+                CoreEvents& events);
+  ~IngressServer();
+
+  bool listen(const policy::Endpoint& endpoint, std::string* error);
+  const std::string& bound_address() const;
+
+  // A reload: new handshakes use the new context, open sessions keep theirs.
+  void set_tls(std::shared_ptr<const tls::TlsContext> tls) { tls_ = std::move(tls); }
+  void set_authorizer(Authorizer& authorizer) { authorizer_ = &authorizer; }
+
+  // Stop accepting; idle connections close now, busy ones after their
+  // current response.
+  void begin_shutdown();
+  // Close everything at once (grace period over).
+  void close_all();
+  size_t active_sessions() const { return sessions_.size(); }
+  uint64_t accepted() const { return accepted_; }
+  uint64_t rejected_over_limit() const { return rejected_over_limit_; }
+
+  // For sessions.
+  net::Loop& loop() { return loop_; }
+  const IngressOptions& options() const { return options_; }
+  UpstreamPool& pool() { return pool_; }
+  Authorizer& authorizer() { return *authorizer_; }
+  CoreEvents& events() { return events_; }
+  bool shutting_down() const { return shutting_down_; }
+  void session_gone(IngressSession* session);
+
+ private:
+  void on_accept(std::unique_ptr<net::Transport> transport);
+  net::Loop& loop_;
+  IngressOptions options_;
+  std::shared_ptr<const tls::TlsContext> tls_;
+  Authorizer* authorizer_;
+  CoreEvents& events_;
+  UpstreamPool pool_;
+  std::unique_ptr<net::Listener> listener_;
+  std::string bound_;
+  std::unordered_set<IngressSession*> sessions_;
+  bool shutting_down_ = false;
+  uint64_t accepted_ = 0;
+  uint64_t rejected_over_limit_ = 0;
+};
+
+}  // namespace fedproxy::core

@@ -1,0 +1,448 @@
+#include "proxy/core/ingress_session.hpp"
+
+#include <chrono>
+
+#include "proxy/core/authorizer.hpp"
+#include "proxy/core/ingress_server.hpp"
+#include "proxy/core/request_id.hpp"
+#include "proxy/http1/serializer.hpp"
+
+namespace fedproxy::core {
+
+namespace {
+// Unparsed input we hold before we stop reading from the peer (pipelining).
+constexpr size_t kMaxInputBacklog = 64 * 1024;
+
+int64_t unix_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+struct IngressSession::Exchange {
+  http1::RequestHead head;
+  std::string request_id;
+  uint64_t start_ms = 0;
+  bool local = false;           // answered by fedproxy itself
+  bool request_done = false;    // whole request parsed
+  bool response_started = false;
+  bool response_done = false;
+  bool close_after = false;     // close the connection after this exchange
+  bool chunked_out = false;     // response body re-framed as chunked
+  bool head_request = false;
+  bool retried = false;
+  int status = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  std::string retry_bytes;  // the forwarded head of a body-less request
+  std::string decision = "allow";
+  std::string reason;
+};
+
+IngressSession::IngressSession(IngressServer& server, std::unique_ptr<net::Transport> downstream)
+    : server_(server),
+      down_(std::move(downstream)),
+      parser_(server.options().parser_limits, *this),
+      timer_(server.loop(), [this] { on_timeout(); }) {
+  created_ms_ = server_.loop().now_ms();
+  down_->set_handler(this);
+}
+
+IngressSession::~IngressSession() = default;
+
+void IngressSession::start(std::unique_ptr<tls::TlsEngine> tls) {
+  if (tls) timer_.start(server_.options().handshake_timeout_ms);
+  down_->start(std::move(tls));  // plain: calls on_transport_connected() now
+}
+
+void IngressSession::on_transport_connected() {
+  handshake_done_ = true;
+  update_timer();
+}
+
+void IngressSession::on_transport_data(const char* data, size_t len) {
+  if (finished_) return;
+  if (inpos_ == inbuf_.size()) {
+    inbuf_.clear();
+    inpos_ = 0;
+  }
+  inbuf_.append(data, len);
+  if (ex_ && !ex_->request_done) timer_.start(server_.options().idle_timeout_ms);  // body inactivity
+  pump();
+}
+
+void IngressSession::on_transport_eof() {
+  peer_eof_ = true;
+  if (!ex_) {
+    // Between requests (or mid-head: the peer gave up): nothing to answer.
+    finish(true);
+    return;
+  }
+  if (!ex_->request_done) {
+    // The peer stopped in the middle of its request body.
+    server_.events().on_connection_event(down_->peer_address(), "client_aborted",
+                                         "connection closed during the request body");
+    finish(false);
+    return;
+  }
+  ex_->close_after = true;  // half-close after a full request: still answer it
+}
+
+void IngressSession::on_transport_error(const std::string& reason) {
+  if (!handshake_done_) {
+    server_.events().on_handshake_failed(down_->peer_address(), reason);
+  } else {
+    server_.events().on_connection_event(down_->peer_address(), "connection_error", reason);
+  }
+  finish(false);
+}
+
+void IngressSession::on_transport_drained() {
+  if (up_) up_->resume_reading();
+}
+
+void IngressSession::pump() {
+  if (in_pump_) {
+    pump_again_ = true;
+    return;
+  }
+  in_pump_ = true;
+  do {
+    pump_again_ = false;
+    if (finished_) break;
+    if (ex_ && ex_->response_done && (ex_->request_done || ex_->close_after)) {
+      finish_exchange();
+      if (finished_) break;
+    }
+    if (ex_ && ex_->request_done) break;  // waiting for the response
+    if (inpos_ < inbuf_.size() && !parser_.paused()) {
+      size_t n = parser_.feed(inbuf_.data() + inpos_, inbuf_.size() - inpos_);
+      inpos_ += n;
+      if (parser_.error() != http1::ParseError::none) {
+        on_parse_error();
+        break;
+      }
+      if (n > 0) pump_again_ = true;
+    }
+  } while (pump_again_);
+  in_pump_ = false;
+  if (finished_) return;
+  if (inpos_ > 0 && inpos_ >= inbuf_.size() / 2) {
+    inbuf_.erase(0, inpos_);
+    inpos_ = 0;
+  }
+  if (inbuf_.size() - inpos_ > kMaxInputBacklog) {
+    down_->pause_reading(net::PauseReason::input_backlog);
+  } else {
+    down_->resume_reading(net::PauseReason::input_backlog);
+  }
+  update_timer();
+}
+
+void IngressSession::on_request_head(http1::RequestHead&& head) {
+  ex_ = std::make_unique<Exchange>();
+  Exchange& ex = *ex_;
+  ex.head = std::move(head);
+  ex.start_ms = server_.loop().now_ms();
+  ex.head_request = ex.head.method == "HEAD";
+  const http1::Header* rid = http1::find_header(ex.head.headers, "x-request-id");
+  ex.request_id = rid && http1::is_valid_request_id(rid->value) ? rid->value : new_request_id();
+  header_timer_armed_ = false;
+  timer_.start(server_.options().idle_timeout_ms);
+
+  static const tls::PeerIdentity kNoIdentity;
+  const tls::PeerIdentity& peer = down_->tls() ? down_->tls()->peer() : kNoIdentity;
+  RequestView view{peer, ex.head, down_->peer_ip(), ex.request_id, unix_ms_now()};
+  Verdict verdict = server_.authorizer().authorize(view);
+  ex.decision = verdict.decision;
+  ex.reason = verdict.reason;
+  if (!verdict.allow) {
+    // A denied request's body is not read: close unless there is none.
+    respond_local(verdict.status, verdict.code.c_str(), verdict.message,
+                  verdict.close_connection || ex.head.body != http1::BodyKind::none,
+                  verdict.extra_response_headers);
+    return;
+  }
+  http1::remove_hop_by_hop(ex.head.headers);
+  strip_identity_headers(ex.head.headers);
+  std::erase_if(ex.head.headers, [](const http1::Header& h) { return http1::iequals(h.name, "x-request-id"); });
+  for (auto& h : verdict.add_headers) ex.head.headers.push_back(std::move(h));
+  ex.head.headers.push_back({"X-Request-Id", ex.request_id});
+  std::string bytes;
+  bytes.reserve(512);
+  http1::write_request_head(ex.head, verdict.target.empty() ? std::string_view(ex.head.target) : verdict.target,
+                            true, bytes);
+  if (ex.head.body == http1::BodyKind::none) ex.retry_bytes = bytes;
+  forward(std::move(bytes));
+  if (up_ && ex.head.expect_continue && ex.head.body != http1::BodyKind::none) {
+    down_->write("HTTP/1.1 100 Continue\r\n\r\n");
+  }
+}
+
+void IngressSession::forward(std::string&& head_bytes) {
+  std::string error;
+  up_ = server_.pool().acquire(this, ex_->head.method, &error);
+  if (!up_) {
+    server_.events().on_connection_event(down_->peer_address(), "upstream_unavailable", error);
+    respond_local(502, "upstream_unavailable", "The local application cannot be reached.",
+                  ex_->head.body != http1::BodyKind::none && !ex_->request_done);
+    return;
+  }
+  up_->write(head_bytes);
+}
+
+void IngressSession::on_request_body(const char* data, size_t len) {
+  Exchange& ex = *ex_;
+  ex.bytes_in += len;
+  if (ex.local || !up_) return;  // answered already: the body is dropped
+  if (ex.head.body == http1::BodyKind::chunked) {
+    std::string frame;
+    frame.reserve(len + 16);
+    http1::write_chunk(data, len, frame);
+    up_->write(frame);
+  } else {
+    up_->write(data, len);
+  }
+  if (up_->above_high_watermark()) down_->pause_reading(net::PauseReason::peer_backpressure);
+}
+
+void IngressSession::on_request_complete() {
+  Exchange& ex = *ex_;
+  ex.request_done = true;
+  if (up_ && !ex.local) {
+    if (ex.head.body == http1::BodyKind::chunked) {
+      std::string last;
+      http1::write_last_chunk(last);
+      up_->write(last);
+    }
+    up_->request_done();
+  }
+  pump_again_ = true;
+}
+
+void IngressSession::on_upstream_head(http1::ResponseHead&& head) {
+  Exchange& ex = *ex_;
+  ex.response_started = true;
+  ex.status = head.status;
+  bool keep_alive = ex.head.keep_alive && !draining_ && !lifetime_exceeded() && !peer_eof_ &&
+                    ex.head.version_minor >= 1;
+  if (!keep_alive) ex.close_after = true;
+  http1::remove_hop_by_hop(head.headers);
+  ex.chunked_out = !ex.head_request &&
+                   (head.body == http1::BodyKind::chunked || head.body == http1::BodyKind::until_close);
+  std::string bytes;
+  bytes.reserve(512);
+  http1::write_response_head(head, keep_alive, bytes);
+  down_->write(bytes);
+}
+
+void IngressSession::on_upstream_body(const char* data, size_t len) {
+  Exchange& ex = *ex_;
+  ex.bytes_out += len;
+  if (ex.chunked_out) {
+    std::string frame;
+    frame.reserve(len + 16);
+    http1::write_chunk(data, len, frame);
+    down_->write(frame);
+  } else {
+    down_->write(data, len);
+  }
+  if (up_ && down_->above_high_watermark()) up_->pause_reading();
+}
+
+void IngressSession::on_upstream_complete() {
+  Exchange& ex = *ex_;
+  up_ = nullptr;  // the connection went back to the pool (or was closed)
+  if (ex.chunked_out) {
+    std::string last;
+    http1::write_last_chunk(last);
+    down_->write(last);
+  }
+  ex.response_done = true;
+  if (!ex.request_done) ex.close_after = true;  // the app answered before the body ended
+  pump();
+}
+
+void IngressSession::on_upstream_failed(UpstreamFailure failure, const std::string& reason,
+                                        bool reused, bool got_bytes) {
+  up_ = nullptr;
+  Exchange& ex = *ex_;
+  // A pooled keep-alive connection the app had already closed: retry a
+  // body-less request once on a fresh connection.
+  if (failure == UpstreamFailure::closed_early && reused && !got_bytes && !ex.retried &&
+      !ex.retry_bytes.empty()) {
+    ex.retried = true;
+    forward(std::move(ex.retry_bytes));
+    if (up_ && ex.request_done) up_->request_done();
+    return;
+  }
+  server_.events().on_connection_event(down_->peer_address(), "upstream_failed", reason);
+  if (ex.response_started) {
+    // Part of the response is out: the peer can only learn by the close.
+    finish(false);
+    return;
+  }
+  if (failure == UpstreamFailure::timeout) {
+    respond_local(504, "upstream_timeout", "The local application did not answer in time.",
+                  !ex.request_done);
+  } else {
+    respond_local(502, "upstream_unavailable",
+                  failure == UpstreamFailure::bad_response
+                      ? "The local application sent an invalid response."
+                      : "The local application cannot be reached.",
+                  !ex.request_done);
+  }
+}
+
+void IngressSession::on_upstream_drained() { down_->resume_reading(net::PauseReason::peer_backpressure); }
+
+void IngressSession::respond_local(int status, const char* code, const std::string& message,
+                                   bool close, const std::string& extra_headers) {
+  Exchange& ex = *ex_;
+  if (up_) {
+    up_->abandon();
+    up_ = nullptr;
+  }
+  down_->resume_reading(net::PauseReason::peer_backpressure);
+  ex.local = true;
+  ex.response_started = true;
+  ex.response_done = true;
+  ex.status = status;
+  if (ex.reason.empty() || ex.decision == "allow") {
+    ex.decision = status >= 500 ? "error" : "deny";
+    ex.reason = code;
+  }
+  if (close || draining_ || peer_eof_) ex.close_after = true;
+  down_->write(http1::make_error_response(status, code, message, ex.request_id, ex.close_after,
+                                          extra_headers));
+  pump_again_ = true;
+  if (!in_pump_) pump();
+}
+
+void IngressSession::on_parse_error() {
+  int status = 400;
+  const char* code = "bad_request";
+  const char* message = "The request is malformed or ambiguous.";
+  switch (parser_.error()) {
+    case http1::ParseError::uri_too_long:
+      status = 414;
+      code = "uri_too_long";
+      message = "The request line is too long.";
+      break;
+    case http1::ParseError::headers_too_large:
+      status = 431;
+      code = "headers_too_large";
+      message = "The request headers are too large or too many.";
+      break;
+    default:
+      break;
+  }
+  server_.events().on_connection_event(down_->peer_address(), code, parser_.error_detail());
+  if (ex_ && ex_->response_started) {
+    finish(false);  // the response is already on its way: just stop
+    return;
+  }
+  if (!ex_) {
+    ex_ = std::make_unique<Exchange>();
+    ex_->start_ms = server_.loop().now_ms();
+    ex_->request_id = new_request_id();
+  }
+  ex_->decision = "error";
+  ex_->reason = code;
+  respond_local(status, code, message, true);
+}
+
+void IngressSession::finish_exchange() {
+  Exchange& ex = *ex_;
+  ++requests_;
+  RequestRecord rec;
+  rec.request_id = ex.request_id;
+  rec.peer_address = down_->peer_address();
+  rec.peer = down_->tls() ? &down_->tls()->peer() : nullptr;
+  rec.method = ex.head.method;
+  rec.target = ex.head.target;
+  rec.status = ex.status;
+  rec.decision = ex.decision;
+  rec.reason = ex.reason;
+  rec.bytes_in = ex.bytes_in;
+  rec.bytes_out = ex.bytes_out;
+  rec.duration_ms = static_cast<double>(server_.loop().now_ms() - ex.start_ms);
+  server_.events().on_request_done(rec);
+  const auto& opts = server_.options();
+  bool close = ex.close_after || !ex.head.keep_alive || draining_ || peer_eof_ || lifetime_exceeded() ||
+               (opts.max_requests_per_conn && requests_ >= opts.max_requests_per_conn);
+  ex_.reset();
+  if (close) {
+    finish(true);
+    return;
+  }
+  parser_.resume();
+}
+
+bool IngressSession::lifetime_exceeded() const {
+  uint64_t limit = server_.options().max_conn_lifetime_ms;
+  return limit && server_.loop().now_ms() - created_ms_ >= limit;
+}
+
+void IngressSession::update_timer() {
+  if (finished_ || !handshake_done_) return;
+  if (ex_) return;  // exchange timers are set where the exchange moves
+  if (parser_.in_message()) {
+    // Reading a request head: one deadline from its first byte, not reset by
+    // more bytes, so a slowloris client cannot keep it alive.
+    if (!header_timer_armed_) {
+      header_timer_armed_ = true;
+      timer_.start(server_.options().header_timeout_ms);
+    }
+    return;
+  }
+  header_timer_armed_ = false;
+  timer_.start(server_.options().idle_timeout_ms);
+}
+
+void IngressSession::on_timeout() {
+  if (finished_) return;
+  if (!handshake_done_) {
+    server_.events().on_handshake_failed(down_->peer_address(), "handshake timed out");
+    finish(false);
+    return;
+  }
+  if (ex_) {
+    server_.events().on_connection_event(down_->peer_address(), "timeout",
+                                         "no progress on the request within idle_ms");
+    finish(false);
+    return;
+  }
+  if (parser_.in_message()) {
+    server_.events().on_connection_event(down_->peer_address(), "header_timeout",
+                                         "request headers not complete within header_ms");
+  }
+  finish(false);
+}
+
+void IngressSession::begin_drain() {
+  draining_ = true;
+  if (!ex_ && !parser_.in_message()) finish(true);
+}
+
+void IngressSession::close_now() { finish(false); }
+
+void IngressSession::finish(bool graceful) {
+  if (finished_) return;
+  finished_ = true;
+  timer_.stop();
+  if (up_) {
+    up_->abandon();
+    up_ = nullptr;
+  }
+  if (graceful) {
+    net::Transport::close_gracefully_and_release(std::move(down_));
+  } else {
+    down_->close();
+  }
+  server_.session_gone(this);
+  server_.loop().defer_delete(this);
+}
+
+}  // namespace fedproxy::core

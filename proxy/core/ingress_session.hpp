@@ -1,0 +1,83 @@
+// One peer connection on the ingress listener: TLS handshake, HTTP/1.1
+// request parsing, the authorization decision, forwarding to the local app
+// and streaming the response back. One exchange at a time: pipelined requests
+// wait in the input buffer (bounded) and are answered in order.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "proxy/core/upstream.hpp"
+#include "proxy/http1/request_parser.hpp"
+#include "proxy/net/loop.hpp"
+#include "proxy/net/transport.hpp"
+
+namespace fedproxy::core {
+
+class IngressServer;
+
+class IngressSession final : public net::Deletable,
+                             private net::TransportHandler,
+                             private http1::RequestSink,
+                             private UpstreamUser {
+ public:
+  IngressSession(IngressServer& server, std::unique_ptr<net::Transport> downstream);
+  ~IngressSession() override;
+  void start(std::unique_ptr<tls::TlsEngine> tls);
+  // Server shutdown: close if idle, else after the current response.
+  void begin_drain();
+  void close_now();
+
+ private:
+  struct Exchange;
+
+  // TransportHandler (downstream)
+  void on_transport_connected() override;
+  void on_transport_data(const char* data, size_t len) override;
+  void on_transport_eof() override;
+  void on_transport_error(const std::string& reason) override;
+  void on_transport_drained() override;
+  // RequestSink
+  void on_request_head(http1::RequestHead&& head) override;
+  void on_request_body(const char* data, size_t len) override;
+  void on_request_complete() override;
+  // UpstreamUser
+  void on_upstream_head(http1::ResponseHead&& head) override;
+  void on_upstream_body(const char* data, size_t len) override;
+  void on_upstream_complete() override;
+  void on_upstream_failed(UpstreamFailure failure, const std::string& reason, bool reused,
+                          bool got_bytes) override;
+  void on_upstream_drained() override;
+
+  void pump();
+  void forward(std::string&& head_bytes);
+  void respond_local(int status, const char* code, const std::string& message, bool close,
+                     const std::string& extra_headers = {});
+  void on_parse_error();
+  void finish_exchange();
+  void update_timer();
+  void on_timeout();
+  void finish(bool graceful);  // close the session (once)
+  bool lifetime_exceeded() const;
+
+  IngressServer& server_;
+  std::unique_ptr<net::Transport> down_;
+  http1::RequestParser parser_;
+  net::Timer timer_;
+  std::string inbuf_;
+  size_t inpos_ = 0;
+  std::unique_ptr<Exchange> ex_;
+  UpstreamConnection* up_ = nullptr;
+  uint64_t created_ms_ = 0;
+  uint64_t requests_ = 0;
+  bool handshake_done_ = false;
+  bool draining_ = false;
+  bool peer_eof_ = false;
+  bool finished_ = false;
+  bool in_pump_ = false;
+  bool pump_again_ = false;
+  bool header_timer_armed_ = false;
+};
+
+}  // namespace fedproxy::core

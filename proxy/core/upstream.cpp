@@ -1,0 +1,219 @@
+#include "proxy/core/upstream.hpp"
+
+#include <algorithm>
+
+namespace fedproxy::core {
+
+UpstreamConnection::UpstreamConnection(UpstreamPool& pool)
+    : pool_(pool), parser_(*this), timer_(pool.loop(), [this] {
+        if (idle_) {
+          close_and_delete();  // idle too long in the pool
+        } else if (!connected_) {
+          fail(UpstreamFailure::connect_failed,
+               "connect to " + pool_.options().endpoint.text + " timed out");
+        } else {
+          fail(UpstreamFailure::timeout, "no response from " + pool_.options().endpoint.text +
+                                             " within " +
+                                             std::to_string(pool_.options().response_timeout_ms) + " ms");
+        }
+      }) {}
+
+UpstreamConnection::~UpstreamConnection() = default;
+
+bool UpstreamConnection::open(std::string* error) {
+  transport_ = net::Transport::connect(pool_.loop(), pool_.options().endpoint, this, nullptr, error);
+  if (!transport_) return false;
+  timer_.start(pool_.options().connect_timeout_ms);
+  return true;
+}
+
+void UpstreamConnection::begin(UpstreamUser* user, std::string_view method) {
+  user_ = user;
+  idle_ = false;
+  request_done_ = false;
+  response_complete_ = false;
+  got_bytes_ = false;
+  ++exchanges_;
+  parser_.expect_response_to(method);
+  if (connected_) arm_response_timer();
+}
+
+void UpstreamConnection::arm_response_timer() { timer_.start(pool_.options().response_timeout_ms); }
+
+void UpstreamConnection::write(const char* data, size_t len) {
+  if (transport_) transport_->write(data, len);
+}
+
+void UpstreamConnection::request_done() { request_done_ = true; }
+
+bool UpstreamConnection::above_high_watermark() const {
+  return transport_ && transport_->above_high_watermark();
+}
+
+void UpstreamConnection::pause_reading() {
+  if (transport_) transport_->pause_reading(net::PauseReason::peer_backpressure);
+}
+
+void UpstreamConnection::resume_reading() {
+  if (transport_) transport_->resume_reading(net::PauseReason::peer_backpressure);
+}
+
+void UpstreamConnection::abandon() {
+  user_ = nullptr;
+  close_and_delete();
+}
+
+void UpstreamConnection::park() {
+  idle_ = true;
+  user_ = nullptr;
+  timer_.start(pool_.options().idle_timeout_ms);
+  transport_->resume_reading(net::PauseReason::peer_backpressure);
+}
+
+void UpstreamConnection::close_and_delete() {
+  if (gone_) return;
+  gone_ = true;
+  if (idle_) pool_.forget(this);
+  timer_.stop();
+  if (transport_) transport_->close();
+  pool_.loop().defer_delete(this);
+}
+
+void UpstreamConnection::fail(UpstreamFailure failure, const std::string& reason) {
+  UpstreamUser* user = user_;
+  user_ = nullptr;
+  bool reused = exchanges_ > 1;
+  bool got = got_bytes_;
+  close_and_delete();
+  if (user) user->on_upstream_failed(failure, reason, reused, got);
+}
+
+void UpstreamConnection::on_transport_connected() {
+  connected_ = true;
+  if (user_) {
+    arm_response_timer();
+  } else {
+    timer_.stop();
+  }
+}
+
+void UpstreamConnection::on_transport_data(const char* data, size_t len) {
+  if (idle_ || !user_) {
+    // An idle keep-alive connection must stay silent; anything else means the
+    // app is confused about framing: drop the connection.
+    close_and_delete();
+    return;
+  }
+  got_bytes_ = true;
+  arm_response_timer();
+  size_t pos = 0;
+  while (pos < len && !gone_) {
+    size_t n = parser_.feed(data + pos, len - pos);
+    pos += n;
+    if (parser_.failed()) {
+      fail(UpstreamFailure::bad_response, "invalid response from upstream: " + parser_.error_detail());
+      return;
+    }
+    if (response_complete_) break;
+    if (n == 0) break;
+  }
+  if (gone_ || !response_complete_) return;
+  // The response is complete. Reuse only a clean connection: keep-alive, the
+  // whole request sent, and no stray bytes after the response.
+  parser_.resume();
+  UpstreamUser* user = user_;
+  user_ = nullptr;
+  bool reusable = keep_alive_ && request_done_ && pos == len;
+  if (reusable) {
+    pool_.release(this);
+  } else {
+    close_and_delete();
+  }
+  user->on_upstream_complete();
+}
+
+void UpstreamConnection::on_transport_eof() {
+  if (user_ && parser_.in_message() && parser_.finish() && response_complete_) {
+    // until-close body ended by the close: that is its normal end.
+    UpstreamUser* user = user_;
+    user_ = nullptr;
+    close_and_delete();
+    user->on_upstream_complete();
+    return;
+  }
+  if (user_) {
+    fail(UpstreamFailure::closed_early,
+         "upstream " + pool_.options().endpoint.text + " closed the connection before a complete response");
+    return;
+  }
+  close_and_delete();
+}
+
+void UpstreamConnection::on_transport_error(const std::string& reason) {
+  fail(connected_ ? UpstreamFailure::closed_early : UpstreamFailure::connect_failed, reason);
+}
+
+void UpstreamConnection::on_transport_drained() {
+  if (user_) user_->on_upstream_drained();
+}
+
+void UpstreamConnection::on_response_head(http1::ResponseHead&& head) {
+  keep_alive_ = head.keep_alive;
+  if (user_) user_->on_upstream_head(std::move(head));
+}
+
+void UpstreamConnection::on_response_body(const char* data, size_t len) {
+  if (user_) user_->on_upstream_body(data, len);
+}
+
+void UpstreamConnection::on_response_complete() {
+  response_complete_ = true;
+  timer_.stop();
+}
+
+UpstreamPool::UpstreamPool(net::Loop& loop, UpstreamOptions options)
+    : loop_(loop), options_(std::move(options)) {}
+
+UpstreamPool::~UpstreamPool() { close_idle(); }
+
+UpstreamConnection* UpstreamPool::acquire(UpstreamUser* user, std::string_view method,
+                                          std::string* error) {
+  if (!idle_.empty()) {
+    UpstreamConnection* conn = idle_.back();
+    idle_.pop_back();
+    conn->begin(user, method);
+    return conn;
+  }
+  auto* conn = new UpstreamConnection(*this);
+  if (!conn->open(error)) {
+    delete conn;
+    return nullptr;
+  }
+  ++opened_;
+  conn->begin(user, method);
+  return conn;
+}
+
+void UpstreamPool::release(UpstreamConnection* conn) {
+  if (idle_.size() >= options_.max_idle) {
+    conn->close_and_delete();
+    return;
+  }
+  conn->park();
+  idle_.push_back(conn);
+}
+
+void UpstreamPool::forget(UpstreamConnection* conn) {
+  idle_.erase(std::remove(idle_.begin(), idle_.end(), conn), idle_.end());
+}
+
+void UpstreamPool::close_idle() {
+  std::vector<UpstreamConnection*> idle;
+  idle.swap(idle_);
+  for (auto* conn : idle) {
+    conn->idle_ = false;  // already removed from the list
+    conn->close_and_delete();
+  }
+}
+
+}  // namespace fedproxy::core

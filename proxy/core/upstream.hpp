@@ -1,0 +1,135 @@
+// Connections to the local app (TCP or unix socket), pooled with keep-alive.
+// One exchange at a time per connection; the response is parsed and handed
+// to the UpstreamUser (the ingress session) as events.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/config.hpp"
+#include "proxy/http1/response_parser.hpp"
+#include "proxy/net/loop.hpp"
+#include "proxy/net/transport.hpp"
+
+namespace fedproxy::core {
+
+enum class UpstreamFailure {
+  connect_failed,   // refused, unreachable, connect timeout
+  timeout,          // no (more) response bytes within upstream_response_ms
+  closed_early,     // closed or reset before the response was complete
+  bad_response,     // unparseable response
+};
+
+class UpstreamUser {
+ public:
+  virtual void on_upstream_head(http1::ResponseHead&& head) = 0;
+  virtual void on_upstream_body(const char* data, size_t len) = 0;
+  // The connection has already been returned to the pool or closed.
+  virtual void on_upstream_complete() = 0;
+  // The connection is gone. got_bytes: any response byte was received.
+  virtual void on_upstream_failed(UpstreamFailure failure, const std::string& reason,
+                                  bool reused_connection, bool got_bytes) = 0;
+  virtual void on_upstream_drained() = 0;
+
+ protected:
+  ~UpstreamUser() = default;
+};
+
+struct UpstreamOptions {
+  policy::Endpoint endpoint;
+  uint32_t connect_timeout_ms = 5000;
+  uint32_t response_timeout_ms = 60000;
+  uint32_t idle_timeout_ms = 60000;  // pooled idle connections are closed after this
+  uint32_t max_idle = 64;
+};
+
+class UpstreamPool;
+
+class UpstreamConnection final : public net::Deletable,
+                                 private net::TransportHandler,
+                                 private http1::ResponseSink {
+ public:
+  UpstreamConnection(UpstreamPool& pool);
+  ~UpstreamConnection() override;
+
+  // Bytes of the request (head, body, chunk framing) in order.
+  void write(const char* data, size_t len);
+  void write(const std::string& s) { write(s.data(), s.size()); }
+  // The whole request has been written.
+  void request_done();
+  bool above_high_watermark() const;
+  void pause_reading();
+  void resume_reading();
+  // The user no longer wants this exchange: the connection is closed (its
+  // state is unknown) and no callback reaches the user any more.
+  void abandon();
+
+  bool reused() const { return exchanges_ > 1; }
+
+ private:
+  friend class UpstreamPool;
+  bool open(std::string* error);
+  void begin(UpstreamUser* user, std::string_view method);
+  void park();  // idle in the pool
+  void close_and_delete();
+  void fail(UpstreamFailure failure, const std::string& reason);
+  void arm_response_timer();
+
+  // TransportHandler
+  void on_transport_connected() override;
+  void on_transport_data(const char* data, size_t len) override;
+  void on_transport_eof() override;
+  void on_transport_error(const std::string& reason) override;
+  void on_transport_drained() override;
+  // ResponseSink
+  void on_response_head(http1::ResponseHead&& head) override;
+  void on_response_body(const char* data, size_t len) override;
+  void on_response_complete() override;
+
+  UpstreamPool& pool_;
+  std::unique_ptr<net::Transport> transport_;
+  http1::ResponseParser parser_;
+  net::Timer timer_;
+  UpstreamUser* user_ = nullptr;
+  bool connected_ = false;
+  bool idle_ = false;
+  bool gone_ = false;
+  bool request_done_ = false;
+  bool response_complete_ = false;
+  bool keep_alive_ = false;
+  bool got_bytes_ = false;
+  uint64_t exchanges_ = 0;
+};
+
+class UpstreamPool {
+ public:
+  UpstreamPool(net::Loop& loop, UpstreamOptions options);
+  ~UpstreamPool();
+  UpstreamPool(const UpstreamPool&) = delete;
+  UpstreamPool& operator=(const UpstreamPool&) = delete;
+
+  // An idle pooled connection, or a new one being connected. nullptr with
+  // *error when a connection cannot even be started.
+  UpstreamConnection* acquire(UpstreamUser* user, std::string_view method, std::string* error);
+  // Close every idle connection (shutdown).
+  void close_idle();
+
+  size_t idle_count() const { return idle_.size(); }
+  uint64_t connections_opened() const { return opened_; }
+  net::Loop& loop() { return loop_; }
+  const UpstreamOptions& options() const { return options_; }
+
+ private:
+  friend class UpstreamConnection;
+  void release(UpstreamConnection* conn);  // back to idle, or closed when full
+  void forget(UpstreamConnection* conn);   // remove from idle list
+  net::Loop& loop_;
+  UpstreamOptions options_;
+  std::vector<UpstreamConnection*> idle_;  // most recently used last
+  uint64_t opened_ = 0;
+};
+
+}  // namespace fedproxy::core

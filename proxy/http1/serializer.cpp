@@ -1,0 +1,323 @@
+#include "proxy/http1/serializer.hpp"
+
+#include <charconv>
+#include <cstdint>
+#include <vector>
+
+namespace fedproxy::http1 {
+
+namespace {
+
+inline void put_uint(uint64_t v, std::string& out) {
+  char buf[24];
+  auto res = std::to_chars(buf, buf + sizeof(buf), v);
+  out.append(buf, static_cast<size_t>(res.ptr - buf));
+}
+
+inline void put_header(std::string_view name, std::string_view value, std::string& out) {
+  out.append(name);
+  out.append(": ", 2);
+  out.append(value);
+  out.append("\r\n", 2);
+}
+
+size_t headers_size(const Headers& headers) {
+  size_t n = 0;
+  for (const Header& h : headers) n += h.name.size() + h.value.size() + 4;
+  return n;
+}
+
+void put_connection(bool keep_alive, std::string& out) {
+  if (keep_alive)
+    out.append("Connection: keep-alive\r\n");
+  else
+    out.append("Connection: close\r\n");
+}
+
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+}  // namespace
+
+bool is_hop_by_hop(std::string_view name) {
+  if (starts_with_ci(name, "proxy-")) return true;
+  switch (name.size()) {
+    case 2:
+      return iequals(name, "te");
+    case 6:
+      return iequals(name, "expect");
+    case 7:
+      return iequals(name, "upgrade") || iequals(name, "trailer");
+    case 10:
+      return iequals(name, "connection") || iequals(name, "keep-alive");
+    case 14:
+      return iequals(name, "content-length");
+    case 17:
+      return iequals(name, "transfer-encoding");
+    default:
+      return false;
+  }
+}
+
+void remove_hop_by_hop(Headers& headers) {
+  // Tokens listed in Connection headers ("Connection: close, X-Foo") name
+  // further hop-by-hop fields. Views point into the header values, so decide
+  // for every field first and only then compact the vector.
+  std::vector<std::string_view> named;
+  for (const Header& h : headers) {
+    if (!iequals(h.name, "connection")) continue;
+    std::string_view v = h.value;
+    while (!v.empty()) {
+      const size_t comma = v.find(',');
+      std::string_view token = v.substr(0, comma);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
+      if (!token.empty()) named.push_back(token);
+      if (comma == std::string_view::npos) break;
+      v.remove_prefix(comma + 1);
+    }
+  }
+  auto drop = [&named](const Header& h) {
+    if (is_hop_by_hop(h.name)) return true;
+    for (std::string_view t : named)
+      if (iequals(h.name, t)) return true;
+    return false;
+  };
+  if (named.empty()) {
+    std::erase_if(headers, drop);
+    return;
+  }
+  std::vector<char> remove(headers.size());
+  for (size_t i = 0; i < headers.size(); ++i) remove[i] = drop(headers[i]) ? 1 : 0;
+  size_t w = 0;
+  for (size_t i = 0; i < headers.size(); ++i) {
+    if (remove[i]) continue;
+    if (w != i) headers[w] = std::move(headers[i]);
+    ++w;
+  }
+  headers.resize(w);
+}
+
+void write_request_head(const RequestHead& head, std::string_view target, bool keep_alive,
+                        std::string& out) {
+  out.reserve(out.size() + head.method.size() + target.size() + headers_size(head.headers) + 96);
+  out.append(head.method);
+  out.push_back(' ');
+  out.append(target);
+  out.append(" HTTP/1.1\r\n", 11);
+  for (const Header& h : head.headers) {
+    if (is_hop_by_hop(h.name)) continue;
+    put_header(h.name, h.value, out);
+  }
+  switch (head.body) {
+    case BodyKind::content_length:
+      out.append("Content-Length: ");
+      put_uint(head.content_length, out);
+      out.append("\r\n", 2);
+      break;
+    case BodyKind::chunked:
+    case BodyKind::until_close:  // not a request framing; chunked is the only safe choice
+      out.append("Transfer-Encoding: chunked\r\n");
+      break;
+    case BodyKind::none:
+      if (head.method == "POST" || head.method == "PUT" || head.method == "PATCH")
+        out.append("Content-Length: 0\r\n");
+      break;
+  }
+  put_connection(keep_alive, out);
+  out.append("\r\n", 2);
+}
+
+void write_response_head(const ResponseHead& head, bool keep_alive, std::string& out) {
+  const char* phrase = head.reason.empty() ? reason_phrase(head.status) : nullptr;
+  out.reserve(out.size() + headers_size(head.headers) + head.reason.size() + 112);
+  out.append("HTTP/1.1 ", 9);
+  put_uint(static_cast<uint64_t>(head.status < 0 ? 0 : head.status), out);
+  out.push_back(' ');
+  if (phrase != nullptr)
+    out.append(phrase);
+  else
+    out.append(head.reason);
+  out.append("\r\n", 2);
+  for (const Header& h : head.headers) {
+    if (is_hop_by_hop(h.name)) continue;
+    put_header(h.name, h.value, out);
+  }
+  switch (head.body) {
+    case BodyKind::content_length:
+      out.append("Content-Length: ");
+      put_uint(head.content_length, out);
+      out.append("\r\n", 2);
+      break;
+    case BodyKind::chunked:
+    case BodyKind::until_close:
+      out.append("Transfer-Encoding: chunked\r\n");
+      break;
+    case BodyKind::none:
+      if (!(head.status < 200 || head.status == 204 || head.status == 304))
+        out.append("Content-Length: 0\r\n");
+      break;
+  }
+  put_connection(keep_alive, out);
+  out.append("\r\n", 2);
+}
+
+void write_chunk(const char* data, size_t len, std::string& out) {
+  if (len == 0) return;  // a zero-size chunk would end the body
+  char hex[2 * sizeof(size_t)];
+  auto res = std::to_chars(hex, hex + sizeof(hex), len, 16);
+  out.reserve(out.size() + static_cast<size_t>(res.ptr - hex) + len + 4);
+  out.append(hex, static_cast<size_t>(res.ptr - hex));
+  out.append("\r\n", 2);
+  out.append(data, len);
+  out.append("\r\n", 2);
+}
+
+void write_last_chunk(std::string& out) { out.append("0\r\n\r\n", 5); }
+
+const char* reason_phrase(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+  }
+}
+
+namespace {
+
+// Length of the well-formed UTF-8 sequence at s[i], or 0 when it is not one
+// (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF).
+size_t utf8_sequence(std::string_view s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  const size_t left = s.size() - i;
+  auto cont = [&](size_t k) { return (b(k) & 0xC0) == 0x80; };
+  if (c >= 0xC2 && c <= 0xDF) return (left >= 2 && cont(i + 1)) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (left < 3 || !cont(i + 1) || !cont(i + 2)) return 0;
+    if (c == 0xE0 && b(i + 1) < 0xA0) return 0;  // overlong
+    if (c == 0xED && b(i + 1) > 0x9F) return 0;  // surrogate
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (left < 4 || !cont(i + 1) || !cont(i + 2) || !cont(i + 3)) return 0;
+    if (c == 0xF0 && b(i + 1) < 0x90) return 0;  // overlong
+    if (c == 0xF4 && b(i + 1) > 0x8F) return 0;  // above U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::string json_escape(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size() + 8);
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      const size_t n = utf8_sequence(s, i);
+      if (n == 0) {
+        out.append("\\ufffd");  // invalid UTF-8 byte: keep the JSON valid
+        ++i;
+      } else {
+        out.append(s.substr(i, n));
+        i += n;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"': out.append("\\\""); break;
+      case '\\': out.append("\\\\"); break;
+      case '\n': out.append("\\n"); break;
+      case '\r': out.append("\\r"); break;
+      case '\t': out.append("\\t"); break;
+      case '\b': out.append("\\b"); break;
+      case '\f': out.append("\\f"); break;
+      default:
+        if (c < 0x20 || c == 0x7F) {
+          const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+          out.append(esc, sizeof(esc));
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+    ++i;
+  }
+  return out;
+}
+
+std::string make_error_response(int status, std::string_view code, std::string_view message,
+                                 std::string_view request_id, bool close,
+                                 std::string_view extra_headers) {
+  std::string body;
+  body.reserve(48 + code.size() + message.size() + request_id.size());
+  body.append("{\"error\":\"");
+  body.append(json_escape(code));
+  body.append("\",\"message\":\"");
+  body.append(json_escape(message));
+  body.append("\",\"request_id\":\"");
+  body.append(json_escape(request_id));
+  body.append("\"}");
+
+  std::string out;
+  out.reserve(160 + extra_headers.size() + body.size());
+  out.append("HTTP/1.1 ");
+  put_uint(static_cast<uint64_t>(status < 0 ? 0 : status), out);
+  out.push_back(' ');
+  out.append(reason_phrase(status));
+  out.append("\r\nContent-Type: application/json\r\nContent-Length: ");
+  put_uint(body.size(), out);
+  out.append("\r\n", 2);
+  if (close) out.append("Connection: close\r\n");
+  out.append(extra_headers);
+  out.append("\r\n", 2);
+  out.append(body);
+  return out;
+}
+
+bool is_valid_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char ch : id) {
+    const bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                    ch == '.' || ch == '_' || ch == ':' || ch == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace fedproxy::http1

@@ -1,0 +1,52 @@
+// Writing HTTP/1.1 heads and body framing into byte buffers. Hop-by-hop
+// headers (SPEC §1) and the original framing headers are never copied:
+// framing is re-written from the parsed BodyKind.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "proxy/http1/message.hpp"
+
+namespace fedproxy::http1 {
+
+// Connection, Keep-Alive, Proxy-*, TE, Trailer, Upgrade, Transfer-Encoding,
+// Content-Length (framing is re-written), Expect (answered by the proxy).
+bool is_hop_by_hop(std::string_view name);
+
+// Remove hop-by-hop headers, plus any header named in a Connection header.
+// Run it on what the peer sent BEFORE adding proxy-generated headers, or a
+// "Connection: X-Federation-Peer" would strip them.
+void remove_hop_by_hop(Headers& headers);
+
+// "METHOD target HTTP/1.1\r\n" + headers + framing + "Connection: keep-alive|close" + "\r\n".
+// Framing: content_length → "Content-Length: n"; chunked → "Transfer-Encoding: chunked";
+// none → nothing (or "Content-Length: 0" for POST/PUT/PATCH).
+void write_request_head(const RequestHead& head, std::string_view target,
+                        bool keep_alive, std::string& out);
+
+// "HTTP/1.1 status reason\r\n" + headers + framing + Connection + "\r\n".
+// until_close bodies are re-framed as chunked for HTTP/1.1 clients.
+void write_response_head(const ResponseHead& head, bool keep_alive, std::string& out);
+
+// Chunked framing helpers: "<hex>\r\n<data>\r\n" and "0\r\n\r\n".
+// write_chunk writes nothing for len == 0 (that would be the last chunk).
+void write_chunk(const char* data, size_t len, std::string& out);
+void write_last_chunk(std::string& out);
+
+const char* reason_phrase(int status);
+
+// A complete response fedproxy itself produces (SPEC §6):
+// Content-Type: application/json, body {"error","message","request_id"},
+// Content-Length, Connection: close when close is true.
+// extra_headers: preformatted "Name: value\r\n" lines (e.g. Retry-After).
+std::string make_error_response(int status, std::string_view code, std::string_view message,
+                                std::string_view request_id, bool close,
+                                std::string_view extra_headers = {});
+
+std::string json_escape(std::string_view s);
+
+// X-Request-Id kept when 1..128 chars of [A-Za-z0-9._:-].
+bool is_valid_request_id(std::string_view id);
+
+}  // namespace fedproxy::http1

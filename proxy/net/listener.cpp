@@ -1,0 +1,87 @@
+#include "proxy/net/listener.hpp"
+
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "proxy/net/address.hpp"
+
+namespace fedproxy::net {
+
+// Defined in transport.cpp: accepted connections get their handles there.
+Transport::Handles* new_accept_handles(Loop& loop, bool is_pipe);
+void free_unadopted_handles(Transport::Handles* hs);
+uv_stream_t* stream_of(Transport::Handles* hs);
+
+struct Listener::Handle {
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } s;
+  Listener* owner;
+};
+
+namespace {
+void connection_cb(uv_stream_t* server, int status) {
+  auto* owner = static_cast<Listener*>(server->data);
+  if (owner) owner->on_connection(status);
+}
+}  // namespace
+
+std::unique_ptr<Listener> Listener::create(Loop& loop, const policy::Endpoint& endpoint,
+                                           AcceptFn on_accept, std::string* error) {
+  std::unique_ptr<Listener> l(new Listener(loop, std::move(on_accept)));
+  auto* h = new Handle;
+  l->handle_ = h;
+  int rc;
+  if (endpoint.kind == policy::Endpoint::Kind::unix_socket) {
+    l->is_pipe_ = true;
+    uv_pipe_init(loop.raw(), &h->s.pipe, 0);
+    h->s.handle.data = l.get();
+    ::unlink(endpoint.path.c_str());  // a stale socket file from a previous run
+    rc = uv_pipe_bind(&h->s.pipe, endpoint.path.c_str());
+    l->bound_ = endpoint.text;
+    l->unlink_path_ = endpoint.path;
+  } else {
+    uv_tcp_init(loop.raw(), &h->s.tcp);
+    h->s.handle.data = l.get();
+    sockaddr_storage addr{};
+    if (!to_sockaddr(endpoint, &addr, error)) return nullptr;
+    rc = uv_tcp_bind(&h->s.tcp, reinterpret_cast<const sockaddr*>(&addr), 0);
+  }
+  if (rc == 0) rc = uv_listen(&h->s.stream, 511, connection_cb);
+  if (rc != 0) {
+    *error = "cannot listen on " + endpoint.text + ": " + uv_strerror(rc);
+    return nullptr;  // destructor closes the handle
+  }
+  if (!l->is_pipe_) {
+    sockaddr_storage bound{};
+    int len = sizeof(bound);
+    uv_tcp_getsockname(&h->s.tcp, reinterpret_cast<sockaddr*>(&bound), &len);
+    l->bound_ = format_sockaddr(reinterpret_cast<sockaddr*>(&bound));
+  }
+  return l;
+}
+
+Listener::~Listener() {
+  if (!handle_) return;
+  handle_->s.handle.data = nullptr;
+  uv_close(&handle_->s.handle, [](uv_handle_t* h) {
+    delete reinterpret_cast<Listener::Handle*>(reinterpret_cast<char*>(h));
+  });
+  if (!unlink_path_.empty()) ::unlink(unlink_path_.c_str());
+}
+
+void Listener::on_connection(int status) {
+  if (status < 0) return;  // EMFILE etc.: libuv sheds the connection itself
+  Transport::Handles* hs = new_accept_handles(loop_, is_pipe_);
+  if (uv_accept(&handle_->s.stream, stream_of(hs)) != 0) {
+    free_unadopted_handles(hs);
+    return;
+  }
+  on_accept_(Transport::adopt(loop_, hs));
+}
+
+}  // namespace fedproxy::net

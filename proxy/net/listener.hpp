@@ -1,0 +1,39 @@
+// A listening socket (TCP or unix) that hands each accepted connection over
+// as a Transport (not yet started: the caller attaches a handler and TLS).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "policy/config.hpp"
+#include "proxy/net/transport.hpp"
+
+namespace fedproxy::net {
+
+class Listener {
+ public:
+  using AcceptFn = std::function<void(std::unique_ptr<Transport>)>;
+  // Binds and listens. nullptr with *error set on failure.
+  static std::unique_ptr<Listener> create(Loop& loop, const policy::Endpoint& endpoint,
+                                          AcceptFn on_accept, std::string* error);
+  ~Listener();  // stops accepting (closes the handle)
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+
+  // The address actually bound ("127.0.0.1:43122" when port 0 was asked).
+  const std::string& bound_address() const { return bound_; }
+  void on_connection(int status);  // libuv trampoline
+
+ private:
+  Listener(Loop& loop, AcceptFn on_accept) : loop_(loop), on_accept_(std::move(on_accept)) {}
+  struct Handle;
+  Loop& loop_;
+  AcceptFn on_accept_;
+  Handle* handle_ = nullptr;
+  bool is_pipe_ = false;
+  std::string bound_;
+  std::string unlink_path_;
+};
+
+}  // namespace fedproxy::net

@@ -1,0 +1,101 @@
+#include "proxy/net/loop.hpp"
+
+#include <cassert>
+
+#include <uv.h>
+
+namespace fedproxy::net {
+
+Loop::Loop() : loop_(new uv_loop_t), idle_(new uv_idle_t), read_buffer_(new char[kReadBufferSize]) {
+  int rc = uv_loop_init(loop_);
+  assert(rc == 0);
+  (void)rc;
+  uv_idle_init(loop_, idle_);
+  idle_->data = this;
+}
+
+Loop::~Loop() { close_now(); }
+
+int Loop::close_now() {
+  if (closed_) return close_result_;
+  closed_ = true;
+  flush_deletes();
+  uv_close(reinterpret_cast<uv_handle_t*>(idle_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_idle_t*>(h); });
+  // Let close callbacks of everything already closing run.
+  uv_run(loop_, UV_RUN_DEFAULT);
+  close_result_ = uv_loop_close(loop_);
+  if (close_result_ == 0) delete loop_;  // else leak on purpose: handles still reference it
+  return close_result_;
+}
+
+uint64_t Loop::now_ms() const { return uv_now(loop_); }
+
+void Loop::run() { uv_run(loop_, UV_RUN_DEFAULT); flush_deletes(); }
+
+void Loop::defer_delete(Deletable* obj) {
+  if (to_delete_.empty() && !closed_) uv_idle_start(idle_, &Loop::on_idle);
+  to_delete_.push_back(obj);
+}
+
+void Loop::on_idle(uv_idle_t* idle) {
+  auto* self = static_cast<Loop*>(idle->data);
+  self->flush_deletes();
+}
+
+void Loop::flush_deletes() {
+  // Destructors may defer further deletes: loop until empty.
+  while (!to_delete_.empty()) {
+    std::vector<Deletable*> batch;
+    batch.swap(to_delete_);
+    for (Deletable* obj : batch) delete obj;
+  }
+  if (!closed_) uv_idle_stop(idle_);
+}
+
+Timer::Timer(Loop& loop, std::function<void()> on_fire)
+    : handle_(new uv_timer_t), on_fire_(std::move(on_fire)) {
+  uv_timer_init(loop.raw(), handle_);
+  handle_->data = this;
+}
+
+Timer::~Timer() {
+  handle_->data = nullptr;  // disarm: a pending callback must not reach us
+  uv_close(reinterpret_cast<uv_handle_t*>(handle_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+}
+
+void Timer::start(uint64_t timeout_ms, uint64_t repeat_ms) {
+  uv_timer_start(handle_, &Timer::on_timer, timeout_ms, repeat_ms);
+}
+
+void Timer::stop() { uv_timer_stop(handle_); }
+
+void Timer::unref() { uv_unref(reinterpret_cast<uv_handle_t*>(handle_)); }
+
+void Timer::on_timer(uv_timer_t* t) {
+  auto* self = static_cast<Timer*>(t->data);
+  if (self && self->on_fire_) self->on_fire_();
+}
+
+SignalWatcher::SignalWatcher(Loop& loop, int signum, std::function<void()> on_signal)
+    : handle_(new uv_signal_t), on_signal_(std::move(on_signal)) {
+  uv_signal_init(loop.raw(), handle_);
+  handle_->data = this;
+  uv_signal_start(handle_, &SignalWatcher::on_signal, signum);
+  // Signal watchers alone do not keep the loop running.
+  uv_unref(reinterpret_cast<uv_handle_t*>(handle_));
+}
+
+SignalWatcher::~SignalWatcher() {
+  handle_->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(handle_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_signal_t*>(h); });
+}
+
+void SignalWatcher::on_signal(uv_signal_t* s, int) {
+  auto* self = static_cast<SignalWatcher*>(s->data);
+  if (self && self->on_signal_) self->on_signal_();
+}
+
+}  // namespace fedproxy::net

@@ -1,0 +1,90 @@
+// The event loop, timers and deferred deletion. proxy/net is the only place
+// that includes <uv.h>; everything above it uses these wrappers.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+typedef struct uv_loop_s uv_loop_t;
+typedef struct uv_idle_s uv_idle_t;
+typedef struct uv_timer_s uv_timer_t;
+typedef struct uv_signal_s uv_signal_t;
+
+namespace fedproxy::net {
+
+// Objects whose destruction must wait for a loop boundary (never in the middle
+// of one of their own callbacks) derive from this and call Loop::defer_delete.
+class Deletable {
+ public:
+  virtual ~Deletable() = default;
+};
+
+class Loop {
+ public:
+  Loop();
+  ~Loop();  // runs the loop until every handle is closed, then uv_loop_close
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  uv_loop_t* raw() { return loop_; }
+  uint64_t now_ms() const;  // loop time, updated once per iteration
+  void run();
+  // Delete obj at the next loop boundary (after the current callbacks).
+  void defer_delete(Deletable* obj);
+  // Scratch read buffer shared by all streams of this loop: data is consumed
+  // synchronously in the read callback, so one buffer per loop is enough and
+  // idle connections hold no read buffer.
+  char* read_buffer() { return read_buffer_.get(); }
+  static constexpr size_t kReadBufferSize = 64 * 1024;
+  // True when uv_loop_close succeeded in the destructor path (for tests).
+  int close_result() const { return close_result_; }
+  int close_now();  // close the loop now; returns uv_loop_close's result
+
+ private:
+  static void on_idle(uv_idle_t* idle);
+  void flush_deletes();
+  uv_loop_t* loop_;
+  uv_idle_t* idle_;
+  std::vector<Deletable*> to_delete_;
+  std::unique_ptr<char[]> read_buffer_;
+  bool closed_ = false;
+  int close_result_ = 0;
+};
+
+// A one-shot/repeating timer owned by a C++ object. The uv handle lives on
+// the heap and is freed by its close callback, so the owner may be destroyed
+// at any time: the callback is disarmed first.
+class Timer {
+ public:
+  Timer(Loop& loop, std::function<void()> on_fire);
+  ~Timer();
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+  void start(uint64_t timeout_ms, uint64_t repeat_ms = 0);
+  void stop();
+  // Do not keep the loop alive for this timer alone.
+  void unref();
+
+ private:
+  static void on_timer(uv_timer_t* t);
+  uv_timer_t* handle_;
+  std::function<void()> on_fire_;
+};
+
+// A signal watcher with the same ownership rule as Timer.
+class SignalWatcher {
+ public:
+  SignalWatcher(Loop& loop, int signum, std::function<void()> on_signal);
+  ~SignalWatcher();
+  SignalWatcher(const SignalWatcher&) = delete;
+  SignalWatcher& operator=(const SignalWatcher&) = delete;
+
+ private:
+  static void on_signal(uv_signal_t* s, int signum);
+  uv_signal_t* handle_;
+  std::function<void()> on_signal_;
+};
+
+}  // namespace fedproxy::net

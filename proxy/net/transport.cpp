@@ -1,0 +1,428 @@
+#include "proxy/net/transport.hpp"
+
+#include <cstring>
+
+#include <uv.h>
+
+#include "proxy/net/address.hpp"
+
+namespace fedproxy::net {
+
+namespace {
+// After FIN, how long we keep reading (and discarding) before the final close,
+// so that a peer still sending does not get our last response reset away.
+constexpr uint64_t kLingerMs = 2000;
+// How long a graceful close may wait for a slow reader to take queued bytes.
+constexpr uint64_t kGracefulFlushMs = 30000;
+
+struct WriteReq {
+  uv_write_t req;
+  std::string data;
+};
+}  // namespace
+
+// All libuv memory of one transport. Freed when both handles have closed.
+struct Transport::Handles {
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } s;
+  uv_timer_t linger;
+  uv_connect_t connect_req;
+  uv_shutdown_t shutdown_req;
+  Transport* owner = nullptr;
+  Loop* loop = nullptr;
+  int open = 0;
+  bool is_pipe = false;
+  // Plaintext written before the connection (or TLS handshake) was ready.
+  std::string early;
+};
+
+namespace {
+
+Transport::Handles* handles_of(uv_handle_t* h) { return static_cast<Transport::Handles*>(h->data); }
+
+void on_handle_closed(uv_handle_t* h) {
+  auto* hs = handles_of(h);
+  if (--hs->open == 0) delete hs;
+}
+
+void alloc_cb(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* hs = handles_of(h);
+  buf->base = hs->loop->read_buffer();
+  buf->len = Loop::kReadBufferSize;
+}
+
+void read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+  auto* hs = handles_of(reinterpret_cast<uv_handle_t*>(s));
+  if (hs->owner) hs->owner->on_read(nread, buf->base);
+}
+
+void write_cb(uv_write_t* req, int status) {
+  auto* w = reinterpret_cast<WriteReq*>(req);
+  auto* hs = handles_of(reinterpret_cast<uv_handle_t*>(req->handle));
+  size_t n = w->data.size();
+  delete w;
+  if (hs->owner) hs->owner->on_write_done(n, status);
+}
+
+void connect_cb(uv_connect_t* req, int status) {
+  auto* hs = handles_of(reinterpret_cast<uv_handle_t*>(req->handle));
+  if (hs->owner) hs->owner->on_connect_result(status);
+}
+
+void shutdown_cb(uv_shutdown_t* req, int) {
+  auto* hs = handles_of(reinterpret_cast<uv_handle_t*>(req->handle));
+  if (hs->owner) hs->owner->on_shutdown_done();
+}
+
+void linger_cb(uv_timer_t* t) {
+  auto* hs = static_cast<Transport::Handles*>(t->data);
+  if (hs->owner) hs->owner->on_linger_timeout();
+}
+
+Transport::Handles* new_handles(Loop& loop, bool is_pipe) {
+  auto* hs = new Transport::Handles;
+  hs->loop = &loop;
+  hs->is_pipe = is_pipe;
+  if (is_pipe) {
+    uv_pipe_init(loop.raw(), &hs->s.pipe, 0);
+  } else {
+    uv_tcp_init(loop.raw(), &hs->s.tcp);
+  }
+  hs->s.handle.data = hs;
+  uv_timer_init(loop.raw(), &hs->linger);
+  hs->linger.data = hs;
+  hs->open = 2;
+  return hs;
+}
+
+}  // namespace
+
+Transport::Transport(Loop& loop, Handles* handles) : loop_(loop), h_(handles) { h_->owner = this; }
+
+Transport::~Transport() { close(); }
+
+std::unique_ptr<Transport> Transport::adopt(Loop& loop, Handles* handles) {
+  std::unique_ptr<Transport> t(new Transport(loop, handles));
+  t->capture_peer_address();
+  if (!handles->is_pipe) uv_tcp_nodelay(&handles->s.tcp, 1);
+  return t;
+}
+
+// Used by Listener: allocate handles for an accepted connection.
+Transport::Handles* new_accept_handles(Loop& loop, bool is_pipe) { return new_handles(loop, is_pipe); }
+void free_unadopted_handles(Transport::Handles* hs) {
+  uv_close(&hs->s.handle, on_handle_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&hs->linger), on_handle_closed);
+}
+uv_stream_t* stream_of(Transport::Handles* hs) { return &hs->s.stream; }
+
+std::unique_ptr<Transport> Transport::connect(Loop& loop, const policy::Endpoint& endpoint,
+                                              TransportHandler* handler,
+                                              std::unique_ptr<tls::TlsEngine> tls,
+                                              std::string* error) {
+  bool is_pipe = endpoint.kind == policy::Endpoint::Kind::unix_socket;
+  Handles* hs = new_handles(loop, is_pipe);
+  std::unique_ptr<Transport> t(new Transport(loop, hs));
+  t->tls_ = std::move(tls);
+  t->peer_address_ = endpoint.text;
+  if (is_pipe) {
+    uv_pipe_connect(&hs->connect_req, &hs->s.pipe, endpoint.path.c_str(), connect_cb);
+    t->handler_ = handler;
+    return t;
+  }
+  sockaddr_storage addr{};
+  if (!to_sockaddr(endpoint, &addr, error)) return nullptr;  // destructor closes handles
+  int rc = uv_tcp_connect(&hs->connect_req, &hs->s.tcp, reinterpret_cast<const sockaddr*>(&addr),
+                          connect_cb);
+  if (rc != 0) {
+    *error = std::string("connect to ") + endpoint.text + ": " + uv_strerror(rc);
+    return nullptr;
+  }
+  t->handler_ = handler;
+  return t;
+}
+
+void Transport::capture_peer_address() {
+  if (h_->is_pipe) {
+    peer_address_ = "unix";
+    peer_ip_ = "127.0.0.1";  // a local socket is a loopback peer
+    return;
+  }
+  sockaddr_storage ss{};
+  int len = sizeof(ss);
+  if (uv_tcp_getpeername(&h_->s.tcp, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    peer_address_ = format_sockaddr(reinterpret_cast<const sockaddr*>(&ss), &peer_ip_);
+  }
+}
+
+void Transport::start(std::unique_ptr<tls::TlsEngine> tls) {
+  tls_ = std::move(tls);
+  update_reading();
+  if (!tls_) {
+    connected_ = true;
+    if (handler_) handler_->on_transport_connected();
+  }
+}
+
+void Transport::on_connect_result(int status) {
+  if (closed_) return;
+  if (status < 0) {
+    fail(std::string("connect to ") + peer_address_ + ": " + uv_strerror(status));
+    return;
+  }
+  capture_peer_address();
+  if (!h_->is_pipe) uv_tcp_nodelay(&h_->s.tcp, 1);
+  update_reading();
+  if (tls_) {
+    auto st = tls_->handshake();  // client speaks first
+    flush_tls();
+    if (st == tls::TlsEngine::Status::error) fail("tls: " + tls_->error_reason());
+    return;
+  }
+  connected_ = true;
+  if (!h_->early.empty()) {
+    std::string early;
+    early.swap(h_->early);
+    queued_ -= early.size();
+    raw_write(std::move(early));
+  }
+  if (handler_) handler_->on_transport_connected();
+}
+
+void Transport::on_read(ssize_t nread, const char* data) {
+  if (closed_ || nread == 0) return;
+  if (nread < 0) {
+    if (graceful_) {
+      close();
+      return;
+    }
+    if (nread == UV_EOF) {
+      uv_read_stop(&h_->s.stream);
+      reading_ = false;
+      if (tls_ && !tls_->handshake_done()) {
+        fail("tls: peer closed the connection during the handshake");
+        return;
+      }
+      if (handler_) handler_->on_transport_eof();
+      return;
+    }
+    fail(uv_strerror(static_cast<int>(nread)));
+    return;
+  }
+  bytes_in_ += static_cast<uint64_t>(nread);
+  if (graceful_) return;  // lingering: discard
+  if (!tls_) {
+    handler_->on_transport_data(data, static_cast<size_t>(nread));
+    return;
+  }
+  tls_->feed(data, static_cast<size_t>(nread));
+  if (!tls_->handshake_done()) {
+    auto st = tls_->handshake();
+    flush_tls();
+    if (closed_) return;
+    if (st == tls::TlsEngine::Status::error) {
+      fail("tls: " + tls_->error_reason());
+      return;
+    }
+    if (!tls_->handshake_done()) return;
+    connected_ = true;
+    if (!h_->early.empty()) {
+      std::string early;
+      early.swap(h_->early);
+      queued_ -= early.size();
+      write(early.data(), early.size());
+    }
+    handler_->on_transport_connected();
+    if (closed_ || graceful_) return;
+  }
+  // The first request often arrives together with the client's Finished:
+  // read in the same turn, until mbedTLS wants more ciphertext.
+  thread_local std::string plain;
+  plain.clear();
+  auto st = tls_->read(plain);
+  flush_tls();
+  if (closed_) return;
+  if (!plain.empty()) {
+    handler_->on_transport_data(plain.data(), plain.size());
+    if (closed_ || graceful_) return;
+  }
+  if (st == tls::TlsEngine::Status::closed) {
+    uv_read_stop(&h_->s.stream);
+    reading_ = false;
+    handler_->on_transport_eof();
+  } else if (st == tls::TlsEngine::Status::error) {
+    fail("tls: " + tls_->error_reason());
+  }
+}
+
+void Transport::write(const char* data, size_t len) {
+  if (closed_ || shutdown_sent_ || len == 0) return;
+  if (!connected_) {
+    h_->early.append(data, len);
+    queued_ += len;
+    if (queued_ > kHighWatermark) was_above_high_ = true;
+    return;
+  }
+  if (tls_) {
+    if (tls_->write(data, len) != tls::TlsEngine::Status::ok) {
+      fail("tls: " + tls_->error_reason());
+      return;
+    }
+    flush_tls();
+    return;
+  }
+  // Plain: try the socket directly first; queue only what it did not take.
+  if (queued_ == 0) {
+    uv_buf_t buf = uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(len));
+    int n = uv_try_write(&h_->s.stream, &buf, 1);
+    if (n > 0) {
+      bytes_out_ += static_cast<uint64_t>(n);
+      data += n;
+      len -= static_cast<size_t>(n);
+    } else if (n < 0 && n != UV_EAGAIN) {
+      fail(std::string("write: ") + uv_strerror(n));
+      return;
+    }
+    if (len == 0) return;
+  }
+  raw_write(std::string(data, len));
+}
+
+void Transport::flush_tls() {
+  if (!tls_ || !tls_->has_output() || closed_) return;
+  std::string out = tls_->take_output();
+  if (queued_ == 0) {
+    uv_buf_t buf = uv_buf_init(out.data(), static_cast<unsigned>(out.size()));
+    int n = uv_try_write(&h_->s.stream, &buf, 1);
+    if (n > 0) {
+      bytes_out_ += static_cast<uint64_t>(n);
+      if (static_cast<size_t>(n) == out.size()) return;
+      out.erase(0, static_cast<size_t>(n));
+    } else if (n < 0 && n != UV_EAGAIN) {
+      fail(std::string("write: ") + uv_strerror(n));
+      return;
+    }
+  }
+  raw_write(std::move(out));
+}
+
+void Transport::raw_write(std::string&& bytes) {
+  if (closed_ || bytes.empty()) return;
+  auto* w = new WriteReq;
+  w->data = std::move(bytes);
+  uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  queued_ += w->data.size();
+  int rc = uv_write(&w->req, &h_->s.stream, &buf, 1, write_cb);
+  if (rc != 0) {
+    queued_ -= w->data.size();
+    delete w;
+    fail(std::string("write: ") + uv_strerror(rc));
+    return;
+  }
+  if (queued_ > kHighWatermark) was_above_high_ = true;
+}
+
+void Transport::on_write_done(size_t bytes, int status) {
+  queued_ -= bytes;
+  if (closed_) return;
+  if (status < 0) {
+    fail(std::string("write: ") + uv_strerror(status));
+    return;
+  }
+  bytes_out_ += bytes;
+  if (graceful_) {
+    maybe_finish_graceful();
+    return;
+  }
+  if (was_above_high_ && queued_ <= kLowWatermark) {
+    was_above_high_ = false;
+    if (handler_) handler_->on_transport_drained();
+  }
+}
+
+void Transport::pause_reading(PauseReason reason) {
+  pause_mask_ |= static_cast<uint32_t>(reason);
+  update_reading();
+}
+
+void Transport::resume_reading(PauseReason reason) {
+  pause_mask_ &= ~static_cast<uint32_t>(reason);
+  update_reading();
+}
+
+void Transport::update_reading() {
+  if (closed_) return;
+  bool want = graceful_ || pause_mask_ == 0;
+  if (want && !reading_) {
+    if (uv_read_start(&h_->s.stream, alloc_cb, read_cb) == 0) reading_ = true;
+  } else if (!want && reading_) {
+    uv_read_stop(&h_->s.stream);
+    reading_ = false;
+  }
+}
+
+void Transport::close_gracefully() {
+  if (closed_ || graceful_) return;
+  graceful_ = true;
+  handler_ = nullptr;
+  if (!connected_) {
+    close();
+    return;
+  }
+  if (tls_ && tls_->handshake_done()) {
+    tls_->close_notify();
+    flush_tls();
+    if (closed_) return;
+  }
+  update_reading();  // keep draining the peer while we flush
+  uv_timer_start(&h_->linger, linger_cb, kGracefulFlushMs, 0);
+  maybe_finish_graceful();
+}
+
+void Transport::maybe_finish_graceful() {
+  if (!graceful_ || closed_ || shutdown_sent_ || queued_ > 0) return;
+  shutdown_sent_ = true;
+  if (uv_shutdown(&h_->shutdown_req, &h_->s.stream, shutdown_cb) != 0) {
+    close();
+    return;
+  }
+  uv_timer_start(&h_->linger, linger_cb, kLingerMs, 0);
+}
+
+void Transport::on_shutdown_done() {}
+
+void Transport::on_linger_timeout() { close(); }
+
+void Transport::close_gracefully_and_release(std::unique_ptr<Transport> transport) {
+  if (!transport) return;
+  Transport* t = transport.release();
+  t->self_owned_ = true;
+  if (t->closed_) {
+    t->loop_.defer_delete(t);
+    return;
+  }
+  t->close_gracefully();  // close() schedules the delete
+}
+
+void Transport::close() {
+  if (closed_) return;
+  closed_ = true;
+  handler_ = nullptr;
+  h_->owner = nullptr;  // from here on libuv callbacks do not reach this object
+  uv_close(&h_->s.handle, on_handle_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&h_->linger), on_handle_closed);
+  if (self_owned_) loop_.defer_delete(this);
+}
+
+void Transport::fail(const std::string& reason) {
+  if (closed_) return;
+  TransportHandler* handler = handler_;
+  close();
+  if (handler) handler->on_transport_error(reason);
+}
+
+}  // namespace fedproxy::net

@@ -1,0 +1,136 @@
+// A byte-stream transport over a libuv stream (TCP or unix socket), with
+// optional TLS layered on top by a TlsEngine. Session code holds a Transport
+// and never knows whether bytes are encrypted.
+//
+// Ownership: the Transport is a plain C++ object owned by its session. The uv
+// handles live in a separately allocated block that the close callbacks free,
+// so destroying a Transport at any loop boundary is safe; every callback is
+// disarmed first. Write requests own their buffers and are freed in the write
+// callback (which libuv still calls, with UV_ECANCELED, after uv_close).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "policy/config.hpp"
+#include "proxy/net/loop.hpp"
+#include "proxy/tls/tls_engine.hpp"
+
+namespace fedproxy::net {
+
+class TransportHandler {
+ public:
+  // TCP connect finished (client) or TLS handshake completed.
+  virtual void on_transport_connected() = 0;
+  // Plaintext received.
+  virtual void on_transport_data(const char* data, size_t len) = 0;
+  // The peer finished sending (FIN or close_notify). The transport stays open
+  // for writing; the handler decides when to close.
+  virtual void on_transport_eof() = 0;
+  // Fatal error (connect refused, reset, TLS failure). The transport is
+  // already closed when this is called.
+  virtual void on_transport_error(const std::string& reason) = 0;
+  // Queued output fell to the low watermark after being above the high one.
+  virtual void on_transport_drained() = 0;
+
+ protected:
+  ~TransportHandler() = default;
+};
+
+// Why reading is paused; reading resumes only when no reason is left.
+enum class PauseReason : uint32_t {
+  peer_backpressure = 1,  // the other leg's write queue is full
+  input_backlog = 2,      // unparsed input waits (pipelining)
+  not_wanted = 4,         // the session does not want data now
+};
+
+class Transport final : public Deletable {
+ public:
+  static constexpr size_t kHighWatermark = 256 * 1024;
+  static constexpr size_t kLowWatermark = 64 * 1024;
+
+  ~Transport() override;
+  Transport(const Transport&) = delete;
+  Transport& operator=(const Transport&) = delete;
+
+  // Start a client connection to endpoint; the handler later hears
+  // on_transport_connected() (after the TLS handshake when tls is given) or
+  // on_transport_error(). An immediate failure returns nullptr with *error set
+  // and calls no handler.
+  static std::unique_ptr<Transport> connect(Loop& loop, const policy::Endpoint& endpoint,
+                                            TransportHandler* handler,
+                                            std::unique_ptr<tls::TlsEngine> tls,
+                                            std::string* error);
+
+  void set_handler(TransportHandler* handler) { handler_ = handler; }
+  // Server side: begin reading (and, with TLS, the handshake).
+  void start(std::unique_ptr<tls::TlsEngine> tls);
+
+  void write(const char* data, size_t len);
+  void write(const std::string& s) { write(s.data(), s.size()); }
+  size_t queued_bytes() const { return queued_; }
+  bool above_high_watermark() const { return queued_ > kHighWatermark; }
+
+  void pause_reading(PauseReason reason);
+  void resume_reading(PauseReason reason);
+
+  // Flush what is queued, send close_notify (TLS) and FIN, wait briefly for
+  // the peer to close (so our last bytes are not lost to a reset), then
+  // close. No further handler callbacks.
+  void close_gracefully();
+  // Graceful close that outlives the owner: the transport deletes itself once
+  // its handles are closed (used when a session ends before its last bytes
+  // are flushed).
+  static void close_gracefully_and_release(std::unique_ptr<Transport> transport);
+  // Close at once. No further handler callbacks.
+  void close();
+  bool is_closed() const { return closed_; }
+  bool is_open() const { return !closed_ && !graceful_; }
+
+  const std::string& peer_address() const { return peer_address_; }
+  const std::string& peer_ip() const { return peer_ip_; }
+  tls::TlsEngine* tls() const { return tls_.get(); }
+  uint64_t bytes_in() const { return bytes_in_; }
+  uint64_t bytes_out() const { return bytes_out_; }
+
+  // Internal (libuv trampolines).
+  struct Handles;
+  void on_connect_result(int status);
+  void on_read(ssize_t nread, const char* data);
+  void on_write_done(size_t bytes, int status);
+  void on_shutdown_done();
+  void on_linger_timeout();
+  static std::unique_ptr<Transport> adopt(Loop& loop, Handles* handles);
+  Handles* handles() { return h_; }
+  Loop& loop() { return loop_; }
+
+ private:
+  Transport(Loop& loop, Handles* handles);
+  void raw_write(std::string&& bytes);
+  void flush_tls();
+  void fail(const std::string& reason);
+  void update_reading();
+  void maybe_finish_graceful();
+  void capture_peer_address();
+
+  Loop& loop_;
+  Handles* h_;
+  TransportHandler* handler_ = nullptr;
+  std::unique_ptr<tls::TlsEngine> tls_;
+  size_t queued_ = 0;
+  bool was_above_high_ = false;
+  uint32_t pause_mask_ = 0;
+  bool reading_ = false;
+  bool connected_ = false;
+  bool closed_ = false;
+  bool graceful_ = false;
+  bool shutdown_sent_ = false;
+  bool self_owned_ = false;
+  uint64_t bytes_in_ = 0;
+  uint64_t bytes_out_ = 0;
+  std::string peer_address_;
+  std::string peer_ip_;
+};
+
+}  // namespace fedproxy::net

@@ -1,0 +1,36 @@
+// What the TLS handshake proved about the peer. Filled from the verified
+// leaf certificate on a full handshake, or restored from a sealed session
+// ticket on resumption (mbedTLS drops the peer cert when resuming).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+struct mbedtls_x509_crt;
+
+namespace fedproxy::tls {
+
+struct PeerIdentity {
+  bool present = false;                  // a verified certificate was seen
+  std::vector<std::string> uri_sans;     // every URI SAN, in certificate order
+  std::string der_sha256;                // 64 lowercase hex of the leaf DER
+  std::string spki_sha256;               // 64 lowercase hex of SubjectPublicKeyInfo DER
+  std::optional<std::string> grant_id;   // extension 1.3.6.1.4.1.99999.1 (UTF8String)
+  std::string subject;                   // RFC 4514-ish, as mbedtls_x509_dn_gets prints
+  int64_t not_after = 0;                 // unix seconds
+  bool resumed = false;                  // restored from a session ticket
+
+  // Compact binary form sealed into session tickets, and its inverse.
+  std::string serialize() const;
+  static std::optional<PeerIdentity> deserialize(const std::string& bytes);
+};
+
+// Extract identity fields from a parsed certificate (used by the engine and by
+// `fedproxy cert inspect`). Never fails: missing parts stay empty.
+PeerIdentity identity_from_cert(const mbedtls_x509_crt& crt);
+
+std::string hex_lower(const unsigned char* data, size_t len);
+
+}  // namespace fedproxy::tls

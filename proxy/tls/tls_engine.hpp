@@ -1,0 +1,115 @@
+// The TLS engine: one mbedTLS session over memory buffers. It never touches a
+// socket: feed it ciphertext from the network, take ciphertext to send, read
+// and write plaintext (in the spirit of picotls). Tested by pumping a client
+// and a server engine against each other in memory.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <mbedtls/ssl.h>
+
+#include "proxy/tls/peer_identity.hpp"
+#include "proxy/tls/tls_context.hpp"
+
+namespace fedproxy::tls {
+
+class TlsEngine {
+ public:
+  enum class Status {
+    ok,       // progress made / operation complete
+    want_io,  // needs more ciphertext from the peer (and/or output flushed)
+    closed,   // peer sent close_notify
+    error,    // fatal: see error_reason(); send take_output() then close
+  };
+
+  // server_name: for clients, the hostname to check, or "" to skip hostname
+  // checking (URI-SAN peers are checked by the caller against the identity).
+  explicit TlsEngine(std::shared_ptr<const TlsContext> ctx, const std::string& server_name = "");
+  ~TlsEngine();
+  TlsEngine(const TlsEngine&) = delete;
+  TlsEngine& operator=(const TlsEngine&) = delete;
+
+  // Ciphertext received from the network (appended to the input buffer).
+  void feed(const char* data, size_t len);
+
+  // Drive the handshake. ok once complete (then handshake_done() is true).
+  Status handshake();
+  bool handshake_done() const { return handshake_done_; }
+
+  // Decrypt everything currently decryptable, appending plaintext to out.
+  // ok: got some or none but no error (call again after more feed());
+  // closed: close_notify received; error: fatal.
+  Status read(std::string& out);
+
+  // Encrypt all of data (loops over mbedTLS partial writes). ok or error.
+  Status write(const char* data, size_t len);
+
+  // Queue a close_notify alert.
+  void close_notify();
+
+  // Ciphertext produced so far, to be written to the socket.
+  bool has_output() const { return !out_.empty(); }
+  std::string take_output();
+  size_t output_size() const { return out_.size(); }
+
+  // Client side: offer a previously saved session for resumption (call before
+  // the first handshake()). Server side: no-op.
+  void set_session(const mbedtls_ssl_session* session);
+  // Client side: after the handshake (and a ticket arrived), save the session.
+  // Returns false when there is nothing worth saving.
+  bool save_session(mbedtls_ssl_session* out) const;
+
+  const PeerIdentity& peer() const { return peer_; }
+  // Precise reason of the last failure: "no client certificate",
+  // "certificate expired", "certificate not trusted (unknown CA)",
+  // "certificate revoked", "CRL expired", "key usage not allowed",
+  // "protocol version not supported", "handshake failure (-0x....)", ...
+  const std::string& error_reason() const { return error_reason_; }
+  const char* ciphersuite() const;  // after the handshake
+  // Negotiated protocol after the handshake ("TLSv1.3"), else "unknown".
+  const char* protocol_version() const;
+  bool resumed() const { return peer_.resumed; }
+
+  // Internal: used by the BIO and verify callbacks.
+  int bio_send(const unsigned char* buf, size_t len);
+  int bio_recv(unsigned char* buf, size_t len);
+  int on_verify(mbedtls_x509_crt* crt, int depth, uint32_t* flags);
+  PeerIdentity& mutable_peer() { return peer_; }
+  // Internal, for the session ticket callbacks (ticket_sealer.cpp): the
+  // identity to seal into a ticket written now (nullptr if none), and the
+  // identity restored from a ticket the peer offered.
+  const PeerIdentity* identity_for_ticket() const;
+  void restore_from_ticket(PeerIdentity id);
+
+ private:
+  Status fail(int ret);
+  void on_handshake_complete();
+  void on_new_session_ticket();
+  void compact_input();
+  std::shared_ptr<const TlsContext> ctx_;
+  mbedtls_ssl_context ssl_;
+  std::string in_;
+  size_t in_pos_ = 0;
+  std::string out_;
+  bool handshake_done_ = false;
+  bool is_client_ = false;
+  bool setup_failed_ = false;
+  bool failed_ = false;
+  bool closed_ = false;
+  bool cert_seen_ = false;        // the verify callback saw the depth-0 cert
+  bool records_read_ = false;     // application data was decrypted at least once
+  uint32_t verify_flags_ = 0;
+  int last_error_ = 0;
+  PeerIdentity peer_;
+  std::optional<PeerIdentity> ticket_peer_;  // server: restored from a ticket;
+                                             // client: identity of an offered session
+  std::string saved_session_;                // client: serialized session with ticket
+  std::string error_reason_;
+};
+
+// Initialise PSA crypto once per process (thread-safe, idempotent).
+bool init_crypto();
+
+}  // namespace fedproxy::tls

@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Fails when an #include crosses the module directions of docs/design.md:
+policy/ and certwatch/ depend on nothing of ours; only proxy/net/ (and
+certwatch's timer) include <uv.h>; the HTTP codec sees neither libuv nor
+mbedTLS; the TLS engine never sees libuv."""
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.M)
+
+# directory -> list of (forbidden include prefix, why)
+RULES = {
+    "policy/": [("proxy/", "policy is pure"), ("certwatch/", "policy is pure"),
+                ("uv.h", "no I/O in policy"), ("mbedtls/", "no TLS in policy"),
+                ("psa/", "no TLS in policy"), ("llhttp.h", "no HTTP parsing in policy")],
+    "certwatch/": [("proxy/", "certwatch must not depend on proxy"),
+                   ("policy/", "certwatch must not depend on policy")],
+    "proxy/base/": [("proxy/", "base is the bottom layer"), ("uv.h", "base does no I/O"),
+                    ("mbedtls/", "base does no TLS")],
+    "proxy/http1/": [("uv.h", "the codec does no I/O"), ("mbedtls/", "the codec knows no TLS"),
+                     ("proxy/net/", "the codec does no I/O"), ("proxy/core/", "lower layer"),
+                     ("proxy/tls/", "the codec knows no TLS")],
+    "proxy/tls/": [("uv.h", "the TLS engine does no I/O"), ("proxy/net/", "the TLS engine does no I/O"),
+                   ("proxy/core/", "lower layer"), ("proxy/http1/", "TLS knows no HTTP")],
+    "proxy/net/": [("proxy/core/", "net is below core"), ("proxy/app/", "net is below app")],
+    "proxy/core/": [("uv.h", "only proxy/net includes uv.h"), ("proxy/app/", "core is below app")],
+    "proxy/app/": [("uv.h", "only proxy/net includes uv.h (app uses net wrappers)")],
+}
+# Narrow, documented exceptions: file -> allowed includes.
+EXCEPTIONS = {
+    "proxy/app/cmd_misc.cpp": {"uv.h"},  # `fedproxy version` prints uv_version_string()
+}
+
+
+def main():
+    problems = []
+    checked = 0
+    for top in ("policy", "certwatch", "proxy"):
+        for dirpath, _, files in os.walk(os.path.join(ROOT, top)):
+            for name in files:
+                if not name.endswith((".cpp", ".hpp", ".h")):
+                    continue
+                path = os.path.join(dirpath, name)
+                rel = os.path.relpath(path, ROOT)
+                with open(path, encoding="utf-8") as f:
+                    includes = INCLUDE.findall(f.read())
+                checked += 1
+                for prefix, rules in RULES.items():
+                    if not rel.startswith(prefix):
+                        continue
+                    for inc in includes:
+                        for bad, why in rules:
+                            if inc.startswith(bad) and not inc.startswith(prefix) \
+                                    and inc not in EXCEPTIONS.get(rel, set()):
+                                problems.append(f"{rel}: includes {inc} ({why})")
+    for p in problems:
+        print(p)
+    print(f"layering: {checked} files checked, {len(problems)} violations")
+    print(f"{1 if not problems else 0} passed, {len(problems) and 1 or 0} failed")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

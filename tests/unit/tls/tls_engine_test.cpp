@@ -1,0 +1,473 @@
+// TlsEngine pumped against itself (and against a bare mbedTLS client) in memory.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <string>
+
+#include <mbedtls/ssl_ciphersuites.h>
+#include <mbedtls/x509_crt.h>
+
+#include "proxy/tls/peer_identity.hpp"
+#include "tests/unit/tls/raw_client.hpp"
+#include "tests/unit/tls/tls_env.hpp"
+
+using namespace fedproxy;
+using namespace fedproxy::testing;
+using Status = tls::TlsEngine::Status;
+
+namespace {
+
+tls::PeerIdentity identity_of_pem(const std::string& pem) {
+  mbedtls_x509_crt crt;
+  mbedtls_x509_crt_init(&crt);
+  REQUIRE(mbedtls_x509_crt_parse(&crt, reinterpret_cast<const unsigned char*>(pem.c_str()), pem.size() + 1) == 0);
+  tls::PeerIdentity id = tls::identity_from_cert(crt);
+  mbedtls_x509_crt_free(&crt);
+  return id;
+}
+
+bool is_spec_suite(const std::string& s) {
+  return s == "TLS_AES_256_GCM_SHA384" || s == "TLS_AES_128_GCM_SHA256" || s == "TLS_CHACHA20_POLY1305_SHA256";
+}
+
+// Handshake expected to fail on the server; returns the server reason and
+// (through client_reason) what the client saw.
+std::string failing_server_reason(TlsEnv& env, std::shared_ptr<const certwatch::CertBundle> client_bundle,
+                                  std::string* client_reason = nullptr, tls::TlsOptions server_opts = {}) {
+  tls::TlsEngine server(env.server_ctx(server_opts));
+  tls::TlsEngine client(TlsEnv::context(tls::Role::client, std::move(client_bundle)));
+  TlsPair pair(client, server);
+  CHECK_FALSE(pair.handshake());
+  CHECK(pair.server_status == Status::error);
+  CHECK_FALSE(server.peer().present);
+  if (client_reason != nullptr) *client_reason = client.error_reason();
+  return server.error_reason();
+}
+
+}  // namespace
+
+TEST_CASE("full handshake, identities, data both ways") {
+  TlsEnv env;
+  tls::TlsEngine server(env.server_ctx());
+  tls::TlsEngine client(env.client_ctx());
+  TlsPair pair(client, server);
+  REQUIRE(pair.handshake());
+
+  CHECK(std::string(server.protocol_version()) == "TLSv1.3");
+  CHECK(std::string(client.protocol_version()) == "TLSv1.3");
+  CHECK(is_spec_suite(server.ciphersuite()));
+  CHECK(std::string(server.ciphersuite()) == client.ciphersuite());
+  // Our own client lists ChaCha20-Poly1305 first; an mbedTLS server follows
+  // the client's order.
+  CHECK(std::string(client.ciphersuite()) == "TLS_CHACHA20_POLY1305_SHA256");
+
+  const tls::PeerIdentity& cp = server.peer();
+  CHECK(cp.present);
+  CHECK_FALSE(cp.resumed);
+  CHECK_FALSE(server.resumed());
+  REQUIRE(cp.uri_sans.size() == 1);
+  CHECK(cp.uri_sans[0] == kClientUri);
+  REQUIRE(cp.grant_id.has_value());
+  CHECK(*cp.grant_id == kGrant);
+  const tls::PeerIdentity expected = identity_of_pem(env.client_node.cert_pem);
+  CHECK(cp.der_sha256 == expected.der_sha256);
+  CHECK(cp.spki_sha256 == expected.spki_sha256);
+  CHECK(cp.der_sha256.size() == 64);
+  CHECK(cp.subject == "CN=partner node, O=partner-labs");
+  CHECK(cp.not_after == expected.not_after);
+
+  const tls::PeerIdentity& sp = client.peer();
+  CHECK(sp.present);
+  REQUIRE(sp.uri_sans.size() == 1);
+  CHECK(sp.uri_sans[0] == kServerUri);
+  CHECK_FALSE(sp.grant_id.has_value());
+
+  REQUIRE(client.write("GET / HTTP/1.1\r\n\r\n", 18) == Status::ok);
+  pair.flush();
+  CHECK(pair.server_received == "GET / HTTP/1.1\r\n\r\n");
+  REQUIRE(server.write("HTTP/1.1 200 OK\r\n\r\n", 19) == Status::ok);
+  pair.flush();
+  CHECK(pair.client_received == "HTTP/1.1 200 OK\r\n\r\n");
+  CHECK(pair.client_status == Status::ok);
+  CHECK(pair.server_status == Status::ok);
+}
+
+TEST_CASE("first request arrives together with the client's Finished") {
+  TlsEnv env;
+  tls::TlsEngine server(env.server_ctx());
+  tls::TlsEngine client(env.client_ctx());
+  // Drive by hand: client flight 1 → server → client; then the client's
+  // Finished and its request go to the server in one feed.
+  CHECK(client.handshake() == Status::want_io);
+  std::string c1 = client.take_output();
+  server.feed(c1.data(), c1.size());
+  CHECK(server.handshake() == Status::want_io);
+  std::string s1 = server.take_output();
+  client.feed(s1.data(), s1.size());
+  REQUIRE(client.handshake() == Status::ok);
+  REQUIRE(client.write("ping", 4) == Status::ok);
+  std::string c2 = client.take_output();
+  server.feed(c2.data(), c2.size());
+  REQUIRE(server.handshake() == Status::ok);
+  std::string got;
+  CHECK(server.read(got) == Status::ok);
+  CHECK(got == "ping");
+}
+
+TEST_CASE("handshake and data one byte at a time") {
+  TlsEnv env;
+  tls::TlsEngine server(env.server_ctx());
+  tls::TlsEngine client(env.client_ctx());
+  TlsPair pair(client, server, 1);
+  REQUIRE(pair.handshake());
+  CHECK(server.peer().present);
+  REQUIRE(client.write("hello over tiny segments", 24) == Status::ok);
+  REQUIRE(server.write("and back", 8) == Status::ok);
+  pair.flush();
+  CHECK(pair.server_received == "hello over tiny segments");
+  CHECK(pair.client_received == "and back");
+}
+
+TEST_CASE("large write crosses intact, both directions") {
+  TlsEnv env;
+  tls::TlsEngine server(env.server_ctx());
+  tls::TlsEngine client(env.client_ctx());
+  TlsPair pair(client, server);
+  REQUIRE(pair.handshake());
+  std::string big(1 << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 7919) ^ (i >> 9));
+  REQUIRE(client.write(big.data(), big.size()) == Status::ok);
+  CHECK(client.output_size() > big.size());  // records + tags
+  REQUIRE(server.write(big.data(), big.size()) == Status::ok);
+  pair.flush();
+  CHECK(pair.server_received.size() == big.size());
+  CHECK(pair.server_received == big);
+  CHECK(pair.client_received == big);
+}
+
+TEST_CASE("large write, odd chunking") {
+  TlsEnv env;
+  tls::TlsEngine server(env.server_ctx());
+  tls::TlsEngine client(env.client_ctx());
+  TlsPair pair(client, server, 1000);
+  REQUIRE(pair.handshake());
+  std::string big(200000, 'x');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i % 251);
+  REQUIRE(client.write(big.data(), big.size()) == Status::ok);
+  pair.flush();
+  CHECK(pair.server_received == big);
+}
+
+TEST_CASE("close_notify reaches the peer as closed") {
+  TlsEnv env;
+  tls::TlsEngine server(env.server_ctx());
+  tls::TlsEngine client(env.client_ctx());
+  TlsPair pair(client, server);
+  REQUIRE(pair.handshake());
+  REQUIRE(client.write("bye", 3) == Status::ok);
+  client.close_notify();
+  CHECK(client.has_output());
+  pair.flush();
+  CHECK(pair.server_received == "bye");
+  CHECK(pair.server_status == Status::closed);
+  std::string more;
+  CHECK(server.read(more) == Status::closed);
+}
+
+TEST_CASE("server rejects a client without certificate") {
+  TlsEnv env;
+  tls::TlsEngine server(env.server_ctx());
+  RawClientOptions o;
+  o.trust = env.server_bundle.get();
+  RawClient client(o);
+  Status st;
+  int client_ret = client.run_against(server, &st);
+  CHECK(st == Status::error);
+  CHECK(server.error_reason() == "no client certificate");
+  CHECK_FALSE(server.peer().present);
+  MESSAGE("client saw -0x" << std::hex << -client_ret);
+}
+
+TEST_CASE("client certificate from an untrusted CA") {
+  TlsEnv env;
+  TestCa other("rogue CA");
+  CertSpec c;
+  c.uri_sans = {kClientUri};
+  std::string client_reason;
+  CHECK(failing_server_reason(env, env.client_bundle_for(other, c, "rogue"), &client_reason) ==
+        "certificate not trusted (unknown CA)");
+  // mbedTLS #10877: the client cannot decrypt the server's alert.
+  CHECK(client_reason == "bad record MAC (decryption failed)");
+}
+
+TEST_CASE("expired and not-yet-valid client certificates") {
+  TlsEnv env;
+  CertSpec c;
+  c.uri_sans = {kClientUri};
+  c.not_before = now_unix() - 10 * 86400;
+  c.not_after = now_unix() - 86400;
+  CHECK(failing_server_reason(env, env.client_bundle_for(env.ca, c, "expired")) == "certificate expired");
+  c.not_before = now_unix() + 86400;
+  c.not_after = now_unix() + 10 * 86400;
+  CHECK(failing_server_reason(env, env.client_bundle_for(env.ca, c, "future")) == "certificate not yet valid");
+}
+
+TEST_CASE("client certificate without clientAuth extended key usage") {
+  TlsEnv env;
+  CertSpec c;
+  c.uri_sans = {kClientUri};
+  c.client_auth = false;  // serverAuth only
+  CHECK(failing_server_reason(env, env.client_bundle_for(env.ca, c, "serveronly")) == "key usage not allowed");
+}
+
+TEST_CASE("critical grant extension is refused by mbedTLS") {
+  // A critical unknown extension fails certificate parsing, so load_cert_bundle
+  // already refuses such a node certificate.
+  TlsEnv env;
+  CertSpec c;
+  c.uri_sans = {kClientUri};
+  c.grant_id = kGrant;
+  c.grant_critical = true;
+  Issued node = env.ca.issue(c);
+  std::string err;
+  CHECK(load_bundle(write_node_files(env.dir, "crit", node, env.ca.cert_pem()), &err) == nullptr);
+  CHECK(err.find("-0x2562") != std::string::npos);
+}
+
+TEST_CASE("server certificate from an untrusted CA: the client rejects it") {
+  TlsEnv env;
+  TestCa other("rogue CA");
+  CertSpec s;
+  s.uri_sans = {kServerUri};
+  auto rogue_server = make_bundle(env.dir, "rogue-server", other.issue(s), env.ca.cert_pem());
+  tls::TlsEngine server(TlsEnv::context(tls::Role::server, rogue_server));
+  tls::TlsEngine client(env.client_ctx());
+  TlsPair pair(client, server);
+  CHECK_FALSE(pair.handshake());
+  CHECK(pair.client_status == Status::error);
+  CHECK(client.error_reason() == "certificate not trusted (unknown CA)");
+  CHECK(server.error_reason() == "peer sent alert: unknown_ca");
+}
+
+TEST_CASE("client hostname check when a server name is given") {
+  TlsEnv env;
+  {
+    tls::TlsEngine server(env.server_ctx());
+    tls::TlsEngine client(env.client_ctx(), "acme.example");
+    TlsPair pair(client, server);
+    CHECK(pair.handshake());
+  }
+  {
+    tls::TlsEngine server(env.server_ctx());
+    tls::TlsEngine client(env.client_ctx(), "other.example");
+    TlsPair pair(client, server);
+    CHECK_FALSE(pair.handshake());
+    CHECK(client.error_reason() == "certificate name mismatch");
+  }
+}
+
+TEST_CASE("URI SANs: absent, several, and other SAN types") {
+  TlsEnv env;
+  SUBCASE("no URI SAN: handshake succeeds, identity has none") {
+    CertSpec c;
+    c.dns_sans = {"partner.example"};
+    tls::TlsEngine server(env.server_ctx());
+    tls::TlsEngine client(TlsEnv::context(tls::Role::client, env.client_bundle_for(env.ca, c, "nouri")));
+    TlsPair pair(client, server);
+    REQUIRE(pair.handshake());
+    CHECK(server.peer().present);
+    CHECK(server.peer().uri_sans.empty());
+    CHECK_FALSE(server.peer().grant_id.has_value());
+  }
+  SUBCASE("several URIs in certificate order") {
+    CertSpec c;
+    c.uri_sans = {"spiffe://b.example/x", "spiffe://a.example/y"};
+    c.dns_sans = {"between.example"};
+    tls::TlsEngine server(env.server_ctx());
+    tls::TlsEngine client(TlsEnv::context(tls::Role::client, env.client_bundle_for(env.ca, c, "multi")));
+    TlsPair pair(client, server);
+    REQUIRE(pair.handshake());
+    REQUIRE(server.peer().uri_sans.size() == 2);
+    CHECK(server.peer().uri_sans[0] == "spiffe://b.example/x");
+    CHECK(server.peer().uri_sans[1] == "spiffe://a.example/y");
+  }
+}
+
+TEST_CASE("client offering TLS 1.2 only is refused") {
+  TlsEnv env;
+  tls::TlsEngine server(env.server_ctx());
+  RawClientOptions o;
+  o.min_version = MBEDTLS_SSL_VERSION_TLS1_2;
+  o.max_version = MBEDTLS_SSL_VERSION_TLS1_2;
+  o.own = env.client_bundle.get();
+  RawClient client(o);
+  Status st;
+  int client_ret = client.run_against(server, &st);
+  CHECK(st == Status::error);
+  CHECK(server.error_reason() == "protocol version not supported");
+  CHECK(client_ret != 0);
+  MESSAGE("TLS1.2 client saw -0x" << std::hex << -client_ret);
+}
+
+TEST_CASE("no shared cipher suite") {
+  TlsEnv env;
+  if (mbedtls_ssl_ciphersuite_from_id(MBEDTLS_TLS1_3_AES_128_CCM_SHA256) == nullptr) {
+    MESSAGE("TLS_AES_128_CCM_SHA256 not built in: skipped");
+    return;
+  }
+  tls::TlsEngine server(env.server_ctx());
+  RawClientOptions o;
+  o.ciphersuites = {MBEDTLS_TLS1_3_AES_128_CCM_SHA256};
+  o.own = env.client_bundle.get();
+  RawClient client(o);
+  Status st;
+  int client_ret = client.run_against(server, &st);
+  CHECK(st == Status::error);
+  CHECK(server.error_reason() == "no shared cipher suite or parameters");
+  MESSAGE("CCM-only client saw -0x" << std::hex << -client_ret);
+}
+
+TEST_CASE("server honours a client that prefers another of the three suites") {
+  TlsEnv env;
+  for (int suite : {MBEDTLS_TLS1_3_AES_128_GCM_SHA256, MBEDTLS_TLS1_3_AES_256_GCM_SHA384}) {
+    tls::TlsEngine server(env.server_ctx());
+    RawClientOptions o;
+    o.ciphersuites = {suite, MBEDTLS_TLS1_3_CHACHA20_POLY1305_SHA256};
+    o.own = env.client_bundle.get();
+    o.trust = env.server_bundle.get();
+    RawClient client(o);
+    Status st;
+    CHECK(client.run_against(server, &st) == 0);
+    REQUIRE(server.handshake_done());
+    CHECK(std::string(server.ciphersuite()) ==
+          (suite == MBEDTLS_TLS1_3_AES_128_GCM_SHA256 ? "TLS_AES_128_GCM_SHA256" : "TLS_AES_256_GCM_SHA384"));
+  }
+}
+
+TEST_CASE("plaintext HTTP to the TLS port") {
+  TlsEnv env;
+  tls::TlsEngine server(env.server_ctx());
+  const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  server.feed(req, sizeof req - 1);
+  CHECK(server.handshake() == Status::error);
+  CHECK(server.error_reason() == "invalid TLS record (peer not speaking TLS?)");
+}
+
+TEST_CASE("tampered application record") {
+  TlsEnv env;
+  tls::TlsEngine server(env.server_ctx());
+  tls::TlsEngine client(env.client_ctx());
+  TlsPair pair(client, server);
+  REQUIRE(pair.handshake());
+  pair.flush();  // deliver the session ticket
+  REQUIRE(client.write("secret", 6) == Status::ok);
+  std::string rec = client.take_output();
+  rec[rec.size() - 3] ^= 0x01;
+  server.feed(rec.data(), rec.size());
+  std::string got;
+  CHECK(server.read(got) == Status::error);
+  CHECK(got.empty());
+  CHECK(server.error_reason() == "bad record MAC (decryption failed)");
+  // Once failed, the engine stays failed.
+  CHECK(server.write("x", 1) == Status::error);
+}
+
+TEST_CASE("key types: RSA-2048 and P-384 nodes") {
+  TlsEnv env;
+  for (KeyType kt : {KeyType::rsa2048, KeyType::p384}) {
+    CertSpec s;
+    s.uri_sans = {kServerUri};
+    s.key_type = kt;
+    auto sb = make_bundle(env.dir, kt == KeyType::rsa2048 ? "rsa-server" : "p384-server", env.ca.issue(s),
+                          env.ca.cert_pem());
+    CertSpec c;
+    c.uri_sans = {kClientUri};
+    c.key_type = kt;
+    auto cb = env.client_bundle_for(env.ca, c, kt == KeyType::rsa2048 ? "rsa-client" : "p384-client");
+    tls::TlsEngine server(TlsEnv::context(tls::Role::server, sb));
+    tls::TlsEngine client(TlsEnv::context(tls::Role::client, cb));
+    TlsPair pair(client, server);
+    CHECK(pair.handshake());
+    CHECK(server.peer().uri_sans == std::vector<std::string>{kClientUri});
+  }
+}
+
+TEST_CASE("dual-trust window: two CAs in the bundle") {
+  TlsEnv env;
+  TestCa next("next federation CA");
+  auto sb = make_bundle(env.dir, "dual-server", env.server_node, env.ca.cert_pem() + next.cert_pem());
+  CHECK(sb->ca_count() == 2);
+  CertSpec c;
+  c.uri_sans = {kClientUri};
+  auto cb = env.client_bundle_for(next, c, "next-client");
+  tls::TlsEngine server(TlsEnv::context(tls::Role::server, sb));
+  tls::TlsEngine client(TlsEnv::context(tls::Role::client, cb));
+  TlsPair pair(client, server);
+  CHECK(pair.handshake());
+  CHECK(server.peer().present);
+}
+
+TEST_CASE("CRL: revoked client, stale CRL fail-closed and fail-open") {
+  if (!openssl_available()) {
+    MESSAGE("openssl CLI not found: CRL cases skipped");
+    return;
+  }
+  TlsEnv env;
+  CertSpec c;
+  c.uri_sans = {kClientUri};
+  Issued revoked = env.ca.issue(c);
+  auto revoked_bundle = make_bundle(env.dir, "revoked", revoked, env.ca.cert_pem());
+
+  auto fresh_crl = make_crl(env.dir, env.ca, {revoked});
+  auto stale_crl = make_crl(env.dir, env.ca, {}, /*expired=*/true);
+  auto stale_revoking = make_crl(env.dir, env.ca, {revoked}, /*expired=*/true);
+  REQUIRE(fresh_crl.has_value());
+  REQUIRE(stale_crl.has_value());
+  REQUIRE(stale_revoking.has_value());
+
+  auto server_with = [&](const std::string& crl, const char* prefix, bool fail_open) {
+    auto sb = make_bundle(env.dir, prefix, env.server_node, env.ca.cert_pem(), crl);
+    REQUIRE(sb->crl() != nullptr);
+    tls::TlsOptions o;
+    o.crl_fail_open = fail_open;
+    return TlsEnv::context(tls::Role::server, sb, o);
+  };
+
+  SUBCASE("revoked certificate is rejected, others pass") {
+    auto sctx = server_with(*fresh_crl, "crl-fresh", false);
+    {
+      tls::TlsEngine server(sctx);
+      tls::TlsEngine client(TlsEnv::context(tls::Role::client, revoked_bundle));
+      TlsPair pair(client, server);
+      CHECK_FALSE(pair.handshake());
+      CHECK(server.error_reason() == "certificate revoked");
+    }
+    {
+      tls::TlsEngine server(sctx);
+      tls::TlsEngine client(env.client_ctx());
+      TlsPair pair(client, server);
+      CHECK(pair.handshake());
+    }
+  }
+  SUBCASE("CRL past nextUpdate: fail closed by default") {
+    tls::TlsEngine server(server_with(*stale_crl, "crl-stale", false));
+    tls::TlsEngine client(env.client_ctx());
+    TlsPair pair(client, server);
+    CHECK_FALSE(pair.handshake());
+    CHECK(server.error_reason() == "CRL expired");
+  }
+  SUBCASE("CRL past nextUpdate: crl_fail_open accepts") {
+    tls::TlsEngine server(server_with(*stale_crl, "crl-stale-open", true));
+    tls::TlsEngine client(env.client_ctx());
+    TlsPair pair(client, server);
+    CHECK(pair.handshake());
+    CHECK(server.peer().present);
+  }
+  SUBCASE("fail open still honours the revocations a stale CRL lists") {
+    tls::TlsEngine server(server_with(*stale_revoking, "crl-stale-rev", true));
+    tls::TlsEngine client(TlsEnv::context(tls::Role::client, revoked_bundle));
+    TlsPair pair(client, server);
+    CHECK_FALSE(pair.handshake());
+    CHECK(server.error_reason() == "certificate revoked");
+  }
+}
