@@ -120,8 +120,9 @@ void IngressSession::pump() {
       size_t n = parser_.feed(inbuf_.data() + inpos_, inbuf_.size() - inpos_);
       inpos_ += n;
       if (parser_.error() != http1::ParseError::none) {
-        on_parse_error();
-        break;
+        on_parse_error();  // answers and marks the exchange to close
+        pump_again_ = true;
+        continue;
       }
       if (n > 0) pump_again_ = true;
     }
@@ -150,6 +151,10 @@ void IngressSession::on_request_head(http1::RequestHead&& head) {
   ex.request_id = rid && http1::is_valid_request_id(rid->value) ? rid->value : new_request_id();
   header_timer_armed_ = false;
   timer_.start(server_.options().idle_timeout_ms);
+  if (ex.head.version_minor >= 1 && !http1::find_header(ex.head.headers, "host")) {
+    respond_local(400, "bad_request", "An HTTP/1.1 request needs a Host header.", true);  // RFC 9112 §3.2
+    return;
+  }
 
   static const tls::PeerIdentity kNoIdentity;
   const tls::PeerIdentity& peer = down_->tls() ? down_->tls()->peer() : kNoIdentity;
@@ -229,11 +234,16 @@ void IngressSession::on_upstream_head(http1::ResponseHead&& head) {
                     ex.head.version_minor >= 1;
   if (!keep_alive) ex.close_after = true;
   http1::remove_hop_by_hop(head.headers);
-  ex.chunked_out = !ex.head_request &&
-                   (head.body == http1::BodyKind::chunked || head.body == http1::BodyKind::until_close);
+  bool streamed = head.body == http1::BodyKind::chunked || head.body == http1::BodyKind::until_close;
+  bool chunked_ok = ex.head.version_minor >= 1;
+  ex.chunked_out = !ex.head_request && streamed && chunked_ok;
+  if (streamed && !chunked_ok) {
+    keep_alive = false;  // HTTP/1.0: the close delimits the body
+    ex.close_after = true;
+  }
   std::string bytes;
   bytes.reserve(512);
-  http1::write_response_head(head, keep_alive, bytes);
+  http1::write_response_head(head, keep_alive, bytes, chunked_ok);
   down_->write(bytes);
 }
 

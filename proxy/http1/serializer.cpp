@@ -129,7 +129,7 @@ void write_request_head(const RequestHead& head, std::string_view target, bool k
   out.append("\r\n", 2);
 }
 
-void write_response_head(const ResponseHead& head, bool keep_alive, std::string& out) {
+void write_response_head(const ResponseHead& head, bool keep_alive, std::string& out, bool chunked_ok) {
   const char* phrase = head.reason.empty() ? reason_phrase(head.status) : nullptr;
   out.reserve(out.size() + headers_size(head.headers) + head.reason.size() + 112);
   out.append("HTTP/1.1 ", 9);
@@ -152,7 +152,9 @@ void write_response_head(const ResponseHead& head, bool keep_alive, std::string&
       break;
     case BodyKind::chunked:
     case BodyKind::until_close:
-      out.append("Transfer-Encoding: chunked\r\n");
+      // An HTTP/1.0 client cannot read chunked framing: the body then ends
+      // with the connection (the caller closes it).
+      if (chunked_ok) out.append("Transfer-Encoding: chunked\r\n");
       break;
     case BodyKind::none:
       if (!(head.status < 200 || head.status == 204 || head.status == 304))

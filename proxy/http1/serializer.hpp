@@ -27,7 +27,10 @@ void write_request_head(const RequestHead& head, std::string_view target,
 
 // "HTTP/1.1 status reason\r\n" + headers + framing + Connection + "\r\n".
 // until_close bodies are re-framed as chunked for HTTP/1.1 clients.
-void write_response_head(const ResponseHead& head, bool keep_alive, std::string& out);
+// chunked_ok=false (HTTP/1.0 client): chunked/until_close bodies get no
+// framing header and must be ended by closing the connection.
+void write_response_head(const ResponseHead& head, bool keep_alive, std::string& out,
+                         bool chunked_ok = true);
 
 // Chunked framing helpers: "<hex>\r\n<data>\r\n" and "0\r\n\r\n".
 // write_chunk writes nothing for len == 0 (that would be the last chunk).

@@ -33,6 +33,12 @@ uint64_t Loop::now_ms() const { return uv_now(loop_); }
 
 void Loop::run() { uv_run(loop_, UV_RUN_DEFAULT); flush_deletes(); }
 
+bool Loop::run_once(bool block) {
+  int alive = uv_run(loop_, block ? UV_RUN_ONCE : UV_RUN_NOWAIT);
+  flush_deletes();
+  return alive != 0;
+}
+
 void Loop::defer_delete(Deletable* obj) {
   if (to_delete_.empty() && !closed_) uv_idle_start(idle_, &Loop::on_idle);
   to_delete_.push_back(obj);

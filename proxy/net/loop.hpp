@@ -31,6 +31,8 @@ class Loop {
   uv_loop_t* raw() { return loop_; }
   uint64_t now_ms() const;  // loop time, updated once per iteration
   void run();
+  // One iteration, blocking for I/O when block is true. False when nothing is left to run.
+  bool run_once(bool block = true);
   // Delete obj at the next loop boundary (after the current callbacks).
   void defer_delete(Deletable* obj);
   // Scratch read buffer shared by all streams of this loop: data is consumed

@@ -6,8 +6,10 @@
 #include <cstring>
 #include <mutex>
 
+#include <mbedtls/platform.h>
 #include <mbedtls/ssl_ciphersuites.h>
 #include <mbedtls/x509.h>
+#include <mbedtls/x509_crt.h>
 #include <psa/crypto.h>
 
 #include "proxy/tls/ticket_sealer.hpp"
@@ -190,6 +192,7 @@ int TlsEngine::on_verify(mbedtls_x509_crt* crt, int depth, uint32_t* flags) {
   if (depth == 0) {
     // mbedTLS calls this from the top of the chain down: depth 0 comes last,
     // so verify_flags_ now covers the whole chain.
+    if (is_client_) peer_cert_der_.assign(reinterpret_cast<const char*>(crt->raw.p), crt->raw.len);
     peer_ = identity_from_cert(*crt);
     peer_.present = verify_flags_ == 0;
     peer_.resumed = false;
@@ -349,17 +352,55 @@ void TlsEngine::close_notify() {
   (void)mbedtls_ssl_close_notify(&ssl_);
 }
 
+// Client-side resumption and the server's identity. A resumed TLS 1.3
+// handshake carries no certificate, and mbedTLS's session serialization
+// drops the peer certificate. save_session() therefore puts the server's
+// leaf certificate back into the exported session (the `peer_cert` field that
+// MBEDTLS_SSL_KEEP_PEER_CERTIFICATE provides; freed by
+// mbedtls_ssl_session_free), and set_session() reads the identity from it.
+// Trusting it on resumption is sound: only the server that issued the ticket
+// knows the resumption secret the PSK binder proves.
 void TlsEngine::set_session(const mbedtls_ssl_session* session) {
   if (!is_client_ || setup_failed_ || session == nullptr || handshake_done_) return;
   // A session that cannot be used (expired, other version) is no error:
   // the handshake is then a full one.
-  (void)mbedtls_ssl_set_session(&ssl_, session);
+  if (mbedtls_ssl_set_session(&ssl_, session) != 0) return;
+#if defined(MBEDTLS_SSL_KEEP_PEER_CERTIFICATE)
+  const mbedtls_x509_crt* pc = session->MBEDTLS_PRIVATE(peer_cert);
+  if (pc != nullptr && pc->raw.p != nullptr) {
+    PeerIdentity id = identity_from_cert(*pc);
+    id.present = true;
+    id.resumed = true;
+    ticket_peer_ = std::move(id);
+    peer_cert_der_.assign(reinterpret_cast<const char*>(pc->raw.p), pc->raw.len);
+  }
+#endif
 }
 
 bool TlsEngine::save_session(mbedtls_ssl_session* out) const {
   if (!is_client_ || out == nullptr || saved_session_.empty()) return false;
-  return mbedtls_ssl_session_load(out, reinterpret_cast<const unsigned char*>(saved_session_.data()),
-                                  saved_session_.size()) == 0;
+  mbedtls_ssl_session_free(out);  // `out` may hold an older session
+  mbedtls_ssl_session_init(out);
+  if (mbedtls_ssl_session_load(out, reinterpret_cast<const unsigned char*>(saved_session_.data()),
+                               saved_session_.size()) != 0) {
+    return false;
+  }
+#if defined(MBEDTLS_SSL_KEEP_PEER_CERTIFICATE)
+  if (!peer_cert_der_.empty() && out->MBEDTLS_PRIVATE(peer_cert) == nullptr) {
+    auto* crt = static_cast<mbedtls_x509_crt*>(mbedtls_calloc(1, sizeof(mbedtls_x509_crt)));
+    if (crt != nullptr) {
+      mbedtls_x509_crt_init(crt);
+      if (mbedtls_x509_crt_parse_der(crt, reinterpret_cast<const unsigned char*>(peer_cert_der_.data()),
+                                     peer_cert_der_.size()) == 0) {
+        out->MBEDTLS_PRIVATE(peer_cert) = crt;
+      } else {
+        mbedtls_x509_crt_free(crt);
+        mbedtls_free(crt);
+      }
+    }
+  }
+#endif
+  return true;
 }
 
 const char* TlsEngine::ciphersuite() const {

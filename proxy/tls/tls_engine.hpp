@@ -106,6 +106,7 @@ class TlsEngine {
   std::optional<PeerIdentity> ticket_peer_;  // server: restored from a ticket;
                                              // client: identity of an offered session
   std::string saved_session_;                // client: serialized session with ticket
+  std::string peer_cert_der_;                // client: server leaf (DER), for save_session()
   std::string error_reason_;
 };
 
