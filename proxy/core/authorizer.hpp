@@ -32,9 +32,15 @@ struct Verdict {
   // were stripped) and an optional rewritten request-target.
   http1::Headers add_headers;
   std::string target;  // empty = unchanged
-  // For logs and audit.
-  std::string decision = "allow";
-  std::string reason;
+  bool strip_authorization = false;  // the Bearer grant token is not forwarded
+  // For logs, metrics and audit (copied: the policy snapshot may be swapped
+  // before the exchange ends).
+  std::string decision = "allow";  // allow | deny | shadow_deny
+  std::string reason;              // error code, "" when allowed
+  std::string peer;                // peer slug, "" when unknown
+  std::string grant;
+  std::string resource;
+  std::string entity_uri;
 };
 
 class Authorizer {

@@ -16,8 +16,12 @@ struct RequestRecord {
   std::string method;
   std::string target;
   int status = 0;
-  std::string decision;  // allow | deny | error
+  std::string decision;  // allow | deny | shadow_deny | error
   std::string reason;    // error code when not forwarded, "" otherwise
+  std::string peer_slug;   // from policy, "" when unknown
+  std::string grant;
+  std::string resource;
+  std::string entity_uri;
   uint64_t bytes_in = 0;   // request body bytes
   uint64_t bytes_out = 0;  // response body bytes
   double duration_ms = 0;

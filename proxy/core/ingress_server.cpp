@@ -50,7 +50,7 @@ void IngressServer::begin_shutdown() {
   // begin_drain may remove sessions from the set: iterate over a copy.
   std::vector<IngressSession*> sessions(sessions_.begin(), sessions_.end());
   for (auto* s : sessions) s->begin_drain();
-  pool_.close_idle();
+  pool_.close_idle(true);
 }
 
 void IngressServer::close_all() {
@@ -58,7 +58,7 @@ void IngressServer::close_all() {
   listener_.reset();
   std::vector<IngressSession*> sessions(sessions_.begin(), sessions_.end());
   for (auto* s : sessions) s->close_now();
-  pool_.close_idle();
+  pool_.close_idle(true);
 }
 
 }  // namespace fedproxy::core

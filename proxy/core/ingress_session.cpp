@@ -38,6 +38,7 @@ struct IngressSession::Exchange {
   std::string retry_bytes;  // the forwarded head of a body-less request
   std::string decision = "allow";
   std::string reason;
+  std::string peer, grant, resource, entity_uri;
 };
 
 IngressSession::IngressSession(IngressServer& server, std::unique_ptr<net::Transport> downstream)
@@ -120,10 +121,12 @@ void IngressSession::pump() {
       size_t n = parser_.feed(inbuf_.data() + inpos_, inbuf_.size() - inpos_);
       inpos_ += n;
       if (parser_.error() != http1::ParseError::none) {
-        on_parse_error();  // answers and marks the exchange to close
+        up_out_.clear();   // nothing of a malformed request goes out
+        on_parse_error();  // answers, abandons the upstream, marks the close
         pump_again_ = true;
         continue;
       }
+      flush_upstream();
       if (n > 0) pump_again_ = true;
     }
   } while (pump_again_);
@@ -160,8 +163,12 @@ void IngressSession::on_request_head(http1::RequestHead&& head) {
   const tls::PeerIdentity& peer = down_->tls() ? down_->tls()->peer() : kNoIdentity;
   RequestView view{peer, ex.head, down_->peer_ip(), ex.request_id, unix_ms_now()};
   Verdict verdict = server_.authorizer().authorize(view);
-  ex.decision = verdict.decision;
-  ex.reason = verdict.reason;
+  ex.decision = std::move(verdict.decision);
+  ex.reason = std::move(verdict.reason);
+  ex.peer = std::move(verdict.peer);
+  ex.grant = std::move(verdict.grant);
+  ex.resource = std::move(verdict.resource);
+  ex.entity_uri = std::move(verdict.entity_uri);
   if (!verdict.allow) {
     // A denied request's body is not read: close unless there is none.
     respond_local(verdict.status, verdict.code.c_str(), verdict.message,
@@ -171,7 +178,10 @@ void IngressSession::on_request_head(http1::RequestHead&& head) {
   }
   http1::remove_hop_by_hop(ex.head.headers);
   strip_identity_headers(ex.head.headers);
-  std::erase_if(ex.head.headers, [](const http1::Header& h) { return http1::iequals(h.name, "x-request-id"); });
+  bool strip_auth = verdict.strip_authorization;
+  std::erase_if(ex.head.headers, [strip_auth](const http1::Header& h) {
+    return http1::iequals(h.name, "x-request-id") || (strip_auth && http1::iequals(h.name, "authorization"));
+  });
   for (auto& h : verdict.add_headers) ex.head.headers.push_back(std::move(h));
   ex.head.headers.push_back({"X-Request-Id", ex.request_id});
   std::string bytes;
@@ -185,6 +195,15 @@ void IngressSession::on_request_head(http1::RequestHead&& head) {
   }
 }
 
+void IngressSession::flush_upstream() {
+  if (up_out_.empty()) return;
+  if (up_) {
+    up_->write(up_out_);
+    if (up_->above_high_watermark()) down_->pause_reading(net::PauseReason::peer_backpressure);
+  }
+  up_out_.clear();
+}
+
 void IngressSession::forward(std::string&& head_bytes) {
   std::string error;
   up_ = server_.pool().acquire(this, ex_->head.method, &error);
@@ -194,7 +213,7 @@ void IngressSession::forward(std::string&& head_bytes) {
                   ex_->head.body != http1::BodyKind::none && !ex_->request_done);
     return;
   }
-  up_->write(head_bytes);
+  up_write(head_bytes.data(), head_bytes.size());
 }
 
 void IngressSession::on_request_body(const char* data, size_t len) {
@@ -202,25 +221,17 @@ void IngressSession::on_request_body(const char* data, size_t len) {
   ex.bytes_in += len;
   if (ex.local || !up_) return;  // answered already: the body is dropped
   if (ex.head.body == http1::BodyKind::chunked) {
-    std::string frame;
-    frame.reserve(len + 16);
-    http1::write_chunk(data, len, frame);
-    up_->write(frame);
+    http1::write_chunk(data, len, up_out_);
   } else {
-    up_->write(data, len);
+    up_write(data, len);
   }
-  if (up_->above_high_watermark()) down_->pause_reading(net::PauseReason::peer_backpressure);
 }
 
 void IngressSession::on_request_complete() {
   Exchange& ex = *ex_;
   ex.request_done = true;
   if (up_ && !ex.local) {
-    if (ex.head.body == http1::BodyKind::chunked) {
-      std::string last;
-      http1::write_last_chunk(last);
-      up_->write(last);
-    }
+    if (ex.head.body == http1::BodyKind::chunked) http1::write_last_chunk(up_out_);
     up_->request_done();
   }
   pump_again_ = true;
@@ -284,6 +295,7 @@ void IngressSession::on_upstream_failed(UpstreamFailure failure, const std::stri
       !ex.retry_bytes.empty()) {
     ex.retried = true;
     forward(std::move(ex.retry_bytes));
+    flush_upstream();
     if (up_ && ex.request_done) up_->request_done();
     return;
   }
@@ -310,6 +322,7 @@ void IngressSession::on_upstream_drained() { down_->resume_reading(net::PauseRea
 void IngressSession::respond_local(int status, const char* code, const std::string& message,
                                    bool close, const std::string& extra_headers) {
   Exchange& ex = *ex_;
+  up_out_.clear();
   if (up_) {
     up_->abandon();
     up_ = nullptr;
@@ -373,8 +386,12 @@ void IngressSession::finish_exchange() {
   rec.method = ex.head.method;
   rec.target = ex.head.target;
   rec.status = ex.status;
-  rec.decision = ex.decision;
-  rec.reason = ex.reason;
+  rec.decision = std::move(ex.decision);
+  rec.reason = std::move(ex.reason);
+  rec.peer_slug = std::move(ex.peer);
+  rec.grant = std::move(ex.grant);
+  rec.resource = std::move(ex.resource);
+  rec.entity_uri = std::move(ex.entity_uri);
   rec.bytes_in = ex.bytes_in;
   rec.bytes_out = ex.bytes_out;
   rec.duration_ms = static_cast<double>(server_.loop().now_ms() - ex.start_ms);

@@ -52,6 +52,11 @@ class IngressSession final : public net::Deletable,
 
   void pump();
   void forward(std::string&& head_bytes);
+  // Bytes for the app are collected while a parse pass runs and written only
+  // after it ends without error, so a request found malformed within the
+  // bytes at hand (a bad chunk size after the head) never reaches the app.
+  void up_write(const char* data, size_t len) { up_out_.append(data, len); }
+  void flush_upstream();
   void respond_local(int status, const char* code, const std::string& message, bool close,
                      const std::string& extra_headers = {});
   void on_parse_error();
@@ -67,6 +72,7 @@ class IngressSession final : public net::Deletable,
   net::Timer timer_;
   std::string inbuf_;
   size_t inpos_ = 0;
+  std::string up_out_;
   std::unique_ptr<Exchange> ex_;
   UpstreamConnection* up_ = nullptr;
   uint64_t created_ms_ = 0;

@@ -195,7 +195,7 @@ UpstreamConnection* UpstreamPool::acquire(UpstreamUser* user, std::string_view m
 }
 
 void UpstreamPool::release(UpstreamConnection* conn) {
-  if (idle_.size() >= options_.max_idle) {
+  if (!pooling_ || idle_.size() >= options_.max_idle) {
     conn->close_and_delete();
     return;
   }
@@ -207,7 +207,8 @@ void UpstreamPool::forget(UpstreamConnection* conn) {
   idle_.erase(std::remove(idle_.begin(), idle_.end(), conn), idle_.end());
 }
 
-void UpstreamPool::close_idle() {
+void UpstreamPool::close_idle(bool stop_pooling) {
+  if (stop_pooling) pooling_ = false;
   std::vector<UpstreamConnection*> idle;
   idle.swap(idle_);
   for (auto* conn : idle) {

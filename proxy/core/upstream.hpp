@@ -114,8 +114,10 @@ class UpstreamPool {
   // An idle pooled connection, or a new one being connected. nullptr with
   // *error when a connection cannot even be started.
   UpstreamConnection* acquire(UpstreamUser* user, std::string_view method, std::string* error);
-  // Close every idle connection (shutdown).
-  void close_idle();
+  // Close every idle connection; with stop_pooling, connections finishing
+  // later are closed instead of parked (shutdown: idle keep-alive
+  // connections must not keep the loop alive).
+  void close_idle(bool stop_pooling = false);
 
   size_t idle_count() const { return idle_.size(); }
   uint64_t connections_opened() const { return opened_; }
@@ -130,6 +132,7 @@ class UpstreamPool {
   UpstreamOptions options_;
   std::vector<UpstreamConnection*> idle_;  // most recently used last
   uint64_t opened_ = 0;
+  bool pooling_ = true;
 };
 
 }  // namespace fedproxy::core

@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include <mbedtls/platform.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/ssl_ciphersuites.h>
 #include <mbedtls/x509.h>
 #include <mbedtls/x509_crt.h>
@@ -146,7 +147,11 @@ TlsEngine::TlsEngine(std::shared_ptr<const TlsContext> ctx, const std::string& s
   mbedtls_ssl_set_verify(&ssl_, verify_cb, this);
 }
 
-TlsEngine::~TlsEngine() { mbedtls_ssl_free(&ssl_); }
+TlsEngine::~TlsEngine() {
+  mbedtls_ssl_free(&ssl_);
+  // The exported session holds the resumption secret.
+  if (!saved_session_.empty()) mbedtls_platform_zeroize(saved_session_.data(), saved_session_.size());
+}
 
 void TlsEngine::feed(const char* data, size_t len) { in_.append(data, len); }
 
@@ -243,6 +248,7 @@ void TlsEngine::on_new_session_ticket() {
     if (len > 0 && mbedtls_ssl_session_save(&session, reinterpret_cast<unsigned char*>(buf.data()), len,
                                             &len) == 0) {
       buf.resize(len);
+      if (!saved_session_.empty()) mbedtls_platform_zeroize(saved_session_.data(), saved_session_.size());
       saved_session_ = std::move(buf);
     }
   }
@@ -442,7 +448,8 @@ TlsEngine::Status TlsEngine::fail(int ret) {
       error_reason_ = "protocol version not supported";
       break;
     case MBEDTLS_ERR_SSL_HANDSHAKE_FAILURE:
-      error_reason_ = "no shared cipher suite or parameters";
+      // Measured: no common suite (alert sent) or no common group (no alert).
+      error_reason_ = by_flags != nullptr ? by_flags : "no shared cipher suite or parameters";
       break;
     case MBEDTLS_ERR_SSL_INVALID_MAC:
       // TLS 1.3 + mbedTLS: a peer that rejects our certificate sends its alert

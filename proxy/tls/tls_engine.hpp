@@ -66,6 +66,7 @@ class TlsEngine {
   // "certificate expired", "certificate not trusted (unknown CA)",
   // "certificate revoked", "CRL expired", "key usage not allowed",
   // "protocol version not supported", "handshake failure (-0x....)", ...
+  // The full, closed list is in TlsEngine::fail() (tls_engine.cpp).
   const std::string& error_reason() const { return error_reason_; }
   const char* ciphersuite() const;  // after the handshake
   // Negotiated protocol after the handshake ("TLSv1.3"), else "unknown".

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -184,6 +185,8 @@ class Proxy:
             if os.environ.get("FEDTEST_VERBOSE") and self.proc is not None:
                 print("\n--- fedproxy pid %d stderr (%s) ---\n%s\n--- end ---"
                       % (self.proc.pid, self.config_path, self.tail(10 ** 6)), file=sys.stderr)
+            if not os.environ.get("FEDTEST_KEEP"):
+                shutil.rmtree(self.dir, ignore_errors=True)
 
     def _stop(self, timeout: float) -> int | None:
         if self.proc is None:

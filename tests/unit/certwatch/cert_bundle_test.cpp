@@ -98,7 +98,6 @@ TEST_CASE("empty and garbage files") {
   CHECK(r.bundle == nullptr);
   CHECK(r.file == f.cert);
   CHECK(contains(r.error, "cannot parse certificate: "));
-  MESSAGE(r.to_string());
 
   f = env.files;
   f.cert = env.dir.write("badpem.crt", "-----BEGIN CERTIFICATE-----\nnot base64 !!\n-----END CERTIFICATE-----\n");

@@ -473,3 +473,32 @@ TEST_CASE("CRL: revoked client, stale CRL fail-closed and fail-open") {
     CHECK(server.error_reason() == "certificate revoked");
   }
 }
+
+TEST_CASE("client engine reads a plaintext alert from the server") {
+  TlsEnv env;
+  auto sctx = env.server_ctx();
+  // Test-only: narrow the (not yet used) server config to a suite our client
+  // does not offer.
+  static const int kOnlyCcm[] = {MBEDTLS_TLS1_3_AES_128_CCM_SHA256, 0};
+  mbedtls_ssl_conf_ciphersuites(const_cast<mbedtls_ssl_config*>(sctx->config()), kOnlyCcm);
+  tls::TlsEngine server(sctx);
+  tls::TlsEngine client(env.client_ctx());
+  TlsPair pair(client, server);
+  CHECK_FALSE(pair.handshake());
+  CHECK(server.error_reason() == "no shared cipher suite or parameters");
+  CHECK(client.error_reason() == "peer sent alert: handshake_failure");
+}
+
+TEST_CASE("no shared key-exchange group: the mbedTLS server fails without an alert") {
+  TlsEnv env;
+  auto sctx = env.server_ctx();
+  static const uint16_t kOnlyBrainpool[] = {MBEDTLS_SSL_IANA_TLS_GROUP_BP256R1, MBEDTLS_SSL_IANA_TLS_GROUP_NONE};
+  mbedtls_ssl_conf_groups(const_cast<mbedtls_ssl_config*>(sctx->config()), kOnlyBrainpool);
+  tls::TlsEngine server(sctx);
+  tls::TlsEngine client(env.client_ctx());
+  TlsPair pair(client, server);
+  CHECK_FALSE(pair.handshake());
+  CHECK(server.error_reason() == "no shared cipher suite or parameters");
+  CHECK_FALSE(server.has_output());      // measured: nothing is sent
+  CHECK(pair.client_status == Status::want_io);  // the client waits (until TCP close / timeout)
+}

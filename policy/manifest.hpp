@@ -1,0 +1,42 @@
+// Peer manifests (SPEC §3): JSON documents describing a peer organisation.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "policy/config.hpp"
+
+namespace fedproxy::policy {
+
+struct Manifest {
+  std::string org;         // slug
+  std::string entity_uri;  // the peer's URI SAN
+  std::vector<std::string> endpoints;  // https://host:port
+  std::optional<std::string> tls_cert_fingerprint;  // 64 lowercase hex
+  std::string source;      // file it came from, for messages
+};
+
+struct ManifestResult {
+  std::optional<Manifest> manifest;
+  std::vector<ConfigProblem> problems;  // where = "<file>: <json path>"
+};
+
+// Parse and validate one manifest (slug rules, reserved slugs, URI, endpoints,
+// fingerprint format). Unknown keys are allowed (manifests are published by
+// other organisations and may grow), but required ones must be there.
+ManifestResult parse_manifest(const std::string& json_text, const std::string& source);
+
+struct ManifestDirResult {
+  std::vector<Manifest> manifests;
+  std::vector<ConfigProblem> problems;
+};
+
+// Every *.json file in dir (non-recursive, sorted by name). Duplicate orgs are
+// a problem. A missing dir is one problem. "" → empty result, no problem.
+ManifestDirResult load_manifest_dir(const std::string& dir);
+
+// Serialise (for `fedproxy manifest fetch` and the node's own manifest).
+std::string manifest_to_json(const Manifest& m);
+
+}  // namespace fedproxy::policy

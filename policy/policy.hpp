@@ -1,0 +1,154 @@
+// The compiled policy snapshot and the per-request decision (SPEC §3, §4, §5).
+//
+//   compile_policy(config, manifests)  → immutable Snapshot (or every problem)
+//   evaluate(snapshot, limiter, subject, request, now) → Decision
+//
+// evaluate() is pure over its inputs (the rate limiter is the one piece of
+// mutable state, passed explicitly), does no I/O, reads no clock and does not
+// allocate except when it must rewrite the request target.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/config.hpp"
+#include "policy/manifest.hpp"
+
+namespace fedproxy::policy {
+
+enum class TrustLevel : uint8_t { none, verified, full };
+const char* to_string(TrustLevel t);
+
+// Error codes of SPEC §6 that policy produces.
+enum class DenyCode : uint8_t {
+  none,
+  bad_request,          // path climbs above "/" (400)
+  san_mismatch,         // no configured peer has a matching entity_uri (403, close)
+  fingerprint_mismatch, // pin set and certificate differs (403, close)
+  peer_blocked,         // trust_level none (403)
+  peer_expired,         // peer past expires_at (403)
+  unknown_grant,        // grant id from OID/Bearer not configured, or no grant for the peer (403)
+  grant_inactive,       // status pending/revoked (403)
+  grant_expired,        // past expires_at (403)
+  grant_peer_mismatch,  // grant bound to another peer (403)
+  source_not_allowed,   // source IP outside source_cidrs (403)
+  method_not_allowed,   // (403)
+  no_route,             // path matches no route (403)
+  resource_not_granted, // (403)
+  resource_excluded,    // (403)
+  limit_exceeded,       // limit param above max with on_limit=reject (400)
+  rate_limited,         // (429 + Retry-After)
+};
+const char* to_string(DenyCode c);  // "san_mismatch", ...
+
+// What the TLS layer proved about the peer.
+struct Subject {
+  std::span<const std::string> uri_sans;
+  std::string_view der_sha256;                // 64 lowercase hex
+  std::optional<std::string_view> grant_oid;  // extension 1.3.6.1.4.1.99999.1
+  std::string_view dev_peer;                  // insecure mode only: X-Federation-Dev-Peer slug
+};
+
+struct RequestInfo {
+  std::string_view method;
+  std::string_view target;         // request-target as received (origin-form; absolute-form allowed)
+  std::string_view authorization;  // value of the Authorization header, "" if none
+  std::string_view source_ip;      // textual IPv4 or IPv6 of the TCP peer
+};
+
+struct PeerEntry;   // compiled peer (opaque here; defined in policy.cpp or an internal header)
+struct GrantEntry;  // compiled grant
+
+struct Decision {
+  bool allow = false;          // forward to the app (true also for shadow-mode denials)
+  DenyCode code = DenyCode::none;  // the denial (also set in shadow mode, where allow stays true)
+  bool shadow = false;         // denial not enforced (enforce:false on grant or globally)
+  int status = 200;            // HTTP status when denied (403, 400, 429)
+  bool close_connection = false;  // san_mismatch, fingerprint_mismatch
+  uint32_t retry_after_s = 0;  // rate_limited
+  const char* message = "";    // one human sentence (static storage)
+  bool strip_authorization = false;  // the Bearer fg-<id> header was used: remove it
+  // Identity for headers, audit and metrics (null when not known yet).
+  const PeerEntry* peer = nullptr;
+  const GrantEntry* grant = nullptr;
+  std::string_view entity_uri;  // the matched URI SAN
+  std::string_view resource;    // resource name from the route table
+  // max_rows: the limit param was above the grant's max and was rewritten.
+  std::optional<std::string> rewritten_target;
+};
+
+// Accessors for the opaque entries (names, precomputed header values).
+std::string_view peer_slug(const PeerEntry& p);
+TrustLevel peer_trust(const PeerEntry& p);
+std::string_view peer_allowed_regions(const PeerEntry& p);         // compact JSON array or ""
+std::string_view peer_allowed_artifact_types(const PeerEntry& p);  // compact JSON array or ""
+std::string_view grant_id(const GrantEntry& g);
+uint32_t grant_max_rows(const GrantEntry& g);
+std::string_view grant_scope_json(const GrantEntry& g);  // compact JSON of filters, "{}" if none
+
+class Snapshot;
+
+// Token buckets per grant and per peer: the only mutable policy state. Kept
+// across reloads (buckets are matched by grant id / peer slug). Thread-safe
+// and exact to within one request under concurrency.
+class RateLimiter {
+ public:
+  RateLimiter();
+  ~RateLimiter();
+  // Adopt the bucket set for a new snapshot (keeps state of unchanged ids).
+  void rebind(const Snapshot& snapshot);
+  // Internal use by evaluate().
+  struct Impl;
+  Impl* impl() const { return impl_.get(); }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+class Snapshot {
+ public:
+  ~Snapshot();
+  size_t peer_count() const;
+  size_t grant_count() const;
+  // For /status: each peer's slug, trust, entity_uri, expires_at (unix s, 0 = never).
+  struct PeerInfo {
+    std::string slug, entity_uri, trust;
+    int64_t expires_at = 0;
+    std::optional<std::string> cert_fingerprint;
+    std::vector<std::string> endpoints;
+  };
+  std::vector<PeerInfo> peers() const;
+  struct Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  friend struct CompileAccess;
+  explicit Snapshot(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+struct CompileResult {
+  std::shared_ptr<const Snapshot> snapshot;  // null when problems is non-empty
+  std::vector<ConfigProblem> problems;       // every problem, with JSON path ("grants[1].resources")
+};
+
+// Validate and compile. Manifests give peers their entity_uri / endpoints /
+// fingerprint when the peer entry does not carry them inline.
+CompileResult compile_policy(const Config& config, const std::vector<Manifest>& manifests);
+
+Decision evaluate(const Snapshot& snapshot, RateLimiter& limiter, const Subject& subject,
+                  const RequestInfo& request, int64_t now_unix_ms) noexcept;
+
+// Path normalisation used for route matching (exposed for tests): decode
+// percent-encoded unreserved characters, resolve "." / ".." / "//".
+// Returns nullopt when the path climbs above "/". Encoded "/" (%2F) stays
+// encoded (it is data, not a separator).
+std::optional<std::string> normalize_path(std::string_view path);
+
+}  // namespace fedproxy::policy
