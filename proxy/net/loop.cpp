@@ -19,11 +19,14 @@ Loop::~Loop() { close_now(); }
 int Loop::close_now() {
   if (closed_) return close_result_;
   closed_ = true;
-  flush_deletes();
   uv_close(reinterpret_cast<uv_handle_t*>(idle_),
            [](uv_handle_t* h) { delete reinterpret_cast<uv_idle_t*>(h); });
-  // Let close callbacks of everything already closing run.
-  uv_run(loop_, UV_RUN_DEFAULT);
+  // Run until nothing is left: handles still closing (a graceful close that
+  // lingers) may defer deletes, and destructors may close more handles.
+  do {
+    flush_deletes();
+    uv_run(loop_, UV_RUN_DEFAULT);
+  } while (!to_delete_.empty());
   close_result_ = uv_loop_close(loop_);
   if (close_result_ == 0) delete loop_;  // else leak on purpose: handles still reference it
   return close_result_;

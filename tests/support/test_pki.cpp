@@ -105,7 +105,11 @@ void remove_tree(const std::string& path) {
   ::rmdir(path.c_str());
 }
 
-int run(const std::string& cmd) { return std::system((cmd + (std::getenv("FEDPROXY_TEST_VERBOSE") ? "" : " >/dev/null 2>&1")).c_str()); }
+// Runs a shell command quietly (FEDPROXY_TEST_VERBOSE=1 shows its output).
+int run(const std::string& cmd) {
+  const bool verbose = std::getenv("FEDPROXY_TEST_VERBOSE") != nullptr;
+  return std::system((cmd + (verbose ? "" : " >/dev/null 2>&1")).c_str());
+}
 
 std::optional<std::string> slurp(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

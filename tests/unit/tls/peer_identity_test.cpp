@@ -58,7 +58,8 @@ TEST_CASE("identity_from_cert: URI SANs, grant, fingerprints, subject, not_after
     std::string p = dir.write("c.pem", node.cert_pem);
     std::string cmd = "openssl x509 -in '" + p + "' -outform der | openssl dgst -sha256 -r > '" + p + ".sha'";
     REQUIRE(std::system(cmd.c_str()) == 0);
-    std::string spki = "openssl x509 -in '" + p + "' -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -r > '" + p + ".spki'";
+    std::string spki = "openssl x509 -in '" + p + "' -pubkey -noout | openssl pkey -pubin -outform der" +
+                       " | openssl dgst -sha256 -r > '" + p + ".spki'";
     REQUIRE(std::system(spki.c_str()) == 0);
     FILE* f = std::fopen((p + ".sha").c_str(), "r");
     char buf[65] = {};
