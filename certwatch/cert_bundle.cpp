@@ -170,10 +170,6 @@ int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
   return era * 146097 + static_cast<int64_t>(doe) - 719468;
 }
 
-int64_t x509_time_to_unix(const mbedtls_x509_time& t) {
-  return days_from_civil(t.year, static_cast<unsigned>(t.mon), static_cast<unsigned>(t.day)) * 86400 +
-         t.hour * 3600 + t.min * 60 + t.sec;
-}
 
 std::string key_type_error(const mbedtls_pk_context* key) {
   if (mbedtls_pk_can_do(key, MBEDTLS_PK_ECKEY)) {
@@ -313,5 +309,11 @@ struct CertBundleLoader {
 };
 
 CertBundleResult load_cert_bundle(const CertFiles& files) { return CertBundleLoader::load(files); }
+
+int64_t x509_time_to_unix(const mbedtls_x509_time& t) {
+  if (t.year == 0) return 0;
+  return days_from_civil(t.year, static_cast<unsigned>(t.mon), static_cast<unsigned>(t.day)) * 86400 +
+         t.hour * 3600 + t.min * 60 + t.sec;
+}
 
 }  // namespace fedproxy::certwatch

@@ -70,4 +70,7 @@ struct CertBundleResult {
 // Calls psa_crypto_init() itself (idempotent).
 CertBundleResult load_cert_bundle(const CertFiles& files);
 
+// An X.509 time (always UTC) as unix seconds; 0 for an unset time.
+int64_t x509_time_to_unix(const mbedtls_x509_time& t);
+
 }  // namespace fedproxy::certwatch

@@ -2,6 +2,8 @@
 // form that is sealed into session tickets.
 #include "proxy/tls/peer_identity.hpp"
 
+#include "certwatch/cert_bundle.hpp"
+
 #include <cstring>
 
 #include <mbedtls/asn1.h>
@@ -14,21 +16,6 @@ namespace fedproxy::tls {
 
 namespace {
 
-// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
-
-int64_t x509_time_to_unix(const mbedtls_x509_time& t) {
-  if (t.year == 0) return 0;
-  return days_from_civil(t.year, static_cast<unsigned>(t.mon), static_cast<unsigned>(t.day)) * 86400 +
-         t.hour * 3600 + t.min * 60 + t.sec;
-}
 
 std::string sha256_hex(const unsigned char* data, size_t len) {
   unsigned char digest[32];
@@ -144,7 +131,7 @@ PeerIdentity identity_from_cert(const mbedtls_x509_crt& crt) {
   char buf[1024];
   int n = mbedtls_x509_dn_gets(buf, sizeof buf, &crt.subject);
   if (n > 0) id.subject.assign(buf, static_cast<size_t>(n));
-  id.not_after = x509_time_to_unix(crt.valid_to);
+  id.not_after = certwatch::x509_time_to_unix(crt.valid_to);
   return id;
 }
 

@@ -97,7 +97,7 @@ struct Fixture {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<core::IngressServer> server;
 
-  explicit Fixture(bool with_backend = true) {
+  explicit Fixture(bool with_backend = true, const std::function<void(core::IngressOptions&)>& tweak = {}) {
     core::IngressOptions opts;
     opts.header_timeout_ms = 300;
     opts.upstream.connect_timeout_ms = 1000;
@@ -108,6 +108,7 @@ struct Fixture {
     } else {
       opts.upstream.endpoint = endpoint_of("127.0.0.1:1");  // nothing listens on port 1
     }
+    if (tweak) tweak(opts);
     server = std::make_unique<core::IngressServer>(loop, opts, nullptr, authorizer, events);
     std::string err;
     REQUIRE_MESSAGE(server->listen(endpoint_of("127.0.0.1:0"), &err), err);
@@ -252,6 +253,40 @@ TEST_CASE("an HTTP/1.1 request without Host is refused; HTTP/1.0 without Host is
     f.run_until([&] { return c11.eof; });
     CHECK(c11.got.find("HTTP/1.1 400") == 0);
     CHECK(f.backend->received.find("/nohost") == std::string::npos);
+  }
+  CHECK(f.teardown() == 0);
+}
+
+TEST_CASE("over max_connections a new connection is closed at once; others keep working") {
+  Fixture f(true, [](core::IngressOptions& o) { o.max_connections = 1; });
+  {
+    Client first(f.loop, f.server->bound_address());
+    f.run_until([&] { return f.server->active_sessions() == 1; });
+    Client second(f.loop, f.server->bound_address());
+    f.run_until([&] { return second.eof; });
+    CHECK(second.eof);
+    CHECK(f.server->rejected_over_limit() == 1);
+    first.t->write(std::string("GET /still-fine HTTP/1.1\r\nHost: a\r\n\r\n"));
+    f.run_until([&] { return first.got.find("/still-fine") != std::string::npos; });
+    CHECK(first.got.find("HTTP/1.1 200") == 0);
+  }
+  CHECK(f.teardown() == 0);
+}
+
+TEST_CASE("max_conn_lifetime_ms closes a connection at its next request boundary") {
+  Fixture f(true, [](core::IngressOptions& o) { o.max_conn_lifetime_ms = 50; });
+  {
+    Client c(f.loop, f.server->bound_address());
+    c.t->write(std::string("GET /young HTTP/1.1\r\nHost: a\r\n\r\n"));
+    f.run_until([&] { return c.got.find("/young") != std::string::npos; });
+    CHECK(c.got.find("Connection: keep-alive") != std::string::npos);
+    CHECK_FALSE(c.eof);
+    f.run_until([] { return false; }, 80);  // let the connection age past 50 ms
+    c.t->write(std::string("GET /old HTTP/1.1\r\nHost: a\r\n\r\n"));
+    f.run_until([&] { return c.eof; });
+    CHECK(c.got.find("/old") != std::string::npos);  // answered, not cut
+    CHECK(c.got.find("Connection: close") != std::string::npos);
+    CHECK(c.eof);
   }
   CHECK(f.teardown() == 0);
 }

@@ -1,0 +1,333 @@
+// Audit records (SPEC §10): formatting, the hash chain and its verifier.
+//
+// Line format (compact JSON, fixed key order, every line ends in "\n"):
+//   request: {"ts":..,"type":"request","request_id":..,"peer":..,"entity_uri":..,
+//             "grant":..,"method":..,"path":..,"resource":..,"decision":..,
+//             "reason":..,"status":N,"bytes_in":N,"bytes_out":N,
+//             "duration_ms":N.NNN,"query_hash":..,"cert_fingerprint":..,"prev":..}
+//   event:   {"ts":..,"type":"event","event":..,<field>:<string>...,"prev":..}
+// "prev" is the lowercase hex SHA-256 of the previous line's text without its
+// newline; the first line of a file carries genesis() (64 zeros).
+#include "policy/audit.hpp"
+
+#include <mbedtls/sha256.h>
+#include <picojson.h>
+
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <exception>
+
+namespace fedproxy::policy {
+
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+void append_u_escape(std::string& out, unsigned cp) {
+  out += "\\u";
+  out += kHex[(cp >> 12) & 0xf];
+  out += kHex[(cp >> 8) & 0xf];
+  out += kHex[(cp >> 4) & 0xf];
+  out += kHex[cp & 0xf];
+}
+
+// Length of the valid UTF-8 sequence at s[i], or 0 when it is not valid; in
+// that case *bad_len is the length of the maximal ill-formed subpart (>= 1),
+// which becomes one U+FFFD (Unicode's "substitution of maximal subparts").
+size_t utf8_sequence(std::string_view s, size_t i, size_t* bad_len) {
+  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  size_t need;
+  unsigned char lo = 0x80, hi = 0xbf;  // range of the second byte
+  if (c < 0x80) return 1;
+  if (c >= 0xc2 && c <= 0xdf) {
+    need = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    need = 3;
+    if (c == 0xe0) lo = 0xa0;           // no overlongs
+    if (c == 0xed) hi = 0x9f;           // no surrogates
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    need = 4;
+    if (c == 0xf0) lo = 0x90;           // no overlongs
+    if (c == 0xf4) hi = 0x8f;           // nothing above U+10FFFF
+  } else {
+    *bad_len = 1;
+    return 0;
+  }
+  for (size_t k = 1; k < need; ++k) {
+    if (i + k >= s.size()) {
+      *bad_len = k;
+      return 0;
+    }
+    const unsigned char lo_k = k == 1 ? lo : 0x80, hi_k = k == 1 ? hi : 0xbf;
+    if (b(i + k) < lo_k || b(i + k) > hi_k) {
+      *bad_len = k;
+      return 0;
+    }
+  }
+  return need;
+}
+
+// A JSON string literal: quotes and backslashes escaped, control characters
+// (C0, DEL, C1) and U+2028/U+2029 as \uXXXX, invalid UTF-8 as \ufffd, so the
+// line is always valid JSON and safe to print on a terminal.
+void append_json_string(std::string& out, std::string_view s) {
+  out += '"';
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t bad = 0;
+    const size_t n = utf8_sequence(s, i, &bad);
+    if (n == 0) {
+      out += "\\ufffd";
+      i += bad;
+      continue;
+    }
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (n == 1) {
+      if (c == '"') {
+        out += "\\\"";
+      } else if (c == '\\') {
+        out += "\\\\";
+      } else if (c < 0x20 || c == 0x7f) {
+        append_u_escape(out, c);
+      } else {
+        out += static_cast<char>(c);
+      }
+    } else if (n == 2 && c == 0xc2 && static_cast<unsigned char>(s[i + 1]) < 0xa0) {
+      append_u_escape(out, static_cast<unsigned char>(s[i + 1]));  // C1 control U+0080..U+009F
+    } else if (n == 3 && c == 0xe2 && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
+               (static_cast<unsigned char>(s[i + 2]) == 0xa8 || static_cast<unsigned char>(s[i + 2]) == 0xa9)) {
+      append_u_escape(out, 0x2000u | static_cast<unsigned char>(s[i + 2]) - 0x80u);  // U+2028, U+2029
+    } else {
+      out.append(s.substr(i, n));
+    }
+    i += n;
+  }
+  out += '"';
+}
+
+void add_key(std::string& out, std::string_view key) {
+  out += ',';
+  append_json_string(out, key);
+  out += ':';
+}
+
+void add_string(std::string& out, std::string_view key, std::string_view value) {
+  add_key(out, key);
+  append_json_string(out, value);
+}
+
+template <typename Int>
+void add_int(std::string& out, std::string_view key, Int value) {
+  add_key(out, key);
+  char buf[32];
+  auto res = std::to_chars(buf, buf + sizeof buf, value);
+  out.append(buf, res.ptr);
+}
+
+// Fixed three decimals, locale-independent; NaN/inf (not JSON) become 0.
+void add_millis(std::string& out, std::string_view key, double ms) {
+  add_key(out, key);
+  if (!std::isfinite(ms)) ms = 0;
+  char buf[400];  // enough for the widest fixed-notation double
+  auto res = std::to_chars(buf, buf + sizeof buf, ms, std::chars_format::fixed, 3);
+  if (res.ec != std::errc()) {
+    out += "0.000";
+    return;
+  }
+  out.append(buf, res.ptr);
+}
+
+bool is_hash_hex(std::string_view s) {
+  if (s.size() != 64) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+// Checks one line's shape; on success *prev is its "prev". Returns "" or a
+// message without the "line N: " prefix.
+std::string check_line_shape(std::string_view line, std::string* prev) {
+  if (line.empty()) return "empty line";
+  if (line.back() == '\r') return "ends with a carriage return (were the line endings converted?)";
+  if (line.front() != '{') return "not a JSON object";
+  picojson::value v;
+  std::string err;
+  const char* end = nullptr;
+  try {
+    end = picojson::parse(v, line.data(), line.data() + line.size(), &err);
+  } catch (const std::exception&) {  // e.g. a number out of double range
+    return "not valid JSON";
+  }
+  if (!err.empty()) return "not valid JSON";
+  if (!v.is<picojson::object>()) return "not a JSON object";
+  if (end != line.data() + line.size()) return "unexpected text after the JSON object";
+  const auto& obj = v.get<picojson::object>();
+  auto str = [&](const char* key) -> const std::string* {
+    auto it = obj.find(key);
+    if (it == obj.end() || !it->second.is<std::string>()) return nullptr;
+    return &it->second.get<std::string>();
+  };
+  const std::string* ts = str("ts");
+  if (!ts) return "no \"ts\" string";
+  const std::string* type = str("type");
+  if (!type || (*type != "request" && *type != "event")) return "\"type\" is not \"request\" or \"event\"";
+  if (*type == "event" && !str("event")) return "event line has no \"event\" string";
+  const std::string* p = str("prev");
+  if (!p) return "no \"prev\" string";
+  if (!is_hash_hex(*p)) return "\"prev\" is not 64 lowercase hex digits";
+  *prev = *p;
+  return "";
+}
+
+std::string line_msg(uint64_t n, const std::string& what) { return "line " + std::to_string(n) + ": " + what; }
+
+}  // namespace
+
+const std::string& AuditChain::genesis() {
+  static const std::string g(64, '0');
+  return g;
+}
+
+std::string AuditChain::seal(std::string body) {
+  add_string(body, "prev", prev_);
+  body += '}';
+  prev_ = sha256_hex(body);
+  body += '\n';
+  return body;
+}
+
+std::string AuditChain::request_line(const AuditRequest& r) {
+  std::string s = "{\"ts\":";
+  append_json_string(s, r.ts);
+  add_string(s, "type", "request");
+  add_string(s, "request_id", r.request_id);
+  add_string(s, "peer", r.peer);
+  add_string(s, "entity_uri", r.entity_uri);
+  add_string(s, "grant", r.grant);
+  add_string(s, "method", r.method);
+  add_string(s, "path", r.path);
+  add_string(s, "resource", r.resource);
+  add_string(s, "decision", r.decision);
+  add_string(s, "reason", r.reason);
+  add_int(s, "status", r.status);
+  add_int(s, "bytes_in", r.bytes_in);
+  add_int(s, "bytes_out", r.bytes_out);
+  add_millis(s, "duration_ms", r.duration_ms);
+  add_string(s, "query_hash", r.query_hash);
+  add_string(s, "cert_fingerprint", r.cert_fingerprint);
+  return seal(std::move(s));
+}
+
+std::string AuditChain::event_line(std::string_view ts, std::string_view event, const AuditFields& fields) {
+  std::string s = "{\"ts\":";
+  append_json_string(s, ts);
+  add_string(s, "type", "event");
+  add_string(s, "event", event);
+  for (const auto& [key, value] : fields) {
+    // A field may not shadow the line's own keys (a duplicate "type" or
+    // "prev" would make the line ambiguous): those names get a "_" prefix.
+    std::string k = key;
+    while (k == "ts" || k == "type" || k == "event" || k == "prev") k.insert(0, "_");
+    add_string(s, k, value);
+  }
+  return seal(std::move(s));
+}
+
+std::string sha256_hex(std::string_view data) {
+  std::array<unsigned char, 32> digest{};
+  mbedtls_sha256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest.data(), 0);
+  std::string hex;
+  hex.reserve(64);
+  for (unsigned char b : digest) {
+    hex += kHex[b >> 4];
+    hex += kHex[b & 0xf];
+  }
+  return hex;
+}
+
+std::optional<std::string> chain_head_after(std::string_view last_line) {
+  std::string prev;
+  if (!check_line_shape(last_line, &prev).empty()) return std::nullopt;
+  return sha256_hex(last_line);
+}
+
+std::string query_hash(std::string_view method, std::string_view normalized_path, std::string_view query) {
+  std::string data;
+  data.reserve(method.size() + normalized_path.size() + query.size() + 2);
+  data.append(method);
+  data += '\n';
+  data.append(normalized_path);
+  data += '\n';
+  data.append(query);
+  return sha256_hex(data);
+}
+
+AuditVerifyResult verify_audit_log(std::istream& in) {
+  AuditVerifyResult res;
+  std::string expected = AuditChain::genesis();  // hash of the previous line
+  std::string line;
+  // After the first prev mismatch: the stray prev value, looked for among the
+  // hashes of the remaining lines to tell a reordering from an edit.
+  std::string stray_prev;
+  while (std::getline(in, line)) {
+    ++res.lines;
+    const bool complete = !in.eof();
+    if (res.bad_line != 0) {
+      if (sha256_hex(line) == stray_prev) {
+        res.error += "; it is the hash of line " + std::to_string(res.lines) + " (lines were reordered)";
+        return res;
+      }
+      continue;
+    }
+    if (!complete) {
+      res.bad_line = res.lines;
+      res.error = line_msg(res.lines, "incomplete last line (no trailing newline: the write was cut short)");
+      return res;
+    }
+    std::string prev;
+    std::string shape = check_line_shape(line, &prev);
+    if (!shape.empty()) {
+      res.bad_line = res.lines;
+      res.error = line_msg(res.lines, shape);
+      return res;
+    }
+    if (prev != expected) {
+      res.bad_line = res.lines;
+      if (res.lines == 1) {
+        res.error = line_msg(1, "prev is not the genesis hash");
+      } else if (prev == AuditChain::genesis()) {
+        res.error = line_msg(res.lines,
+                             "prev is the genesis hash but this is not the first line (two logs were "
+                             "concatenated, or the writer restarted without continuing the chain)");
+        return res;
+      } else {
+        res.error = line_msg(res.lines, "prev does not match the hash of line " + std::to_string(res.lines - 1));
+      }
+      stray_prev = prev;
+      continue;  // scan on for a reordering
+    }
+    expected = sha256_hex(line);
+  }
+  if (in.bad() && res.bad_line == 0) {
+    res.bad_line = res.lines + 1;
+    res.error = line_msg(res.bad_line, "read error");
+    return res;
+  }
+  if (res.bad_line != 0) {
+    // No later line hashes to the stray prev: the line it points to is gone.
+    if (res.bad_line == 1) {
+      res.error += " (the file's first line(s) were removed or edited, or it is not a whole audit log)";
+    } else {
+      res.error += " (line " + std::to_string(res.bad_line - 1) +
+                   " was edited, or a line was removed/reordered)";
+    }
+    return res;
+  }
+  res.ok = true;
+  return res;
+}
+
+}  // namespace fedproxy::policy
