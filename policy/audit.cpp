@@ -98,7 +98,7 @@ void append_json_string(std::string& out, std::string_view s) {
       append_u_escape(out, static_cast<unsigned char>(s[i + 1]));  // C1 control U+0080..U+009F
     } else if (n == 3 && c == 0xe2 && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
                (static_cast<unsigned char>(s[i + 2]) == 0xa8 || static_cast<unsigned char>(s[i + 2]) == 0xa9)) {
-      append_u_escape(out, 0x2000u | static_cast<unsigned char>(s[i + 2]) - 0x80u);  // U+2028, U+2029
+      append_u_escape(out, 0x2000u | (static_cast<unsigned char>(s[i + 2]) - 0x80u));  // U+2028, U+2029
     } else {
       out.append(s.substr(i, n));
     }

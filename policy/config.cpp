@@ -481,7 +481,7 @@ const value* member(const object& o, std::string_view key) {
 const std::vector<std::string_view> kTopKeys = {
     "node",     "tls",    "ingress",  "egress",  "admin",     "workers",
     "manifests_dir", "peers", "routes", "grants", "audit",   "limits",
-    "timeouts", "shutdown_grace_ms", "enforce", "limit_param", "on_limit",
+    "timeouts", "shutdown_grace_ms", "enforce", "authenticate_only", "limit_param", "on_limit",
     "$schema",  "_comment"};
 const std::vector<std::string_view> kNodeKeys = {"org", "entity_uri"};
 const std::vector<std::string_view> kTlsKeys = {
@@ -555,6 +555,7 @@ class Loader {
       }
     }
     if (auto* v = member(o, "enforce")) read_bool(*v, "enforce", c.enforce);
+    if (auto* v = member(o, "authenticate_only")) read_bool(*v, "authenticate_only", c.authenticate_only);
     if (auto* v = member(o, "limit_param")) {
       std::string p;
       if (read_string(*v, "limit_param", p)) {
@@ -1196,7 +1197,11 @@ ConfigResult parse_config_impl(const std::string& json_text, const std::string& 
   Loader loader(c.dir, env);
   loader.load(root, c);
   result.problems.insert(result.problems.end(), loader.problems.begin(), loader.problems.end());
-  if (result.problems.empty()) result.config = std::move(c);
+  if (result.problems.empty()) {
+    result.config = std::move(c);
+  } else {
+    result.partial = std::move(c);
+  }
   return result;
 }
 

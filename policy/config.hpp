@@ -115,6 +115,10 @@ struct Config {
   LimitsConfig limits;
   TimeoutsConfig timeouts;
   bool enforce = true;       // global shadow-mode switch (SPEC §4)
+  // No peer/grant policy: forward every client whose certificate verifies
+  // (a plain mTLS terminator, like ghostunnel --allow-all). Must be explicit:
+  // without peers and without this, fedproxy refuses to start.
+  bool authenticate_only = false;
   std::string limit_param = "limit";
   std::string on_limit = "rewrite";  // rewrite | reject
 };
@@ -130,6 +134,10 @@ struct ConfigProblem {
 struct ConfigResult {
   std::optional<Config> config;        // set only when problems is empty
   std::vector<ConfigProblem> problems; // every problem found, not just the first
+  // When the JSON parsed but some values were invalid: everything that was
+  // valid, so `fedproxy check` can go on to report policy problems too.
+  // Never used to run.
+  std::optional<Config> partial;
 };
 
 // Environment overrides of SPEC §8 (FEDPROXY_TLS_CERT_PATH, ...). Passed in

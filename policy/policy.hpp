@@ -91,6 +91,9 @@ std::string_view peer_allowed_artifact_types(const PeerEntry& p);  // compact JS
 std::string_view grant_id(const GrantEntry& g);
 uint32_t grant_max_rows(const GrantEntry& g);
 std::string_view grant_scope_json(const GrantEntry& g);  // compact JSON of filters, "{}" if none
+// Precomputed text forms, so building headers allocates nothing in policy.
+std::string_view peer_entity_uri(const PeerEntry& p);      // configured entity_uri
+std::string_view grant_max_rows_text(const GrantEntry& g);  // max_rows_per_query in decimal
 
 class Snapshot;
 
@@ -147,8 +150,9 @@ Decision evaluate(const Snapshot& snapshot, RateLimiter& limiter, const Subject&
 
 // Path normalisation used for route matching (exposed for tests): decode
 // percent-encoded unreserved characters, resolve "." / ".." / "//".
-// Returns nullopt when the path climbs above "/". Encoded "/" (%2F) stays
-// encoded (it is data, not a separator).
+// Returns nullopt when the path climbs above "/", does not start with "/",
+// or holds a malformed %-escape ("%zz", a lone "%"). Encoded "/" (%2F) stays
+// encoded (it is data, not a separator); other escapes get uppercase hex.
 std::optional<std::string> normalize_path(std::string_view path);
 
 }  // namespace fedproxy::policy

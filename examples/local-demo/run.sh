@@ -45,7 +45,8 @@ cat > "$work/fedproxy.json" <<JSON
   "tls": {"cert": "pki/node.crt", "key": "pki/node.key", "ca_bundle": "pki/ca.crt"},
   "ingress": {"listen": "127.0.0.1:0", "upstream": "127.0.0.1:$app_port"},
   "egress": null,
-  "admin": {"listen": "127.0.0.1:0"}
+  "admin": {"listen": "127.0.0.1:0"},
+  "authenticate_only": true
 }
 JSON
 

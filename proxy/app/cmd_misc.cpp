@@ -8,6 +8,7 @@
 
 #include "proxy/app/commands.hpp"
 #include "proxy/app/snapshot.hpp"
+#include "proxy/tls/tls_engine.hpp"
 
 #ifndef FEDPROXY_VERSION
 #define FEDPROXY_VERSION "unknown"
@@ -55,7 +56,8 @@ int cmd_check(const std::vector<std::string>& args) {
   if (wants_help(args)) {
     std::puts(
         "Usage: fedproxy check --config FILE\n"
-        "Validates everything `run` would load (config, certificates, key, CA bundle, CRL)\n"
+        "Validates everything `run` would load (config, certificates, key, CA bundle, CRL,\n"
+        "manifests, peers, routes and grants)\n"
         "and prints every problem found. Exit 0 when all is well, 1 otherwise.");
     return 0;
   }
@@ -65,26 +67,10 @@ int cmd_check(const std::vector<std::string>& args) {
     std::fprintf(stderr, "fedproxy check: %s\n", error.c_str());
     return kExitProblems;
   }
-  auto loaded = policy::load_config_file(path, policy::EnvOverrides::from_environment());
-  int problems = 0;
-  for (const auto& p : loaded.problems) {
-    std::printf("%s: %s\n", path.c_str(), p.to_string().c_str());
-    ++problems;
-  }
-  if (loaded.config) {
-    const policy::Config& cfg = *loaded.config;
-    if (!cfg.tls.cert.empty()) {
-      auto snap = build_tls_snapshot(cfg);
-      if (!snap.error.empty()) {
-        std::printf("%s: %s\n", snap.file.c_str(), snap.error.c_str());
-        ++problems;
-      }
-    } else if (!env_flag("FEDPROXY_INSECURE")) {
-      std::printf("%s: tls: no tls.cert/tls.key configured; run refuses to start unless FEDPROXY_INSECURE=1\n",
-                  path.c_str());
-      ++problems;
-    }
-  }
+  tls::init_crypto();
+  SnapshotResult built = build_snapshot(path);
+  int problems = static_cast<int>(built.problems.size());
+  for (const auto& p : built.problems) std::printf("%s\n", p.c_str());
   if (problems) {
     std::printf("%d problem%s found\n", problems, problems == 1 ? "" : "s");
     return kExitProblems;

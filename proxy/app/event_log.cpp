@@ -1,5 +1,6 @@
 #include "proxy/app/event_log.hpp"
 
+#include "proxy/app/audit_sink.hpp"
 #include "proxy/app/log.hpp"
 
 namespace fedproxy::app {
@@ -12,10 +13,20 @@ void EventLog::on_handshake_failed(const std::string& peer_address, const std::s
 
 void EventLog::on_request_done(const core::RequestRecord& r) {
   ++requests_;
-  metrics_.count_request("none", r.decision, r.status, r.duration_ms, r.bytes_in, r.bytes_out);
+  // Peer slugs come from the configured peer list: a bounded label set.
+  metrics_.count_request(r.peer_slug.empty() ? "unknown" : r.peer_slug, r.decision, r.status, r.duration_ms,
+                         r.bytes_in, r.bytes_out);
+  if (audit_) audit_->request(r);
   LogLine line("info", "request");
   line.str("request_id", r.request_id).str("peer", r.peer_address);
-  if (r.peer && !r.peer->uri_sans.empty()) line.str("entity_uri", r.peer->uri_sans.front());
+  if (!r.peer_slug.empty()) line.str("peer_org", r.peer_slug);
+  if (!r.entity_uri.empty()) {
+    line.str("entity_uri", r.entity_uri);
+  } else if (r.peer && !r.peer->uri_sans.empty()) {
+    line.str("entity_uri", r.peer->uri_sans.front());
+  }
+  if (!r.grant.empty()) line.str("grant", r.grant);
+  if (!r.resource.empty()) line.str("resource", r.resource);
   line.str("method", r.method)
       .str("path", r.target)
       .num("status", r.status)

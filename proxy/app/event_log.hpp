@@ -9,6 +9,8 @@
 
 namespace fedproxy::app {
 
+class AuditSink;
+
 class EventLog final : public core::CoreEvents {
  public:
   void on_handshake_failed(const std::string& peer_address, const std::string& reason) override;
@@ -19,8 +21,10 @@ class EventLog final : public core::CoreEvents {
   uint64_t handshake_failures() const { return handshake_failures_; }
   uint64_t requests() const { return requests_; }
   Metrics& metrics() { return metrics_; }
+  void set_audit(AuditSink* audit) { audit_ = audit; }
 
  private:
+  AuditSink* audit_ = nullptr;
   Metrics metrics_;
   uint64_t handshake_failures_ = 0;
   uint64_t requests_ = 0;

@@ -4,6 +4,8 @@
 #include <cstring>
 
 #include "certwatch/cert_bundle.hpp"
+#include "policy/manifest.hpp"
+#include "proxy/tls/peer_identity.hpp"
 
 namespace fedproxy::app {
 
@@ -12,33 +14,100 @@ bool env_flag(const char* name) {
   return v && (!std::strcmp(v, "1") || !std::strcmp(v, "true") || !std::strcmp(v, "yes"));
 }
 
-TlsSnapshotResult build_tls_snapshot(const policy::Config& config) {
-  TlsSnapshotResult result;
+namespace {
+
+struct Problems {
+  SnapshotResult& result;
+  void add(const std::string& file, const std::string& text) {
+    if (result.problems.empty()) result.first_file = file;
+    result.problems.push_back(file + ": " + text);
+  }
+};
+
+bool build_tls(const policy::Config& cfg, Snapshot& snap, Problems& problems) {
   certwatch::CertFiles files;
-  files.cert = config.tls.cert;
-  files.key = config.tls.key;
-  files.ca_bundle = config.tls.ca_bundle;
-  files.crl = config.tls.crl;
+  files.cert = cfg.tls.cert;
+  files.key = cfg.tls.key;
+  files.ca_bundle = cfg.tls.ca_bundle;
+  files.crl = cfg.tls.crl;
   files.allow_insecure_key_perms = env_flag("FEDPROXY_ALLOW_INSECURE_KEY_PERMS");
   auto loaded = certwatch::load_cert_bundle(files);
   if (!loaded.bundle) {
-    result.file = loaded.file;
-    result.error = loaded.error;
-    return result;
+    problems.add(loaded.file, loaded.error);
+    return false;
   }
   tls::TlsOptions options;
-  options.session_tickets = config.tls.session_tickets;
-  options.ticket_lifetime_s = config.tls.ticket_rotation_ms / 1000 ? config.tls.ticket_rotation_ms / 1000 : 1;
-  options.crl_fail_open = config.tls.crl_fail_open;
+  options.session_tickets = cfg.tls.session_tickets;
+  options.ticket_lifetime_s = cfg.tls.ticket_rotation_ms / 1000;
+  options.crl_fail_open = cfg.tls.crl_fail_open;
   std::string error;
-  result.server = tls::TlsContext::create(tls::Role::server, loaded.bundle, options, &error);
-  if (result.server) result.client = tls::TlsContext::create(tls::Role::client, loaded.bundle, options, &error);
-  if (!result.server || !result.client) {
-    result.server.reset();
-    result.client.reset();
-    result.file = config.tls.cert;
-    result.error = error;
+  snap.server_tls = tls::TlsContext::create(tls::Role::server, loaded.bundle, options, &error);
+  if (snap.server_tls) snap.client_tls = tls::TlsContext::create(tls::Role::client, loaded.bundle, options, &error);
+  if (!snap.server_tls || !snap.client_tls) {
+    problems.add(cfg.tls.cert, error);
+    return false;
   }
+  return true;
+}
+
+}  // namespace
+
+SnapshotResult build_snapshot(const std::string& config_path) {
+  SnapshotResult result;
+  Problems problems{result};
+  auto loaded = policy::load_config_file(config_path, policy::EnvOverrides::from_environment());
+  for (const auto& p : loaded.problems) problems.add(config_path, p.to_string());
+  if (!loaded.config) {
+    // Report what the policy compiler finds in the valid parts too, so one
+    // `fedproxy check` lists every problem.
+    if (loaded.partial && !(loaded.partial->peers.empty() && loaded.partial->grants.empty())) {
+      auto manifests = policy::load_manifest_dir(loaded.partial->manifests_dir);
+      for (const auto& p : policy::compile_policy(*loaded.partial, manifests.manifests).problems) {
+        problems.add(config_path, p.to_string());
+      }
+    }
+    return result;
+  }
+
+  auto snap = std::make_shared<Snapshot>();
+  snap->config = std::move(*loaded.config);
+  const policy::Config& cfg = snap->config;
+
+  if (!cfg.tls.cert.empty()) {
+    build_tls(cfg, *snap, problems);
+  } else if (!env_flag("FEDPROXY_INSECURE")) {
+    problems.add(config_path, "tls: tls.cert and tls.key are not set; refusing to run without TLS unless FEDPROXY_INSECURE=1");
+  } else if (!cfg.ingress.listen.is_loopback() && !env_flag("FEDPROXY_ALLOW_INSECURE_NON_LOOPBACK")) {
+    problems.add(config_path, "ingress.listen: insecure mode on non-loopback address " + cfg.ingress.listen.text +
+                                  " needs FEDPROXY_ALLOW_INSECURE_NON_LOOPBACK=1");
+  }
+
+  auto manifests = policy::load_manifest_dir(cfg.manifests_dir);
+  for (const auto& p : manifests.problems) problems.add(cfg.manifests_dir, p.to_string());
+
+  if (cfg.peers.empty() && cfg.grants.empty()) {
+    if (!cfg.authenticate_only) {
+      problems.add(config_path,
+                   "peers: no peers configured, so every request would be refused; add peers, routes and grants "
+                   "(docs/policy.md) or set \"authenticate_only\": true to forward every client whose "
+                   "certificate verifies");
+    }
+  } else {
+    auto compiled = policy::compile_policy(cfg, manifests.manifests);
+    for (const auto& p : compiled.problems) problems.add(config_path, p.to_string());
+    snap->policy = compiled.snapshot;
+  }
+
+  policy::Manifest self;
+  self.org = cfg.node.org;
+  self.entity_uri = cfg.node.entity_uri;
+  if (snap->server_tls) {
+    // The pin others may set on us: SHA-256 of our certificate's DER.
+    self.tls_cert_fingerprint = tls::identity_from_cert(*snap->server_tls->bundle().cert_chain()).der_sha256;
+  }
+  snap->node_manifest = std::make_shared<const std::string>(policy::manifest_to_json(self));
+
+  if (result.problems.empty()) result.snapshot = std::move(snap);
   return result;
 }
 

@@ -1,23 +1,34 @@
-// Building the TLS snapshot (cert bundle + mbedTLS config) from the config:
-// the same code path at start, in `check` and on reload.
+// Everything a reload swaps, built completely to the side from the files:
+// config, peer manifests, the compiled policy and the TLS contexts. The same
+// function serves `run` (start: any problem is fatal), `check` (print every
+// problem) and reloads (a problem keeps the old snapshot).
 #pragma once
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "policy/config.hpp"
+#include "policy/policy.hpp"
 #include "proxy/tls/tls_context.hpp"
 
 namespace fedproxy::app {
 
-struct TlsSnapshotResult {
-  std::shared_ptr<const tls::TlsContext> server;  // ingress
-  std::shared_ptr<const tls::TlsContext> client;  // egress
-  std::string file;   // the file an error is about
-  std::string error;  // "" on success
+struct Snapshot {
+  policy::Config config;
+  std::shared_ptr<const tls::TlsContext> server_tls;  // null in insecure mode
+  std::shared_ptr<const tls::TlsContext> client_tls;
+  std::shared_ptr<const policy::Snapshot> policy;     // null with authenticate_only
+  std::shared_ptr<const std::string> node_manifest;   // served at /.well-known/fedproxy-manifest.json
 };
 
-TlsSnapshotResult build_tls_snapshot(const policy::Config& config);
+struct SnapshotResult {
+  std::shared_ptr<const Snapshot> snapshot;  // null when problems is non-empty
+  std::vector<std::string> problems;         // "<file>: <where>: <message>", every one found
+  std::string first_file;                    // the file of the first problem
+};
+
+SnapshotResult build_snapshot(const std::string& config_path);
 
 bool env_flag(const char* name);  // "1", "true", "yes"
 

@@ -17,8 +17,13 @@ void strip_identity_headers(http1::Headers& headers) {
   });
 }
 
-std::string xfcc_value(const tls::PeerIdentity& peer) {
+std::string xfcc_value(const tls::PeerIdentity& peer, std::string_view matched_uri) {
   std::string v = "Hash=" + peer.der_sha256;
+  if (!matched_uri.empty()) {
+    v += ";URI=";
+    v += matched_uri;
+    return v;
+  }
   for (const auto& uri : peer.uri_sans) v += ";URI=" + uri;
   return v;
 }

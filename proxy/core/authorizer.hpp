@@ -60,7 +60,8 @@ class PassThroughAuthorizer final : public Authorizer {
 // X-Federation-*, X-Forwarded-Client-Cert, Client-Cert, Client-Cert-Chain.
 void strip_identity_headers(http1::Headers& headers);
 
-// "Hash=<der sha256>;URI=<uri san>" (one URI per SAN).
-std::string xfcc_value(const tls::PeerIdentity& peer);
+// Envoy's format: "Hash=<der sha256>;URI=<uri san>". With matched_uri, just
+// that SAN (the one that identified the peer), else one URI per SAN.
+std::string xfcc_value(const tls::PeerIdentity& peer, std::string_view matched_uri = {});
 
 }  // namespace fedproxy::core

@@ -43,8 +43,18 @@ class IngressServer {
   const std::string& bound_address() const;
 
   // A reload: new handshakes use the new context, open sessions keep theirs.
-  void set_tls(std::shared_ptr<const tls::TlsContext> tls) { tls_ = std::move(tls); }
+  void set_tls(std::shared_ptr<const tls::TlsContext> tls) {
+    tls_ = std::move(tls);
+    ++tls_generation_;
+  }
+  const tls::TlsContext* current_tls() const { return tls_.get(); }
+  uint64_t tls_generation() const { return tls_generation_; }
   void set_authorizer(Authorizer& authorizer) { authorizer_ = &authorizer; }
+  // The node's own manifest, served at /.well-known/fedproxy-manifest.json
+  // to any peer whose certificate verifies (before policy: a peer fetching
+  // it does not know us yet).
+  void set_node_manifest(std::shared_ptr<const std::string> json) { node_manifest_ = std::move(json); }
+  const std::shared_ptr<const std::string>& node_manifest() const { return node_manifest_; }
 
   // Stop accepting; idle connections close now, busy ones after their
   // current response.
@@ -69,6 +79,8 @@ class IngressServer {
   net::Loop& loop_;
   IngressOptions options_;
   std::shared_ptr<const tls::TlsContext> tls_;
+  uint64_t tls_generation_ = 0;
+  std::shared_ptr<const std::string> node_manifest_;
   Authorizer* authorizer_;
   CoreEvents& events_;
   UpstreamPool pool_;

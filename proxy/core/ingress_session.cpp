@@ -47,6 +47,7 @@ IngressSession::IngressSession(IngressServer& server, std::unique_ptr<net::Trans
       parser_(server.options().parser_limits, *this),
       timer_(server.loop(), [this] { on_timeout(); }) {
   created_ms_ = server_.loop().now_ms();
+  tls_generation_ = server_.tls_generation();
   down_->set_handler(this);
 }
 
@@ -158,6 +159,13 @@ void IngressSession::on_request_head(http1::RequestHead&& head) {
     respond_local(400, "bad_request", "An HTTP/1.1 request needs a Host header.", true);  // RFC 9112 §3.2
     return;
   }
+
+  if (revoked_since_handshake()) {
+    respond_local(403, "certificate_revoked",
+                  "The client certificate was revoked after this connection was established.", true);
+    return;
+  }
+  if (serve_well_known()) return;
 
   static const tls::PeerIdentity kNoIdentity;
   const tls::PeerIdentity& peer = down_->tls() ? down_->tls()->peer() : kNoIdentity;
@@ -322,6 +330,17 @@ void IngressSession::on_upstream_drained() { down_->resume_reading(net::PauseRea
 void IngressSession::respond_local(int status, const char* code, const std::string& message,
                                    bool close, const std::string& extra_headers) {
   Exchange& ex = *ex_;
+  if (ex.reason.empty() || ex.decision == "allow") {
+    ex.decision = status >= 500 ? "error" : "deny";
+    ex.reason = code;
+  }
+  bool closing = close || draining_ || peer_eof_;
+  respond_local_bytes(status, http1::make_error_response(status, code, message, ex.request_id, closing, extra_headers),
+                      closing);
+}
+
+void IngressSession::respond_local_bytes(int status, std::string bytes, bool close) {
+  Exchange& ex = *ex_;
   up_out_.clear();
   if (up_) {
     up_->abandon();
@@ -332,15 +351,38 @@ void IngressSession::respond_local(int status, const char* code, const std::stri
   ex.response_started = true;
   ex.response_done = true;
   ex.status = status;
-  if (ex.reason.empty() || ex.decision == "allow") {
-    ex.decision = status >= 500 ? "error" : "deny";
-    ex.reason = code;
-  }
   if (close || draining_ || peer_eof_) ex.close_after = true;
-  down_->write(http1::make_error_response(status, code, message, ex.request_id, ex.close_after,
-                                          extra_headers));
+  down_->write(bytes);
   pump_again_ = true;
   if (!in_pump_) pump();
+}
+
+bool IngressSession::revoked_since_handshake() {
+  if (!down_->tls() || tls_generation_ == server_.tls_generation()) return false;
+  const tls::TlsContext* current = server_.current_tls();
+  if (!current || !current->bundle().crl()) return false;
+  if (!tls::is_revoked(down_->tls()->peer(), current->bundle().crl())) return false;
+  server_.events().on_connection_event(down_->peer_address(), "certificate_revoked",
+                                       "closing a connection whose client certificate is now on the CRL");
+  return true;
+}
+
+bool IngressSession::serve_well_known() {
+  Exchange& ex = *ex_;
+  std::string_view path = ex.head.target;
+  if (auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
+  if (path != "/.well-known/fedproxy-manifest.json" || !server_.node_manifest()) return false;
+  if (ex.head.method != "GET" && ex.head.method != "HEAD") return false;
+  const std::string& body = *server_.node_manifest();
+  bool close = ex.head.body != http1::BodyKind::none || !ex.head.keep_alive;
+  std::string out = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\nX-Request-Id: " + ex.request_id +
+                    (close ? "\r\nConnection: close\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n");
+  if (ex.head.method == "GET") out += body;
+  ex.decision = "allow";
+  ex.reason = "node_manifest";
+  respond_local_bytes(200, std::move(out), close);
+  return true;
 }
 
 void IngressSession::on_parse_error() {

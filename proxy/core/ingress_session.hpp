@@ -59,6 +59,11 @@ class IngressSession final : public net::Deletable,
   void flush_upstream();
   void respond_local(int status, const char* code, const std::string& message, bool close,
                      const std::string& extra_headers = {});
+  // A complete response fedproxy produces itself (bytes ready to send).
+  void respond_local_bytes(int status, std::string bytes, bool close);
+  bool serve_well_known();
+  // The peer's certificate was revoked by a CRL loaded after its handshake.
+  bool revoked_since_handshake();
   void on_parse_error();
   void finish_exchange();
   void update_timer();
@@ -76,6 +81,7 @@ class IngressSession final : public net::Deletable,
   std::unique_ptr<Exchange> ex_;
   UpstreamConnection* up_ = nullptr;
   uint64_t created_ms_ = 0;
+  uint64_t tls_generation_ = 0;  // the server's TLS snapshot at accept
   uint64_t requests_ = 0;
   bool handshake_done_ = false;
   bool draining_ = false;

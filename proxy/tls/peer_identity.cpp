@@ -82,7 +82,7 @@ struct Reader {
   }
 };
 
-constexpr uint8_t kFormatVersion = 1;
+constexpr uint8_t kFormatVersion = 2;
 constexpr uint32_t kMaxSans = 1024;
 
 }  // namespace
@@ -132,6 +132,8 @@ PeerIdentity identity_from_cert(const mbedtls_x509_crt& crt) {
   int n = mbedtls_x509_dn_gets(buf, sizeof buf, &crt.subject);
   if (n > 0) id.subject.assign(buf, static_cast<size_t>(n));
   id.not_after = certwatch::x509_time_to_unix(crt.valid_to);
+  id.serial_raw.assign(reinterpret_cast<const char*>(crt.serial.p), crt.serial.len);
+  id.issuer_raw.assign(reinterpret_cast<const char*>(crt.issuer_raw.p), crt.issuer_raw.len);
   return id;
 }
 
@@ -155,6 +157,8 @@ std::string PeerIdentity::serialize() const {
   uint64_t na = static_cast<uint64_t>(not_after);
   put_u32(out, static_cast<uint32_t>(na >> 32));
   put_u32(out, static_cast<uint32_t>(na & 0xffffffffu));
+  put_str(out, serial_raw);
+  put_str(out, issuer_raw);
   return out;
 }
 
@@ -182,8 +186,26 @@ std::optional<PeerIdentity> PeerIdentity::deserialize(const std::string& bytes) 
   uint32_t hi = 0, lo = 0;
   if (!r.str(id.subject) || !r.u32(hi) || !r.u32(lo)) return std::nullopt;
   id.not_after = static_cast<int64_t>((static_cast<uint64_t>(hi) << 32) | lo);
+  if (!r.str(id.serial_raw) || !r.str(id.issuer_raw)) return std::nullopt;
   if (r.pos != bytes.size()) return std::nullopt;  // trailing garbage
   return id;
+}
+
+bool is_revoked(const PeerIdentity& peer, const mbedtls_x509_crl* crl) {
+  if (!peer.present || peer.serial_raw.empty()) return false;
+  for (const mbedtls_x509_crl* c = crl; c != nullptr && c->version != 0; c = c->next) {
+    if (c->issuer_raw.len != peer.issuer_raw.size() ||
+        std::memcmp(c->issuer_raw.p, peer.issuer_raw.data(), peer.issuer_raw.size()) != 0) {
+      continue;
+    }
+    for (const mbedtls_x509_crl_entry* e = &c->entry; e != nullptr; e = e->next) {
+      if (e->serial.len == peer.serial_raw.size() && e->serial.len != 0 &&
+          std::memcmp(e->serial.p, peer.serial_raw.data(), e->serial.len) == 0) {
+        return true;
+      }
+    }
+  }
+  return false;
 }
 
 }  // namespace fedproxy::tls

@@ -9,6 +9,7 @@
 #include <vector>
 
 struct mbedtls_x509_crt;
+struct mbedtls_x509_crl;
 
 namespace fedproxy::tls {
 
@@ -21,6 +22,8 @@ struct PeerIdentity {
   std::string subject;                   // RFC 4514-ish, as mbedtls_x509_dn_gets prints
   int64_t not_after = 0;                 // unix seconds
   bool resumed = false;                  // restored from a session ticket
+  std::string serial_raw;                // certificate serial (DER content bytes)
+  std::string issuer_raw;                // issuer Name, DER: for CRL lookups
 
   // Compact binary form sealed into session tickets, and its inverse.
   std::string serialize() const;
@@ -32,5 +35,10 @@ struct PeerIdentity {
 PeerIdentity identity_from_cert(const mbedtls_x509_crt& crt);
 
 std::string hex_lower(const unsigned char* data, size_t len);
+
+// Whether the certificate behind this identity is listed on crl (a chain of
+// CRLs; issuer matched by DER name). Used to close established connections
+// of a peer revoked after its handshake.
+bool is_revoked(const PeerIdentity& peer, const mbedtls_x509_crl* crl);
 
 }  // namespace fedproxy::tls

@@ -218,6 +218,14 @@ class Pki:
     def path(self, *parts: str) -> str:
         return os.path.join(self.root, *parts)
 
+    def issue_client(self, name: str, *uris: str, grant_id: str | None = None,
+                     dns: tuple = (), **kw) -> Issued:
+        """One more client certificate from the trusted CA: URI SANs given,
+        optional grant OID (non-critical UTF8String), fresh key. `name` must be
+        unique within this PKI (it names the files)."""
+        sans = ["URI:" + u for u in uris] + ["DNS:" + d for d in dns]
+        return self.ca.issue(self.root, name, sans=sans or None, grant_id=grant_id, **kw)
+
     def _build(self) -> None:
         d = self.root
         self.ca = CertAuthority(self.path("ca"), "fedtest root CA")

@@ -69,7 +69,12 @@ def base_config(pki, upstream: str, **over) -> dict:
         "egress": None,
         "admin": {"listen": "127.0.0.1:0"},
     }
-    return deep_merge(cfg, over)
+    out = deep_merge(cfg, over)
+    # Data-path tests need no peer policy: fedproxy refuses to start without
+    # peers unless this is explicit.
+    if not out.get("peers") and not out.get("grants"):
+        out.setdefault("authenticate_only", True)
+    return out
 
 
 def run_cli(args, timeout: float = 20, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -1,0 +1,621 @@
+// compile_policy (SPEC §3, §4): validates peers, routes and grants, interns
+// resource names, builds the lookup tables and precomputes every header value,
+// so that evaluate() only compares and looks up. Every problem is reported
+// (not just the first), each with its JSON location and, for grants, the
+// grant id in the message.
+//
+// Choices where the spec is silent (docs/policy.md repeats them):
+// - Grant fields `id`, `peer`, `resources` and `status` are required; a grant
+//   without a status is refused rather than assumed active.
+// - `methods` defaults to ["GET", "HEAD"] (read-only), `max_rows_per_query`
+//   to 500, `excluded_resources` and `filters` to empty, `enforce` to true,
+//   `approved_sensitive` to false; `rate_limit.burst` defaults to ceil(rps).
+// - `source_cidrs`: null or absent = any source; an empty list is refused
+//   (it would lock everyone out silently). A bare address is a single host;
+//   host bits set below the prefix ("10.0.0.1/8") are refused.
+// - Peers: entity_uri, endpoints and the certificate pin may be written
+//   inline (peers[i]) or come from the org's manifest; when both give one,
+//   they must agree (endpoints compared as sets), else it is a problem.
+// - A config with peers but no grant (nobody allowed yet) compiles.
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "policy/policy_internal.hpp"
+#include "policy/validate.hpp"
+
+namespace fedproxy::policy {
+
+using detail::quote;
+using picojson::array;
+using picojson::object;
+using picojson::value;
+
+struct CompileAccess {
+  static std::shared_ptr<const Snapshot> make(std::unique_ptr<Snapshot::Impl> impl) {
+    return std::shared_ptr<const Snapshot>(new Snapshot(std::move(impl)));
+  }
+};
+
+Snapshot::Snapshot(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Snapshot::~Snapshot() = default;
+size_t Snapshot::peer_count() const { return impl_->peers.size(); }
+size_t Snapshot::grant_count() const { return impl_->grants.size(); }
+
+std::vector<Snapshot::PeerInfo> Snapshot::peers() const {
+  std::vector<PeerInfo> out;
+  out.reserve(impl_->peers.size());
+  for (const PeerEntry& p : impl_->peers) {
+    PeerInfo info;
+    info.slug = p.slug;
+    info.entity_uri = p.entity_uri;
+    info.trust = to_string(p.trust);
+    info.expires_at = p.expires_at_ms == kNever ? 0 : p.expires_at_ms / 1000;
+    info.cert_fingerprint = p.pin;
+    info.endpoints = p.endpoints;
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+std::string_view peer_slug(const PeerEntry& p) { return p.slug; }
+TrustLevel peer_trust(const PeerEntry& p) { return p.trust; }
+std::string_view peer_allowed_regions(const PeerEntry& p) { return p.allowed_regions; }
+std::string_view peer_allowed_artifact_types(const PeerEntry& p) { return p.allowed_artifact_types; }
+std::string_view peer_entity_uri(const PeerEntry& p) { return p.entity_uri; }
+std::string_view grant_id(const GrantEntry& g) { return g.id; }
+uint32_t grant_max_rows(const GrantEntry& g) { return g.max_rows; }
+std::string_view grant_max_rows_text(const GrantEntry& g) { return g.max_rows_text; }
+std::string_view grant_scope_json(const GrantEntry& g) { return g.scope_json; }
+
+namespace {
+
+constexpr uint32_t kDefaultMaxRows = 500;
+constexpr uint32_t kMaxMaxRows = 10000;
+constexpr double kMaxRps = 1e6;
+constexpr int64_t kMaxBurst = 1000000;
+
+const std::vector<std::string_view> kGrantKeys = {
+    "id",          "peer",   "resources",          "excluded_resources", "methods",
+    "filters",     "max_rows_per_query", "rate_limit", "source_cidrs", "expires_at",
+    "status",      "approved_sensitive", "enforce",    "_comment"};
+const std::vector<std::string_view> kRateLimitKeys = {"rps", "burst"};
+
+std::atomic<uint64_t> g_generation{0};
+
+const char* type_name(const value& v) {
+  if (v.is<picojson::null>()) return "null";
+  if (v.is<bool>()) return "a boolean";
+  if (v.is<int64_t>()) return "an integer";
+  if (v.is<double>()) return "a number";
+  if (v.is<std::string>()) return "a string";
+  if (v.is<array>()) return "an array";
+  return "an object";
+}
+
+bool is_builtin_sensitive(std::string_view resource) {
+  return resource == "credentials" || resource == "api_keys";
+}
+
+bool valid_grant_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.' || c == '_' || c == '~';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool valid_method(std::string_view m) {
+  if (m.empty() || m.size() > 32) return false;
+  if (!(m[0] >= 'A' && m[0] <= 'Z')) return false;
+  for (char c : m) {
+    if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) return false;
+  }
+  return true;
+}
+
+std::string string_list_json(const std::vector<std::string>& items) {
+  array a;
+  for (const auto& s : items) a.emplace_back(s);
+  return detail::ascii_json(value(a));
+}
+
+class Compiler {
+ public:
+  Compiler(const Config& config, const std::vector<Manifest>& manifests)
+      : config_(config), manifests_(manifests), s_(std::make_unique<Snapshot::Impl>()) {}
+
+  std::vector<ConfigProblem> problems;
+
+  std::unique_ptr<Snapshot::Impl> run() {
+    s_->generation = ++g_generation;
+    s_->enforce = config_.enforce;
+    s_->limit_reject = config_.on_limit == "reject";
+    s_->limit_param = config_.limit_param;
+    compile_routes();
+    compile_peers();
+    for (size_t i = 0; i < config_.grants.size(); ++i) compile_grant(config_.grants[i], i);
+    index();
+    return std::move(s_);
+  }
+
+ private:
+  const Config& config_;
+  const std::vector<Manifest>& manifests_;
+  std::unique_ptr<Snapshot::Impl> s_;
+  std::map<std::string, uint32_t, std::less<>> resource_ids_;
+  std::vector<bool> sensitive_;  // by resource id
+  std::map<std::string, uint32_t, std::less<>> peer_ids_;
+  std::map<std::string, size_t, std::less<>> grant_where_;  // id → index, for duplicates
+
+  void add(std::string where, std::string message) {
+    problems.push_back({std::move(where), std::move(message)});
+  }
+
+  void compile_routes() {
+    std::map<std::string, size_t> seen;
+    for (size_t i = 0; i < config_.routes.size(); ++i) {
+      const RouteConfig& r = config_.routes[i];
+      std::string where = "routes[" + std::to_string(i) + "]";
+      auto [it, inserted] = resource_ids_.emplace(r.resource, s_->resource_names.size());
+      if (inserted) {
+        s_->resource_names.push_back(r.resource);
+        sensitive_.push_back(is_builtin_sensitive(r.resource));
+      }
+      if (r.sensitive) sensitive_[it->second] = true;
+      auto norm = normalize_path(r.prefix);
+      if (!norm) {
+        add(where + ".prefix", "route prefix " + quote(r.prefix) +
+                                   " is not a valid path (malformed %-escape or \"..\" above /)");
+        continue;
+      }
+      if (auto [sit, fresh] = seen.emplace(*norm, i); !fresh) {
+        add(where + ".prefix", "prefix " + quote(r.prefix) + " is the same path as routes[" +
+                                   std::to_string(sit->second) + "] once normalised (" +
+                                   quote(*norm) + ")");
+        continue;
+      }
+      s_->routes.push_back({std::move(*norm), it->second});
+    }
+    // Longest prefix first; equal lengths cannot both match one path.
+    std::stable_sort(s_->routes.begin(), s_->routes.end(), [](const Route& a, const Route& b) {
+      return a.prefix.size() > b.prefix.size();
+    });
+    // Views into s_->routes, which does not change from here on.
+    for (uint32_t i = 0; i < s_->routes.size(); ++i) {
+      const std::string& prefix = s_->routes[i].prefix;
+      s_->route_by_prefix.emplace(prefix, i);
+      if (s_->route_len.size() <= prefix.size()) s_->route_len.resize(prefix.size() + 1);
+      s_->route_len[prefix.size()] = true;
+    }
+  }
+
+  const Manifest* manifest_for(const std::string& org) const {
+    for (const Manifest& m : manifests_) {
+      if (m.org == org) return &m;
+    }
+    return nullptr;
+  }
+
+  void compile_peers() {
+    std::map<std::string, size_t> uri_owner;
+    for (size_t i = 0; i < config_.peers.size(); ++i) {
+      const PeerConfig& p = config_.peers[i];
+      std::string where = "peers[" + std::to_string(i) + "]";
+      std::string name = "peer " + quote(p.org);
+      PeerEntry e;
+      e.slug = p.org;
+      if (p.trust_level == "none") {
+        e.trust = TrustLevel::none;
+      } else if (p.trust_level == "full") {
+        e.trust = TrustLevel::full;
+      } else if (p.trust_level == "verified") {
+        e.trust = TrustLevel::verified;
+      } else {
+        add(where + ".trust_level", name + ": trust_level must be none, verified or full (got " +
+                                        quote(p.trust_level) + ")");
+      }
+      if (p.expires_at) {
+        if (auto ms = detail::parse_rfc3339_ms(*p.expires_at)) {
+          e.expires_at_ms = *ms;
+        } else {
+          add(where + ".expires_at", name + ": expires_at must be an RFC 3339 timestamp (got " +
+                                         quote(*p.expires_at) + ")");
+        }
+      }
+      if (p.allowed_regions) e.allowed_regions = string_list_json(*p.allowed_regions);
+      if (p.allowed_artifact_types) {
+        e.allowed_artifact_types = string_list_json(*p.allowed_artifact_types);
+      }
+
+      const Manifest* m = manifest_for(p.org);
+      std::string from_manifest = m ? " in its manifest " + quote(m->source) : std::string();
+      // entity_uri
+      if (p.entity_uri && m && *p.entity_uri != m->entity_uri) {
+        add(where + ".entity_uri", name + ": entity_uri " + quote(*p.entity_uri) + " differs from " +
+                                       quote(m->entity_uri) + from_manifest +
+                                       "; remove one or make them agree");
+      }
+      e.entity_uri = p.entity_uri ? *p.entity_uri : m ? m->entity_uri : std::string();
+      if (e.entity_uri.empty()) {
+        add(where + ".entity_uri",
+            name + " has no entity_uri: set it inline or add a manifest with \"org\": " +
+                quote(p.org) + " to manifests_dir");
+      } else if (auto err = detail::uri_error(e.entity_uri)) {
+        add(where + ".entity_uri", name + ": " + *err);
+      } else if (e.entity_uri == config_.node.entity_uri) {
+        add(where + ".entity_uri", name + ": entity_uri " + quote(e.entity_uri) +
+                                       " is this node's own (node.entity_uri)");
+      } else if (auto [it, fresh] = uri_owner.emplace(e.entity_uri, i); !fresh) {
+        add(where + ".entity_uri", name + ": entity_uri " + quote(e.entity_uri) +
+                                       " is also the entity_uri of peer " +
+                                       quote(config_.peers[it->second].org) + " (peers[" +
+                                       std::to_string(it->second) +
+                                       "]); a certificate must identify one peer");
+      }
+      // endpoints
+      if (p.endpoints && m && !m->endpoints.empty()) {
+        std::set<std::string> a(p.endpoints->begin(), p.endpoints->end());
+        std::set<std::string> b(m->endpoints.begin(), m->endpoints.end());
+        if (a != b) {
+          add(where + ".endpoints", name + ": endpoints differ from those" + from_manifest +
+                                        "; remove one or make them agree");
+        }
+      }
+      if (p.endpoints) {
+        e.endpoints = *p.endpoints;
+      } else if (m) {
+        e.endpoints = m->endpoints;
+      }
+      // certificate pin
+      if (p.cert_fingerprint && m && m->tls_cert_fingerprint &&
+          *p.cert_fingerprint != *m->tls_cert_fingerprint) {
+        add(where + ".cert_fingerprint", name + ": cert_fingerprint differs from "
+                                              "tls_cert_fingerprint" + from_manifest +
+                                              "; remove one or make them agree");
+      }
+      e.pin = p.cert_fingerprint ? p.cert_fingerprint : m ? m->tls_cert_fingerprint : std::nullopt;
+      if (e.pin && !detail::is_sha256_hex(*e.pin)) {
+        add(where + ".cert_fingerprint", name + ": the certificate pin must be 64 lowercase hex digits");
+      }
+      peer_ids_.emplace(e.slug, static_cast<uint32_t>(s_->peers.size()));
+      s_->peers.push_back(std::move(e));
+    }
+  }
+
+  // ---- grants -------------------------------------------------------------
+
+  struct GrantCtx {
+    Compiler* c;
+    std::string where;  // "grants[i]"
+    std::string name;   // "grant \"id\""
+    bool ok = true;
+    void add(std::string_view field, const std::string& msg) {
+      c->add(where + "." + std::string(field), name + ": " + msg);
+      ok = false;
+    }
+  };
+
+  // A list of unique non-empty strings. nullopt after reporting.
+  std::optional<std::vector<std::string>> string_list(GrantCtx& g, std::string_view field,
+                                                      const value& v) {
+    if (!v.is<array>()) {
+      g.add(field, std::string(field) + " must be an array of strings, got " + type_name(v));
+      return std::nullopt;
+    }
+    std::vector<std::string> out;
+    bool ok = true;
+    for (const value& item : v.get<array>()) {
+      if (!item.is<std::string>() || item.get<std::string>().empty()) {
+        g.add(field, std::string(field) + " must contain only non-empty strings, got " +
+                         (item.is<std::string>() ? std::string("\"\"") : type_name(item)));
+        ok = false;
+        continue;
+      }
+      const std::string& s = item.get<std::string>();
+      if (std::find(out.begin(), out.end(), s) != out.end()) {
+        g.add(field, std::string(field) + " lists " + quote(s) + " twice");
+        ok = false;
+        continue;
+      }
+      out.push_back(s);
+    }
+    if (!ok) return std::nullopt;
+    return out;
+  }
+
+  // Resolves resource names to interned ids; unknown names are problems.
+  bool resolve_resources(GrantCtx& g, std::string_view field, const std::vector<std::string>& names,
+                         Roaring* set) {
+    bool ok = true;
+    for (const std::string& n : names) {
+      auto it = resource_ids_.find(n);
+      if (it == resource_ids_.end()) {
+        std::string msg = "resource " + quote(n) + " is not in the route table";
+        std::vector<std::string_view> known(s_->resource_names.begin(), s_->resource_names.end());
+        if (auto near = detail::closest(n, known)) msg += "; did you mean " + quote(*near) + "?";
+        g.add(field, msg);
+        ok = false;
+        continue;
+      }
+      set->add(it->second);
+    }
+    return ok;
+  }
+
+  void compile_grant(const GrantConfig& gc, size_t index) {
+    GrantCtx g{this, gc.where.empty() ? "grants[" + std::to_string(index) + "]" : gc.where, {}};
+    value root;
+    std::string err;
+    try {
+      err = picojson::parse(root, gc.json);
+    } catch (const std::exception& e) {
+      err = e.what();
+    }
+    if (!err.empty() || !root.is<object>()) {
+      add(g.where, "grant is not a JSON object" + (err.empty() ? std::string() : ": " + err));
+      return;
+    }
+    const object& o = root.get<object>();
+    auto member = [&](std::string_view key) -> const value* {
+      auto it = o.find(std::string(key));
+      return it == o.end() ? nullptr : &it->second;
+    };
+
+    GrantEntry e;
+    // id first: every message names it.
+    if (const value* v = member("id"); v && v->is<std::string>()) {
+      e.id = v->get<std::string>();
+      g.name = "grant " + quote(e.id);
+      if (!valid_grant_id(e.id)) {
+        g.add("id", "id must be 1 to 128 characters of A-Z a-z 0-9 - . _ ~ (a UUID, for example)");
+      } else if (auto [it, fresh] = grant_where_.emplace(e.id, index); !fresh) {
+        g.add("id", "duplicate grant id (also grants[" + std::to_string(it->second) + "])");
+      }
+    } else {
+      g.name = "grant " + g.where;
+      g.add("id", v ? std::string("id must be a string, got ") + type_name(*v) : "id is required");
+    }
+
+    for (const auto& [key, _] : o) {
+      if (std::find(kGrantKeys.begin(), kGrantKeys.end(), key) != kGrantKeys.end()) continue;
+      std::string msg = "unknown key " + quote(key);
+      if (auto near = detail::closest(key, kGrantKeys)) msg += "; did you mean " + quote(*near) + "?";
+      g.add(key, msg);
+    }
+
+    // peer
+    if (const value* v = member("peer")) {
+      if (!v->is<std::string>()) {
+        g.add("peer", std::string("peer must be a string, got ") + type_name(*v));
+      } else if (auto it = peer_ids_.find(v->get<std::string>()); it == peer_ids_.end()) {
+        g.add("peer", "peer " + quote(v->get<std::string>()) + " is not configured in peers");
+      } else {
+        e.peer = it->second;
+      }
+    } else {
+      g.add("peer", "peer is required");
+    }
+
+    // status
+    if (const value* v = member("status")) {
+      std::string st = v->is<std::string>() ? v->get<std::string>() : std::string();
+      if (st == "active") {
+        e.status = GrantStatus::active;
+      } else if (st == "pending") {
+        e.status = GrantStatus::pending;
+      } else if (st == "revoked") {
+        e.status = GrantStatus::revoked;
+      } else {
+        g.add("status", "status must be \"pending\", \"active\" or \"revoked\" (got " +
+                            (v->is<std::string>() ? quote(st) : std::string(type_name(*v))) + ")");
+      }
+    } else {
+      g.add("status", "status is required (\"pending\", \"active\" or \"revoked\")");
+    }
+
+    // approved_sensitive, enforce
+    auto read_bool = [&](std::string_view key, bool& out) {
+      if (const value* v = member(key)) {
+        if (v->is<bool>()) {
+          out = v->get<bool>();
+        } else {
+          g.add(key, std::string(key) + " must be true or false, got " + type_name(*v));
+        }
+      }
+    };
+    read_bool("approved_sensitive", e.approved_sensitive);
+    read_bool("enforce", e.enforce);
+
+    // resources
+    std::vector<std::string> resources;
+    bool resources_ok = false;  // filters and exclusions are checked against a valid list only
+    if (const value* v = member("resources")) {
+      if (auto list = string_list(g, "resources", *v)) {
+        resources = std::move(*list);
+        resources_ok = !resources.empty();
+        if (resources.empty()) {
+          g.add("resources", "resources must not be empty");
+        } else if (resolve_resources(g, "resources", resources, &e.resources)) {
+          for (const std::string& r : resources) {
+            if (sensitive_[resource_ids_.find(r)->second] && !e.approved_sensitive) {
+              g.add("resources", "resource " + quote(r) +
+                                     " is sensitive; granting it needs \"approved_sensitive\": true");
+            }
+          }
+        }
+      }
+    } else {
+      g.add("resources", "resources is required (the resource names this grant covers)");
+    }
+
+    // excluded_resources
+    if (const value* v = member("excluded_resources"); v && !v->is<picojson::null>()) {
+      if (auto list = string_list(g, "excluded_resources", *v)) {
+        for (const std::string& r : *list) {
+          if (std::find(resources.begin(), resources.end(), r) != resources.end()) {
+            g.add("excluded_resources",
+                  "resource " + quote(r) + " is both granted and excluded");
+          }
+        }
+        resolve_resources(g, "excluded_resources", *list, &e.excluded);
+      }
+    }
+
+    // methods
+    if (const value* v = member("methods")) {
+      if (auto list = string_list(g, "methods", *v)) {
+        if (list->empty()) g.add("methods", "methods must not be empty");
+        for (const std::string& m : *list) {
+          if (!valid_method(m)) {
+            g.add("methods", "method " + quote(m) + " must be an uppercase token such as \"GET\"");
+          }
+        }
+        e.methods = std::move(*list);
+      }
+    } else {
+      e.methods = {"GET", "HEAD"};
+    }
+
+    // filters
+    if (const value* v = member("filters"); v && !v->is<picojson::null>()) {
+      if (!v->is<object>()) {
+        g.add("filters", std::string("filters must be an object keyed by resource, got ") +
+                             type_name(*v));
+      } else {
+        for (const auto& [key, _] : v->get<object>()) {
+          if (resources_ok && std::find(resources.begin(), resources.end(), key) == resources.end()) {
+            g.add("filters", "filter key " + quote(key) + " is not one of the grant's resources");
+          }
+        }
+        e.scope_json = detail::ascii_json(*v);
+      }
+    }
+
+    // max_rows_per_query
+    if (const value* v = member("max_rows_per_query")) {
+      if (v->is<int64_t>() && v->get<int64_t>() >= 1 && v->get<int64_t>() <= kMaxMaxRows) {
+        e.max_rows = static_cast<uint32_t>(v->get<int64_t>());
+      } else {
+        g.add("max_rows_per_query", "max_rows_per_query must be an integer from 1 to " +
+                                        std::to_string(kMaxMaxRows) + " (got " + v->serialize() +
+                                        ")");
+      }
+    } else {
+      e.max_rows = kDefaultMaxRows;
+    }
+    e.max_rows_text = std::to_string(e.max_rows);
+
+    // rate_limit
+    if (const value* v = member("rate_limit"); v && !v->is<picojson::null>()) {
+      compile_rate_limit(g, *v, e);
+    }
+
+    // source_cidrs
+    if (const value* v = member("source_cidrs"); v && !v->is<picojson::null>()) {
+      if (auto list = string_list(g, "source_cidrs", *v)) {
+        if (list->empty()) {
+          g.add("source_cidrs", "source_cidrs must not be empty (omit it or use null to allow "
+                                "any source address)");
+        }
+        for (const std::string& c : *list) {
+          if (auto cerr = e.source_cidrs.add(c)) g.add("source_cidrs", *cerr);
+        }
+        e.source_cidrs.finish();
+        e.has_source_cidrs = true;
+      }
+    }
+
+    // expires_at
+    if (const value* v = member("expires_at"); v && !v->is<picojson::null>()) {
+      std::optional<int64_t> ms;
+      if (v->is<std::string>()) ms = detail::parse_rfc3339_ms(v->get<std::string>());
+      if (ms) {
+        e.expires_at_ms = *ms;
+      } else {
+        g.add("expires_at", "expires_at must be an RFC 3339 timestamp such as "
+                            "\"2027-04-13T00:00:00Z\" (got " + v->serialize() + ")");
+      }
+    }
+
+    if (g.ok) s_->grants.push_back(std::move(e));
+  }
+
+  void compile_rate_limit(GrantCtx& g, const value& v, GrantEntry& e) {
+    if (!v.is<object>()) {
+      g.add("rate_limit", std::string("rate_limit must be an object {\"rps\": ..., \"burst\": ...}, got ") +
+                              type_name(v));
+      return;
+    }
+    const object& o = v.get<object>();
+    for (const auto& [key, _] : o) {
+      if (key != "rps" && key != "burst") {
+        std::string msg = "unknown key rate_limit." + key;
+        if (auto near = detail::closest(key, kRateLimitKeys)) msg += "; did you mean " + quote(*near) + "?";
+        g.add("rate_limit", msg);
+      }
+    }
+    double rps = 0;
+    auto rit = o.find("rps");
+    if (rit == o.end()) {
+      g.add("rate_limit", "rate_limit.rps is required");
+      return;
+    }
+    if (rit->second.is<int64_t>() || rit->second.is<double>()) rps = rit->second.get<double>();
+    if (!(rps > 0 && rps <= kMaxRps) || !(1e6 / rps <= 1e12)) {
+      g.add("rate_limit", "rate_limit.rps must be a number above 0 and at most 1000000 (got " +
+                              rit->second.serialize() + ")");
+      return;
+    }
+    int64_t burst = static_cast<int64_t>(std::max(1.0, std::ceil(rps)));
+    if (auto bit = o.find("burst"); bit != o.end()) {
+      if (!bit->second.is<int64_t>() || bit->second.get<int64_t>() < 1 ||
+          bit->second.get<int64_t>() > kMaxBurst) {
+        g.add("rate_limit", "rate_limit.burst must be an integer from 1 to " +
+                                std::to_string(kMaxBurst) + " (got " + bit->second.serialize() + ")");
+        return;
+      }
+      burst = bit->second.get<int64_t>();
+    }
+    e.has_rate_limit = true;
+    e.rps = rps;
+    e.burst = static_cast<uint32_t>(burst);
+    e.interval_us = std::max<int64_t>(1, std::llround(1e6 / rps));
+    e.tolerance_us = (burst - 1) * e.interval_us;
+  }
+
+  void index() {
+    auto& s = *s_;
+    for (uint32_t i = 0; i < s.peers.size(); ++i) {
+      s.peer_by_uri.emplace_back(s.peers[i].entity_uri, i);
+      s.peer_by_slug.emplace_back(s.peers[i].slug, i);
+    }
+    for (uint32_t i = 0; i < s.grants.size(); ++i) {
+      s.grant_by_id.emplace_back(s.grants[i].id, i);
+      if (s.grants[i].peer < s.peers.size()) s.peers[s.grants[i].peer].grants.push_back(i);
+    }
+    for (auto* v : {&s.peer_by_uri, &s.peer_by_slug, &s.grant_by_id}) std::sort(v->begin(), v->end());
+  }
+};
+
+}  // namespace
+
+CompileResult compile_policy(const Config& config, const std::vector<Manifest>& manifests) {
+  CompileResult result;
+  try {
+    Compiler c(config, manifests);
+    auto impl = c.run();
+    result.problems = std::move(c.problems);
+    if (result.problems.empty()) result.snapshot = CompileAccess::make(std::move(impl));
+  } catch (const std::exception& e) {
+    result.snapshot.reset();
+    result.problems.push_back({"(policy)", std::string("policy could not be compiled: ") + e.what()});
+  }
+  return result;
+}
+
+}  // namespace fedproxy::policy

@@ -1,0 +1,315 @@
+// Peer manifests (SPEC §3). A manifest can come from another organisation
+// over the network (`fedproxy manifest fetch`), so parsing is defensive:
+// bounded size and nesting, duplicate keys refused (two parsers must not
+// read two different entity_uris out of one document), no exception leaves.
+// Unknown keys are allowed: manifests are published by others and may grow.
+
+#include "policy/manifest.hpp"
+
+#include <picojson.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+
+#include "policy/validate.hpp"
+
+namespace fedproxy::policy {
+
+namespace fs = std::filesystem;
+using detail::quote;
+using picojson::array;
+using picojson::object;
+using picojson::value;
+
+namespace {
+
+constexpr size_t kMaxManifestBytes = 1u << 20;
+constexpr size_t kMaxDepth = 32;
+
+struct StrictNotes {
+  std::string failure;  // why the context refused to continue
+};
+
+// picojson parse context: depth bound, duplicate keys and out-of-range
+// numbers refused (picojson itself would keep the last key silently and
+// throw on an infinite number).
+class StrictContext {
+ public:
+  StrictContext(value* out, size_t depth, StrictNotes* notes) : out_(out), depth_(depth), notes_(notes) {}
+  bool set_null() {
+    *out_ = value();
+    return true;
+  }
+  bool set_bool(bool b) {
+    *out_ = value(b);
+    return true;
+  }
+  bool set_int64(int64_t i) {
+    *out_ = value(i);
+    return true;
+  }
+  bool set_number(double f) {
+    if (!std::isfinite(f)) {
+      // picojson ignores this return value: the note is checked afterwards.
+      notes_->failure = "number out of range";
+      *out_ = value();
+      return false;
+    }
+    *out_ = value(f);
+    return true;
+  }
+  template <typename Iter>
+  bool parse_string(picojson::input<Iter>& in) {
+    *out_ = value(picojson::string_type, false);
+    return picojson::_parse_string(out_->get<std::string>(), in);
+  }
+  bool parse_array_start() {
+    if (depth_ == 0) {
+      notes_->failure = "nested too deeply";
+      return false;
+    }
+    --depth_;
+    *out_ = value(picojson::array_type, false);
+    return true;
+  }
+  template <typename Iter>
+  bool parse_array_item(picojson::input<Iter>& in, size_t) {
+    array& a = out_->get<array>();
+    a.push_back(value());
+    StrictContext child(&a.back(), depth_, notes_);
+    return picojson::_parse(child, in);
+  }
+  bool parse_array_stop(size_t) {
+    ++depth_;
+    return true;
+  }
+  bool parse_object_start() {
+    if (depth_ == 0) {
+      notes_->failure = "nested too deeply";
+      return false;
+    }
+    --depth_;
+    *out_ = value(picojson::object_type, false);
+    return true;
+  }
+  template <typename Iter>
+  bool parse_object_item(picojson::input<Iter>& in, const std::string& key) {
+    object& o = out_->get<object>();
+    if (o.count(key) != 0) {
+      notes_->failure = "duplicate key " + quote(key);
+      return false;
+    }
+    StrictContext child(&o[key], depth_, notes_);
+    return picojson::_parse(child, in);
+  }
+  bool parse_object_stop() {
+    ++depth_;
+    return true;
+  }
+
+ private:
+  value* out_;
+  size_t depth_;
+  StrictNotes* notes_;
+};
+
+// Empty on success, else the reason.
+std::string parse_strict(const std::string& text, value* out) {
+  StrictNotes notes;
+  size_t start = text.starts_with("\xEF\xBB\xBF") ? 3 : 0;
+  picojson::input<std::string::const_iterator> in(text.cbegin() + static_cast<long>(start),
+                                                  text.cend());
+  StrictContext ctx(out, kMaxDepth, &notes);
+  bool ok = picojson::_parse(ctx, in);
+  if (ok && !notes.failure.empty()) return notes.failure;
+  if (ok) {
+    in.skip_ws();
+    if (in.getc() != -1) return "unexpected content after the end of the JSON value";
+    return {};
+  }
+  if (!notes.failure.empty()) return notes.failure;
+  return "syntax error at line " + std::to_string(in.line());
+}
+
+std::string location(const std::string& source, const std::string& path) {
+  if (source.empty()) return path;
+  return source + ": " + path;
+}
+
+}  // namespace
+
+ManifestResult parse_manifest(const std::string& json_text, const std::string& source) {
+  ManifestResult r;
+  auto add = [&](const std::string& path, std::string msg) {
+    r.problems.push_back({location(source, path), std::move(msg)});
+  };
+  try {
+    if (json_text.size() > kMaxManifestBytes) {
+      add("(root)", "manifest is larger than " + std::to_string(kMaxManifestBytes >> 20) + " MiB");
+      return r;
+    }
+    value root;
+    if (std::string err = parse_strict(json_text, &root); !err.empty()) {
+      add("(root)", "invalid JSON: " + err);
+      return r;
+    }
+    if (!root.is<object>()) {
+      add("(root)", "a manifest must be a JSON object");
+      return r;
+    }
+    const object& o = root.get<object>();
+    Manifest m;
+    m.source = source;
+    auto str = [&](const char* key, bool required, std::string* out) -> bool {
+      auto it = o.find(key);
+      if (it == o.end() || (!required && it->second.is<picojson::null>())) {
+        if (required) add(key, "required");
+        return false;
+      }
+      if (!it->second.is<std::string>()) {
+        add(key, "must be a string");
+        return false;
+      }
+      *out = it->second.get<std::string>();
+      if (out->find('\0') != std::string::npos) {
+        add(key, "must not contain NUL characters");
+        return false;
+      }
+      return true;
+    };
+    if (str("org", true, &m.org)) {
+      if (auto e = detail::slug_error(m.org)) add("org", *e);
+    }
+    if (str("entity_uri", true, &m.entity_uri)) {
+      if (auto e = detail::uri_error(m.entity_uri)) add("entity_uri", *e);
+    }
+    if (auto it = o.find("endpoints"); it == o.end()) {
+      add("endpoints", "required (an array of https:// origins, possibly empty)");
+    } else if (!it->second.is<array>()) {
+      add("endpoints", "must be an array of https:// origins");
+    } else {
+      const array& a = it->second.get<array>();
+      for (size_t i = 0; i < a.size(); ++i) {
+        std::string where = "endpoints[" + std::to_string(i) + "]";
+        if (!a[i].is<std::string>()) {
+          add(where, "must be a string");
+          continue;
+        }
+        const std::string& url = a[i].get<std::string>();
+        if (auto e = detail::peer_url_error(url)) {
+          add(where, *e);
+          continue;
+        }
+        m.endpoints.push_back(url);
+      }
+    }
+    std::string fp;
+    if (str("tls_cert_fingerprint", false, &fp)) {
+      if (detail::is_sha256_hex(fp)) {
+        m.tls_cert_fingerprint = fp;
+      } else {
+        add("tls_cert_fingerprint", "must be 64 lowercase hex digits (SHA-256 of the certificate DER)");
+      }
+    }
+    if (r.problems.empty()) r.manifest = std::move(m);
+  } catch (const std::exception& e) {
+    r.manifest.reset();
+    add("(root)", std::string("manifest could not be read: ") + e.what());
+  }
+  return r;
+}
+
+ManifestDirResult load_manifest_dir(const std::string& dir) {
+  ManifestDirResult result;
+  if (dir.empty()) return result;
+  try {
+    std::error_code ec;
+    auto st = fs::status(dir, ec);
+    if (ec || !fs::exists(st)) {
+      result.problems.push_back({dir, "manifest directory does not exist or cannot be read" +
+                                          (ec ? ": " + ec.message() : std::string())});
+      return result;
+    }
+    if (!fs::is_directory(st)) {
+      result.problems.push_back({dir, "is not a directory (manifests_dir must name a directory)"});
+      return result;
+    }
+    std::vector<fs::path> files;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      const fs::path& p = it->path();
+      std::string name = p.filename().string();
+      // Dot files: editor leftovers and Kubernetes' ..data / ..2024_* entries.
+      if (name.empty() || name[0] == '.' || p.extension() != ".json") continue;
+      std::error_code fec;
+      if (!fs::is_regular_file(fs::status(p, fec)) || fec) continue;  // follows symlinks
+      files.push_back(p);
+    }
+    if (ec) {
+      result.problems.push_back({dir, "cannot list: " + ec.message()});
+      return result;
+    }
+    std::sort(files.begin(), files.end(),
+              [](const fs::path& a, const fs::path& b) { return a.filename() < b.filename(); });
+    std::map<std::string, std::string> org_file;
+    for (const fs::path& p : files) {
+      const std::string path = p.string();
+      std::FILE* f = std::fopen(path.c_str(), "rb");
+      if (!f) {
+        result.problems.push_back({path, std::string("cannot read: ") + std::strerror(errno)});
+        continue;
+      }
+      std::string text;
+      char buf[16384];
+      size_t n;
+      bool too_big = false;
+      while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
+        text.append(buf, n);
+        if (text.size() > kMaxManifestBytes) {
+          too_big = true;
+          break;
+        }
+      }
+      bool read_error = std::ferror(f) != 0;
+      std::fclose(f);
+      if (read_error) {
+        result.problems.push_back({path, "cannot read"});
+        continue;
+      }
+      if (too_big) {
+        result.problems.push_back({path, "manifest is larger than 1 MiB"});
+        continue;
+      }
+      ManifestResult r = parse_manifest(text, path);
+      result.problems.insert(result.problems.end(), r.problems.begin(), r.problems.end());
+      if (!r.manifest) continue;
+      if (auto [it, fresh] = org_file.emplace(r.manifest->org, path); !fresh) {
+        result.problems.push_back({location(path, "org"), "org " + quote(r.manifest->org) +
+                                                               " is also described by " +
+                                                               it->second});
+        continue;
+      }
+      result.manifests.push_back(std::move(*r.manifest));
+    }
+  } catch (const std::exception& e) {
+    result.problems.push_back({dir, std::string("cannot load manifests: ") + e.what()});
+  }
+  return result;
+}
+
+std::string manifest_to_json(const Manifest& m) {
+  object o;
+  o["org"] = value(m.org);
+  o["entity_uri"] = value(m.entity_uri);
+  array eps;
+  for (const auto& e : m.endpoints) eps.emplace_back(e);
+  o["endpoints"] = value(eps);
+  if (m.tls_cert_fingerprint) o["tls_cert_fingerprint"] = value(*m.tls_cert_fingerprint);
+  return detail::ascii_json(value(o));
+}
+
+}  // namespace fedproxy::policy

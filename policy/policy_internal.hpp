@@ -1,0 +1,157 @@
+// Internal: the compiled policy (what compile_policy builds and evaluate
+// reads) and the rate-limiter state. Not part of the public API.
+#pragma once
+
+#include <roaring/roaring.hh>
+
+#include <atomic>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "policy/cidr.hpp"
+#include "policy/policy.hpp"
+
+namespace fedproxy::policy {
+
+inline constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+
+struct PeerEntry {
+  std::string slug;
+  std::string entity_uri;
+  std::vector<std::string> endpoints;
+  std::optional<std::string> pin;  // cert SHA-256, 64 lowercase hex
+  TrustLevel trust = TrustLevel::verified;
+  int64_t expires_at_ms = kNever;
+  std::string allowed_regions;         // compact JSON array or ""
+  std::string allowed_artifact_types;  // compact JSON array or ""
+  std::vector<uint32_t> grants;        // indexes into Snapshot::Impl::grants
+};
+
+enum class GrantStatus : uint8_t { pending, active, revoked };
+
+struct GrantEntry {
+  std::string id;
+  uint32_t peer = 0;  // index into Snapshot::Impl::peers
+  GrantStatus status = GrantStatus::pending;
+  int64_t expires_at_ms = kNever;
+  std::vector<std::string> methods;
+  Roaring resources;  // interned resource ids
+  Roaring excluded;
+  uint32_t max_rows = 500;
+  std::string max_rows_text = "500";
+  std::string scope_json = "{}";
+  bool has_rate_limit = false;
+  double rps = 0;
+  uint32_t burst = 0;
+  int64_t interval_us = 0;   // 1e6 / rps, ≥ 1
+  int64_t tolerance_us = 0;  // (burst - 1) * interval
+  bool has_source_cidrs = false;
+  detail::CidrSet source_cidrs;
+  bool enforce = true;
+  bool approved_sensitive = false;
+};
+
+struct Route {
+  std::string prefix;  // normalised
+  uint32_t resource = 0;
+};
+
+struct Snapshot::Impl {
+  uint64_t generation = 0;  // unique per compiled snapshot (rate-limiter binding)
+  std::vector<PeerEntry> peers;
+  std::vector<GrantEntry> grants;
+  std::vector<std::string> resource_names;  // interned id → name
+  std::vector<Route> routes;                // longest prefix first
+  // Route lookup: prefix text → index into routes, and which prefix lengths
+  // exist, so a path is matched by probing only its segment-boundary
+  // prefixes (longest first) that have a route of that length.
+  std::unordered_map<std::string_view, uint32_t> route_by_prefix;
+  std::vector<bool> route_len;
+  // Sorted lookups (binary search over string_views into the entries above).
+  std::vector<std::pair<std::string_view, uint32_t>> peer_by_uri;
+  std::vector<std::pair<std::string_view, uint32_t>> peer_by_slug;
+  std::vector<std::pair<std::string_view, uint32_t>> grant_by_id;
+  bool enforce = true;
+  bool limit_reject = false;  // on_limit = reject
+  std::string limit_param = "limit";
+};
+
+// Finds `key` in a sorted (key, index) table. Allocates nothing.
+inline const uint32_t* find_sorted(const std::vector<std::pair<std::string_view, uint32_t>>& v,
+                                   std::string_view key) noexcept {
+  size_t lo = 0, hi = v.size();
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (v[mid].first < key) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo < v.size() && v[lo].first == key ? &v[lo].second : nullptr;
+}
+
+// ---------------------------------------------------------------------------
+// Rate limiting: one GCRA cell per grant (the "virtual scheduling" form of a
+// token bucket): tat = theoretical arrival time in microseconds. A request at
+// t conforms when max(tat, t) - t <= tolerance, and then moves tat on by one
+// interval. Burst b and rate r give interval = 1/r and tolerance = (b-1)/r,
+// which allows exactly b back-to-back requests on a full bucket and one more
+// per 1/r after that. One atomic word, updated by CAS: exact under
+// concurrency, lock-free, no clock read (t comes from the caller).
+struct alignas(64) Bucket {
+  std::atomic<int64_t> tat_us{0};
+};
+
+struct LimiterTable {
+  uint64_t generation = 0;                       // of the snapshot it was bound to
+  std::vector<std::shared_ptr<Bucket>> by_grant; // index = grant index; null = no limit
+  std::vector<std::pair<std::string, std::shared_ptr<Bucket>>> by_id;  // sorted, for rebind
+};
+
+struct RateLimiter::Impl {
+  Impl();
+  const uint64_t uid;    // unique per limiter ever created (per-thread cache key)
+  std::mutex rebind_mu;  // serialises rebind() (readers never take it)
+  std::atomic<std::shared_ptr<const LimiterTable>> table;
+  std::atomic<uint64_t> version{0};  // bumped after each table store
+};
+
+// The table to use from this thread. Each thread keeps its own reference to
+// the current table and revalidates it with one atomic load of `version`,
+// so concurrent workers do not contend on the shared_ptr's reference count.
+const LimiterTable* current_table(const RateLimiter::Impl& impl) noexcept;
+
+// Result of taking one token: ok, or the wait until one is available.
+struct TakeResult {
+  bool ok;
+  int64_t wait_us;
+};
+TakeResult take_token(Bucket& b, const GrantEntry& g, int64_t now_us) noexcept;
+
+// ---------------------------------------------------------------------------
+// Paths.
+
+enum class PathStatus : uint8_t { ok, not_absolute, bad_escape, above_root, too_long };
+
+// Normalises `in` (see normalize_path) into out[0..cap). The result is never
+// longer than the input, so cap = in.size() always suffices. Allocates nothing.
+PathStatus normalize_into(std::string_view in, char* out, size_t cap, size_t* out_len) noexcept;
+
+// The longest route whose prefix matches the normalised path, or null.
+const Route* find_route(const Snapshot::Impl& s, std::string_view path) noexcept;
+
+// Route prefix match on segment boundaries: "/a/b" matches "/a/b", "/a/b/c",
+// but not "/a/bc". A prefix ending in "/" matches everything below it.
+inline bool prefix_matches(std::string_view path, std::string_view prefix) noexcept {
+  if (!path.starts_with(prefix)) return false;
+  return path.size() == prefix.size() || prefix.back() == '/' || path[prefix.size()] == '/';
+}
+
+}  // namespace fedproxy::policy

@@ -1,0 +1,361 @@
+#include "policy/validate.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <cstdio>
+
+namespace fedproxy::policy::detail {
+
+namespace {
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+bool is_dns_name(std::string_view s) {
+  if (s.empty() || s.size() > 253) return false;
+  size_t label = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '.') {
+      if (label == 0 || s[i - 1] == '-') return false;
+      label = 0;
+      continue;
+    }
+    if (!(is_alpha(c) || is_digit(c) || c == '-')) return false;
+    if (c == '-' && label == 0) return false;
+    if (++label > 63) return false;
+  }
+  return label > 0 && s.back() != '-';
+}
+
+bool parse_port(std::string_view s, uint32_t* port) {
+  if (s.empty() || s.size() > 5) return false;
+  uint32_t v = 0;
+  for (char c : s) {
+    if (!is_digit(c)) return false;
+    v = v * 10 + static_cast<uint32_t>(c - '0');
+  }
+  *port = v;
+  return v >= 1 && v <= 65535;
+}
+
+int days_in_month(int year, int month) {
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (month == 2) {
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return leap ? 29 : 28;
+  }
+  return kDays[month - 1];
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+void append_u16(std::string& out, uint32_t u) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "\\u%04x", u);
+  out += buf;
+}
+
+void append_string(std::string& out, const std::string& s) {
+  out += '"';
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\b': out += "\\b"; break;
+        case '\f': out += "\\f"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default:
+          if (c < 0x20 || c == 0x7f) {
+            append_u16(out, c);
+          } else {
+            out += static_cast<char>(c);
+          }
+      }
+      ++i;
+      continue;
+    }
+    // Decode one UTF-8 sequence; anything malformed becomes U+FFFD.
+    size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+    uint32_t cp = len == 4 ? c & 0x07 : len == 3 ? c & 0x0f : c & 0x1f;
+    bool ok = len != 0 && i + len <= s.size();
+    for (size_t k = 1; ok && k < len; ++k) {
+      unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      ok = (cc & 0xc0) == 0x80;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if (ok) {
+      static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+      ok = cp >= kMin[len] && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
+    }
+    if (!ok) {
+      append_u16(out, 0xfffd);
+      ++i;
+      continue;
+    }
+    if (cp >= 0x10000) {
+      cp -= 0x10000;
+      append_u16(out, 0xd800 + (cp >> 10));
+      append_u16(out, 0xdc00 + (cp & 0x3ff));
+    } else {
+      append_u16(out, cp);
+    }
+    i += len;
+  }
+  out += '"';
+}
+
+void append_json(std::string& out, const picojson::value& v) {
+  if (v.is<picojson::object>()) {
+    out += '{';
+    bool first = true;
+    for (const auto& [k, child] : v.get<picojson::object>()) {
+      if (!first) out += ',';
+      first = false;
+      append_string(out, k);
+      out += ':';
+      append_json(out, child);
+    }
+    out += '}';
+  } else if (v.is<picojson::array>()) {
+    out += '[';
+    bool first = true;
+    for (const auto& child : v.get<picojson::array>()) {
+      if (!first) out += ',';
+      first = false;
+      append_json(out, child);
+    }
+    out += ']';
+  } else if (v.is<std::string>()) {
+    append_string(out, v.get<std::string>());
+  } else {
+    out += v.serialize();  // null, bool, numbers
+  }
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+}  // namespace
+
+std::string quote(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += '"';
+  return out;
+}
+
+std::optional<std::string> slug_error(std::string_view s) {
+  static constexpr std::string_view kReserved[] = {"local",  "user",  "marketplace",
+                                                   "system", "admin", "root"};
+  auto slug_char = [](char c) { return (c >= 'a' && c <= 'z') || is_digit(c); };
+  bool ok = !s.empty() && (s.size() == 1 || (s.size() >= 3 && s.size() <= 63));
+  if (ok) {
+    ok = slug_char(s.front()) && slug_char(s.back());
+    for (char c : s) ok = ok && (slug_char(c) || c == '-');
+  }
+  if (!ok) {
+    return "invalid slug " + quote(s) +
+           ": must be 1 or 3 to 63 characters of a-z, 0-9 and '-', starting and ending "
+           "with a letter or digit";
+  }
+  if (s.find("--") != std::string_view::npos) {
+    return "invalid slug " + quote(s) + ": must not contain \"--\"";
+  }
+  for (auto r : kReserved) {
+    if (s == r) return "slug " + quote(s) + " is reserved";
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> uri_error(std::string_view s) {
+  if (s.empty()) return "must not be empty";
+  if (s.size() > 2048) return "URI is longer than 2048 bytes";
+  size_t colon = s.find(':');
+  bool scheme_ok = colon != std::string_view::npos && colon > 0 && is_alpha(s[0]);
+  for (size_t i = 1; scheme_ok && i < colon; ++i) {
+    char c = s[i];
+    scheme_ok = is_alpha(c) || is_digit(c) || c == '+' || c == '-' || c == '.';
+  }
+  if (!scheme_ok) {
+    return "must be an absolute URI with a scheme, e.g. \"spiffe://example.org/nodes/a\" (got " +
+           quote(s) + ")";
+  }
+  if (colon + 1 == s.size()) return "URI " + quote(s) + " has nothing after the scheme";
+  for (unsigned char c : s) {
+    if (c <= 0x20 || c == 0x7f) {
+      return "URI " + quote(s) + " must not contain whitespace or control characters";
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> peer_url_error(std::string_view s) {
+  std::string_view rest;
+  if (s.starts_with("https://")) {
+    rest = s.substr(8);
+  } else if (s.starts_with("http://")) {
+    rest = s.substr(7);
+  } else {
+    return "must be an https:// URL such as \"https://partner.example:8443\" (got " + quote(s) +
+           ")";
+  }
+  std::string_view authority = rest.substr(0, rest.find('/'));
+  std::string_view path = rest.substr(authority.size());
+  if (!path.empty() && path != "/") {
+    return "must be a bare origin without path, query or fragment (got " + quote(s) + ")";
+  }
+  std::string host;
+  std::string_view port;
+  if (authority.starts_with("[")) {
+    size_t close = authority.find(']');
+    if (close == std::string_view::npos) return "unterminated '[' in " + quote(s);
+    host = std::string(authority.substr(1, close - 1));
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after[0] != ':') return "unexpected characters after ']' in " + quote(s);
+      port = after.substr(1);
+      if (port.empty()) return "empty port in " + quote(s);
+    }
+    in6_addr a{};
+    if (inet_pton(AF_INET6, host.c_str(), &a) != 1) return "invalid IPv6 address in " + quote(s);
+  } else {
+    size_t colon = authority.rfind(':');
+    if (colon != std::string_view::npos) {
+      host = std::string(authority.substr(0, colon));
+      port = authority.substr(colon + 1);
+      if (port.empty()) return "empty port in " + quote(s);
+    } else {
+      host = std::string(authority);
+    }
+    in_addr a{};
+    if (inet_pton(AF_INET, host.c_str(), &a) != 1 && !is_dns_name(host)) {
+      return "invalid host in " + quote(s);
+    }
+  }
+  uint32_t p = 0;
+  if (!port.empty() && !parse_port(port, &p)) {
+    return "invalid port in " + quote(s) + " (must be 1..65535)";
+  }
+  return std::nullopt;
+}
+
+bool is_sha256_hex(std::string_view s) {
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
+           return is_digit(c) || (c >= 'a' && c <= 'f');
+         });
+}
+
+std::optional<int64_t> parse_rfc3339_ms(std::string_view s) {
+  auto num = [&](size_t pos, size_t len, int* out) {
+    if (pos + len > s.size()) return false;
+    int v = 0;
+    for (size_t i = pos; i < pos + len; ++i) {
+      if (!is_digit(s[i])) return false;
+      v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+  };
+  auto at = [&](size_t pos, char c) { return pos < s.size() && s[pos] == c; };
+  int year, month, day, hour, minute, second;
+  if (!num(0, 4, &year) || !at(4, '-') || !num(5, 2, &month) || !at(7, '-') ||
+      !num(8, 2, &day) || !(at(10, 'T') || at(10, 't')) || !num(11, 2, &hour) || !at(13, ':') ||
+      !num(14, 2, &minute) || !at(16, ':') || !num(17, 2, &second)) {
+    return std::nullopt;
+  }
+  if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) || hour > 23 ||
+      minute > 59 || second > 60) {
+    return std::nullopt;
+  }
+  int64_t millis = 0;
+  size_t pos = 19;
+  if (at(pos, '.')) {
+    size_t start = ++pos;
+    int64_t scale = 100;
+    while (pos < s.size() && is_digit(s[pos])) {
+      millis += (s[pos] - '0') * scale;
+      scale /= 10;
+      ++pos;
+    }
+    if (pos == start) return std::nullopt;
+  }
+  int64_t offset_min = 0;
+  if (at(pos, 'Z') || at(pos, 'z')) {
+    if (pos + 1 != s.size()) return std::nullopt;
+  } else if (at(pos, '+') || at(pos, '-')) {
+    int oh, om;
+    if (!num(pos + 1, 2, &oh) || !at(pos + 3, ':') || !num(pos + 4, 2, &om)) return std::nullopt;
+    if (oh > 23 || om > 59 || pos + 6 != s.size()) return std::nullopt;
+    offset_min = (oh * 60 + om) * (s[pos] == '-' ? -1 : 1);
+  } else {
+    return std::nullopt;
+  }
+  if (second == 60) {  // leap second: the last instant of that minute
+    second = 59;
+    millis = 999;
+  }
+  int64_t days = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
+  int64_t secs = days * 86400 + hour * 3600 + minute * 60 + second - offset_min * 60;
+  return secs * 1000 + millis;
+}
+
+std::string ascii_json(const picojson::value& v) {
+  std::string out;
+  append_json(out, v);
+  return out;
+}
+
+std::optional<std::string_view> closest(std::string_view word,
+                                        const std::vector<std::string_view>& candidates) {
+  if (word.size() > 64) return std::nullopt;
+  std::optional<std::string_view> best;
+  size_t best_d = 3;
+  for (auto c : candidates) {
+    size_t d = edit_distance(word, c);
+    if (d < best_d && d < c.size()) {
+      best_d = d;
+      best = c;
+    }
+  }
+  return best;
+}
+
+}  // namespace fedproxy::policy::detail

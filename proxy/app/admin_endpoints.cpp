@@ -1,0 +1,124 @@
+// The admin API (SPEC §10): /healthz, /readyz, /status, /metrics, POST /reload.
+#include <ctime>
+
+#include "proxy/app/runtime.hpp"
+#include "proxy/http1/serializer.hpp"
+#include "proxy/tls/peer_identity.hpp"
+
+namespace fedproxy::app {
+
+namespace {
+std::string q(std::string_view s) { return "\"" + http1::json_escape(s) + "\""; }
+const char* b(bool v) { return v ? "true" : "false"; }
+constexpr int64_t kExpiryWarningDays = 30;
+}  // namespace
+
+core::AdminResponse Runtime::handle_admin(std::string_view method, std::string_view path) {
+  core::AdminResponse r;
+  if (path == "/healthz") {
+    r.body = "{\"status\":\"ok\"}\n";
+  } else if (path == "/readyz") {
+    bool upstream = probe_ && probe_->upstream_ok();
+    bool ready = !stopping_ && upstream;
+    r.status = ready ? 200 : 503;
+    r.body = std::string("{\"ready\":") + b(ready) + ",\"upstream\":" + b(upstream) + "}\n";
+  } else if (path == "/status") {
+    r.body = status_json();
+  } else if (path == "/metrics") {
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = events_.metrics().render(ingress_->active_sessions(), ingress_->pool().idle_count(),
+                                      snap_->server_tls == nullptr);
+  } else if (path == "/reload") {
+    if (method != "POST") {
+      r.status = 405;
+      r.body = "{\"error\":\"method_not_allowed\",\"message\":\"Use POST /reload.\"}\n";
+    } else {
+      debouncer_.request_now(static_cast<int64_t>(loop_.now_ms()));
+      on_reload_due("admin");
+      bool ok = last_reload_ok_;
+      r.status = ok ? 200 : 500;
+      r.body = std::string("{\"ok\":") + b(ok) + ",\"error\":" + (ok ? "null" : q(last_reload_error_)) + "}\n";
+    }
+  } else {
+    r.status = 404;
+    r.body = "{\"error\":\"not_found\",\"message\":\"Admin endpoints: /healthz /readyz /status /metrics /reload.\"}\n";
+  }
+  return r;
+}
+
+std::vector<std::string> Runtime::expiry_warnings() const {
+  std::vector<std::string> out;
+  int64_t now = static_cast<int64_t>(std::time(nullptr));
+  if (snap_->server_tls) {
+    int64_t days = (snap_->server_tls->bundle().cert_not_after() - now) / 86400;
+    if (days < kExpiryWarningDays) out.push_back("node certificate expires in " + std::to_string(days) + " days");
+  }
+  if (snap_->policy) {
+    for (const auto& p : snap_->policy->peers()) {
+      if (!p.expires_at) continue;
+      int64_t days = (p.expires_at - now) / 86400;
+      if (days < kExpiryWarningDays) out.push_back("peer " + p.slug + " expires in " + std::to_string(days) + " days");
+    }
+  }
+  return out;
+}
+
+std::string Runtime::status_json() const {
+  const policy::Config& cfg = snap_->config;
+  int64_t now = static_cast<int64_t>(std::time(nullptr));
+  std::string j = "{\"node\":{\"org\":" + q(cfg.node.org) + ",\"entity_uri\":" + q(cfg.node.entity_uri) + "}";
+  j += std::string(",\"insecure\":") + b(snap_->server_tls == nullptr);
+  std::vector<std::string> warnings = expiry_warnings();
+  if (snap_->server_tls) {
+    const auto& bundle = snap_->server_tls->bundle();
+    tls::PeerIdentity id = tls::identity_from_cert(*bundle.cert_chain());
+    int64_t days_left = (id.not_after - now) / 86400;
+    j += ",\"certificate\":{\"subject\":" + q(id.subject) + ",\"uri_sans\":[";
+    for (size_t i = 0; i < id.uri_sans.size(); ++i) j += (i ? "," : "") + q(id.uri_sans[i]);
+    j += "],\"fingerprint_sha256\":" + q(id.der_sha256) + ",\"not_after\":" + std::to_string(id.not_after) +
+         ",\"days_left\":" + std::to_string(days_left) + "}";
+    j += ",\"ca_count\":" + std::to_string(bundle.ca_count());
+    if (bundle.crl()) {
+      int64_t next = bundle.crl_next_update().value_or(0);
+      bool expired = next && next < now;
+      j += ",\"crl\":{\"configured\":true,\"next_update\":" + std::to_string(next) + ",\"state\":" +
+           q(expired ? (cfg.tls.crl_fail_open ? "expired_fail_open" : "expired_fail_closed") : "current") + "}";
+    } else {
+      j += ",\"crl\":{\"configured\":false}";
+    }
+  }
+  j += ",\"policy\":" + q(snap_->policy ? "grants" : "authenticate_only");
+  j += ",\"last_reload\":";
+  if (last_reload_at_.empty()) {
+    j += "null";
+  } else {
+    j += std::string("{\"ok\":") + b(last_reload_ok_) + ",\"at\":" + q(last_reload_at_) +
+         ",\"error\":" + (last_reload_error_.empty() ? "null" : q(last_reload_error_)) + "}";
+  }
+  j += ",\"peers\":[";
+  if (snap_->policy) {
+    bool first = true;
+    for (const auto& p : snap_->policy->peers()) {
+      j += first ? "" : ",";
+      first = false;
+      j += "{\"org\":" + q(p.slug) + ",\"entity_uri\":" + q(p.entity_uri) + ",\"trust_level\":" + q(p.trust) +
+           ",\"state\":\"unknown\",\"last_seen\":null";
+      if (p.expires_at) {
+        int64_t days = (p.expires_at - now) / 86400;
+        j += ",\"expires_at\":" + std::to_string(p.expires_at) + ",\"days_left\":" + std::to_string(days);
+      }
+      j += "}";
+    }
+  }
+  j += "],\"grants\":" + std::to_string(snap_->policy ? snap_->policy->grant_count() : 0);
+  j += ",\"connections\":{\"active\":" + std::to_string(ingress_->active_sessions()) +
+       ",\"accepted\":" + std::to_string(ingress_->accepted()) + "}";
+  j += ",\"upstream\":{\"address\":" + q(cfg.ingress.upstream.text) + ",\"reachable\":" +
+       b(probe_ && probe_->upstream_ok()) + "}";
+  j += ",\"warnings\":[";
+  for (size_t i = 0; i < warnings.size(); ++i) j += (i ? "," : "") + q(warnings[i]);
+  j += "]}\n";
+  return j;
+}
+
+}  // namespace fedproxy::app

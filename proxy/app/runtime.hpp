@@ -1,0 +1,66 @@
+// One `fedproxy run`: owns the loop, the listeners, the current snapshot and
+// everything that reacts to signals and admin requests.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "certwatch/file_watch.hpp"
+#include "proxy/app/audit_sink.hpp"
+#include "proxy/app/event_log.hpp"
+#include "proxy/app/readiness.hpp"
+#include "proxy/app/snapshot.hpp"
+#include "proxy/core/admin_server.hpp"
+#include "proxy/core/authorizer.hpp"
+#include "proxy/core/ingress_server.hpp"
+#include "proxy/core/policy_authorizer.hpp"
+#include "proxy/net/loop.hpp"
+
+namespace fedproxy::app {
+
+class Runtime final : public core::AdminHandler {
+ public:
+  Runtime(std::string config_path, std::shared_ptr<const Snapshot> snapshot);
+  ~Runtime() override;
+  int run();  // returns the exit code
+
+  core::AdminResponse handle_admin(std::string_view method, std::string_view path) override;
+
+ private:
+  bool start_listeners();
+  void shutdown(const char* why);
+  bool reload(const char* trigger);
+  // certwatch: poll the files, debounce bursts, retry inconsistent states.
+  void watch_current_files();
+  void poll_files();
+  void schedule_reload();
+  void on_reload_due(const char* trigger);
+  void apply(std::shared_ptr<const Snapshot> next);
+  void audit_trust_changes(const Snapshot& before, const Snapshot& after);
+  std::string status_json() const;
+  // "node certificate expires in N days", "peer X expires in N days" (< 30 days).
+  std::vector<std::string> expiry_warnings() const;
+  void log_expiry_warnings() const;
+
+  std::string config_path_;
+  std::shared_ptr<const Snapshot> snap_;
+  net::Loop loop_;
+  EventLog events_;
+  std::unique_ptr<AuditSink> audit_;
+  core::PassThroughAuthorizer pass_through_;
+  std::unique_ptr<core::PolicyAuthorizer> policy_;
+  std::unique_ptr<core::IngressServer> ingress_;
+  std::unique_ptr<core::AdminServer> admin_;
+  std::unique_ptr<UpstreamProbe> probe_;
+  std::unique_ptr<net::SignalWatcher> sigterm_, sigint_, sighup_, sigusr1_;
+  std::unique_ptr<net::Timer> grace_timer_, insecure_timer_;
+  certwatch::WatchSet watch_;
+  certwatch::ReloadDebouncer debouncer_;
+  std::unique_ptr<net::Timer> poll_timer_, reload_timer_, expiry_timer_;
+  std::string last_reload_at_;
+  std::string last_reload_error_;
+  bool last_reload_ok_ = true;
+  bool stopping_ = false;
+};
+
+}  // namespace fedproxy::app

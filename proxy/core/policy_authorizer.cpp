@@ -1,0 +1,72 @@
+#include "proxy/core/policy_authorizer.hpp"
+
+namespace fedproxy::core {
+
+PolicyAuthorizer::PolicyAuthorizer(std::shared_ptr<const policy::Snapshot> snapshot, bool insecure)
+    : snapshot_(std::move(snapshot)), insecure_(insecure) {
+  limiter_.rebind(*snapshot_);
+}
+
+void PolicyAuthorizer::set_snapshot(std::shared_ptr<const policy::Snapshot> snapshot) {
+  limiter_.rebind(*snapshot);
+  snapshot_ = std::move(snapshot);
+}
+
+Verdict PolicyAuthorizer::authorize(const RequestView& r) {
+  policy::Subject subject;
+  subject.uri_sans = r.peer.uri_sans;
+  subject.der_sha256 = r.peer.der_sha256;
+  if (r.peer.grant_id) subject.grant_oid = *r.peer.grant_id;
+  if (insecure_) {
+    if (const auto* dev = http1::find_header(r.head.headers, "x-federation-dev-peer")) subject.dev_peer = dev->value;
+  }
+  policy::RequestInfo info;
+  info.method = r.head.method;
+  info.target = r.head.target;
+  if (const auto* auth = http1::find_header(r.head.headers, "authorization")) info.authorization = auth->value;
+  info.source_ip = r.source_ip;
+
+  policy::Decision d = policy::evaluate(*snapshot_, limiter_, subject, info, r.now_unix_ms);
+
+  Verdict v;
+  if (d.peer) v.peer = policy::peer_slug(*d.peer);
+  if (d.grant) v.grant = policy::grant_id(*d.grant);
+  v.resource = d.resource;
+  v.entity_uri = d.entity_uri;
+  if (d.code != policy::DenyCode::none) v.reason = policy::to_string(d.code);
+  if (!d.allow) {
+    v.allow = false;
+    v.decision = "deny";
+    v.status = d.status;
+    v.code = policy::to_string(d.code);
+    v.message = d.message;
+    v.close_connection = d.close_connection;
+    if (d.retry_after_s) v.extra_response_headers = "Retry-After: " + std::to_string(d.retry_after_s) + "\r\n";
+    return v;
+  }
+  v.decision = d.shadow ? "shadow_deny" : "allow";
+  v.strip_authorization = d.strip_authorization;
+  if (d.rewritten_target) v.target = std::move(*d.rewritten_target);
+
+  // SPEC §5: what the app learns about the peer (inbound copies were stripped).
+  auto add = [&v](const char* name, std::string_view value) {
+    if (!value.empty()) v.add_headers.push_back({name, std::string(value)});
+  };
+  if (d.peer) {
+    add("X-Federation-Peer", policy::peer_slug(*d.peer));
+    add("X-Federation-Trust", policy::to_string(policy::peer_trust(*d.peer)));
+    add("X-Federation-Allowed-Regions", policy::peer_allowed_regions(*d.peer));
+    add("X-Federation-Allowed-Artifact-Types", policy::peer_allowed_artifact_types(*d.peer));
+  }
+  add("X-Federation-Entity", d.entity_uri);
+  if (d.grant) {
+    add("X-Federation-Grant", policy::grant_id(*d.grant));
+    add("X-Federation-Max-Rows", std::to_string(policy::grant_max_rows(*d.grant)));
+    add("X-Federation-Scope", policy::grant_scope_json(*d.grant));
+  }
+  add("X-Federation-Resource", d.resource);
+  if (r.peer.present) v.add_headers.push_back({"X-Forwarded-Client-Cert", xfcc_value(r.peer, d.entity_uri)});
+  return v;
+}
+
+}  // namespace fedproxy::core

@@ -1,0 +1,31 @@
+// The Authorizer backed by the compiled policy snapshot (SPEC §3–§5): runs
+// policy::evaluate per request against the latest snapshot (so a reload
+// reaches kept-alive connections at their next request) and turns the
+// decision into headers for the app or a JSON denial.
+#pragma once
+
+#include <memory>
+
+#include "policy/policy.hpp"
+#include "proxy/core/authorizer.hpp"
+
+namespace fedproxy::core {
+
+class PolicyAuthorizer final : public Authorizer {
+ public:
+  // insecure: peer identity comes from X-Federation-Dev-Peer (SPEC §9).
+  PolicyAuthorizer(std::shared_ptr<const policy::Snapshot> snapshot, bool insecure);
+  // A reload: the new snapshot applies from the next request on; rate-limit
+  // buckets of unchanged grants keep their state.
+  void set_snapshot(std::shared_ptr<const policy::Snapshot> snapshot);
+  const std::shared_ptr<const policy::Snapshot>& snapshot() const { return snapshot_; }
+
+  Verdict authorize(const RequestView& request) override;
+
+ private:
+  std::shared_ptr<const policy::Snapshot> snapshot_;
+  policy::RateLimiter limiter_;
+  bool insecure_;
+};
+
+}  // namespace fedproxy::core
