@@ -117,15 +117,16 @@ struct LimiterTable {
 
 struct RateLimiter::Impl {
   Impl();
-  const uint64_t uid;    // unique per limiter ever created (per-thread cache key)
-  std::mutex rebind_mu;  // serialises rebind() (readers never take it)
-  std::atomic<std::shared_ptr<const LimiterTable>> table;
-  std::atomic<uint64_t> version{0};  // bumped after each table store
+  const uint64_t uid;  // unique per limiter ever created (per-thread cache key)
+  mutable std::mutex mu;                      // guards table; serialises rebind()
+  std::shared_ptr<const LimiterTable> table;  // guarded by mu
+  std::atomic<uint64_t> version{0};           // bumped (under mu) with each new table
 };
 
 // The table to use from this thread. Each thread keeps its own reference to
-// the current table and revalidates it with one atomic load of `version`,
-// so concurrent workers do not contend on the shared_ptr's reference count.
+// the current table and revalidates it with one atomic load of `version`; only
+// after a rebind does it take the mutex to pick up the new table. So workers
+// neither contend on a lock nor on the shared_ptr's reference count.
 const LimiterTable* current_table(const RateLimiter::Impl& impl) noexcept;
 
 // Result of taking one token: ok, or the wait until one is available.

@@ -1,7 +1,8 @@
 // Token buckets per grant (SPEC §4), as GCRA cells (see policy_internal.hpp).
 // The bucket set lives outside the immutable snapshot so that a reload keeps
 // the state of every grant that is still there: rebind() publishes a new
-// table (atomic shared_ptr) that reuses the Bucket objects of unchanged ids.
+// table that reuses the Bucket objects of unchanged ids; evaluate() reaches
+// it through a per-thread cache (current_table).
 
 #include <algorithm>
 
@@ -27,9 +28,10 @@ const LimiterTable* current_table(const RateLimiter::Impl& impl) noexcept {
   if (cache.uid != impl.uid || cache.version != version || version == 0) {
     // Slow path (first use on this thread, or after a rebind): take a
     // reference to the current table. Copying a shared_ptr does not allocate.
-    cache.table = impl.table.load(std::memory_order_acquire);
+    std::lock_guard<std::mutex> lock(impl.mu);
+    cache.table = impl.table;
     cache.uid = impl.uid;
-    cache.version = version;
+    cache.version = impl.version.load(std::memory_order_relaxed);
   }
   return cache.table.get();
 }
@@ -39,8 +41,8 @@ RateLimiter::~RateLimiter() = default;
 
 void RateLimiter::rebind(const Snapshot& snapshot) {
   const Snapshot::Impl& s = snapshot.impl();
-  std::lock_guard<std::mutex> lock(impl_->rebind_mu);
-  std::shared_ptr<const LimiterTable> old = impl_->table.load(std::memory_order_acquire);
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  const std::shared_ptr<const LimiterTable>& old = impl_->table;
   if (old && old->generation == s.generation) return;
 
   auto table = std::make_shared<LimiterTable>();
@@ -63,8 +65,8 @@ void RateLimiter::rebind(const Snapshot& snapshot) {
   }
   std::sort(table->by_id.begin(), table->by_id.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
-  impl_->table.store(std::move(table), std::memory_order_release);
-  impl_->version.fetch_add(1, std::memory_order_acq_rel);
+  impl_->table = std::move(table);
+  impl_->version.fetch_add(1, std::memory_order_release);
 }
 
 TakeResult take_token(Bucket& b, const GrantEntry& g, int64_t now_us) noexcept {

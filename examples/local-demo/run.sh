@@ -42,11 +42,19 @@ echo "  example app on 127.0.0.1:$app_port"
 cat > "$work/fedproxy.json" <<JSON
 {
   "node": {"org": "acme-corp", "entity_uri": "spiffe://acme.example/nodes/a"},
-  "tls": {"cert": "pki/node.crt", "key": "pki/node.key", "ca_bundle": "pki/ca.crt"},
+  "tls": {"cert": "pki/node.crt", "key": "pki/node.key", "ca_bundle": "pki/ca.crt", "watch_interval_ms": 1000},
   "ingress": {"listen": "127.0.0.1:0", "upstream": "127.0.0.1:$app_port"},
   "egress": null,
   "admin": {"listen": "127.0.0.1:0"},
-  "authenticate_only": true
+  "peers": [{"org": "partner-labs", "entity_uri": "spiffe://partner-labs.example/nodes/primary"}],
+  "routes": [{"prefix": "/api/v1/tasks", "resource": "tasks"},
+             {"prefix": "/api/v1/notes", "resource": "notes"},
+             {"prefix": "/api/v1/credentials", "resource": "credentials"}],
+  "grants": [{"id": "7d0c6a8e-3f7b-4e55-9a51-2b7f4c1d9e21", "peer": "partner-labs",
+              "resources": ["tasks", "notes"], "methods": ["GET", "HEAD"],
+              "filters": {"tasks": {"include_teams": ["t1"]}}, "max_rows_per_query": 100,
+              "rate_limit": {"rps": 5, "burst": 5}, "status": "active"}],
+  "audit": {"path": "audit.jsonl"}
 }
 JSON
 
@@ -64,24 +72,32 @@ for _ in $(seq 100); do
 done
 echo "  ingress (mTLS) on 127.0.0.1:$port, admin on 127.0.0.1:$admin"
 
-say "1. partner-labs calls acme-corp's app through fedproxy (curl --cert, TLS 1.3, mTLS)"
-echo "  \$ curl --cert partner.crt --key partner.key --cacert ca.crt -H 'X-Federation-Peer: spoofed' https://localhost:$port/api/v1/tasks"
-curl -sS --tlsv1.3 --cert "$work/pki/partner.crt" --key "$work/pki/partner.key" --cacert "$work/pki/ca.crt" \
-  -H 'X-Federation-Peer: spoofed' -w '  -> HTTP %{http_code}, %{ssl_verify_result} verify, %{time_total}s\n' \
-  "https://localhost:$port/api/v1/tasks" | sed 's/^/  /'
-echo "  (the spoofed X-Federation-Peer header never reached the app; fedproxy added the verified identity)"
+curl_peer() { curl -sS --tlsv1.3 --cert "$work/pki/partner.crt" --key "$work/pki/partner.key" --cacert "$work/pki/ca.crt" "$@"; }
 
-say "2. the same request without a client certificate is refused at the handshake"
+say "1. partner-labs calls acme-corp's app through fedproxy (curl --cert, TLS 1.3, mTLS)"
+echo "  the client certificate carries URI SAN spiffe://partner-labs.example/nodes/primary and grant id 7d0c6a8e-..."
+echo "  \$ curl --cert partner.crt ... -H 'X-Federation-Peer: spoofed' 'https://localhost:$port/api/v1/tasks?limit=100000'"
+curl_peer -H 'X-Federation-Peer: spoofed' -w '  -> HTTP %{http_code}\n' "https://localhost:$port/api/v1/tasks?limit=100000" | sed 's/^/  /'
+echo "  (the spoofed header never reached the app; limit=100000 was cut to the grant's max_rows_per_query=100)"
+
+say "2. the grant does not cover credentials: denied by policy, never forwarded"
+curl_peer -w '\n  -> HTTP %{http_code}\n' "https://localhost:$port/api/v1/notes/../credentials" --path-as-is | sed 's/^/  /'
+
+say "3. a burst beyond the grant's rate limit (burst 5) gets 429 with Retry-After"
+codes=""
+for _ in $(seq 8); do codes="$codes $(curl_peer -o /dev/null -w '%{http_code}' "https://localhost:$port/api/v1/notes")"; done
+echo "  status codes:$codes"
+
+say "4. the same request without a client certificate is refused at the handshake"
 if curl -sS --tlsv1.3 --cacert "$work/pki/ca.crt" "https://localhost:$port/api/v1/tasks" 2>&1 | sed 's/^/  curl: /'; then :; fi
 sleep 0.2
 grep '"handshake_failed"' "$work/fedproxy.log" | tail -1 | sed 's/^/  fedproxy log: /'
 
-say "3. a smuggling attempt (Content-Length + Transfer-Encoding) gets a JSON 400 and never reaches the app"
-curl -sS --tlsv1.3 --cert "$work/pki/partner.crt" --key "$work/pki/partner.key" --cacert "$work/pki/ca.crt" \
-  -H 'Transfer-Encoding: chunked' -H 'Content-Length: 5' --data-binary 'hello' \
+say "5. a smuggling attempt (Content-Length + Transfer-Encoding) gets a JSON 400 and never reaches the app"
+curl_peer -H 'Transfer-Encoding: chunked' -H 'Content-Length: 5' --data-binary 'hello' \
   -w '\n  -> HTTP %{http_code}\n' "https://localhost:$port/api/v1/tasks" | sed 's/^/  /'
 
-say "4. admin: /healthz and a few metrics"
+say "6. admin: /healthz and a few metrics"
 curl -sS "http://127.0.0.1:$admin/healthz" | sed 's/^/  /'
 curl -sS "http://127.0.0.1:$admin/metrics" | grep -E '^fedproxy_(requests_total|handshake_failures_total)' | sed 's/^/  /'
 
@@ -89,4 +105,8 @@ say "stopping fedproxy (SIGTERM: drains, then exits 0)"
 kill -TERM "$fed_pid"
 rc=0; wait "$fed_pid" || rc=$?
 echo "  fedproxy exited with $rc; its log is in $work/fedproxy.log"
+
+say "7. the audit log: one hash-chained line per request and event"
+head -n 2 "$work/audit.jsonl" | cut -c1-220 | sed 's/$/ .../; s/^/  /'
+"$bin" audit verify "$work/audit.jsonl" | sed 's/^/  /'
 say "demo done"
