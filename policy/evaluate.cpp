@@ -23,6 +23,7 @@
 // about the request); a rate-limit overrun is reported but not blocked, and
 // (as when enforcing) only conforming requests take a token.
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -211,8 +212,8 @@ bool value_in_range(std::string_view v, uint32_t max) noexcept {
   return digits > 0 && n >= 1;
 }
 
-// Walks the query's key=value pairs; calls f(key, value, has_eq) for those
-// whose key is the limit parameter.
+// Walks the query's key=value pairs; calls f(pair, key, value, has_eq) for
+// those whose key is the limit parameter.
 template <typename F>
 void for_each_limit(std::string_view query, std::string_view name, F&& f) noexcept {
   size_t pos = 0;
