@@ -115,6 +115,7 @@ std::string Runtime::status_json() const {
        ",\"accepted\":" + std::to_string(ingress_->accepted()) + "}";
   j += ",\"upstream\":{\"address\":" + q(cfg.ingress.upstream.text) + ",\"reachable\":" +
        b(probe_ && probe_->upstream_ok()) + "}";
+  if (audit_) j += ",\"audit\":{\"path\":" + q(audit_->path()) + ",\"chain_head\":" + q(audit_->chain_head()) + "}";
   j += ",\"warnings\":[";
   for (size_t i = 0; i < warnings.size(); ++i) j += (i ? "," : "") + q(warnings[i]);
   j += "]}\n";

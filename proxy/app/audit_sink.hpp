@@ -27,6 +27,9 @@ class AuditSink {
   // new chain whose first line records the last hash of the previous file.
   bool reopen(std::string* error);
   const std::string& path() const { return path_; }
+  // Hash of the last line written: published outside the file (logs,
+  // /status) because no later line vouches for the last one.
+  const std::string& chain_head() const { return chain_.prev(); }
   uint64_t write_errors() const { return write_errors_; }
 
  private:

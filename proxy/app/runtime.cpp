@@ -95,7 +95,9 @@ int Runtime::run() {
   if (audit_) {
     audit_->event("stop", {{"node", snap_->config.node.org}, {"requests", std::to_string(events_.requests())}});
   }
-  LogLine("info", "stopped").num("requests", static_cast<int64_t>(events_.requests()));
+  LogLine stopped("info", "stopped");
+  stopped.num("requests", static_cast<int64_t>(events_.requests()));
+  if (audit_) stopped.str("audit_chain_head", audit_->chain_head());
   return 0;
 }
 

@@ -61,7 +61,7 @@ Verdict PolicyAuthorizer::authorize(const RequestView& r) {
   add("X-Federation-Entity", d.entity_uri);
   if (d.grant) {
     add("X-Federation-Grant", policy::grant_id(*d.grant));
-    add("X-Federation-Max-Rows", std::to_string(policy::grant_max_rows(*d.grant)));
+    add("X-Federation-Max-Rows", policy::grant_max_rows_text(*d.grant));
     add("X-Federation-Scope", policy::grant_scope_json(*d.grant));
   }
   add("X-Federation-Resource", d.resource);

@@ -129,7 +129,7 @@ def wait_log_after(proxy, mark: int, pred, timeout: float = 5.0) -> dict | None:
     deadline = time.monotonic() + timeout
     with proxy._cond:
         seen = mark
-        while True:
+        for _ in range(1_000_000):  # woken once per log line at most
             for r in proxy.logs[seen:]:
                 if pred(r):
                     return r
@@ -138,6 +138,7 @@ def wait_log_after(proxy, mark: int, pred, timeout: float = 5.0) -> dict | None:
             if left <= 0 or not proxy.running():
                 return None
             proxy._cond.wait(min(left, 0.2))
+    return None
 
 
 def is_reload_result(r: dict) -> bool:

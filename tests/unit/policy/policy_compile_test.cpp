@@ -330,3 +330,31 @@ TEST_CASE("routes: a prefix with an unreserved escape still matches") {
   CHECK(d.allow);
   CHECK(d.resource == "tilde");
 }
+
+TEST_CASE("routes: longest prefix wins, a catch-all \"/\" takes the rest") {
+  auto snap = compile_ok(R"({"node": {"org": "acme-corp", "entity_uri": "spiffe://acme.example/nodes/a"},
+    "peers": [{"org": "partner-labs", "entity_uri": "spiffe://partner-labs.example/nodes/primary"}],
+    "routes": [{"prefix": "/", "resource": "root"},
+               {"prefix": "/a", "resource": "a"},
+               {"prefix": "/a/b/", "resource": "ab-dir"},
+               {"prefix": "/a/b/c", "resource": "abc"}],
+    "grants": [{"id": "g1", "peer": "partner-labs", "resources": ["root", "a", "ab-dir", "abc"],
+                "status": "active"}]})");
+  RateLimiter limiter;
+  struct R {
+    const char* target;
+    const char* resource;
+  };
+  const R cases[] = {{"/", "root"},          {"/x", "root"},        {"/ab", "root"},
+                     {"/a", "a"},            {"/a/", "a"},          {"/a/b", "a"},
+                     {"/a/b/", "ab-dir"},    {"/a/b/x", "ab-dir"},  {"/a/b/c", "abc"},
+                     {"/a/b/c/d/e", "abc"},  {"/a/b/cd", "ab-dir"}, {"/a/x/../b/c?q=1", "abc"}};
+  for (const R& c : cases) {
+    INFO(std::string(c.target));
+    Call call;
+    call.target = c.target;
+    Decision d = call.run(*snap, limiter);
+    CHECK(d.allow);
+    CHECK(d.resource == c.resource);
+  }
+}

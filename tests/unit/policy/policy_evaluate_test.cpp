@@ -195,6 +195,12 @@ TEST_CASE("decision table: every DenyCode, in decision order") {
        "tasks"},
       {"resource: not granted", with([](Call& c) { c.target = "/api/v1/notes"; }),
        DenyCode::resource_not_granted, false, 403, "notes"},
+      {"route: prefix ending in /", with([](Call& c) { c.target = "/static/css/a.css"; }),
+       DenyCode::resource_not_granted, false, 403, "static"},
+      {"route: prefix ending in /, exact", with([](Call& c) { c.target = "/static/"; }),
+       DenyCode::resource_not_granted, false, 403, "static"},
+      {"route: prefix ending in /, without it", with([](Call& c) { c.target = "/static"; }),
+       DenyCode::no_route, false, 403},
   };
   for (const Row& row : rows) {
     INFO(std::string(row.name));
