@@ -53,21 +53,14 @@ int Runtime::run() {
   } else {
     LogLine("warn", "authenticate_only: no peer or grant policy; every client whose certificate verifies is forwarded");
   }
-  if (!start_listeners()) return 2;
-
+  // Signals first: a SIGHUP right after the `listening` line must find its
+  // handler, not the default action (which would end the process).
   sigterm_ = std::make_unique<net::SignalWatcher>(loop_, SIGTERM, [this] { shutdown("SIGTERM"); });
   sigint_ = std::make_unique<net::SignalWatcher>(loop_, SIGINT, [this] { shutdown("SIGINT"); });
   sighup_ = std::make_unique<net::SignalWatcher>(loop_, SIGHUP, [this] {
     debouncer_.request_now(static_cast<int64_t>(loop_.now_ms()));
     on_reload_due("SIGHUP");
   });
-  watch_current_files();
-  watch_.poll();  // baseline
-  poll_timer_ = std::make_unique<net::Timer>(loop_, [this] { poll_files(); });
-  poll_timer_->start(cfg.tls.watch_interval_ms, cfg.tls.watch_interval_ms);
-  poll_timer_->unref();
-  reload_timer_ = std::make_unique<net::Timer>(loop_, [this] { on_reload_due("file change"); });
-  reload_timer_->unref();
   sigusr1_ = std::make_unique<net::SignalWatcher>(loop_, SIGUSR1, [this] {
     if (!audit_) return;
     std::string error;
@@ -77,6 +70,15 @@ int Runtime::run() {
       LogLine("error", "audit log reopen failed").str("error", error);
     }
   });
+  if (!start_listeners()) return 2;
+
+  watch_current_files();
+  watch_.poll();  // baseline
+  poll_timer_ = std::make_unique<net::Timer>(loop_, [this] { poll_files(); });
+  poll_timer_->start(cfg.tls.watch_interval_ms, cfg.tls.watch_interval_ms);
+  poll_timer_->unref();
+  reload_timer_ = std::make_unique<net::Timer>(loop_, [this] { on_reload_due("file change"); });
+  reload_timer_->unref();
   if (!snap_->server_tls) {
     LogLine("warn", "insecure mode: ingress is plain HTTP; peer identity comes from X-Federation-Dev-Peer");
     insecure_timer_ = std::make_unique<net::Timer>(loop_, [] {
@@ -157,8 +159,9 @@ void Runtime::shutdown(const char* why) {
   expiry_timer_.reset();
 }
 
-void Runtime::log_expiry_warnings() const {
-  for (const auto& w : expiry_warnings()) LogLine("warn", "expiry").str("warning", w);
+void Runtime::log_expiry_warnings() {
+  last_expiry_warnings_ = expiry_warnings();
+  for (const auto& w : last_expiry_warnings_) LogLine("warn", "expiry").str("warning", w);
 }
 
 void Runtime::watch_current_files() {
@@ -216,7 +219,7 @@ bool Runtime::reload(const char* trigger) {
   last_reload_error_.clear();
   apply(std::move(next.snapshot));
   LogLine("info", "reloaded").str("trigger", trigger);
-  log_expiry_warnings();
+  if (expiry_warnings() != last_expiry_warnings_) log_expiry_warnings();
   if (audit_) audit_->event("reload", {{"trigger", trigger}, {"result", "success"}});
   return true;
 }

@@ -40,7 +40,8 @@ class Runtime final : public core::AdminHandler {
   std::string status_json() const;
   // "node certificate expires in N days", "peer X expires in N days" (< 30 days).
   std::vector<std::string> expiry_warnings() const;
-  void log_expiry_warnings() const;
+  void log_expiry_warnings();  // at start, daily, and on reload when they changed
+  std::vector<std::string> last_expiry_warnings_;
 
   std::string config_path_;
   std::shared_ptr<const Snapshot> snap_;

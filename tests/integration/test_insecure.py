@@ -26,7 +26,7 @@ from fedtest.case import assert_not_received, main, shared_pki  # noqa: E402
 from fedtest.pki import PARTNER_URI  # noqa: E402
 from fedtest.policy import grant, new_id, peer, policy_config  # noqa: E402
 from fedtest.proxy import (Conn, Proxy, assert_json_error, base_config,  # noqa: E402
-                           client_context, free_port, run_cli, write_config)
+                           client_context, run_cli, write_config)
 from fedtest.reload import admin_request, admin_status, plain_request  # noqa: E402
 
 INSECURE = {"FEDPROXY_INSECURE": "1"}
