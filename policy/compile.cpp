@@ -29,6 +29,7 @@
 namespace fedproxy::policy {
 
 using detail::quote;
+using detail::type_name;
 using picojson::array;
 using picojson::object;
 using picojson::value;
@@ -84,16 +85,6 @@ const std::vector<std::string_view> kGrantKeys = {
 const std::vector<std::string_view> kRateLimitKeys = {"rps", "burst"};
 
 std::atomic<uint64_t> g_generation{0};
-
-const char* type_name(const value& v) {
-  if (v.is<picojson::null>()) return "null";
-  if (v.is<bool>()) return "a boolean";
-  if (v.is<int64_t>()) return "an integer";
-  if (v.is<double>()) return "a number";
-  if (v.is<std::string>()) return "a string";
-  if (v.is<array>()) return "an array";
-  return "an object";
-}
 
 bool is_builtin_sensitive(std::string_view resource) {
   return resource == "credentials" || resource == "api_keys";

@@ -21,9 +21,16 @@
 #include <thread>
 #include <utility>
 
+#include "policy/validate.hpp"
+
 namespace fedproxy::policy {
 
 namespace fs = std::filesystem;
+using detail::parse_port;
+using detail::peer_url_error;
+using detail::quote;
+using detail::slug_error;
+using detail::type_name;
 using picojson::array;
 using picojson::object;
 using picojson::value;
@@ -37,38 +44,18 @@ constexpr size_t kMaxConfigFileBytes = 16u << 20;  // 16 MiB: a config, not a da
 constexpr size_t kMaxUnixPathBytes = 107;           // sizeof(sockaddr_un::sun_path) - 1
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_lower_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f'); }
 bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
-std::string quote(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  out += '"';
-  return out;
+// Peer expiry: the RFC 3339 rule of validate.hpp, but config files take only
+// the upper-case "T" and "Z" (the only letters a valid timestamp can hold).
+bool is_rfc3339(std::string_view s) {
+  return detail::parse_rfc3339_ms(s).has_value() &&
+         s.find_first_of("tz") == std::string_view::npos;
 }
 
-// Decimal port, 1..5 digits, value ≤ 65535.
-bool parse_port(std::string_view s, uint16_t* port) {
-  if (s.empty() || s.size() > 5) return false;
-  uint32_t v = 0;
-  for (char c : s) {
-    if (!is_digit(c)) return false;
-    v = v * 10 + static_cast<uint32_t>(c - '0');
-  }
-  if (v > 65535) return false;
-  *port = static_cast<uint16_t>(v);
-  return true;
+// Config files put no length cap on entity URIs (manifests do).
+std::optional<std::string> uri_error(std::string_view s) {
+  return detail::uri_error(s, std::string_view::npos);
 }
 
 bool is_ipv4_literal(const std::string& s) {
@@ -79,166 +66,6 @@ bool is_ipv4_literal(const std::string& s) {
 bool is_ipv6_literal(const std::string& s) {
   in6_addr a{};
   return inet_pton(AF_INET6, s.c_str(), &a) == 1;
-}
-
-// A DNS host name (for peer endpoint URLs only; config endpoints take IPs).
-bool is_dns_name(std::string_view s) {
-  if (s.empty() || s.size() > 253) return false;
-  size_t label = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '.') {
-      if (label == 0 || s[i - 1] == '-') return false;
-      label = 0;
-      continue;
-    }
-    if (!(is_alpha(c) || is_digit(c) || c == '-')) return false;
-    if (c == '-' && label == 0) return false;
-    if (++label > 63) return false;
-  }
-  return label > 0 && s.back() != '-';
-}
-
-// SPEC §3: ^[a-z0-9]([a-z0-9-]{1,61}[a-z0-9])?$, no "--", not reserved.
-// Note the regex admits lengths 1 and 3..63, not 2.
-std::optional<std::string> slug_error(std::string_view s) {
-  static constexpr std::string_view kReserved[] = {"local",  "user", "marketplace",
-                                                   "system", "admin", "root"};
-  auto slug_char = [](char c) { return (c >= 'a' && c <= 'z') || is_digit(c); };
-  bool ok = !s.empty() && (s.size() == 1 || (s.size() >= 3 && s.size() <= 63));
-  if (ok) {
-    ok = slug_char(s.front()) && slug_char(s.back());
-    for (char c : s) ok = ok && (slug_char(c) || c == '-');
-  }
-  if (!ok) {
-    return "invalid slug " + quote(s) +
-           ": must be 1 or 3 to 63 characters of a-z, 0-9 and '-', starting and ending "
-           "with a letter or digit";
-  }
-  if (s.find("--") != std::string_view::npos) {
-    return "invalid slug " + quote(s) + ": must not contain \"--\"";
-  }
-  for (auto r : kReserved) {
-    if (s == r) return "slug " + quote(s) + " is reserved";
-  }
-  return std::nullopt;
-}
-
-// An absolute URI: scheme ":" something, no whitespace or control bytes.
-std::optional<std::string> uri_error(std::string_view s) {
-  if (s.empty()) return "must not be empty";
-  size_t colon = s.find(':');
-  bool scheme_ok = colon != std::string_view::npos && colon > 0 && is_alpha(s[0]);
-  for (size_t i = 1; scheme_ok && i < colon; ++i) {
-    char c = s[i];
-    scheme_ok = is_alpha(c) || is_digit(c) || c == '+' || c == '-' || c == '.';
-  }
-  if (!scheme_ok) {
-    return "must be an absolute URI with a scheme, e.g. \"spiffe://example.org/nodes/a\" (got " +
-           quote(s) + ")";
-  }
-  if (colon + 1 == s.size()) return "URI " + quote(s) + " has nothing after the scheme";
-  for (unsigned char c : s) {
-    if (c <= 0x20 || c == 0x7f) {
-      return "URI " + quote(s) + " must not contain whitespace or control characters";
-    }
-  }
-  return std::nullopt;
-}
-
-int days_in_month(int year, int month) {
-  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (month == 2) {
-    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    return leap ? 29 : 28;
-  }
-  return kDays[month - 1];
-}
-
-// YYYY-MM-DDTHH:MM:SS(.frac)?(Z|±HH:MM), with field ranges checked.
-bool is_rfc3339(std::string_view s) {
-  auto num = [&](size_t pos, size_t len, int* out) {
-    if (pos + len > s.size()) return false;
-    int v = 0;
-    for (size_t i = pos; i < pos + len; ++i) {
-      if (!is_digit(s[i])) return false;
-      v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return true;
-  };
-  auto at = [&](size_t pos, char c) { return pos < s.size() && s[pos] == c; };
-  int year, month, day, hour, minute, second;
-  if (!num(0, 4, &year) || !at(4, '-') || !num(5, 2, &month) || !at(7, '-') ||
-      !num(8, 2, &day) || !at(10, 'T') || !num(11, 2, &hour) || !at(13, ':') ||
-      !num(14, 2, &minute) || !at(16, ':') || !num(17, 2, &second)) {
-    return false;
-  }
-  if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) || hour > 23 ||
-      minute > 59 || second > 60) {
-    return false;
-  }
-  size_t pos = 19;
-  if (at(pos, '.')) {
-    size_t start = ++pos;
-    while (pos < s.size() && is_digit(s[pos])) ++pos;
-    if (pos == start) return false;
-  }
-  if (at(pos, 'Z')) return pos + 1 == s.size();
-  if (at(pos, '+') || at(pos, '-')) {
-    int oh, om;
-    if (!num(pos + 1, 2, &oh) || !at(pos + 3, ':') || !num(pos + 4, 2, &om)) return false;
-    return oh <= 23 && om <= 59 && pos + 6 == s.size();
-  }
-  return false;
-}
-
-// Peer endpoints (SPEC §3 manifests): "https://host[:port]" with a DNS name,
-// IPv4 or [IPv6] host; "http://" is accepted for insecure dev mode (§9).
-std::optional<std::string> peer_url_error(std::string_view s) {
-  std::string_view rest;
-  if (s.starts_with("https://")) {
-    rest = s.substr(8);
-  } else if (s.starts_with("http://")) {
-    rest = s.substr(7);
-  } else {
-    return "must be an https:// URL such as \"https://partner.example:8443\" (got " + quote(s) +
-           ")";
-  }
-  std::string_view authority = rest.substr(0, rest.find('/'));
-  std::string_view path = rest.substr(authority.size());
-  if (!path.empty() && path != "/") {
-    return "must be a bare origin without path, query or fragment (got " + quote(s) + ")";
-  }
-  std::string host;
-  std::string_view port;
-  if (authority.starts_with("[")) {
-    size_t close = authority.find(']');
-    if (close == std::string_view::npos) return "unterminated '[' in " + quote(s);
-    host = std::string(authority.substr(1, close - 1));
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after[0] != ':') return "unexpected characters after ']' in " + quote(s);
-      port = after.substr(1);
-      if (port.empty()) return "empty port in " + quote(s);
-    }
-    if (!is_ipv6_literal(host)) return "invalid IPv6 address in " + quote(s);
-  } else {
-    size_t colon = authority.rfind(':');
-    if (colon != std::string_view::npos) {
-      host = std::string(authority.substr(0, colon));
-      port = authority.substr(colon + 1);
-      if (port.empty()) return "empty port in " + quote(s);
-    } else {
-      host = std::string(authority);
-    }
-    if (!is_ipv4_literal(host) && !is_dns_name(host)) return "invalid host in " + quote(s);
-  }
-  uint16_t p = 0;
-  if (!port.empty() && (!parse_port(port, &p) || p == 0)) {
-    return "invalid port in " + quote(s) + " (must be 1..65535)";
-  }
-  return std::nullopt;
 }
 
 // Optimal string alignment distance (Levenshtein plus adjacent transposition).
@@ -458,16 +285,6 @@ bool parse_json_strict(const std::string& text, value* out, std::vector<ConfigPr
   problems->push_back({"line " + std::to_string(line) + ", column " + std::to_string(column),
                        "invalid JSON: " + reason});
   return false;
-}
-
-const char* type_name(const value& v) {
-  if (v.is<picojson::null>()) return "null";
-  if (v.is<bool>()) return "a boolean";
-  if (v.is<int64_t>()) return "an integer";
-  if (v.is<double>()) return "a number";
-  if (v.is<std::string>()) return "a string";
-  if (v.is<array>()) return "an array";
-  return "an object";
 }
 
 const value* member(const object& o, std::string_view key) {
@@ -955,7 +772,7 @@ class Loader {
       if (auto* f = member(*o, "cert_fingerprint"); f && !f->is<picojson::null>()) {
         std::string fp;
         if (read_string(*f, where + ".cert_fingerprint", fp)) {
-          bool hex = fp.size() == 64 && std::all_of(fp.begin(), fp.end(), is_lower_hex);
+          bool hex = detail::is_sha256_hex(fp);
           if (hex) {
             p.cert_fingerprint = fp;
           } else {

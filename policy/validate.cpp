@@ -30,17 +30,6 @@ bool is_dns_name(std::string_view s) {
   return label > 0 && s.back() != '-';
 }
 
-bool parse_port(std::string_view s, uint32_t* port) {
-  if (s.empty() || s.size() > 5) return false;
-  uint32_t v = 0;
-  for (char c : s) {
-    if (!is_digit(c)) return false;
-    v = v * 10 + static_cast<uint32_t>(c - '0');
-  }
-  *port = v;
-  return v >= 1 && v <= 65535;
-}
-
 int days_in_month(int year, int month) {
   static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   if (month == 2) {
@@ -205,9 +194,9 @@ std::optional<std::string> slug_error(std::string_view s) {
   return std::nullopt;
 }
 
-std::optional<std::string> uri_error(std::string_view s) {
+std::optional<std::string> uri_error(std::string_view s, size_t max_bytes) {
   if (s.empty()) return "must not be empty";
-  if (s.size() > 2048) return "URI is longer than 2048 bytes";
+  if (s.size() > max_bytes) return "URI is longer than " + std::to_string(max_bytes) + " bytes";
   size_t colon = s.find(':');
   bool scheme_ok = colon != std::string_view::npos && colon > 0 && is_alpha(s[0]);
   for (size_t i = 1; scheme_ok && i < colon; ++i) {
@@ -225,6 +214,18 @@ std::optional<std::string> uri_error(std::string_view s) {
     }
   }
   return std::nullopt;
+}
+
+bool parse_port(std::string_view s, uint16_t* port) {
+  if (s.empty() || s.size() > 5) return false;
+  uint32_t v = 0;
+  for (char c : s) {
+    if (!is_digit(c)) return false;
+    v = v * 10 + static_cast<uint32_t>(c - '0');
+  }
+  if (v > 65535) return false;
+  *port = static_cast<uint16_t>(v);
+  return true;
 }
 
 std::optional<std::string> peer_url_error(std::string_view s) {
@@ -270,8 +271,8 @@ std::optional<std::string> peer_url_error(std::string_view s) {
       return "invalid host in " + quote(s);
     }
   }
-  uint32_t p = 0;
-  if (!port.empty() && !parse_port(port, &p)) {
+  uint16_t p = 0;
+  if (!port.empty() && (!parse_port(port, &p) || p == 0)) {
     return "invalid port in " + quote(s) + " (must be 1..65535)";
   }
   return std::nullopt;
@@ -335,6 +336,16 @@ std::optional<int64_t> parse_rfc3339_ms(std::string_view s) {
   int64_t days = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
   int64_t secs = days * 86400 + hour * 3600 + minute * 60 + second - offset_min * 60;
   return secs * 1000 + millis;
+}
+
+const char* type_name(const picojson::value& v) {
+  if (v.is<picojson::null>()) return "null";
+  if (v.is<bool>()) return "a boolean";
+  if (v.is<int64_t>()) return "an integer";
+  if (v.is<double>()) return "a number";
+  if (v.is<std::string>()) return "a string";
+  if (v.is<picojson::array>()) return "an array";
+  return "an object";
 }
 
 std::string ascii_json(const picojson::value& v) {

@@ -10,8 +10,6 @@ namespace fedproxy::http1 {
 
 namespace {
 
-RequestParser& self(llhttp_t* p) { return *static_cast<RequestParser*>(p->data); }
-
 constexpr uint64_t kMaxContentLength = static_cast<uint64_t>(INT64_MAX);
 
 }  // namespace
@@ -19,30 +17,16 @@ constexpr uint64_t kMaxContentLength = static_cast<uint64_t>(INT64_MAX);
 RequestParser::RequestParser(const ParserLimits& limits, RequestSink& sink)
     : limits_(limits), sink_(sink) {
   llhttp_settings_init(&settings_);
-  settings_.on_message_begin = [](llhttp_t* p) { return self(p).cb_message_begin(); };
+  detail::bind_common_callbacks<RequestParser>(settings_);
   settings_.on_method = [](llhttp_t* p, const char* at, size_t len) {
-    return self(p).cb_method(at, len);
+    return detail::parser_of<RequestParser>(p).cb_method(at, len);
   };
   settings_.on_url = [](llhttp_t* p, const char* at, size_t len) {
-    return self(p).cb_url(at, len);
+    return detail::parser_of<RequestParser>(p).cb_url(at, len);
   };
   settings_.on_version = [](llhttp_t* p, const char* at, size_t len) {
-    return self(p).cb_version(at, len);
+    return detail::parser_of<RequestParser>(p).cb_version(at, len);
   };
-  settings_.on_header_field = [](llhttp_t* p, const char* at, size_t len) {
-    return self(p).cb_header_field(at, len);
-  };
-  settings_.on_header_value = [](llhttp_t* p, const char* at, size_t len) {
-    return self(p).cb_header_value(at, len);
-  };
-  settings_.on_header_value_complete = [](llhttp_t* p) {
-    return self(p).cb_header_value_complete();
-  };
-  settings_.on_headers_complete = [](llhttp_t* p) { return self(p).cb_headers_complete(); };
-  settings_.on_body = [](llhttp_t* p, const char* at, size_t len) {
-    return self(p).cb_body(at, len);
-  };
-  settings_.on_message_complete = [](llhttp_t* p) { return self(p).cb_message_complete(); };
   // Strict mode: llhttp_init leaves every lenient flag off; none is set here.
   llhttp_init(&parser_, HTTP_REQUEST, &settings_);
   parser_.data = this;
@@ -65,8 +49,7 @@ size_t RequestParser::feed(const char* data, size_t len) {
   feed_begin_ = nullptr;
   size_t consumed = len;
   if (err != HPE_OK) {
-    const char* pos = llhttp_get_error_pos(&parser_);
-    consumed = (pos != nullptr && pos >= data && pos <= data + len) ? static_cast<size_t>(pos - data) : 0;
+    consumed = detail::consumed_before_stop(parser_, data, len);
     if (!(err == HPE_PAUSED && paused_)) {
       // Any other stop is fatal: llhttp's own strict-mode errors, ours
       // (HPE_USER, error_ already set), and the pauses we never ask for
@@ -74,8 +57,7 @@ size_t RequestParser::feed(const char* data, size_t len) {
       paused_ = false;
       if (error_ == ParseError::none) {
         error_ = ParseError::bad_request;
-        const char* reason = llhttp_get_error_reason(&parser_);
-        error_detail_ = (reason != nullptr && *reason != '\0') ? reason : llhttp_errno_name(err);
+        error_detail_ = detail::stop_reason(parser_, err);
       }
       return consumed;
     }
@@ -139,16 +121,9 @@ int RequestParser::cb_message_begin() {
   head_done_ = false;
   head_ = RequestHead{};
   head_.headers.reserve(16);
-  field_.clear();
-  value_.clear();
-  in_value_ = false;
+  headers_.begin_message();
   line_bytes_ = 0;
-  header_bytes_ = 0;
-  header_count_ = 0;
-  cl_count_ = 0;
-  te_count_ = 0;
   host_count_ = 0;
-  te_exact_chunked_ = false;
   version_seen_ = false;
   return 0;
 }
@@ -179,62 +154,47 @@ int RequestParser::cb_version(const char* at, size_t len) {
   return 0;
 }
 
-int RequestParser::cb_header_field(const char* at, size_t len) {
-  if (!in_value_) {  // a new field line starts
-    in_value_ = true;
-    if (++header_count_ > limits_.max_header_count)
+int RequestParser::header_status(detail::HeaderAccumulator::Status status) {
+  switch (status) {
+    case detail::HeaderAccumulator::Status::ok:
+      return 0;
+    case detail::HeaderAccumulator::Status::too_many_fields:
       return fail(ParseError::headers_too_large, "too many header fields");
+    case detail::HeaderAccumulator::Status::too_many_bytes:
+      break;
   }
-  header_bytes_ += len;
-  if (header_bytes_ > limits_.max_header_bytes)
-    return fail(ParseError::headers_too_large, "header section too large");
-  if (head_done_) return 0;  // trailer field: bounded, then dropped
-  field_.append(at, len);
-  return 0;
+  return fail(ParseError::headers_too_large, "header section too large");
+}
+
+int RequestParser::cb_header_field(const char* at, size_t len) {
+  // Trailer fields (after the head) are bounded, then dropped.
+  return header_status(headers_.on_field(at, len, !head_done_, limits_.max_header_count,
+                                         limits_.max_header_bytes));
 }
 
 int RequestParser::cb_header_value(const char* at, size_t len) {
-  header_bytes_ += len;
-  if (header_bytes_ > limits_.max_header_bytes)
-    return fail(ParseError::headers_too_large, "header section too large");
-  if (head_done_) return 0;
-  value_.append(at, len);
-  return 0;
+  return header_status(headers_.on_value(at, len, !head_done_, limits_.max_header_bytes));
 }
 
 int RequestParser::cb_header_value_complete() {
-  in_value_ = false;
+  headers_.on_value_complete();
   if (head_done_) return 0;
   return end_header();
 }
 
 int RequestParser::end_header() {
   using detail::Special;
-  const std::string_view value = detail::trim_ows(value_);
-  switch (detail::classify(field_)) {
-    case Special::content_length:
-      // llhttp rejects this too ("Duplicate Content-Length"); keep it explicit.
-      if (++cl_count_ > 1) return fail(ParseError::bad_request, "duplicate Content-Length");
-      break;
-    case Special::transfer_encoding:
-      if (++te_count_ > 1) return fail(ParseError::bad_request, "more than one Transfer-Encoding");
-      // Exactly "chunked": llhttp already skipped the leading OWS, anything
-      // else (trailing OWS, a list, another coding) is refused.
-      te_exact_chunked_ = iequals(value_, "chunked");
-      if (!te_exact_chunked_) return fail(ParseError::bad_request, "Transfer-Encoding other than chunked");
-      break;
-    case Special::host:
-      if (++host_count_ > 1) return fail(ParseError::bad_request, "duplicate Host");
-      break;
-    case Special::expect:
-      if (iequals(value, "100-continue")) head_.expect_continue = true;
-      break;
-    case Special::other:
-      break;
+  const Special kind = detail::classify(headers_.field());
+  if (const char* reason = headers_.check_framing(kind)) {
+    return fail(ParseError::bad_request, reason);
   }
-  head_.headers.push_back(Header{std::move(field_), std::string(value)});
-  field_.clear();
-  value_.clear();
+  if (kind == Special::host && ++host_count_ > 1) {
+    return fail(ParseError::bad_request, "duplicate Host");
+  }
+  if (kind == Special::expect && iequals(headers_.value(), "100-continue")) {
+    head_.expect_continue = true;
+  }
+  headers_.emit(head_.headers);
   return 0;
 }
 
@@ -243,9 +203,10 @@ int RequestParser::cb_headers_complete() {
   if (parser_.http_major != 1 || parser_.http_minor > 1)
     return fail(ParseError::bad_request, "unsupported HTTP version");
   if (parser_.method == HTTP_CONNECT) return fail(ParseError::bad_request, "CONNECT is not supported");
-  if (te_count_ > 0) {
-    if (!te_exact_chunked_) return fail(ParseError::bad_request, "Transfer-Encoding other than chunked");
-    if (cl_count_ > 0) return fail(ParseError::bad_request, "both Content-Length and Transfer-Encoding");
+  if (headers_.te_count() > 0) {
+    if (!headers_.te_exact_chunked())
+      return fail(ParseError::bad_request, "Transfer-Encoding other than chunked");
+    if (headers_.cl_count() > 0) return fail(ParseError::bad_request, "both Content-Length and Transfer-Encoding");
     if (parser_.http_minor == 0)
       return fail(ParseError::bad_request, "Transfer-Encoding in an HTTP/1.0 request");
     if ((parser_.flags & F_CHUNKED) == 0) return fail(ParseError::bad_request, "bad Transfer-Encoding");
@@ -268,10 +229,7 @@ int RequestParser::cb_headers_complete() {
   // rest of the stream unparsed. The proxy does not upgrade: parse on as HTTP.
   parser_.upgrade = 0;
   head_done_ = true;
-  // Trailers of a chunked body get a fresh budget under the same limits.
-  header_bytes_ = 0;
-  header_count_ = 0;
-  in_value_ = false;
+  headers_.begin_trailers();
   sink_.on_request_head(std::move(head_));
   return 0;
 }

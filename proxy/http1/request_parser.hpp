@@ -19,6 +19,7 @@
 
 #include <llhttp.h>
 
+#include "proxy/http1/codec_detail.hpp"
 #include "proxy/http1/message.hpp"
 
 namespace fedproxy::http1 {
@@ -83,6 +84,7 @@ class RequestParser {
  private:
   int fail(ParseError error, const char* detail);
   int end_header();
+  int header_status(detail::HeaderAccumulator::Status status);
   bool preceded_by_http_slash(const char* at) const;
   void remember_tail(const char* data, size_t consumed);
   ParserLimits limits_;
@@ -90,23 +92,16 @@ class RequestParser {
   llhttp_t parser_;
   llhttp_settings_t settings_;
   RequestHead head_;
-  std::string field_;
-  std::string value_;
-  bool in_value_ = false;
+  detail::HeaderAccumulator headers_;
   size_t line_bytes_ = 0;
-  size_t header_bytes_ = 0;
   bool paused_ = false;
   bool in_message_ = false;
   bool head_done_ = false;
   ParseError error_ = ParseError::none;
   std::string error_detail_;
   // Per-message bookkeeping for the checks llhttp does not do itself.
-  size_t header_count_ = 0;
   size_t raw_head_bytes_ = 0;  // bytes of feeds that held only head bytes (OWS, empty lines)
-  unsigned cl_count_ = 0;
-  unsigned te_count_ = 0;
   unsigned host_count_ = 0;
-  bool te_exact_chunked_ = false;
   bool version_seen_ = false;
   // The protocol name ("HTTP/") sits just before the version span and may
   // have arrived in an earlier feed: keep the last bytes consumed.

@@ -8,8 +8,6 @@ namespace fedproxy::http1 {
 
 namespace {
 
-ResponseParser& self(llhttp_t* p) { return *static_cast<ResponseParser*>(p->data); }
-
 constexpr uint64_t kMaxContentLength = static_cast<uint64_t>(INT64_MAX);
 // Header fields per response: bounds the Headers vector independently of
 // the byte limit (a 64 KiB head of "a:\r\n" lines would be 16k entries).
@@ -20,24 +18,10 @@ constexpr size_t kMaxResponseHeaderCount = 1000;
 ResponseParser::ResponseParser(ResponseSink& sink, size_t max_header_bytes)
     : sink_(sink), max_header_bytes_(max_header_bytes) {
   llhttp_settings_init(&settings_);
-  settings_.on_message_begin = [](llhttp_t* p) { return self(p).cb_message_begin(); };
+  detail::bind_common_callbacks<ResponseParser>(settings_);
   settings_.on_status = [](llhttp_t* p, const char* at, size_t len) {
-    return self(p).cb_status(at, len);
+    return detail::parser_of<ResponseParser>(p).cb_status(at, len);
   };
-  settings_.on_header_field = [](llhttp_t* p, const char* at, size_t len) {
-    return self(p).cb_header_field(at, len);
-  };
-  settings_.on_header_value = [](llhttp_t* p, const char* at, size_t len) {
-    return self(p).cb_header_value(at, len);
-  };
-  settings_.on_header_value_complete = [](llhttp_t* p) {
-    return self(p).cb_header_value_complete();
-  };
-  settings_.on_headers_complete = [](llhttp_t* p) { return self(p).cb_headers_complete(); };
-  settings_.on_body = [](llhttp_t* p, const char* at, size_t len) {
-    return self(p).cb_body(at, len);
-  };
-  settings_.on_message_complete = [](llhttp_t* p) { return self(p).cb_message_complete(); };
   llhttp_init(&parser_, HTTP_RESPONSE, &settings_);  // strict: no lenient flags
   parser_.data = this;
 }
@@ -61,14 +45,12 @@ size_t ResponseParser::feed(const char* data, size_t len) {
   const llhttp_errno_t err = llhttp_execute(&parser_, data, len);
   size_t consumed = len;
   if (err != HPE_OK) {
-    const char* pos = llhttp_get_error_pos(&parser_);
-    consumed = (pos != nullptr && pos >= data && pos <= data + len) ? static_cast<size_t>(pos - data) : 0;
+    consumed = detail::consumed_before_stop(parser_, data, len);
     if (!(err == HPE_PAUSED && paused_)) {
       paused_ = false;
       if (!failed_) {
         failed_ = true;
-        const char* reason = llhttp_get_error_reason(&parser_);
-        error_detail_ = (reason != nullptr && *reason != '\0') ? reason : llhttp_errno_name(err);
+        error_detail_ = detail::stop_reason(parser_, err);
       }
       return consumed;
     }
@@ -109,70 +91,49 @@ int ResponseParser::cb_message_begin() {
   interim_ = false;
   head_ = ResponseHead{};
   head_.headers.reserve(16);
-  field_.clear();
-  value_.clear();
-  in_value_ = false;
-  header_bytes_ = 0;
-  header_count_ = 0;
-  cl_count_ = 0;
-  te_count_ = 0;
-  te_exact_chunked_ = false;
+  headers_.begin_message();
   return 0;
 }
 
 int ResponseParser::cb_status(const char* at, size_t len) {
-  header_bytes_ += len;
-  if (header_bytes_ > max_header_bytes_) return fail("response head too large");
+  if (!headers_.add_bytes(len, max_header_bytes_)) return fail("response head too large");
   head_.reason.append(at, len);
   return 0;
 }
 
-int ResponseParser::cb_header_field(const char* at, size_t len) {
-  if (!in_value_) {
-    in_value_ = true;
-    if (++header_count_ > kMaxResponseHeaderCount) return fail("too many response header fields");
+int ResponseParser::header_status(detail::HeaderAccumulator::Status status) {
+  switch (status) {
+    case detail::HeaderAccumulator::Status::ok:
+      return 0;
+    case detail::HeaderAccumulator::Status::too_many_fields:
+      return fail("too many response header fields");
+    case detail::HeaderAccumulator::Status::too_many_bytes:
+      break;
   }
-  header_bytes_ += len;
-  if (header_bytes_ > max_header_bytes_) return fail("response head too large");
-  if (head_done_) return 0;  // trailer: bounded, then dropped
-  field_.append(at, len);
-  return 0;
+  return fail("response head too large");
+}
+
+int ResponseParser::cb_header_field(const char* at, size_t len) {
+  // Trailer fields (after the head) are bounded, then dropped.
+  return header_status(
+      headers_.on_field(at, len, !head_done_, kMaxResponseHeaderCount, max_header_bytes_));
 }
 
 int ResponseParser::cb_header_value(const char* at, size_t len) {
-  header_bytes_ += len;
-  if (header_bytes_ > max_header_bytes_) return fail("response head too large");
-  if (head_done_) return 0;
-  value_.append(at, len);
-  return 0;
+  return header_status(headers_.on_value(at, len, !head_done_, max_header_bytes_));
 }
 
 int ResponseParser::cb_header_value_complete() {
-  in_value_ = false;
+  headers_.on_value_complete();
   if (head_done_) return 0;
   return end_header();
 }
 
 int ResponseParser::end_header() {
-  using detail::Special;
-  const std::string_view value = detail::trim_ows(value_);
-  switch (detail::classify(field_)) {
-    case Special::content_length:
-      if (++cl_count_ > 1) return fail("duplicate Content-Length");
-      break;
-    case Special::transfer_encoding:
-      // A coding other than chunked cannot be passed on once the body is
-      // de-chunked and re-framed: refuse it rather than corrupt the body.
-      if (++te_count_ > 1) return fail("more than one Transfer-Encoding");
-      te_exact_chunked_ = iequals(value_, "chunked");
-      if (!te_exact_chunked_) return fail("Transfer-Encoding other than chunked");
-      break;
-    default:
-      break;
+  if (const char* reason = headers_.check_framing(detail::classify(headers_.field()))) {
+    return fail(reason);
   }
-  head_.headers.push_back(Header{std::move(field_), std::string(value)});
-  field_.clear();
-  value_.clear();
+  headers_.emit(head_.headers);
   return 0;
 }
 
@@ -186,10 +147,10 @@ int ResponseParser::cb_headers_complete() {
     interim_ = true;
     return 1;
   }
-  if (te_count_ > 0) {
-    if (!te_exact_chunked_ || (parser_.flags & F_CHUNKED) == 0)
+  if (headers_.te_count() > 0) {
+    if (!headers_.te_exact_chunked() || (parser_.flags & F_CHUNKED) == 0)
       return fail("Transfer-Encoding other than chunked");
-    if (cl_count_ > 0) return fail("both Content-Length and Transfer-Encoding");
+    if (headers_.cl_count() > 0) return fail("both Content-Length and Transfer-Encoding");
     if (parser_.http_minor == 0) return fail("Transfer-Encoding in an HTTP/1.0 response");
   }
   head_.status = status;
@@ -214,9 +175,7 @@ int ResponseParser::cb_headers_complete() {
   head_.keep_alive = llhttp_should_keep_alive(&parser_) != 0;
   parser_.upgrade = 0;
   head_done_ = true;
-  header_bytes_ = 0;
-  header_count_ = 0;
-  in_value_ = false;
+  headers_.begin_trailers();
   sink_.on_response_head(std::move(head_));
   return skip_body ? 1 : 0;
 }

@@ -14,6 +14,7 @@
 
 #include <llhttp.h>
 
+#include "proxy/http1/codec_detail.hpp"
 #include "proxy/http1/message.hpp"
 
 namespace fedproxy::http1 {
@@ -60,15 +61,13 @@ class ResponseParser {
  private:
   int fail(const char* detail);
   int end_header();
+  int header_status(detail::HeaderAccumulator::Status status);
   ResponseSink& sink_;
   size_t max_header_bytes_;
   llhttp_t parser_;
   llhttp_settings_t settings_;
   ResponseHead head_;
-  std::string field_;
-  std::string value_;
-  bool in_value_ = false;
-  size_t header_bytes_ = 0;
+  detail::HeaderAccumulator headers_;
   bool head_request_ = false;
   bool interim_ = false;  // current message is 1xx: swallowed
   bool paused_ = false;
@@ -76,11 +75,7 @@ class ResponseParser {
   bool failed_ = false;
   std::string error_detail_;
   bool head_done_ = false;
-  size_t header_count_ = 0;
   size_t raw_head_bytes_ = 0;
-  unsigned cl_count_ = 0;
-  unsigned te_count_ = 0;
-  bool te_exact_chunked_ = false;
 };
 
 }  // namespace fedproxy::http1

@@ -99,6 +99,24 @@ void remove_hop_by_hop(Headers& headers) {
   headers.resize(w);
 }
 
+namespace {
+
+// The fields a proxy passes on: all but the hop-by-hop ones.
+void put_end_to_end_headers(const Headers& headers, std::string& out) {
+  for (const Header& h : headers) {
+    if (is_hop_by_hop(h.name)) continue;
+    put_header(h.name, h.value, out);
+  }
+}
+
+void put_content_length(uint64_t length, std::string& out) {
+  out.append("Content-Length: ");
+  put_uint(length, out);
+  out.append("\r\n", 2);
+}
+
+}  // namespace
+
 void write_request_head(const RequestHead& head, std::string_view target, bool keep_alive,
                         std::string& out) {
   out.reserve(out.size() + head.method.size() + target.size() + headers_size(head.headers) + 96);
@@ -106,15 +124,10 @@ void write_request_head(const RequestHead& head, std::string_view target, bool k
   out.push_back(' ');
   out.append(target);
   out.append(" HTTP/1.1\r\n", 11);
-  for (const Header& h : head.headers) {
-    if (is_hop_by_hop(h.name)) continue;
-    put_header(h.name, h.value, out);
-  }
+  put_end_to_end_headers(head.headers, out);
   switch (head.body) {
     case BodyKind::content_length:
-      out.append("Content-Length: ");
-      put_uint(head.content_length, out);
-      out.append("\r\n", 2);
+      put_content_length(head.content_length, out);
       break;
     case BodyKind::chunked:
     case BodyKind::until_close:  // not a request framing; chunked is the only safe choice
@@ -140,15 +153,10 @@ void write_response_head(const ResponseHead& head, bool keep_alive, std::string&
   else
     out.append(head.reason);
   out.append("\r\n", 2);
-  for (const Header& h : head.headers) {
-    if (is_hop_by_hop(h.name)) continue;
-    put_header(h.name, h.value, out);
-  }
+  put_end_to_end_headers(head.headers, out);
   switch (head.body) {
     case BodyKind::content_length:
-      out.append("Content-Length: ");
-      put_uint(head.content_length, out);
-      out.append("\r\n", 2);
+      put_content_length(head.content_length, out);
       break;
     case BodyKind::chunked:
     case BodyKind::until_close:
