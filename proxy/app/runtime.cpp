@@ -118,6 +118,23 @@ bool Runtime::start_listeners() {
       .str("listener", "ingress")
       .str("address", ingress_->bound_address())
       .boolean("tls", snap_->server_tls != nullptr);
+  if (cfg.egress.listen) {
+    core::IngressOptions opts = ingress_options(cfg);
+    opts.unavailable_code = "peer_unavailable";
+    opts.unavailable_message = "The peer cannot be reached.";
+    opts.timeout_message = "The peer did not answer in time.";
+    opts.invalid_response_message = "The peer sent an invalid response.";
+    egress_router_ = std::make_unique<core::EgressRouter>(loop_, opts.upstream);
+    for (const auto& p : egress_router_->set_peers(snap_->policy.get(), snap_->client_tls)) {
+      LogLine("warn", "egress peer unusable").str("problem", p);
+    }
+    egress_ = std::make_unique<core::IngressServer>(loop_, opts, nullptr, *egress_router_, events_);
+    if (!egress_->listen(*cfg.egress.listen, &error)) {
+      fatal(error);
+      return false;
+    }
+    LogLine("info", "listening").str("listener", "egress").str("address", egress_->bound_address());
+  }
   if (cfg.admin.listen) {
     admin_ = std::make_unique<core::AdminServer>(loop_, *this);
     if (!admin_->listen(*cfg.admin.listen, &error)) {
@@ -138,6 +155,10 @@ void Runtime::shutdown(const char* why) {
       .num("active_connections", static_cast<int64_t>(ingress_->active_sessions()))
       .num("grace_ms", snap_->config.timeouts.shutdown_grace_ms);
   ingress_->begin_shutdown();
+  if (egress_) {
+    egress_->begin_shutdown();
+    egress_router_->close_idle();
+  }
   if (admin_) admin_->close();
   probe_->stop();
   insecure_timer_.reset();
@@ -147,6 +168,7 @@ void Runtime::shutdown(const char* why) {
     LogLine("warn", "grace period over: closing remaining connections")
         .num("active_connections", static_cast<int64_t>(ingress_->active_sessions()));
     ingress_->close_all();
+    if (egress_) egress_->close_all();
   });
   grace_timer_->start(snap_->config.timeouts.shutdown_grace_ms);
   grace_timer_->unref();
@@ -240,6 +262,11 @@ void Runtime::apply(std::shared_ptr<const Snapshot> next) {
     policy_->set_snapshot(next->policy);
   }
   if (next->server_tls) ingress_->set_tls(next->server_tls);
+  if (egress_router_) {
+    for (const auto& p : egress_router_->set_peers(next->policy.get(), next->client_tls)) {
+      LogLine("warn", "egress peer unusable").str("problem", p);
+    }
+  }
   ingress_->set_node_manifest(next->node_manifest);
   snap_ = std::move(next);
 }

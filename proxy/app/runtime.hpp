@@ -12,6 +12,7 @@
 #include "proxy/app/snapshot.hpp"
 #include "proxy/core/admin_server.hpp"
 #include "proxy/core/authorizer.hpp"
+#include "proxy/core/egress_router.hpp"
 #include "proxy/core/ingress_server.hpp"
 #include "proxy/core/policy_authorizer.hpp"
 #include "proxy/net/loop.hpp"
@@ -51,6 +52,8 @@ class Runtime final : public core::AdminHandler {
   core::PassThroughAuthorizer pass_through_;
   std::unique_ptr<core::PolicyAuthorizer> policy_;
   std::unique_ptr<core::IngressServer> ingress_;
+  std::unique_ptr<core::EgressRouter> egress_router_;
+  std::unique_ptr<core::IngressServer> egress_;  // the same session code, routed to peers
   std::unique_ptr<core::AdminServer> admin_;
   std::unique_ptr<UpstreamProbe> probe_;
   std::unique_ptr<net::SignalWatcher> sigterm_, sigint_, sighup_, sigusr1_;

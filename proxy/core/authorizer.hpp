@@ -12,6 +12,8 @@
 
 namespace fedproxy::core {
 
+class UpstreamPool;
+
 struct RequestView {
   const tls::PeerIdentity& peer;  // verified at handshake (or restored on resumption)
   const http1::RequestHead& head;
@@ -32,6 +34,10 @@ struct Verdict {
   // were stripped) and an optional rewritten request-target.
   http1::Headers add_headers;
   std::string target;  // empty = unchanged
+  // Egress: where to send it (null = the listener's own upstream) and the
+  // Host to send (empty = unchanged).
+  UpstreamPool* pool = nullptr;
+  std::string host;
   bool strip_authorization = false;  // the Bearer grant token is not forwarded
   // For logs, metrics and audit (copied: the policy snapshot may be swapped
   // before the exchange ends).

@@ -27,6 +27,12 @@ struct IngressOptions {
   uint64_t max_conn_lifetime_ms = 0;  // 0 = off
   uint32_t max_requests_per_conn = 0;  // 0 = unlimited
   UpstreamOptions upstream;
+  // Error codes for a failing upstream: the local app on ingress, a peer on
+  // egress (SPEC §6: peer_unavailable).
+  const char* unavailable_code = "upstream_unavailable";
+  const char* unavailable_message = "The local application cannot be reached.";
+  const char* timeout_message = "The local application did not answer in time.";
+  const char* invalid_response_message = "The local application sent an invalid response.";
 };
 
 class IngressSession;

@@ -39,6 +39,7 @@ struct IngressSession::Exchange {
   std::string decision = "allow";
   std::string reason;
   std::string peer, grant, resource, entity_uri;
+  UpstreamPool* pool = nullptr;  // where this exchange is forwarded
 };
 
 IngressSession::IngressSession(IngressServer& server, std::unique_ptr<net::Transport> downstream)
@@ -190,6 +191,10 @@ void IngressSession::on_request_head(http1::RequestHead&& head) {
   std::erase_if(ex.head.headers, [strip_auth](const http1::Header& h) {
     return http1::iequals(h.name, "x-request-id") || (strip_auth && http1::iequals(h.name, "authorization"));
   });
+  if (!verdict.host.empty()) {
+    std::erase_if(ex.head.headers, [](const http1::Header& h) { return http1::iequals(h.name, "host"); });
+    ex.head.headers.push_back({"Host", verdict.host});
+  }
   for (auto& h : verdict.add_headers) ex.head.headers.push_back(std::move(h));
   ex.head.headers.push_back({"X-Request-Id", ex.request_id});
   std::string bytes;
@@ -197,6 +202,7 @@ void IngressSession::on_request_head(http1::RequestHead&& head) {
   http1::write_request_head(ex.head, verdict.target.empty() ? std::string_view(ex.head.target) : verdict.target,
                             true, bytes);
   if (ex.head.body == http1::BodyKind::none) ex.retry_bytes = bytes;
+  ex.pool = verdict.pool ? verdict.pool : &server_.pool();
   forward(std::move(bytes));
   if (up_ && ex.head.expect_continue && ex.head.body != http1::BodyKind::none) {
     down_->write("HTTP/1.1 100 Continue\r\n\r\n");
@@ -214,10 +220,11 @@ void IngressSession::flush_upstream() {
 
 void IngressSession::forward(std::string&& head_bytes) {
   std::string error;
-  up_ = server_.pool().acquire(this, ex_->head.method, &error);
+  const auto& opts = server_.options();
+  up_ = ex_->pool->acquire(this, ex_->head.method, &error);
   if (!up_) {
-    server_.events().on_connection_event(down_->peer_address(), "upstream_unavailable", error);
-    respond_local(502, "upstream_unavailable", "The local application cannot be reached.",
+    server_.events().on_connection_event(down_->peer_address(), opts.unavailable_code, error);
+    respond_local(502, opts.unavailable_code, opts.unavailable_message,
                   ex_->head.body != http1::BodyKind::none && !ex_->request_done);
     return;
   }
@@ -313,14 +320,15 @@ void IngressSession::on_upstream_failed(UpstreamFailure failure, const std::stri
     finish(false);
     return;
   }
+  const auto& opts = server_.options();
   if (failure == UpstreamFailure::timeout) {
-    respond_local(504, "upstream_timeout", "The local application did not answer in time.",
-                  !ex.request_done);
+    respond_local(504, "upstream_timeout", opts.timeout_message, !ex.request_done);
+  } else if (failure == UpstreamFailure::identity_mismatch) {
+    respond_local(502, "peer_identity_mismatch",
+                  "The peer's certificate does not carry the identity of its manifest.", !ex.request_done);
   } else {
-    respond_local(502, "upstream_unavailable",
-                  failure == UpstreamFailure::bad_response
-                      ? "The local application sent an invalid response."
-                      : "The local application cannot be reached.",
+    respond_local(502, opts.unavailable_code,
+                  failure == UpstreamFailure::bad_response ? opts.invalid_response_message : opts.unavailable_message,
                   !ex.request_done);
   }
 }

@@ -21,7 +21,13 @@ UpstreamConnection::UpstreamConnection(UpstreamPool& pool)
 UpstreamConnection::~UpstreamConnection() = default;
 
 bool UpstreamConnection::open(std::string* error) {
-  transport_ = net::Transport::connect(pool_.loop(), pool_.options().endpoint, this, nullptr, error);
+  std::unique_ptr<tls::TlsEngine> engine;
+  if (pool_.options().tls) {
+    // No hostname check: the peer is identified by its URI SAN below.
+    engine = std::make_unique<tls::TlsEngine>(pool_.options().tls, "");
+    pool_.offer_session(*engine);
+  }
+  transport_ = net::Transport::connect(pool_.loop(), pool_.options().endpoint, this, std::move(engine), error);
   if (!transport_) return false;
   timer_.start(pool_.options().connect_timeout_ms);
   return true;
@@ -89,6 +95,20 @@ void UpstreamConnection::fail(UpstreamFailure failure, const std::string& reason
 }
 
 void UpstreamConnection::on_transport_connected() {
+  if (const tls::TlsEngine* engine = transport_->tls()) {
+    const auto& opts = pool_.options();
+    const auto& sans = engine->peer().uri_sans;
+    bool uri_ok = opts.expected_uri.empty() ||
+                  std::find(sans.begin(), sans.end(), opts.expected_uri) != sans.end();
+    bool pin_ok = opts.expected_pin.empty() || engine->peer().der_sha256 == opts.expected_pin;
+    if (!uri_ok || !pin_ok) {
+      std::string got = sans.empty() ? std::string("no URI SAN") : sans.front();
+      fail(UpstreamFailure::identity_mismatch,
+           !uri_ok ? opts.name + " presented " + got + ", expected " + opts.expected_uri
+                   : opts.name + " presented a certificate that does not match its pin");
+      return;
+    }
+  }
   connected_ = true;
   if (user_) {
     arm_response_timer();
@@ -124,6 +144,10 @@ void UpstreamConnection::on_transport_data(const char* data, size_t len) {
   UpstreamUser* user = user_;
   user_ = nullptr;
   bool reusable = keep_alive_ && request_done_ && pos == len;
+  if (transport_->tls() && !session_saved_) {
+    session_saved_ = true;  // once per connection: a ticket has arrived by now
+    pool_.save_session(*transport_->tls());
+  }
   if (reusable) {
     pool_.release(this);
   } else {
@@ -175,6 +199,28 @@ UpstreamPool::UpstreamPool(net::Loop& loop, UpstreamOptions options)
     : loop_(loop), options_(std::move(options)) {}
 
 UpstreamPool::~UpstreamPool() { close_idle(); }
+
+void UpstreamPool::SessionDeleter::operator()(mbedtls_ssl_session* s) const {
+  mbedtls_ssl_session_free(s);
+  delete s;
+}
+
+void UpstreamPool::set_tls(std::shared_ptr<const tls::TlsContext> tls) {
+  options_.tls = std::move(tls);
+  session_.reset();  // a session of the old context must not resume
+}
+
+void UpstreamPool::save_session(const tls::TlsEngine& engine) {
+  if (!session_) {
+    session_.reset(new mbedtls_ssl_session);
+    mbedtls_ssl_session_init(session_.get());
+  }
+  if (!engine.save_session(session_.get())) session_.reset();
+}
+
+void UpstreamPool::offer_session(tls::TlsEngine& engine) const {
+  if (session_) engine.set_session(session_.get());
+}
 
 UpstreamConnection* UpstreamPool::acquire(UpstreamUser* user, std::string_view method,
                                           std::string* error) {

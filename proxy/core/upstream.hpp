@@ -13,11 +13,13 @@
 #include "proxy/http1/response_parser.hpp"
 #include "proxy/net/loop.hpp"
 #include "proxy/net/transport.hpp"
+#include "proxy/tls/tls_context.hpp"
 
 namespace fedproxy::core {
 
 enum class UpstreamFailure {
-  connect_failed,   // refused, unreachable, connect timeout
+  connect_failed,   // refused, unreachable, connect timeout, TLS handshake failed
+  identity_mismatch,  // TLS upstream (a peer) presented the wrong URI SAN or pin
   timeout,          // no (more) response bytes within upstream_response_ms
   closed_early,     // closed or reset before the response was complete
   bad_response,     // unparseable response
@@ -40,6 +42,12 @@ class UpstreamUser {
 
 struct UpstreamOptions {
   policy::Endpoint endpoint;
+  // TLS upstreams (egress to a peer): the client context, the URI SAN the
+  // peer's certificate must carry and the optional DER SHA-256 pin.
+  std::shared_ptr<const tls::TlsContext> tls;
+  std::string expected_uri;
+  std::string expected_pin;
+  std::string name;  // for messages: the peer slug, or the endpoint
   uint32_t connect_timeout_ms = 5000;
   uint32_t response_timeout_ms = 60000;
   uint32_t idle_timeout_ms = 60000;  // pooled idle connections are closed after this
@@ -101,6 +109,7 @@ class UpstreamConnection final : public net::Deletable,
   bool response_complete_ = false;
   bool keep_alive_ = false;
   bool got_bytes_ = false;
+  bool session_saved_ = false;
   uint64_t exchanges_ = 0;
 };
 
@@ -123,6 +132,13 @@ class UpstreamPool {
   uint64_t connections_opened() const { return opened_; }
   net::Loop& loop() { return loop_; }
   const UpstreamOptions& options() const { return options_; }
+  // A reload: new connections use the new client context (and forget
+  // sessions saved under the old one).
+  void set_tls(std::shared_ptr<const tls::TlsContext> tls);
+  // TLS session resumption: the latest session a connection of this pool
+  // saved, offered by the next new connection.
+  void save_session(const tls::TlsEngine& engine);
+  void offer_session(tls::TlsEngine& engine) const;
 
  private:
   friend class UpstreamConnection;
@@ -133,6 +149,10 @@ class UpstreamPool {
   std::vector<UpstreamConnection*> idle_;  // most recently used last
   uint64_t opened_ = 0;
   bool pooling_ = true;
+  struct SessionDeleter {
+    void operator()(mbedtls_ssl_session* s) const;
+  };
+  std::unique_ptr<mbedtls_ssl_session, SessionDeleter> session_;
 };
 
 }  // namespace fedproxy::core

@@ -1,0 +1,104 @@
+#include "proxy/core/egress_router.hpp"
+
+#include <cctype>
+
+#include "proxy/net/address.hpp"
+
+namespace fedproxy::core {
+
+namespace {
+
+Verdict deny(int status, const char* code, std::string message) {
+  Verdict v;
+  v.allow = false;
+  v.status = status;
+  v.code = code;
+  v.message = std::move(message);
+  v.decision = "deny";
+  v.reason = code;
+  return v;
+}
+
+std::string host_without_port(std::string_view host) {
+  if (!host.empty() && host.front() == '[') return std::string(host.substr(0, host.find(']') + 1));
+  std::string out(host.substr(0, host.rfind(':')));
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> EgressRouter::set_peers(const policy::Snapshot* snapshot,
+                                                 std::shared_ptr<const tls::TlsContext> client_tls) {
+  std::vector<std::string> problems;
+  std::unordered_map<std::string, Route> routes;
+  if (snapshot) {
+    for (const auto& peer : snapshot->peers()) {
+      Route& route = routes[peer.slug];
+      if (peer.endpoints.empty()) continue;
+      std::string error;
+      auto endpoint = net::endpoint_from_url(peer.endpoints.front(), &route.host_header, &error);
+      if (!endpoint) {
+        problems.push_back("peer " + peer.slug + ": " + error);
+        continue;
+      }
+      std::string pin = peer.cert_fingerprint.value_or("");
+      std::string key = endpoint->text + "|" + peer.entity_uri + "|" + pin;
+      auto& pool = pools_[key];
+      if (!pool) {
+        UpstreamOptions opts = base_;
+        opts.endpoint = *endpoint;
+        opts.tls = client_tls;
+        opts.expected_uri = peer.entity_uri;
+        opts.expected_pin = pin;
+        opts.name = "peer " + peer.slug;
+        pool = std::make_unique<UpstreamPool>(loop_, std::move(opts));
+      } else {
+        pool->set_tls(client_tls);
+      }
+      route.pool = pool.get();
+    }
+  }
+  routes_ = std::move(routes);
+  return problems;
+}
+
+Verdict EgressRouter::authorize(const RequestView& r) {
+  std::string_view target = r.head.target;
+  std::string host;
+  std::string origin_target;
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (target.substr(0, scheme.size()) == scheme) {
+      std::string_view rest = target.substr(scheme.size());
+      size_t slash = rest.find_first_of("/?");
+      host = host_without_port(rest.substr(0, slash));
+      origin_target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
+      if (origin_target.front() == '?') origin_target.insert(0, "/");
+    }
+  }
+  if (host.empty()) {
+    const http1::Header* h = http1::find_header(r.head.headers, "host");
+    if (h) host = host_without_port(h->value);
+  }
+  auto it = routes_.find(host);
+  if (it == routes_.end()) {
+    return deny(502, "unknown_peer", "No configured peer is named \"" + host + "\".");
+  }
+  if (!it->second.pool) {
+    Verdict v = deny(502, "peer_unavailable", "The peer has no usable endpoint in its manifest.");
+    v.peer = it->first;
+    return v;
+  }
+  Verdict v;
+  v.pool = it->second.pool;
+  v.host = it->second.host_header;
+  v.target = std::move(origin_target);
+  v.peer = it->first;
+  return v;
+}
+
+void EgressRouter::close_idle() {
+  for (auto& [key, pool] : pools_) pool->close_idle(true);
+}
+
+}  // namespace fedproxy::core

@@ -1,0 +1,43 @@
+// Egress (SPEC §7): the local app calls a peer through fedproxy over plain
+// HTTP on loopback; the router picks the peer from an absolute-form request
+// line (`curl -x`, HTTP_PROXY) or the Host header, and hands the session
+// that peer's pool of mTLS connections, which verify the peer's URI SAN.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "policy/policy.hpp"
+#include "proxy/core/authorizer.hpp"
+#include "proxy/core/upstream.hpp"
+
+namespace fedproxy::core {
+
+class EgressRouter final : public Authorizer {
+ public:
+  // base: timeouts and pool limits for every peer connection.
+  EgressRouter(net::Loop& loop, UpstreamOptions base) : loop_(loop), base_(std::move(base)) {}
+  // (Re)load the peers. Pools are kept across reloads (keyed by endpoint and
+  // expected identity), so open connections are never orphaned; new
+  // connections use the new client context. Returns problems (unresolvable
+  // endpoints), one line each; such peers answer 502 peer_unavailable.
+  std::vector<std::string> set_peers(const policy::Snapshot* snapshot,
+                                     std::shared_ptr<const tls::TlsContext> client_tls);
+
+  Verdict authorize(const RequestView& request) override;
+  void close_idle();
+
+ private:
+  struct Route {
+    UpstreamPool* pool = nullptr;  // first endpoint of the manifest; null: none usable
+    std::string host_header;
+  };
+  net::Loop& loop_;
+  UpstreamOptions base_;
+  std::unordered_map<std::string, Route> routes_;  // peer slug → route
+  std::map<std::string, std::unique_ptr<UpstreamPool>> pools_;
+};
+
+}  // namespace fedproxy::core
