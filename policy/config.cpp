@@ -306,7 +306,7 @@ const std::vector<std::string_view> kTlsKeys = {
     "ticket_rotation_ms", "session_tickets"};
 const std::vector<std::string_view> kIngressKeys = {"listen", "upstream",
                                                     "upstream_pool_max_idle"};
-const std::vector<std::string_view> kEgressKeys = {"listen", "allow_non_loopback"};
+const std::vector<std::string_view> kEgressKeys = {"listen", "allow_non_loopback", "heartbeat_interval_ms"};
 const std::vector<std::string_view> kAdminKeys = {"listen"};
 const std::vector<std::string_view> kPeerKeys = {
     "org", "trust_level", "cert_fingerprint", "expires_at", "allowed_regions",
@@ -680,6 +680,9 @@ class Loader {
     check_keys(*o, "egress", kEgressKeys);
     if (auto* f = member(*o, "allow_non_loopback")) {
       read_bool(*f, "egress.allow_non_loopback", eg.allow_non_loopback);
+    }
+    if (auto* f = member(*o, "heartbeat_interval_ms")) {
+      read_uint(*f, "egress.heartbeat_interval_ms", eg.heartbeat_interval_ms, 100, kMaxTimeoutMs);
     }
     if (auto* f = member(*o, "listen")) {
       if (f->is<picojson::null>()) {

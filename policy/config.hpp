@@ -46,6 +46,9 @@ struct IngressConfig {
 struct EgressConfig {
   std::optional<Endpoint> listen;  // default 127.0.0.1:15001; null disables egress
   bool allow_non_loopback = false;
+  // Peer liveness (SPEC §7 "peers.heartbeat_interval"): how often each
+  // peer's manifest is fetched over mTLS.
+  uint32_t heartbeat_interval_ms = 60000;
 };
 
 struct AdminConfig {

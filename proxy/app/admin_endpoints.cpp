@@ -28,6 +28,15 @@ core::AdminResponse Runtime::handle_admin(std::string_view method, std::string_v
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     r.body = events_.metrics().render(ingress_->active_sessions(), ingress_->pool().idle_count(),
                                       snap_->server_tls == nullptr);
+    if (liveness_) {
+      // One series per configured peer: a bounded label set.
+      r.body += "# HELP fedproxy_peer_up 1 when the peer's last heartbeats succeeded (state active).\n"
+                "# TYPE fedproxy_peer_up gauge\n";
+      for (const auto& [peer, h] : liveness_->health()) {
+        r.body += "fedproxy_peer_up{peer=\"" + peer + "\",state=\"" + core::to_string(h.state) + "\"} " +
+                  (h.state == core::PeerState::active ? "1" : "0") + "\n";
+      }
+    }
   } else if (path == "/reload") {
     if (method != "POST") {
       r.status = 405;
@@ -101,8 +110,15 @@ std::string Runtime::status_json() const {
     for (const auto& p : snap_->policy->peers()) {
       j += first ? "" : ",";
       first = false;
-      j += "{\"org\":" + q(p.slug) + ",\"entity_uri\":" + q(p.entity_uri) + ",\"trust_level\":" + q(p.trust) +
-           ",\"state\":\"unknown\",\"last_seen\":null";
+      j += "{\"org\":" + q(p.slug) + ",\"entity_uri\":" + q(p.entity_uri) + ",\"trust_level\":" + q(p.trust);
+      const core::PeerHealth* h = nullptr;
+      if (liveness_) {
+        auto it = liveness_->health().find(p.slug);
+        if (it != liveness_->health().end()) h = &it->second;
+      }
+      j += ",\"state\":" + q(h ? core::to_string(h->state) : "unknown");
+      j += ",\"last_seen\":" + (h && h->last_seen_unix_ms ? std::to_string(h->last_seen_unix_ms / 1000) : std::string("null"));
+      if (h && !h->last_error.empty()) j += ",\"last_error\":" + q(h->last_error);
       if (p.expires_at) {
         int64_t days = (p.expires_at - now) / 86400;
         j += ",\"expires_at\":" + std::to_string(p.expires_at) + ",\"days_left\":" + std::to_string(days);

@@ -134,6 +134,19 @@ bool Runtime::start_listeners() {
       return false;
     }
     LogLine("info", "listening").str("listener", "egress").str("address", egress_->bound_address());
+    liveness_ = std::make_unique<core::PeerLiveness>(
+        loop_, *egress_router_, cfg.egress.heartbeat_interval_ms,
+        [this](const std::string& peer, core::PeerState from, core::PeerState to, const std::string& detail) {
+          LogLine(to == core::PeerState::degraded ? "warn" : "info", "peer state changed")
+              .str("peer", peer)
+              .str("from", core::to_string(from))
+              .str("to", core::to_string(to))
+              .str("detail", detail);
+          if (audit_) {
+            audit_->event("peer.state_changed",
+                          {{"peer", peer}, {"from", core::to_string(from)}, {"to", core::to_string(to)}, {"detail", detail}});
+          }
+        });
   }
   if (cfg.admin.listen) {
     admin_ = std::make_unique<core::AdminServer>(loop_, *this);
@@ -156,6 +169,7 @@ void Runtime::shutdown(const char* why) {
       .num("grace_ms", snap_->config.timeouts.shutdown_grace_ms);
   ingress_->begin_shutdown();
   if (egress_) {
+    liveness_->stop();
     egress_->begin_shutdown();
     egress_router_->close_idle();
   }

@@ -14,6 +14,7 @@
 #include "proxy/core/authorizer.hpp"
 #include "proxy/core/egress_router.hpp"
 #include "proxy/core/ingress_server.hpp"
+#include "proxy/core/peer_liveness.hpp"
 #include "proxy/core/policy_authorizer.hpp"
 #include "proxy/net/loop.hpp"
 
@@ -54,6 +55,7 @@ class Runtime final : public core::AdminHandler {
   std::unique_ptr<core::IngressServer> ingress_;
   std::unique_ptr<core::EgressRouter> egress_router_;
   std::unique_ptr<core::IngressServer> egress_;  // the same session code, routed to peers
+  std::unique_ptr<core::PeerLiveness> liveness_;
   std::unique_ptr<core::AdminServer> admin_;
   std::unique_ptr<UpstreamProbe> probe_;
   std::unique_ptr<net::SignalWatcher> sigterm_, sigint_, sighup_, sigusr1_;

@@ -97,6 +97,23 @@ Verdict EgressRouter::authorize(const RequestView& r) {
   return v;
 }
 
+std::vector<std::string> EgressRouter::peer_slugs() const {
+  std::vector<std::string> out;
+  out.reserve(routes_.size());
+  for (const auto& [slug, route] : routes_) out.push_back(slug);
+  return out;
+}
+
+UpstreamPool* EgressRouter::pool_for(const std::string& slug) const {
+  auto it = routes_.find(slug);
+  return it == routes_.end() ? nullptr : it->second.pool;
+}
+
+std::string EgressRouter::host_header_for(const std::string& slug) const {
+  auto it = routes_.find(slug);
+  return it == routes_.end() ? std::string() : it->second.host_header;
+}
+
 void EgressRouter::close_idle() {
   for (auto& [key, pool] : pools_) pool->close_idle(true);
 }

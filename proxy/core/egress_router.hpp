@@ -29,6 +29,11 @@ class EgressRouter final : public Authorizer {
   Verdict authorize(const RequestView& request) override;
   void close_idle();
 
+  // For liveness probes: the configured peers and how to reach each.
+  std::vector<std::string> peer_slugs() const;
+  UpstreamPool* pool_for(const std::string& slug) const;        // null: no usable endpoint
+  std::string host_header_for(const std::string& slug) const;
+
  private:
   struct Route {
     UpstreamPool* pool = nullptr;  // first endpoint of the manifest; null: none usable

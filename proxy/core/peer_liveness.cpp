@@ -1,0 +1,127 @@
+#include "proxy/core/peer_liveness.hpp"
+
+#include <chrono>
+
+namespace fedproxy::core {
+
+namespace {
+int64_t unix_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+const char* to_string(PeerState state) {
+  switch (state) {
+    case PeerState::active: return "active";
+    case PeerState::degraded: return "degraded";
+    default: return "unknown";
+  }
+}
+
+bool record_probe(PeerHealth& h, bool ok, int64_t now_unix_ms, const std::string& error) {
+  PeerState before = h.state;
+  if (ok) {
+    h.consecutive_failures = 0;
+    h.last_seen_unix_ms = now_unix_ms;
+    h.last_error.clear();
+    h.state = PeerState::active;
+  } else {
+    ++h.consecutive_failures;
+    h.last_error = error;
+    if (h.consecutive_failures >= kFailuresBeforeDegraded) h.state = PeerState::degraded;
+  }
+  return h.state != before;
+}
+
+// One manifest fetch over a pooled mTLS connection.
+class PeerLiveness::Probe final : public net::Deletable, private UpstreamUser {
+ public:
+  Probe(PeerLiveness& owner, std::string peer) : owner_(owner), peer_(std::move(peer)) {}
+  void start(UpstreamPool& pool, const std::string& host) {
+    std::string error;
+    conn_ = pool.acquire(this, "GET", &error);
+    if (!conn_) {
+      done(false, error);
+      return;
+    }
+    conn_->write("GET /.well-known/fedproxy-manifest.json HTTP/1.1\r\nHost: " + host +
+                 "\r\nUser-Agent: fedproxy-heartbeat\r\nAccept: application/json\r\n\r\n");
+    conn_->request_done();
+  }
+  void abandon() {
+    if (conn_) conn_->abandon();
+    conn_ = nullptr;
+  }
+
+ private:
+  void on_upstream_head(http1::ResponseHead&& head) override { status_ = head.status; }
+  void on_upstream_body(const char*, size_t) override {}
+  void on_upstream_complete() override {
+    conn_ = nullptr;
+    done(status_ == 200, status_ == 200 ? "" : "manifest fetch answered HTTP " + std::to_string(status_));
+  }
+  void on_upstream_failed(UpstreamFailure, const std::string& reason, bool, bool) override {
+    conn_ = nullptr;
+    done(false, reason);
+  }
+  void on_upstream_drained() override {}
+  void done(bool ok, const std::string& error) { owner_.probe_done(this, peer_, ok, error); }
+
+  PeerLiveness& owner_;
+  std::string peer_;
+  UpstreamConnection* conn_ = nullptr;
+  int status_ = 0;
+};
+
+PeerLiveness::PeerLiveness(net::Loop& loop, EgressRouter& router, uint32_t interval_ms, OnChange on_change)
+    : loop_(loop), router_(router), on_change_(std::move(on_change)), timer_(loop, [this] { probe_all(); }) {
+  timer_.start(0, interval_ms);  // first round at once, so /status soon knows
+  timer_.unref();
+}
+
+PeerLiveness::~PeerLiveness() { stop(); }
+
+void PeerLiveness::stop() {
+  stopped_ = true;
+  timer_.stop();
+  for (Probe* p : in_flight_) {
+    p->abandon();
+    loop_.defer_delete(p);
+  }
+  in_flight_.clear();
+}
+
+void PeerLiveness::probe_all() {
+  if (stopped_) return;
+  std::map<std::string, PeerHealth> next;
+  for (const auto& slug : router_.peer_slugs()) {
+    auto it = health_.find(slug);
+    next[slug] = it == health_.end() ? PeerHealth{} : it->second;  // peers removed by a reload drop out
+  }
+  health_ = std::move(next);
+  for (const auto& [slug, health] : health_) {
+    UpstreamPool* pool = router_.pool_for(slug);
+    auto* probe = new Probe(*this, slug);
+    in_flight_.insert(probe);
+    if (!pool) {
+      probe_done(probe, slug, false, "no usable endpoint in the peer's manifest");
+      continue;
+    }
+    probe->start(*pool, router_.host_header_for(slug));
+  }
+}
+
+void PeerLiveness::probe_done(Probe* probe, const std::string& peer, bool ok, const std::string& error) {
+  if (!in_flight_.erase(probe)) return;
+  loop_.defer_delete(probe);
+  auto it = health_.find(peer);
+  if (it == health_.end()) return;
+  PeerState before = it->second.state;
+  if (record_probe(it->second, ok, unix_ms_now(), error) && on_change_) {
+    on_change_(peer, before, it->second.state, ok ? "" : error);
+  }
+}
+
+}  // namespace fedproxy::core
