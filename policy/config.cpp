@@ -300,7 +300,7 @@ const std::vector<std::string_view> kTopKeys = {
     "manifests_dir", "peers", "routes", "grants", "audit",   "limits",
     "timeouts", "shutdown_grace_ms", "enforce", "authenticate_only", "limit_param", "on_limit",
     "$schema",  "_comment"};
-const std::vector<std::string_view> kNodeKeys = {"org", "entity_uri"};
+const std::vector<std::string_view> kNodeKeys = {"org", "entity_uri", "endpoints"};
 const std::vector<std::string_view> kTlsKeys = {
     "cert",  "key", "ca_bundle", "crl", "crl_fail_open", "watch_interval_ms",
     "ticket_rotation_ms", "session_tickets"};
@@ -594,6 +594,14 @@ class Loader {
       }
     } else {
       add("node.entity_uri", "required");
+    }
+    if (auto* f = member(*o, "endpoints"); f && !f->is<picojson::null>()) {
+      if (auto list = read_string_list(*f, "node.endpoints")) {
+        for (size_t j = 0; j < list->size(); ++j) {
+          if (auto e = peer_url_error((*list)[j])) add(index_path("node.endpoints", j), *e);
+        }
+        node.endpoints = std::move(*list);
+      }
     }
   }
 

@@ -24,6 +24,9 @@ struct Endpoint {
 struct NodeConfig {
   std::string org;         // slug
   std::string entity_uri;  // the node's own URI SAN
+  // Where peers reach this node's ingress (https://host:port), published in
+  // the node manifest; optional.
+  std::vector<std::string> endpoints;
 };
 
 struct TlsFiles {

@@ -9,6 +9,7 @@ namespace fedproxy::app {
 int cmd_run(const std::vector<std::string>& args);
 int cmd_check(const std::vector<std::string>& args);
 int cmd_version(const std::vector<std::string>& args);
+int cmd_manifest(const std::vector<std::string>& args);
 int cmd_audit(const std::vector<std::string>& args);
 
 // Exit codes: 0 ok, 1 check found problems / usage error, 2 fatal at start.

@@ -52,7 +52,7 @@ bool build_tls(const policy::Config& cfg, Snapshot& snap, Problems& problems) {
 
 }  // namespace
 
-SnapshotResult build_snapshot(const std::string& config_path) {
+SnapshotResult build_snapshot(const std::string& config_path, bool tls_only) {
   SnapshotResult result;
   Problems problems{result};
   auto loaded = policy::load_config_file(config_path, policy::EnvOverrides::from_environment());
@@ -82,6 +82,11 @@ SnapshotResult build_snapshot(const std::string& config_path) {
                                   " needs FEDPROXY_ALLOW_INSECURE_NON_LOOPBACK=1");
   }
 
+  if (tls_only) {
+    if (result.problems.empty()) result.snapshot = std::move(snap);
+    return result;
+  }
+
   auto manifests = policy::load_manifest_dir(cfg.manifests_dir);
   for (const auto& p : manifests.problems) problems.add(cfg.manifests_dir, p.to_string());
 
@@ -101,6 +106,7 @@ SnapshotResult build_snapshot(const std::string& config_path) {
   policy::Manifest self;
   self.org = cfg.node.org;
   self.entity_uri = cfg.node.entity_uri;
+  self.endpoints = cfg.node.endpoints;
   if (snap->server_tls) {
     // The pin others may set on us: SHA-256 of our certificate's DER.
     self.tls_cert_fingerprint = tls::identity_from_cert(*snap->server_tls->bundle().cert_chain()).der_sha256;

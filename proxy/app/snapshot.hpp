@@ -28,7 +28,9 @@ struct SnapshotResult {
   std::string first_file;                    // the file of the first problem
 };
 
-SnapshotResult build_snapshot(const std::string& config_path);
+// tls_only: config and certificates only, no manifests or policy (for
+// `manifest fetch`, which runs before the peer it fetches can be compiled).
+SnapshotResult build_snapshot(const std::string& config_path, bool tls_only = false);
 
 bool env_flag(const char* name);  // "1", "true", "yes"
 

@@ -1,0 +1,170 @@
+// `fedproxy manifest fetch PEER --endpoint URL`: fetch a peer's manifest over
+// mTLS (our node certificate as client certificate) and store it in
+// manifests_dir — only if the certificate that served it carries the
+// manifest's entity_uri as a URI SAN, and the manifest names PEER.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "policy/manifest.hpp"
+#include "proxy/app/commands.hpp"
+#include "proxy/app/snapshot.hpp"
+#include "proxy/http1/response_parser.hpp"
+#include "proxy/net/address.hpp"
+#include "proxy/net/transport.hpp"
+
+namespace fedproxy::app {
+
+namespace {
+
+// One GET over one mTLS connection, run on a private loop.
+class ManifestFetch final : private net::TransportHandler, private http1::ResponseSink {
+ public:
+  ManifestFetch(net::Loop& loop) : loop_(loop), parser_(*this), timer_(loop, [this] { finish("timed out"); }) {}
+
+  bool run(const policy::Endpoint& ep, const std::string& host, std::shared_ptr<const tls::TlsContext> ctx,
+           std::string* error) {
+    request_ = "GET /.well-known/fedproxy-manifest.json HTTP/1.1\r\nHost: " + host +
+               "\r\nAccept: application/json\r\nConnection: close\r\n\r\n";
+    conn_ = net::Transport::connect(loop_, ep, this, std::make_unique<tls::TlsEngine>(ctx, ""), error);
+    if (!conn_) return false;
+    timer_.start(15000);
+    loop_.run();
+    if (!error_.empty()) *error = error_;
+    return error_.empty() && done_;
+  }
+  const std::string& body() const { return body_; }
+  const tls::PeerIdentity& server_identity() const { return server_; }
+
+ private:
+  void finish(const std::string& error) {
+    if (finished_) return;
+    finished_ = true;
+    if (!done_ && error_.empty()) error_ = error;
+    timer_.stop();
+    if (conn_) conn_->close();
+  }
+  void on_transport_connected() override {
+    server_ = conn_->tls()->peer();
+    parser_.expect_response_to("GET");
+    conn_->write(request_);
+  }
+  void on_transport_data(const char* data, size_t len) override {
+    size_t n = parser_.feed(data, len);
+    (void)n;
+    if (parser_.failed()) finish("invalid HTTP response: " + parser_.error_detail());
+  }
+  void on_transport_eof() override {
+    parser_.finish();
+    finish("connection closed before a complete response");
+  }
+  void on_transport_error(const std::string& reason) override { finish(reason); }
+  void on_transport_drained() override {}
+  void on_response_head(http1::ResponseHead&& head) override { status_ = head.status; }
+  void on_response_body(const char* data, size_t len) override {
+    if (body_.size() + len > (1 << 20)) return finish("manifest larger than 1 MiB");
+    body_.append(data, len);
+  }
+  void on_response_complete() override {
+    if (status_ != 200) {
+      error_ = "the peer answered HTTP " + std::to_string(status_);
+    } else {
+      done_ = true;
+    }
+    finish("");
+  }
+
+  net::Loop& loop_;
+  http1::ResponseParser parser_;
+  net::Timer timer_;
+  std::unique_ptr<net::Transport> conn_;
+  std::string request_, body_, error_;
+  tls::PeerIdentity server_;
+  int status_ = 0;
+  bool done_ = false, finished_ = false;
+};
+
+}  // namespace
+
+int cmd_manifest(const std::vector<std::string>& args) {
+  if (wants_help(args) || args.empty() || args[0] != "fetch") {
+    std::puts(
+        "Usage: fedproxy manifest fetch PEER --endpoint https://HOST:PORT [--config FILE]\n"
+        "Fetches PEER's manifest from /.well-known/fedproxy-manifest.json over mTLS, presenting\n"
+        "this node's certificate, and stores it as <manifests_dir>/PEER.json — only when the\n"
+        "serving certificate carries the manifest's entity_uri as a URI SAN and the manifest's\n"
+        "org is PEER. Exit 0 when stored, 1 otherwise.");
+    return wants_help(args) ? 0 : kExitProblems;
+  }
+  std::string peer = args.size() > 1 ? args[1] : "";
+  std::string url;
+  for (size_t i = 2; i + 1 < args.size(); ++i) {
+    if (args[i] == "--endpoint") url = args[i + 1];
+  }
+  std::string error;
+  std::string config_path = config_path_from_args(args, &error);
+  if (peer.empty() || url.empty() || config_path.empty()) {
+    std::fprintf(stderr, "fedproxy manifest fetch: need PEER, --endpoint URL and a config (%s)\n",
+                 error.empty() ? "see --help" : error.c_str());
+    return kExitProblems;
+  }
+  tls::init_crypto();
+  SnapshotResult built = build_snapshot(config_path, true);
+  if (!built.snapshot || !built.snapshot->client_tls) {
+    std::fprintf(stderr, "fedproxy manifest fetch: %s\n",
+                 built.problems.empty() ? "no TLS configured" : built.problems.front().c_str());
+    return kExitProblems;
+  }
+  const policy::Config& cfg = built.snapshot->config;
+  if (cfg.manifests_dir.empty()) {
+    std::fprintf(stderr, "fedproxy manifest fetch: %s: manifests_dir is not set\n", config_path.c_str());
+    return kExitProblems;
+  }
+  std::string host;
+  auto ep = net::endpoint_from_url(url, &host, &error);
+  if (!ep) {
+    std::fprintf(stderr, "fedproxy manifest fetch: %s\n", error.c_str());
+    return kExitProblems;
+  }
+  net::Loop loop;
+  ManifestFetch fetch(loop);
+  if (!fetch.run(*ep, host, built.snapshot->client_tls, &error)) {
+    std::fprintf(stderr, "fedproxy manifest fetch: %s: %s\n", url.c_str(), error.c_str());
+    return kExitProblems;
+  }
+  auto parsed = policy::parse_manifest(fetch.body(), url);
+  if (!parsed.manifest) {
+    for (const auto& p : parsed.problems) std::fprintf(stderr, "fedproxy manifest fetch: %s\n", p.to_string().c_str());
+    return kExitProblems;
+  }
+  const policy::Manifest& m = *parsed.manifest;
+  const auto& sans = fetch.server_identity().uri_sans;
+  if (m.org != peer) {
+    std::fprintf(stderr, "fedproxy manifest fetch: the manifest is for \"%s\", not \"%s\"\n", m.org.c_str(), peer.c_str());
+    return kExitProblems;
+  }
+  if (std::find(sans.begin(), sans.end(), m.entity_uri) == sans.end()) {
+    std::fprintf(stderr,
+                 "fedproxy manifest fetch: refused: the manifest claims entity_uri %s but the certificate that served "
+                 "it carries %s\n",
+                 m.entity_uri.c_str(), sans.empty() ? "no URI SAN" : sans.front().c_str());
+    return kExitProblems;
+  }
+  std::filesystem::create_directories(cfg.manifests_dir);
+  std::string path = cfg.manifests_dir + "/" + peer + ".json";
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << fetch.body();
+    if (!out) {
+      std::fprintf(stderr, "fedproxy manifest fetch: cannot write %s\n", tmp.c_str());
+      return kExitProblems;
+    }
+  }
+  std::filesystem::rename(tmp, path);  // atomic: the watcher never sees half a file
+  std::printf("stored %s (org %s, entity_uri %s, served by a certificate with DER SHA-256 %s)\n", path.c_str(),
+              m.org.c_str(), m.entity_uri.c_str(), fetch.server_identity().der_sha256.c_str());
+  return 0;
+}
+
+}  // namespace fedproxy::app
