@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The fedproxy demo: builds fedproxy if needed, makes a demo PKI, starts an
-# example app and fedproxy in front of it on 127.0.0.1, then sends real
-# requests through it with curl and shows what happened. Stops everything it
-# started. On a fresh Debian 12/13 machine run it as root (it installs the
+# The fedproxy demo: a two-node federation on 127.0.0.1. Builds fedproxy if
+# needed, makes a demo PKI, starts two organisations' nodes — acme-corp
+# (fedproxy + its app) and partner-labs (fedproxy + its app) — and shows
+# partner-labs' app calling acme-corp's app through both sidecars (egress →
+# mTLS → ingress), then what policy, TLS and the HTTP codec refuse. Stops
+# everything it started. On a fresh Debian 12/13 machine run it as root (it installs the
 # build dependencies first).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -28,11 +30,11 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-say "making a demo PKI (one CA, node cert for acme-corp, client cert for partner-labs)"
+say "making a demo PKI (one CA, node certificates for acme-corp and partner-labs)"
 "$here/make-pki.sh" "$work/pki" >/dev/null
 openssl x509 -in "$work/pki/partner.crt" -noout -subject -ext subjectAltName | sed 's/^/  /'
 
-say "starting the example app (the local app fedproxy protects)"
+say "starting acme-corp's example app (the local app its fedproxy protects)"
 python3 "$here/app.py" "$work/app.port" 2>"$work/app.log" &
 pids+=($!)
 for _ in $(seq 50); do [ -s "$work/app.port" ] && break; sleep 0.1; done
@@ -58,7 +60,7 @@ cat > "$work/fedproxy.json" <<JSON
 }
 JSON
 
-say "starting fedproxy"
+say "starting acme-corp's fedproxy (ingress: mTLS, policy, audit)"
 "$bin" run --config "$work/fedproxy.json" 2>"$work/fedproxy.log" &
 pids+=($!)
 fed_pid=$!
@@ -72,9 +74,46 @@ for _ in $(seq 100); do
 done
 echo "  ingress (mTLS) on 127.0.0.1:$port, admin on 127.0.0.1:$admin"
 
+say "starting partner-labs' node: its app and its fedproxy (egress: the app calls peers over mTLS)"
+python3 "$here/app.py" "$work/app-a.port" 2>"$work/app-a.log" &
+pids+=($!)
+for _ in $(seq 50); do [ -s "$work/app-a.port" ] && break; sleep 0.1; done
+cat > "$work/partner.json" <<JSON
+{
+  "node": {"org": "partner-labs", "entity_uri": "spiffe://partner-labs.example/nodes/primary"},
+  "tls": {"cert": "pki/partner.crt", "key": "pki/partner.key", "ca_bundle": "pki/ca.crt"},
+  "ingress": {"listen": "127.0.0.1:0", "upstream": "127.0.0.1:$(cat "$work/app-a.port")"},
+  "egress": {"listen": "127.0.0.1:0", "heartbeat_interval_ms": 2000},
+  "admin": {"listen": "127.0.0.1:0"},
+  "manifests_dir": "peers",
+  "peers": [{"org": "acme-corp", "endpoints": ["https://127.0.0.1:$port"]}]
+}
+JSON
+"$bin" manifest fetch acme-corp --endpoint "https://127.0.0.1:$port" --config "$work/partner.json" | sed 's/^/  /'
+echo "  (stored only because the certificate that served it carries the manifest's entity_uri)"
+"$bin" run --config "$work/partner.json" 2>"$work/partner.log" &
+pids+=($!)
+partner_pid=$!
+egress=""; padmin=""
+for _ in $(seq 100); do
+  egress=$(grep -o '"listener":"egress","address":"127.0.0.1:[0-9]*"' "$work/partner.log" | grep -o '[0-9]*"$' | tr -d '"' || true)
+  padmin=$(grep -o '"listener":"admin","address":"127.0.0.1:[0-9]*"' "$work/partner.log" | grep -o '[0-9]*"$' | tr -d '"' || true)
+  [ -n "$egress" ] && [ -n "$padmin" ] && break
+  kill -0 "$partner_pid" 2>/dev/null || { cat "$work/partner.log"; exit 1; }
+  sleep 0.1
+done
+echo "  partner-labs egress (plain HTTP, loopback only) on 127.0.0.1:$egress"
+
+say "0. partner-labs' app calls acme-corp's app: app → partner-labs egress → mTLS → acme-corp ingress → app"
+echo "  \$ curl -x http://127.0.0.1:$egress 'http://acme-corp/api/v1/tasks?limit=100000'"
+curl -sS -x "http://127.0.0.1:$egress" -w '  -> HTTP %{http_code}\n' "http://acme-corp/api/v1/tasks?limit=100000" | sed 's/^/  /'
+echo "  (acme-corp's app saw partner-labs' verified identity and grant; limit=100000 was cut to max_rows_per_query=100)"
+sleep 0.3
+curl -sS "http://127.0.0.1:$padmin/status" | python3 -c 'import json,sys; [print("  partner-labs sees peer", p["org"], "state:", p["state"]) for p in json.load(sys.stdin)["peers"]]'
+
 curl_peer() { curl -sS --tlsv1.3 --cert "$work/pki/partner.crt" --key "$work/pki/partner.key" --cacert "$work/pki/ca.crt" "$@"; }
 
-say "1. partner-labs calls acme-corp's app through fedproxy (curl --cert, TLS 1.3, mTLS)"
+say "1. the same call straight to acme-corp's ingress with curl --cert (TLS 1.3, mTLS)"
 echo "  the client certificate carries URI SAN spiffe://partner-labs.example/nodes/primary and grant id 7d0c6a8e-..."
 echo "  \$ curl --cert partner.crt ... -H 'X-Federation-Peer: spoofed' 'https://localhost:$port/api/v1/tasks?limit=100000'"
 curl_peer -H 'X-Federation-Peer: spoofed' -w '  -> HTTP %{http_code}\n' "https://localhost:$port/api/v1/tasks?limit=100000" | sed 's/^/  /'
@@ -101,7 +140,9 @@ say "6. admin: /healthz and a few metrics"
 curl -sS "http://127.0.0.1:$admin/healthz" | sed 's/^/  /'
 curl -sS "http://127.0.0.1:$admin/metrics" | grep -E '^fedproxy_(requests_total|handshake_failures_total)' | sed 's/^/  /'
 
-say "stopping fedproxy (SIGTERM: drains, then exits 0)"
+say "stopping both fedproxy processes (SIGTERM: drains, then exits 0)"
+kill -TERM "$partner_pid"
+wait "$partner_pid" || true
 kill -TERM "$fed_pid"
 rc=0; wait "$fed_pid" || rc=$?
 echo "  fedproxy exited with $rc; its log is in $work/fedproxy.log"

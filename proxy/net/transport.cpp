@@ -183,14 +183,18 @@ void Transport::on_connect_result(int status) {
     if (st == tls::TlsEngine::Status::error) fail("tls: " + tls_->error_reason());
     return;
   }
+  if (handler_) handler_->on_transport_connected();  // see on_read: same ordering rule
+  if (closed_) return;
   connected_ = true;
-  if (!h_->early.empty()) {
-    std::string early;
-    early.swap(h_->early);
-    queued_ -= early.size();
-    raw_write(std::move(early));
-  }
-  if (handler_) handler_->on_transport_connected();
+  flush_early();
+}
+
+void Transport::flush_early() {
+  if (h_->early.empty()) return;
+  std::string early;
+  early.swap(h_->early);
+  queued_ -= early.size();
+  write(early.data(), early.size());
 }
 
 void Transport::on_read(ssize_t nread, const char* data) {
@@ -229,15 +233,14 @@ void Transport::on_read(ssize_t nread, const char* data) {
       return;
     }
     if (!tls_->handshake_done()) return;
-    connected_ = true;
-    if (!h_->early.empty()) {
-      std::string early;
-      early.swap(h_->early);
-      queued_ -= early.size();
-      write(early.data(), early.size());
-    }
+    // The handler checks the peer's identity first: bytes queued before the
+    // handshake must not reach a peer it is about to reject. Writes made
+    // during the callback queue behind the earlier ones (connected_ is still
+    // false), so order is kept.
     handler_->on_transport_connected();
     if (closed_ || graceful_) return;
+    connected_ = true;
+    flush_early();
   }
   // The first request often arrives together with the client's Finished:
   // read in the same turn, until mbedTLS wants more ciphertext.

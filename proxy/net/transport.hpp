@@ -108,6 +108,7 @@ class Transport final : public Deletable {
  private:
   Transport(Loop& loop, Handles* handles);
   void raw_write(std::string&& bytes);
+  void flush_early();  // plaintext written before the connection was ready
   void flush_tls();
   void fail(const std::string& reason);
   void update_reading();
