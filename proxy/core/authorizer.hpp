@@ -38,6 +38,9 @@ struct Verdict {
   // Host to send (empty = unchanged).
   UpstreamPool* pool = nullptr;
   std::string host;
+  // Egress failover: further endpoints in manifest order, tried when the
+  // connect to `pool` fails before any byte was answered (body-less requests).
+  std::vector<UpstreamPool*> fallbacks;
   bool strip_authorization = false;  // the Bearer grant token is not forwarded
   // For logs, metrics and audit (copied: the policy snapshot may be swapped
   // before the exchange ends).

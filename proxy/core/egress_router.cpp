@@ -8,6 +8,9 @@ namespace fedproxy::core {
 
 namespace {
 
+// How long an endpoint whose connect failed is tried only after the others.
+constexpr uint64_t kFailoverHoldMs = 10000;
+
 Verdict deny(int status, const char* code, std::string message) {
   Verdict v;
   v.allow = false;
@@ -35,28 +38,30 @@ std::vector<std::string> EgressRouter::set_peers(const policy::Snapshot* snapsho
   if (snapshot) {
     for (const auto& peer : snapshot->peers()) {
       Route& route = routes[peer.slug];
-      if (peer.endpoints.empty()) continue;
-      std::string error;
-      auto endpoint = net::endpoint_from_url(peer.endpoints.front(), &route.host_header, &error);
-      if (!endpoint) {
-        problems.push_back("peer " + peer.slug + ": " + error);
-        continue;
+      for (const auto& url : peer.endpoints) {
+        std::string error, host_header;
+        auto endpoint = net::endpoint_from_url(url, &host_header, &error);
+        if (!endpoint) {
+          problems.push_back("peer " + peer.slug + ": " + error);
+          continue;
+        }
+        std::string pin = peer.cert_fingerprint.value_or("");
+        std::string key = endpoint->text + "|" + peer.entity_uri + "|" + pin;
+        auto& pool = pools_[key];
+        if (!pool) {
+          UpstreamOptions opts = base_;
+          opts.endpoint = *endpoint;
+          opts.tls = client_tls;
+          opts.expected_uri = peer.entity_uri;
+          opts.expected_pin = pin;
+          opts.name = "peer " + peer.slug;
+          pool = std::make_unique<UpstreamPool>(loop_, std::move(opts));
+        } else {
+          pool->set_tls(client_tls);
+        }
+        route.pools.push_back(pool.get());
+        route.host_headers.push_back(host_header);
       }
-      std::string pin = peer.cert_fingerprint.value_or("");
-      std::string key = endpoint->text + "|" + peer.entity_uri + "|" + pin;
-      auto& pool = pools_[key];
-      if (!pool) {
-        UpstreamOptions opts = base_;
-        opts.endpoint = *endpoint;
-        opts.tls = client_tls;
-        opts.expected_uri = peer.entity_uri;
-        opts.expected_pin = pin;
-        opts.name = "peer " + peer.slug;
-        pool = std::make_unique<UpstreamPool>(loop_, std::move(opts));
-      } else {
-        pool->set_tls(client_tls);
-      }
-      route.pool = pool.get();
     }
   }
   routes_ = std::move(routes);
@@ -84,14 +89,17 @@ Verdict EgressRouter::authorize(const RequestView& r) {
   if (it == routes_.end()) {
     return deny(502, "unknown_peer", "No configured peer is named \"" + host + "\".");
   }
-  if (!it->second.pool) {
+  const Route& route = it->second;
+  if (route.pools.empty()) {
     Verdict v = deny(502, "peer_unavailable", "The peer has no usable endpoint in its manifest.");
     v.peer = it->first;
     return v;
   }
+  std::vector<size_t> order = failover_order(route);
   Verdict v;
-  v.pool = it->second.pool;
-  v.host = it->second.host_header;
+  v.pool = route.pools[order.front()];
+  v.host = route.host_headers[order.front()];
+  for (size_t k = 1; k < order.size(); ++k) v.fallbacks.push_back(route.pools[order[k]]);
   v.target = std::move(origin_target);
   v.peer = it->first;
   return v;
@@ -104,14 +112,31 @@ std::vector<std::string> EgressRouter::peer_slugs() const {
   return out;
 }
 
+std::vector<size_t> EgressRouter::failover_order(const Route& route) const {
+  // Manifest order, endpoints whose last connect failed recently last (so a
+  // request is still tried everywhere).
+  uint64_t now = loop_.now_ms();
+  std::vector<size_t> order;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (size_t i = 0; i < route.pools.size(); ++i) {
+      uint64_t failed = route.pools[i]->last_connect_failure_ms();
+      bool recent = failed != 0 && now - failed < kFailoverHoldMs;
+      if (recent == (pass == 1)) order.push_back(i);
+    }
+  }
+  return order;
+}
+
 UpstreamPool* EgressRouter::pool_for(const std::string& slug) const {
   auto it = routes_.find(slug);
-  return it == routes_.end() ? nullptr : it->second.pool;
+  if (it == routes_.end() || it->second.pools.empty()) return nullptr;
+  return it->second.pools[failover_order(it->second).front()];
 }
 
 std::string EgressRouter::host_header_for(const std::string& slug) const {
   auto it = routes_.find(slug);
-  return it == routes_.end() ? std::string() : it->second.host_header;
+  if (it == routes_.end() || it->second.pools.empty()) return {};
+  return it->second.host_headers[failover_order(it->second).front()];
 }
 
 void EgressRouter::close_idle() {

@@ -31,14 +31,17 @@ class EgressRouter final : public Authorizer {
 
   // For liveness probes: the configured peers and how to reach each.
   std::vector<std::string> peer_slugs() const;
-  UpstreamPool* pool_for(const std::string& slug) const;        // null: no usable endpoint
+  // The endpoint a request would use now (failover order); null: none usable.
+  UpstreamPool* pool_for(const std::string& slug) const;
   std::string host_header_for(const std::string& slug) const;
 
  private:
   struct Route {
-    UpstreamPool* pool = nullptr;  // first endpoint of the manifest; null: none usable
-    std::string host_header;
+    std::vector<UpstreamPool*> pools;  // one per usable endpoint, in manifest order
+    std::vector<std::string> host_headers;
   };
+  // Endpoint indexes in manifest order, recently failed ones last.
+  std::vector<size_t> failover_order(const Route& route) const;
   net::Loop& loop_;
   UpstreamOptions base_;
   std::unordered_map<std::string, Route> routes_;  // peer slug → route

@@ -40,6 +40,7 @@ struct IngressSession::Exchange {
   std::string reason;
   std::string peer, grant, resource, entity_uri;
   UpstreamPool* pool = nullptr;  // where this exchange is forwarded
+  std::vector<UpstreamPool*> fallbacks;  // egress: next endpoints to try
 };
 
 IngressSession::IngressSession(IngressServer& server, std::unique_ptr<net::Transport> downstream)
@@ -203,6 +204,7 @@ void IngressSession::on_request_head(http1::RequestHead&& head) {
                             true, bytes);
   if (ex.head.body == http1::BodyKind::none) ex.retry_bytes = bytes;
   ex.pool = verdict.pool ? verdict.pool : &server_.pool();
+  ex.fallbacks = std::move(verdict.fallbacks);
   forward(std::move(bytes));
   if (up_ && ex.head.expect_continue && ex.head.body != http1::BodyKind::none) {
     down_->write("HTTP/1.1 100 Continue\r\n\r\n");
@@ -315,6 +317,17 @@ void IngressSession::on_upstream_failed(UpstreamFailure failure, const std::stri
     return;
   }
   server_.events().on_connection_event(down_->peer_address(), "upstream_failed", reason);
+  // Egress failover: the next endpoint of the peer's manifest, when nothing
+  // reached this one and the request can be sent again whole.
+  if (failure == UpstreamFailure::connect_failed && !ex.fallbacks.empty() && !ex.retry_bytes.empty() &&
+      !ex.response_started) {
+    ex.pool = ex.fallbacks.front();
+    ex.fallbacks.erase(ex.fallbacks.begin());
+    forward(std::string(ex.retry_bytes));
+    flush_upstream();
+    if (up_ && ex.request_done) up_->request_done();
+    return;
+  }
   if (ex.response_started) {
     // Part of the response is out: the peer can only learn by the close.
     finish(false);

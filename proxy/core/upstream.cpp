@@ -86,6 +86,7 @@ void UpstreamConnection::close_and_delete() {
 }
 
 void UpstreamConnection::fail(UpstreamFailure failure, const std::string& reason) {
+  if (failure == UpstreamFailure::connect_failed) pool_.last_connect_failure_ms_ = pool_.loop().now_ms();
   UpstreamUser* user = user_;
   user_ = nullptr;
   bool reused = exchanges_ > 1;

@@ -129,6 +129,9 @@ class UpstreamPool {
   void close_idle(bool stop_pooling = false);
 
   size_t idle_count() const { return idle_.size(); }
+  // Loop time of the last failed connect (0 = none): egress skips an endpoint
+  // that failed recently and fails over to the next one in manifest order.
+  uint64_t last_connect_failure_ms() const { return last_connect_failure_ms_; }
   uint64_t connections_opened() const { return opened_; }
   net::Loop& loop() { return loop_; }
   const UpstreamOptions& options() const { return options_; }
@@ -148,6 +151,7 @@ class UpstreamPool {
   UpstreamOptions options_;
   std::vector<UpstreamConnection*> idle_;  // most recently used last
   uint64_t opened_ = 0;
+  uint64_t last_connect_failure_ms_ = 0;
   bool pooling_ = true;
   struct SessionDeleter {
     void operator()(mbedtls_ssl_session* s) const;

@@ -285,6 +285,20 @@ class EgressTest(unittest.TestCase):
         assert_json_error(self, resp, 502, "peer_identity_mismatch")
         self.assert_not_leaked(m)
 
+    def test_failover_to_next_manifest_endpoint(self):
+        # The peer's first endpoint is dead; the request must still arrive
+        # through the second one, and again on later requests.
+        dead = "https://127.0.0.1:%d" % free_port()
+        live = "https://127.0.0.1:%d" % self.b.ingress_port
+        a = start_proxy(config_a(self.pki, "127.0.0.1:%d" % free_port(),
+                                 [peer("partner-labs", PARTNER_URI, endpoints=[dead, live])]))
+        self.addCleanup(a.stop)
+        for _ in range(3):
+            m = new_id()
+            resp = egress_get(a.ports["egress"], "/api/v1/tasks?m=" + m)
+            self.assertEqual(resp.status, 200, resp)
+            self.assert_identity(self.received(m))
+
     def test_peer_down_502_peer_unavailable(self):
         resp = curl("-H", "Host: down-labs", self.url("/api/v1/tasks"))
         assert_json_error(self, resp, 502, "peer_unavailable")

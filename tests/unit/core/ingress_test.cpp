@@ -290,3 +290,43 @@ TEST_CASE("max_conn_lifetime_ms closes a connection at its next request boundary
   }
   CHECK(f.teardown() == 0);
 }
+
+namespace {
+// Routes every request to a dead endpoint first, the live one as fallback
+// (what EgressRouter does with a peer's manifest endpoints).
+struct FailoverAuthorizer : core::Authorizer {
+  core::UpstreamPool* dead = nullptr;
+  core::UpstreamPool* live = nullptr;
+  core::Verdict authorize(const core::RequestView&) override {
+    core::Verdict v;
+    v.pool = dead;
+    v.fallbacks = {live};
+    return v;
+  }
+};
+}  // namespace
+
+TEST_CASE("a failed connect fails over to the next endpoint within the same request") {
+  Fixture f;
+  {
+    core::UpstreamOptions dead_opts;
+    dead_opts.endpoint = endpoint_of("127.0.0.1:1");
+    core::UpstreamOptions live_opts;
+    live_opts.endpoint = endpoint_of(f.backend->listener->bound_address());
+    core::UpstreamPool dead(f.loop, dead_opts), live(f.loop, live_opts);
+    FailoverAuthorizer auth;
+    auth.dead = &dead;
+    auth.live = &live;
+    f.server->set_authorizer(auth);
+    Client c(f.loop, f.server->bound_address());
+    c.t->write(std::string("GET /failover HTTP/1.1\r\nHost: a\r\n\r\n"));
+    f.run_until([&] { return c.got.find("/failover") != std::string::npos; });
+    CHECK(c.got.find("HTTP/1.1 200") == 0);
+    CHECK(dead.last_connect_failure_ms() != 0);
+    f.server->close_all();
+    dead.close_idle(true);
+    live.close_idle(true);
+    f.run_until([] { return false; }, 20);
+  }
+  CHECK(f.teardown() == 0);
+}
