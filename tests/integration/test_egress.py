@@ -451,5 +451,45 @@ class EgressRestartTest(unittest.TestCase):
                              "A needed %d tries to reach B again (%s)" % (len(statuses), how))
 
 
+class EgressLivenessTest(unittest.TestCase):
+    """A's heartbeat: partner-labs goes unknown -> active, degraded after 3
+    failed manifest fetches while B is down, active again when B is back."""
+
+    def peer_state(self, a):
+        peers = admin_status(a.admin_port)["peers"]
+        return next(p["state"] for p in peers if p["org"] == "partner-labs")
+
+    def wait_state(self, a, want, seconds=10):
+        deadline = time.monotonic() + seconds
+        state = None
+        while time.monotonic() < deadline:
+            state = self.peer_state(a)
+            if state == want:
+                return state
+            time.sleep(0.1)
+        return state
+
+    def test_active_degraded_active(self):
+        pki = shared_pki()
+        cert = node_b_cert(pki, "eg-node-b-liveness")
+        backend = Backend().start()
+        self.addCleanup(backend.stop)
+        b1 = start_proxy(config_b(pki, cert, backend.address))
+        port = b1.ingress_port
+        cfg = config_a(pki, "127.0.0.1:%d" % free_port(), [b_peer("partner-labs", port)])
+        cfg["egress"]["heartbeat_interval_ms"] = 200
+        a = start_proxy(cfg)
+        self.addCleanup(a.stop)
+        self.assertEqual(self.wait_state(a, "active"), "active", a.tail())
+        self.assertEqual(b1.stop(), 0)
+        self.assertEqual(self.wait_state(a, "degraded"), "degraded", a.tail())
+        try:
+            b2 = start_proxy(config_b(pki, cert, backend.address, listen="127.0.0.1:%d" % port))
+        except RuntimeError:
+            self.skipTest("B's port was taken meanwhile; cannot bring B back on it")
+        self.addCleanup(b2.stop)
+        self.assertEqual(self.wait_state(a, "active"), "active", a.tail())
+
+
 if __name__ == "__main__":
     main()
