@@ -43,7 +43,7 @@ struct TlsFiles {
 struct IngressConfig {
   Endpoint listen;    // default 0.0.0.0:8443
   Endpoint upstream;  // default 127.0.0.1:8080
-  uint32_t upstream_pool_max_idle = 64;  // idle keep-alive upstream connections kept
+  uint32_t upstream_pool_max_idle = 256;  // idle keep-alive upstream connections kept
 };
 
 struct EgressConfig {

@@ -150,7 +150,7 @@ TEST_CASE("defaults of a minimal config") {
   CHECK(c.ingress.listen.text == "0.0.0.0:8443");
   CHECK(c.ingress.listen.port == 8443);
   CHECK(c.ingress.upstream.text == "127.0.0.1:8080");
-  CHECK(c.ingress.upstream_pool_max_idle == 64);
+  CHECK(c.ingress.upstream_pool_max_idle == 256);
   REQUIRE(c.egress.listen.has_value());
   CHECK(c.egress.listen->text == "127.0.0.1:15001");
   CHECK(c.egress.allow_non_loopback == false);
