@@ -13,6 +13,22 @@ work="$here/run"
 bin="$repo/build/proxy/app/fedproxy"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# The port a listener bound (fedproxy logs {"msg":"listening","listener":NAME,"address":...}).
+listener_port() {
+  grep -o "\"listener\":\"$2\",\"address\":\"127.0.0.1:[0-9]*\"" "$1" | grep -o '[0-9]*"$' | tr -d '"' || true
+}
+# Wait (at most 10 s) until process PID has logged all the listeners named.
+wait_listening() {
+  local pid=$1 log=$2; shift 2
+  for _ in $(seq 100); do
+    local missing=0
+    for name in "$@"; do [ -n "$(listener_port "$log" "$name")" ] || missing=1; done
+    [ "$missing" = 0 ] && return 0
+    kill -0 "$pid" 2>/dev/null || { cat "$log"; exit 1; }
+    sleep 0.1
+  done
+  echo "fedproxy did not start listening in 10 s" >&2; cat "$log"; exit 1
+}
 
 if ! pkg-config --atleast-version=3.6 mbedtls 2>/dev/null || ! command -v meson >/dev/null; then
   say "installing build dependencies (packaging/install-deps.sh)"
@@ -64,14 +80,8 @@ say "starting acme-corp's fedproxy (ingress: mTLS, policy, audit)"
 "$bin" run --config "$work/fedproxy.json" 2>"$work/fedproxy.log" &
 pids+=($!)
 fed_pid=$!
-port=""; admin=""
-for _ in $(seq 100); do
-  port=$(grep -o '"listener":"ingress","address":"127.0.0.1:[0-9]*"' "$work/fedproxy.log" | grep -o '[0-9]*"$' | tr -d '"' || true)
-  admin=$(grep -o '"listener":"admin","address":"127.0.0.1:[0-9]*"' "$work/fedproxy.log" | grep -o '[0-9]*"$' | tr -d '"' || true)
-  [ -n "$port" ] && [ -n "$admin" ] && break
-  kill -0 "$fed_pid" 2>/dev/null || { cat "$work/fedproxy.log"; exit 1; }
-  sleep 0.1
-done
+wait_listening "$fed_pid" "$work/fedproxy.log" ingress admin
+port=$(listener_port "$work/fedproxy.log" ingress); admin=$(listener_port "$work/fedproxy.log" admin)
 echo "  ingress (mTLS) on 127.0.0.1:$port, admin on 127.0.0.1:$admin"
 
 say "starting partner-labs' node: its app and its fedproxy (egress: the app calls peers over mTLS)"
@@ -94,14 +104,8 @@ echo "  (stored only because the certificate that served it carries the manifest
 "$bin" run --config "$work/partner.json" 2>"$work/partner.log" &
 pids+=($!)
 partner_pid=$!
-egress=""; padmin=""
-for _ in $(seq 100); do
-  egress=$(grep -o '"listener":"egress","address":"127.0.0.1:[0-9]*"' "$work/partner.log" | grep -o '[0-9]*"$' | tr -d '"' || true)
-  padmin=$(grep -o '"listener":"admin","address":"127.0.0.1:[0-9]*"' "$work/partner.log" | grep -o '[0-9]*"$' | tr -d '"' || true)
-  [ -n "$egress" ] && [ -n "$padmin" ] && break
-  kill -0 "$partner_pid" 2>/dev/null || { cat "$work/partner.log"; exit 1; }
-  sleep 0.1
-done
+wait_listening "$partner_pid" "$work/partner.log" egress admin
+egress=$(listener_port "$work/partner.log" egress); padmin=$(listener_port "$work/partner.log" admin)
 echo "  partner-labs egress (plain HTTP, loopback only) on 127.0.0.1:$egress"
 
 say "0. partner-labs' app calls acme-corp's app: app → partner-labs egress → mTLS → acme-corp ingress → app"
