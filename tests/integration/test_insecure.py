@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fedtest import wire  # noqa: E402
 from fedtest.backend import Backend  # noqa: E402
-from fedtest.case import assert_not_received, main, shared_pki  # noqa: E402
+from fedtest.case import start_class_proxy, stop_class_proxy, assert_not_received, main, shared_pki  # noqa: E402
 from fedtest.pki import PARTNER_URI  # noqa: E402
 from fedtest.policy import grant, new_id, peer, policy_config  # noqa: E402
 from fedtest.proxy import (Conn, Proxy, assert_json_error, base_config,  # noqa: E402
@@ -116,18 +116,12 @@ class InsecureModeTest(unittest.TestCase):
         cls.pki = shared_pki()
         cls.backend = Backend().start()
         cls.proxy = Proxy(insecure_config(cls.pki, cls.backend.address), env=INSECURE)
-        try:
-            cls.proxy.start()
-        except BaseException:
-            cls.proxy.stop()
-            cls.backend.stop()
-            raise
+        start_class_proxy(cls)
         cls.port = cls.proxy.ingress_port
 
     @classmethod
     def tearDownClass(cls):
-        cls.proxy.stop()
-        cls.backend.stop()
+        stop_class_proxy(cls)
 
     def test_plain_http_forwarded(self):
         with Conn.open(self.port, None) as c:
@@ -190,18 +184,12 @@ class InsecureDevPeerTest(unittest.TestCase):
                             grants=[grant(cls.gid, "partner-labs", ["tasks"])])
         cfg["tls"] = None
         cls.proxy = Proxy(cfg, env=INSECURE)
-        try:
-            cls.proxy.start()
-        except BaseException:
-            cls.proxy.stop()
-            cls.backend.stop()
-            raise
+        start_class_proxy(cls)
         cls.port = cls.proxy.ingress_port
 
     @classmethod
     def tearDownClass(cls):
-        cls.proxy.stop()
-        cls.backend.stop()
+        stop_class_proxy(cls)
 
     def test_dev_header_gives_identity(self):
         resp = plain_request(self.port, "GET", "/api/v1/tasks?probe=dev-ok", [

@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fedtest import wire  # noqa: E402
 from fedtest.backend import Backend  # noqa: E402
-from fedtest.case import assert_not_received, main, shared_pki  # noqa: E402
+from fedtest.case import start_class_proxy, stop_class_proxy, assert_not_received, main, shared_pki  # noqa: E402
 from fedtest.proxy import Conn, Proxy, assert_json_error, base_config, client_context  # noqa: E402
 
 H = "Host: localhost\r\n"
@@ -63,19 +63,13 @@ class MalformedRequestTest(unittest.TestCase):
         cls.pki = shared_pki()
         cls.backend = Backend().start()
         cls.proxy = Proxy(base_config(cls.pki, cls.backend.address))
-        try:
-            cls.proxy.start()
-        except BaseException:
-            cls.proxy.stop()
-            cls.backend.stop()
-            raise
+        start_class_proxy(cls)
         cls.port = cls.proxy.ingress_port
         cls.ctx = client_context(cls.pki, cls.pki.client)
 
     @classmethod
     def tearDownClass(cls):
-        cls.proxy.stop()
-        cls.backend.stop()
+        stop_class_proxy(cls)
 
     def send_raw(self, raw: bytes) -> wire.Response:
         with Conn.open(self.port, self.ctx) as c:

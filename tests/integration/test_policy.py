@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fedtest import wire  # noqa: E402
 from fedtest.backend import Backend  # noqa: E402
-from fedtest.case import main, shared_pki  # noqa: E402
+from fedtest.case import start_class_proxy, stop_class_proxy, main, shared_pki  # noqa: E402
 from fedtest.pki import PARTNER_URI  # noqa: E402
 from fedtest.policy import (bearer, grant, new_id, peer, policy_config, replace_config,  # noqa: E402
                             wait_audit, write_manifest)
@@ -176,12 +176,7 @@ class PolicyTest(PolicyCase):
         cfg = policy_config(pki, cls.backend.address, peers=peers, grants=grants,
                             manifests_dir=cls.manifests, audit={"path": cls.audit_path})
         cls.proxy = Proxy(cfg)
-        try:
-            cls.proxy.start()
-        except BaseException:
-            cls.proxy.stop()
-            cls.backend.stop()
-            raise
+        start_class_proxy(cls)
 
     @classmethod
     def tearDownClass(cls):
@@ -684,12 +679,7 @@ class ManifestPinTest(PolicyCase):
         cls.proxy = Proxy(policy_config(pki, cls.backend.address, peers=[peer(PEER_B, None)],
                                         grants=[grant(cls.gid, PEER_B, ["tasks"])],
                                         manifests_dir=os.path.join(cls.tmp, "peers")))
-        try:
-            cls.proxy.start()
-        except BaseException:
-            cls.proxy.stop()
-            cls.backend.stop()
-            raise
+        start_class_proxy(cls)
 
     @classmethod
     def tearDownClass(cls):
@@ -717,17 +707,11 @@ class LimitRejectTest(PolicyCase):
             pki, cls.backend.address, peers=[peer(PEER_A, URI_A)],
             grants=[grant(cls.gid, PEER_A, ["tasks"], max_rows_per_query=cls.MAX)],
             on_limit="reject", limit_param="max"))
-        try:
-            cls.proxy.start()
-        except BaseException:
-            cls.proxy.stop()
-            cls.backend.stop()
-            raise
+        start_class_proxy(cls)
 
     @classmethod
     def tearDownClass(cls):
-        cls.proxy.stop()
-        cls.backend.stop()
+        stop_class_proxy(cls)
 
     def test_limit_exceeded_rejected(self):
         for q in ("max=%d" % (self.MAX + 1), "max=100000", "a=1&max=999"):
@@ -762,12 +746,7 @@ class GlobalShadowTest(PolicyCase):
             pki, cls.backend.address, peers=[peer(PEER_A, URI_A)],
             grants=[grant(cls.gid, PEER_A, ["tasks"], methods=["GET"])],
             enforce=False, audit={"path": cls.audit_path}))
-        try:
-            cls.proxy.start()
-        except BaseException:
-            cls.proxy.stop()
-            cls.backend.stop()
-            raise
+        start_class_proxy(cls)
 
     @classmethod
     def tearDownClass(cls):
@@ -796,17 +775,11 @@ class PolicyReloadTest(PolicyCase):
         cls.cfg = policy_config(pki, cls.backend.address, peers=[peer(PEER_A, URI_A)],
                                 grants=[grant(cls.gid, PEER_A, ["tasks"])])
         cls.proxy = Proxy(cls.cfg)
-        try:
-            cls.proxy.start()
-        except BaseException:
-            cls.proxy.stop()
-            cls.backend.stop()
-            raise
+        start_class_proxy(cls)
 
     @classmethod
     def tearDownClass(cls):
-        cls.proxy.stop()
-        cls.backend.stop()
+        stop_class_proxy(cls)
 
     def reload(self, cfg):
         replace_config(cfg, self.proxy.dir)

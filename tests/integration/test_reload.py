@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fedtest import wire  # noqa: E402
 from fedtest.backend import Backend  # noqa: E402
-from fedtest.case import assert_not_received, main, shared_pki, try_mtls_request  # noqa: E402
+from fedtest.case import start_class_proxy, assert_not_received, main, shared_pki, try_mtls_request  # noqa: E402
 from fedtest.pki import PARTNER_URI, CertAuthority  # noqa: E402
 from fedtest.policy import grant, new_id, peer, policy_config  # noqa: E402
 from fedtest.proxy import (Conn, Proxy, assert_json_error, base_config,  # noqa: E402
@@ -409,12 +409,7 @@ class ReloadFailureTest(unittest.TestCase):
                                 tls={"cert": cls.crt, "key": cls.key, "crl": cls.crl,
                                      "watch_interval_ms": WATCH_MS})
         cls.proxy = Proxy(cls.cfg)
-        try:
-            cls.proxy.start()
-        except BaseException:
-            cls.proxy.stop()
-            cls.backend.stop()
-            raise
+        start_class_proxy(cls)
         cls.ctx = client_context(pki, cls.client)
 
     @classmethod

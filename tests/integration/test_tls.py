@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fedtest import wire  # noqa: E402
 from fedtest.backend import Backend  # noqa: E402
-from fedtest.case import (assert_not_received, main, s_client, shared_pki,  # noqa: E402
+from fedtest.case import (start_class_proxy, stop_class_proxy, assert_not_received, main, s_client, shared_pki,  # noqa: E402
                           try_mtls_request)
 from fedtest.proxy import (TLS13_SUITES, Conn, Proxy, base_config,  # noqa: E402
                            client_context, tls_connect)
@@ -34,18 +34,12 @@ class TlsIngressTest(unittest.TestCase):
         cls.pki = shared_pki()
         cls.backend = Backend().start()
         cls.proxy = Proxy(base_config(cls.pki, cls.backend.address, tls=cls.TLS))
-        try:
-            cls.proxy.start()
-        except BaseException:
-            cls.proxy.stop()
-            cls.backend.stop()
-            raise
+        start_class_proxy(cls)
         cls.port = cls.proxy.ingress_port
 
     @classmethod
     def tearDownClass(cls):
-        cls.proxy.stop()
-        cls.backend.stop()
+        stop_class_proxy(cls)
 
     # -- accepted ------------------------------------------------------------
     def _python_ok(self, issued, target):

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fedtest import wire  # noqa: E402
 from fedtest.backend import Backend  # noqa: E402
-from fedtest.case import assert_not_received, main, shared_pki  # noqa: E402
+from fedtest.case import start_class_proxy, stop_class_proxy, assert_not_received, main, shared_pki  # noqa: E402
 from fedtest.proxy import (Conn, Proxy, assert_json_error, base_config,  # noqa: E402
                            client_context, free_port)
 
@@ -104,18 +104,12 @@ class TimeoutTest(unittest.TestCase):
         cls.proxy = Proxy(base_config(cls.pki, cls.backend.address, timeouts={
             "header_ms": cls.HEADER_MS, "idle_ms": cls.IDLE_MS,
             "handshake_ms": cls.HANDSHAKE_MS, "upstream_response_ms": cls.RESPONSE_MS}))
-        try:
-            cls.proxy.start()
-        except BaseException:
-            cls.proxy.stop()
-            cls.backend.stop()
-            raise
+        start_class_proxy(cls)
         cls.port = cls.proxy.ingress_port
 
     @classmethod
     def tearDownClass(cls):
-        cls.proxy.stop()
-        cls.backend.stop()
+        stop_class_proxy(cls)
 
     def test_slow_app_gives_504(self):
         with Conn.open(self.port, self.ctx) as c:

@@ -29,6 +29,23 @@ def shared_pki() -> Pki:
     return _PKI
 
 
+def start_class_proxy(cls) -> None:
+    """setUpClass helper: start cls.proxy (cls.backend already runs); if it
+    fails, stop both so the class leaves no process behind."""
+    try:
+        cls.proxy.start()
+    except BaseException:
+        cls.proxy.stop()
+        cls.backend.stop()
+        raise
+
+
+def stop_class_proxy(cls) -> None:
+    """tearDownClass helper: the counterpart of start_class_proxy."""
+    cls.proxy.stop()
+    cls.backend.stop()
+
+
 def rss_limit_kib() -> int:
     """Upper bound for fedproxy's VmHWM during 64 MiB transfers: it proves no
     whole-body buffering. FEDTEST_RSS_LIMIT_MIB overrides (e.g. for ASan builds)."""
