@@ -20,8 +20,11 @@ export DEBIAN_FRONTEND=noninteractive
 
 # Build and test tools shared by both releases. openssl/curl/python3 are the
 # real clients the integration tests use.
+# clang + libclang-rt-dev build the libFuzzer targets; python3-yaml parses the
+# Kubernetes examples in the tests.
 common_pkgs=(libuv1-dev picojson-dev libroaring-dev doctest-dev pkg-config
-             ninja-build g++ openssl curl python3 ca-certificates procps)
+             ninja-build g++ openssl curl python3 python3-yaml ca-certificates procps
+             clang libclang-rt-dev)
 
 case "$codename" in
   bookworm)
@@ -65,9 +68,31 @@ PREF
     ;;
 esac
 
-# Optional extras: the ASan/UBSan runtime comes with g++; wrk is for benchmarks.
+# Optional extras: the ASan/UBSan runtime comes with g++. The benchmark
+# harness (tests/bench/compare.py) needs wrk and the two anchors it measures
+# fedproxy against, nginx and HAProxy, all from the running release.
 if [ "${FEDPROXY_INSTALL_BENCH:-0}" = 1 ]; then
-  apt-get install -y -q --no-install-recommends wrk
+  apt-get install -y -q --no-install-recommends wrk nginx haproxy
+fi
+
+# Test tool, not a dependency: the compose CLI plugin, so that the tests can
+# run `docker compose config` on examples/docker-compose (no engine needed).
+# Bookworm only has the old Python docker-compose 1.x, so on bookworm we take
+# the static Go binary out of trixie's docker-compose package without
+# installing that package (the apt pinning above stays as it is).
+plugin_dir=/usr/local/lib/docker/cli-plugins
+if [ ! -x "$plugin_dir/docker-compose" ] && [ "${FEDPROXY_SKIP_COMPOSE:-0}" != 1 ]; then
+  compose_release=trixie
+  [ "$codename" = bookworm ] || compose_release=$codename
+  tmp=$(mktemp -d)
+  if (cd "$tmp" && apt-get download -q "docker-compose/$compose_release" >/dev/null 2>&1); then
+    dpkg-deb -x "$tmp"/docker-compose_*.deb "$tmp/x"
+    install -D -m 0755 "$tmp/x/usr/libexec/docker/cli-plugins/docker-compose" "$plugin_dir/docker-compose"
+    echo "install-deps: compose plugin $("$plugin_dir/docker-compose" version --short 2>/dev/null) in $plugin_dir"
+  else
+    echo "install-deps: could not download docker-compose from $compose_release; compose test will fail" >&2
+  fi
+  rm -rf "$tmp"
 fi
 
 if ! pkg-config --atleast-version=3.6 mbedtls; then
