@@ -14,8 +14,17 @@ void EventLog::on_handshake_failed(const std::string& peer_address, const std::s
 void EventLog::on_request_done(const core::RequestRecord& r) {
   ++requests_;
   // Peer slugs come from the configured peer list: a bounded label set.
-  metrics_.count_request(r.peer_slug.empty() ? "unknown" : r.peer_slug, r.decision, r.status, r.duration_ms,
-                         r.bytes_in, r.bytes_out);
+  // Grants are configured ones only (the policy resolves them), also bounded.
+  RequestSample sample;
+  sample.direction = r.direction;
+  sample.peer = r.peer_slug.empty() ? std::string_view("unknown") : std::string_view(r.peer_slug);
+  sample.grant = r.grant.empty() ? std::string_view("none") : std::string_view(r.grant);
+  sample.decision = r.decision;
+  sample.status = r.status;
+  sample.duration_ms = r.duration_ms;
+  sample.bytes_in = r.bytes_in;
+  sample.bytes_out = r.bytes_out;
+  metrics_.count_request(sample);
   if (audit_) audit_->request(r);
   LogLine line("info", "request");
   line.str("request_id", r.request_id).str("peer", r.peer_address);

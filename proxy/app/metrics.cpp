@@ -40,39 +40,64 @@ std::string Metrics::handshake_reason_category(const std::string& r) {
   return "other";
 }
 
-void Metrics::count_request(const std::string& peer, const std::string& decision, int status,
-                            double duration_ms, uint64_t bytes_in, uint64_t bytes_out) {
-  std::string key = peer;
-  key += '\0';
-  key += decision;
-  key += '\0';
-  key += std::to_string(status);
+void Metrics::count_request(const RequestSample& r) {
+  std::string key;
+  key.reserve(64);
+  key.append(r.direction).append(1, '\0').append(r.peer).append(1, '\0').append(r.grant);
+  key.append(1, '\0').append(r.decision).append(1, '\0').append(std::to_string(r.status));
+  double s = r.duration_ms / 1000.0;
+  std::lock_guard<std::mutex> lock(mu_);
   ++requests_[key];
-  double s = duration_ms / 1000.0;
   for (size_t i = 0; i < kLatencyBuckets.size(); ++i) {
     if (s <= kLatencyBuckets[i]) ++latency_counts_[i];
   }
   ++latency_count_;
   latency_sum_s_ += s;
-  bytes_in_ += bytes_in;
-  bytes_out_ += bytes_out;
+  bytes_in_ += r.bytes_in;
+  bytes_out_ += r.bytes_out;
 }
 
 void Metrics::count_handshake_failure(const std::string& reason) {
-  ++handshake_failures_[handshake_reason_category(reason)];
+  std::string category = handshake_reason_category(reason);
+  std::lock_guard<std::mutex> lock(mu_);
+  ++handshake_failures_[category];
+}
+
+void Metrics::count_reload(bool ok) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++reloads_[ok ? "success" : "failure"];
+}
+
+void Metrics::merge_into(Metrics& total) const {
+  std::scoped_lock lock(mu_, total.mu_);
+  for (const auto& [k, n] : requests_) total.requests_[k] += n;
+  for (const auto& [k, n] : handshake_failures_) total.handshake_failures_[k] += n;
+  for (const auto& [k, n] : reloads_) total.reloads_[k] += n;
+  for (size_t i = 0; i < latency_counts_.size(); ++i) total.latency_counts_[i] += latency_counts_[i];
+  total.latency_count_ += latency_count_;
+  total.latency_sum_s_ += latency_sum_s_;
+  total.bytes_in_ += bytes_in_;
+  total.bytes_out_ += bytes_out_;
 }
 
 std::string Metrics::render(uint64_t active_connections, uint64_t upstream_idle, bool insecure) const {
+  std::lock_guard<std::mutex> lock(mu_);
   std::string out;
   out.reserve(4096);
-  out += "# HELP fedproxy_requests_total Federated requests by peer, decision and HTTP status.\n";
+  out += "# HELP fedproxy_requests_total Federated requests by direction, peer, grant, decision and HTTP status.\n";
   out += "# TYPE fedproxy_requests_total counter\n";
+  static constexpr const char* kNames[] = {"direction", "peer", "grant", "decision", "status"};
   for (const auto& [key, n] : requests_) {
-    size_t a = key.find('\0');
-    size_t b = key.find('\0', a + 1);
-    out += "fedproxy_requests_total{peer=\"" + label(key.substr(0, a)) + "\",decision=\"" +
-           label(key.substr(a + 1, b - a - 1)) + "\",status=\"" + key.substr(b + 1) + "\"} " +
-           std::to_string(n) + "\n";
+    out += "fedproxy_requests_total{";
+    size_t from = 0;
+    for (size_t i = 0; i < 5; ++i) {
+      size_t to = i < 4 ? key.find('\0', from) : key.size();
+      out += (i ? ",": "");
+      out += kNames[i];
+      out += "=\"" + label(key.substr(from, to - from)) + "\"";
+      from = to + 1;
+    }
+    out += "} " + std::to_string(n) + "\n";
   }
   out += "# HELP fedproxy_request_duration_seconds Time from request head to end of response.\n";
   out += "# TYPE fedproxy_request_duration_seconds histogram\n";

@@ -120,6 +120,7 @@ bool Runtime::start_listeners() {
       .boolean("tls", snap_->server_tls != nullptr);
   if (cfg.egress.listen) {
     core::IngressOptions opts = ingress_options(cfg);
+    opts.direction = "egress";
     opts.unavailable_code = "peer_unavailable";
     opts.unavailable_message = "The peer cannot be reached.";
     opts.timeout_message = "The peer did not answer in time.";

@@ -10,6 +10,7 @@
 namespace fedproxy::core {
 
 struct RequestRecord {
+  const char* direction = "ingress";  // ingress | egress
   std::string request_id;
   std::string peer_address;
   const tls::PeerIdentity* peer = nullptr;

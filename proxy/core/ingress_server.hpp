@@ -33,6 +33,7 @@ struct IngressOptions {
   const char* unavailable_message = "The local application cannot be reached.";
   const char* timeout_message = "The local application did not answer in time.";
   const char* invalid_response_message = "The local application sent an invalid response.";
+  const char* direction = "ingress";  // "egress" on the egress listener (metrics label)
 };
 
 class IngressSession;

@@ -443,6 +443,7 @@ void IngressSession::finish_exchange() {
   Exchange& ex = *ex_;
   ++requests_;
   RequestRecord rec;
+  rec.direction = server_.options().direction;
   rec.request_id = ex.request_id;
   rec.peer_address = down_->peer_address();
   rec.peer = down_->tls() ? &down_->tls()->peer() : nullptr;
