@@ -26,8 +26,7 @@ core::AdminResponse Runtime::handle_admin(std::string_view method, std::string_v
     r.body = status_json();
   } else if (path == "/metrics") {
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    r.body = events_.metrics().render(ingress_->active_sessions(), ingress_->pool().idle_count(),
-                                      snap_->server_tls == nullptr);
+    r.body = metrics_text();
     if (liveness_) {
       // One series per configured peer: a bounded label set.
       r.body += "# HELP fedproxy_peer_up 1 when the peer's last heartbeats succeeded (state active).\n"
@@ -53,6 +52,18 @@ core::AdminResponse Runtime::handle_admin(std::string_view method, std::string_v
     r.body = "{\"error\":\"not_found\",\"message\":\"Admin endpoints: /healthz /readyz /status /metrics /reload.\"}\n";
   }
   return r;
+}
+
+// Every worker counts on its own Metrics; the sum is rendered.
+std::string Runtime::metrics_text() const {
+  Metrics total;
+  events_.metrics().merge_into(total);
+  size_t idle = worker0_->upstream_idle();
+  for (const auto& t : threads_) {
+    t->events().metrics().merge_into(total);
+    idle += t->upstream_idle();
+  }
+  return total.render(shared_.ingress_count->active.load(), idle, snap_->server_tls == nullptr);
 }
 
 std::vector<std::string> Runtime::expiry_warnings() const {
@@ -127,8 +138,14 @@ std::string Runtime::status_json() const {
     }
   }
   j += "],\"grants\":" + std::to_string(snap_->policy ? snap_->policy->grant_count() : 0);
-  j += ",\"connections\":{\"active\":" + std::to_string(ingress_->active_sessions()) +
-       ",\"accepted\":" + std::to_string(ingress_->accepted()) + "}";
+  // Ingress connections accepted by each worker (SO_REUSEPORT spreads them).
+  j += ",\"workers\":{\"count\":" + std::to_string(1 + threads_.size()) + ",\"accepted\":[" +
+       std::to_string(worker0_->accepted());
+  for (const auto& t : threads_) j += "," + std::to_string(t->accepted());
+  j += "]}";
+  j += ",\"connections\":{\"active\":" + std::to_string(shared_.ingress_count->active.load()) +
+       ",\"accepted\":" + std::to_string(shared_.ingress_count->accepted.load()) +
+       ",\"egress_active\":" + std::to_string(shared_.egress_count->active.load()) + "}";
   j += ",\"upstream\":{\"address\":" + q(cfg.ingress.upstream.text) + ",\"reachable\":" +
        b(probe_ && probe_->upstream_ok()) + "}";
   if (audit_) j += ",\"audit\":{\"path\":" + q(audit_->path()) + ",\"chain_head\":" + q(audit_->chain_head()) + "}";

@@ -79,10 +79,22 @@ bool AuditSink::open_file(std::string* error, std::string* previous_head) {
 }
 
 bool AuditSink::reopen(std::string* error) {
+  std::lock_guard<std::mutex> lock(mu_);
   std::string previous_head;
   if (!open_file(error, &previous_head)) return false;
-  event("audit.reopened", {{"previous_chain_head", previous_head}});
+  // First line of the new file, before any worker's next record.
+  write_line(chain_.event_line(utc_timestamp_now(), "audit.reopened", {{"previous_chain_head", previous_head}}));
   return true;
+}
+
+std::string AuditSink::chain_head() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return chain_.prev();
+}
+
+uint64_t AuditSink::write_errors() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return write_errors_;
 }
 
 void AuditSink::write_line(const std::string& line) {
@@ -103,7 +115,6 @@ void AuditSink::write_line(const std::string& line) {
 
 void AuditSink::request(const core::RequestRecord& r) {
   policy::AuditRequest a;
-  a.ts = utc_timestamp_now();
   a.request_id = r.request_id;
   a.peer = r.peer_slug;
   a.entity_uri = r.entity_uri;
@@ -126,10 +137,15 @@ void AuditSink::request(const core::RequestRecord& r) {
   auto normalized = policy::normalize_path(target);
   a.query_hash = policy::query_hash(a.method, normalized ? *normalized : std::string(target), query);
   if (r.peer && r.peer->present) a.cert_fingerprint = r.peer->der_sha256;
+  // Workers share the chain: taking the timestamp under the lock keeps the
+  // lines in time order.
+  std::lock_guard<std::mutex> lock(mu_);
+  a.ts = utc_timestamp_now();
   write_line(chain_.request_line(a));
 }
 
 void AuditSink::event(std::string_view name, const policy::AuditFields& fields) {
+  std::lock_guard<std::mutex> lock(mu_);
   write_line(chain_.event_line(utc_timestamp_now(), name, fields));
 }
 

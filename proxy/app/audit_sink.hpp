@@ -1,10 +1,11 @@
 // The audit log file (SPEC §10): appends hash-chained JSON lines written by
 // policy::AuditChain. Each line is one write(2) to an O_APPEND descriptor, so
 // nothing sits in a user-space buffer when SIGTERM comes. SIGUSR1 reopens the
-// path for log rotation.
+// path for log rotation. Thread-safe: every worker loop appends to one chain.
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "policy/audit.hpp"
@@ -29,14 +30,15 @@ class AuditSink {
   const std::string& path() const { return path_; }
   // Hash of the last line written: published outside the file (logs,
   // /status) because no later line vouches for the last one.
-  const std::string& chain_head() const { return chain_.prev(); }
-  uint64_t write_errors() const { return write_errors_; }
+  std::string chain_head() const;
+  uint64_t write_errors() const;
 
  private:
   AuditSink(std::string path) : path_(std::move(path)) {}
   bool open_file(std::string* error, std::string* previous_head);
   void write_line(const std::string& line);
 
+  mutable std::mutex mu_;  // guards everything below
   std::string path_;
   int fd_ = -1;
   policy::AuditChain chain_;

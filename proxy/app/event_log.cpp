@@ -6,13 +6,13 @@
 namespace fedproxy::app {
 
 void EventLog::on_handshake_failed(const std::string& peer_address, const std::string& reason) {
-  ++handshake_failures_;
+  handshake_failures_.fetch_add(1, std::memory_order_relaxed);
   metrics_.count_handshake_failure(reason);
   LogLine("warn", "handshake_failed").str("peer", peer_address).str("reason", reason);
 }
 
 void EventLog::on_request_done(const core::RequestRecord& r) {
-  ++requests_;
+  requests_.fetch_add(1, std::memory_order_relaxed);
   // Peer slugs come from the configured peer list: a bounded label set.
   // Grants are configured ones only (the policy resolves them), also bounded.
   RequestSample sample;

@@ -18,16 +18,18 @@ class EventLog final : public core::CoreEvents {
   void on_connection_event(const std::string& peer_address, const std::string& what,
                            const std::string& detail) override;
 
-  uint64_t handshake_failures() const { return handshake_failures_; }
-  uint64_t requests() const { return requests_; }
+  uint64_t handshake_failures() const { return handshake_failures_.load(std::memory_order_relaxed); }
+  uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
   Metrics& metrics() { return metrics_; }
+  const Metrics& metrics() const { return metrics_; }
   void set_audit(AuditSink* audit) { audit_ = audit; }
 
  private:
   AuditSink* audit_ = nullptr;
   Metrics metrics_;
-  uint64_t handshake_failures_ = 0;
-  uint64_t requests_ = 0;
+  // Written by one worker loop, read by the admin loop.
+  std::atomic<uint64_t> handshake_failures_{0};
+  std::atomic<uint64_t> requests_{0};
 };
 
 }  // namespace fedproxy::app

@@ -1,5 +1,6 @@
 #include "proxy/app/runtime.hpp"
 
+#include <algorithm>
 #include <csignal>
 
 #include "proxy/app/log.hpp"
@@ -8,23 +9,13 @@ namespace fedproxy::app {
 
 namespace {
 
-core::IngressOptions ingress_options(const policy::Config& cfg) {
-  core::IngressOptions o;
-  o.parser_limits.max_request_line = cfg.limits.max_request_line_bytes;
-  o.parser_limits.max_header_bytes = cfg.limits.max_header_bytes;
-  o.parser_limits.max_header_count = cfg.limits.max_header_count;
-  o.max_connections = cfg.limits.max_connections;
-  o.handshake_timeout_ms = cfg.timeouts.handshake_ms;
-  o.header_timeout_ms = cfg.timeouts.header_ms;
-  o.idle_timeout_ms = cfg.timeouts.idle_ms;
-  o.max_conn_lifetime_ms = cfg.limits.max_conn_lifetime_ms;
-  o.max_requests_per_conn = cfg.limits.max_requests_per_conn;
-  o.upstream.endpoint = cfg.ingress.upstream;
-  o.upstream.connect_timeout_ms = cfg.timeouts.upstream_connect_ms;
-  o.upstream.response_timeout_ms = cfg.timeouts.upstream_response_ms;
-  o.upstream.idle_timeout_ms = cfg.timeouts.idle_ms;
-  o.upstream.max_idle = cfg.ingress.upstream_pool_max_idle;
-  return o;
+// The same endpoint on the port the first listener actually got (when the
+// config says port 0), so that every worker binds one address.
+policy::Endpoint with_bound_port(policy::Endpoint e, const std::string& bound) {
+  if (e.kind != policy::Endpoint::Kind::tcp) return e;
+  auto colon = bound.rfind(':');
+  if (colon != std::string::npos) e.port = static_cast<uint16_t>(std::stoul(bound.substr(colon + 1)));
+  return e;
 }
 
 int fatal(const std::string& message) {
@@ -37,7 +28,11 @@ int fatal(const std::string& message) {
 Runtime::Runtime(std::string config_path, std::shared_ptr<const Snapshot> snapshot)
     : config_path_(std::move(config_path)), snap_(std::move(snapshot)) {}
 
-Runtime::~Runtime() = default;
+Runtime::~Runtime() {
+  // A start that failed half-way leaves running threads: stop them at once.
+  for (auto& t : threads_) t->request_stop(0);
+  for (auto& t : threads_) t->join();
+}
 
 int Runtime::run() {
   // Valid until the first reload only: nothing below keeps it across loop_.run().
@@ -48,8 +43,10 @@ int Runtime::run() {
     if (!audit_) return fatal(error);
     events_.set_audit(audit_.get());
   }
+  shared_.audit = audit_.get();
+  shared_.limiter = std::make_shared<policy::RateLimiter>();
   if (snap_->policy) {
-    policy_ = std::make_unique<core::PolicyAuthorizer>(snap_->policy, snap_->server_tls == nullptr);
+    shared_.limiter->rebind(*snap_->policy);
   } else {
     LogLine("warn", "authenticate_only: no peer or grant policy; every client whose certificate verifies is forwarded");
   }
@@ -94,49 +91,62 @@ int Runtime::run() {
   LogLine("info", "started").str("node", cfg.node.org).str("config", config_path_);
   loop_.run();
   // Not `cfg`: a reload during the run replaced (and freed) that snapshot.
+  // Workers 1..N-1 drain on their own loops, bounded by the same grace period.
+  for (auto& t : threads_) t->join();
   if (audit_) {
-    audit_->event("stop", {{"node", snap_->config.node.org}, {"requests", std::to_string(events_.requests())}});
+    audit_->event("stop", {{"node", snap_->config.node.org}, {"requests", std::to_string(total_requests())}});
   }
   LogLine stopped("info", "stopped");
-  stopped.num("requests", static_cast<int64_t>(events_.requests()));
+  stopped.num("requests", static_cast<int64_t>(total_requests()));
   if (audit_) stopped.str("audit_chain_head", audit_->chain_head());
   return 0;
 }
 
 bool Runtime::start_listeners() {
   const policy::Config& cfg = snap_->config;
-  core::Authorizer& authorizer = policy_ ? static_cast<core::Authorizer&>(*policy_) : pass_through_;
-  ingress_ = std::make_unique<core::IngressServer>(loop_, ingress_options(cfg), snap_->server_tls, authorizer,
-                                                   events_);
-  ingress_->set_node_manifest(snap_->node_manifest);
+  const unsigned workers = std::max(1u, cfg.workers);
+  ListenPlan plan;
+  plan.ingress = cfg.ingress.listen;
+  plan.egress = cfg.egress.listen;
+  plan.reuse_port = workers > 1;
+  worker0_ = std::make_unique<Worker>(loop_, 0, shared_, events_);
   std::string error;
-  if (!ingress_->listen(cfg.ingress.listen, &error)) {
+  if (!worker0_->start(snap_, plan, &error)) {
     fatal(error);
     return false;
   }
   LogLine("info", "listening")
       .str("listener", "ingress")
-      .str("address", ingress_->bound_address())
+      .str("address", worker0_->ingress().bound_address())
       .boolean("tls", snap_->server_tls != nullptr);
-  if (cfg.egress.listen) {
-    core::IngressOptions opts = ingress_options(cfg);
-    opts.direction = "egress";
-    opts.unavailable_code = "peer_unavailable";
-    opts.unavailable_message = "The peer cannot be reached.";
-    opts.timeout_message = "The peer did not answer in time.";
-    opts.invalid_response_message = "The peer sent an invalid response.";
-    egress_router_ = std::make_unique<core::EgressRouter>(loop_, opts.upstream);
-    for (const auto& p : egress_router_->set_peers(snap_->policy.get(), snap_->client_tls)) {
+  if (worker0_->egress()) {
+    for (const auto& p : worker0_->egress_router()->set_peers(snap_->policy.get(), snap_->client_tls)) {
       LogLine("warn", "egress peer unusable").str("problem", p);
     }
-    egress_ = std::make_unique<core::IngressServer>(loop_, opts, nullptr, *egress_router_, events_);
-    if (!egress_->listen(*cfg.egress.listen, &error)) {
-      fatal(error);
-      return false;
+    LogLine("info", "listening").str("listener", "egress").str("address", worker0_->egress()->bound_address());
+  }
+  // Workers 1..N-1 bind the addresses worker 0 got (listeners are TCP only).
+  if (workers > 1) {
+    cell_.publish(snap_);
+    ListenPlan more;
+    more.reuse_port = true;
+    more.ingress = with_bound_port(cfg.ingress.listen, worker0_->ingress().bound_address());
+    if (worker0_->egress()) {
+      more.egress = with_bound_port(*cfg.egress.listen, worker0_->egress()->bound_address());
     }
-    LogLine("info", "listening").str("listener", "egress").str("address", egress_->bound_address());
+    for (unsigned i = 1; i < workers; ++i) {
+      auto t = std::make_unique<WorkerThread>(i, shared_, cell_, more);
+      if (!t->start(&error)) {
+        fatal(error);
+        return false;
+      }
+      threads_.push_back(std::move(t));
+    }
+  }
+  if (workers > 1) LogLine("info", "workers started").num("workers", workers);
+  if (worker0_->egress()) {
     liveness_ = std::make_unique<core::PeerLiveness>(
-        loop_, *egress_router_, cfg.egress.heartbeat_interval_ms,
+        loop_, *worker0_->egress_router(), cfg.egress.heartbeat_interval_ms,
         [this](const std::string& peer, core::PeerState from, core::PeerState to, const std::string& detail) {
           LogLine(to == core::PeerState::degraded ? "warn" : "info", "peer state changed")
               .str("peer", peer)
@@ -164,29 +174,17 @@ bool Runtime::start_listeners() {
 void Runtime::shutdown(const char* why) {
   if (stopping_) return;
   stopping_ = true;
+  const uint32_t grace_ms = snap_->config.timeouts.shutdown_grace_ms;
   LogLine("info", "shutting down")
       .str("signal", why)
-      .num("active_connections", static_cast<int64_t>(ingress_->active_sessions()))
-      .num("grace_ms", snap_->config.timeouts.shutdown_grace_ms);
-  ingress_->begin_shutdown();
-  if (egress_) {
-    liveness_->stop();
-    egress_->begin_shutdown();
-    egress_router_->close_idle();
-  }
+      .num("active_connections", static_cast<int64_t>(shared_.ingress_count->active.load()))
+      .num("grace_ms", grace_ms);
+  if (liveness_) liveness_->stop();
+  worker0_->begin_shutdown(grace_ms);
+  for (auto& t : threads_) t->request_stop(grace_ms);
   if (admin_) admin_->close();
   probe_->stop();
   insecure_timer_.reset();
-  // The loop ends when the last connection is gone; the grace timer only
-  // forces that, it does not keep the loop alive by itself.
-  grace_timer_ = std::make_unique<net::Timer>(loop_, [this] {
-    LogLine("warn", "grace period over: closing remaining connections")
-        .num("active_connections", static_cast<int64_t>(ingress_->active_sessions()));
-    ingress_->close_all();
-    if (egress_) egress_->close_all();
-  });
-  grace_timer_->start(snap_->config.timeouts.shutdown_grace_ms);
-  grace_timer_->unref();
   sigterm_.reset();
   sigint_.reset();
   sighup_.reset();
@@ -194,6 +192,12 @@ void Runtime::shutdown(const char* why) {
   poll_timer_.reset();
   reload_timer_.reset();
   expiry_timer_.reset();
+}
+
+uint64_t Runtime::total_requests() const {
+  uint64_t n = events_.requests();
+  for (const auto& t : threads_) n += t->events().requests();
+  return n;
 }
 
 void Runtime::log_expiry_warnings() {
@@ -270,19 +274,17 @@ void Runtime::apply(std::shared_ptr<const Snapshot> next) {
           (old_cfg.admin.listen ? old_cfg.admin.listen->text : "")) {
     LogLine("warn", "listener or upstream addresses changed: they apply after a restart");
   }
+  if (new_cfg.workers != old_cfg.workers) LogLine("warn", "a changed worker count applies after a restart");
   if ((next->policy == nullptr) != (snap_->policy == nullptr)) {
     LogLine("warn", "switching between authenticate_only and policy mode applies after a restart");
-  } else if (policy_ && next->policy) {
+  } else if (next->policy) {
     audit_trust_changes(*snap_, *next);
-    policy_->set_snapshot(next->policy);
+    // Once, before any worker sees the snapshot (see PolicyAuthorizer).
+    shared_.limiter->rebind(*next->policy);
   }
-  if (next->server_tls) ingress_->set_tls(next->server_tls);
-  if (egress_router_) {
-    for (const auto& p : egress_router_->set_peers(next->policy.get(), next->client_tls)) {
-      LogLine("warn", "egress peer unusable").str("problem", p);
-    }
-  }
-  ingress_->set_node_manifest(next->node_manifest);
+  for (const auto& p : worker0_->apply(next)) LogLine("warn", "egress peer unusable").str("problem", p);
+  cell_.publish(next);
+  for (auto& t : threads_) t->notify();
   snap_ = std::move(next);
 }
 

@@ -1,5 +1,6 @@
-// One `fedproxy run`: owns the loop, the listeners, the current snapshot and
-// everything that reacts to signals and admin requests.
+// One `fedproxy run`: owns the main loop, the current snapshot and
+// everything that reacts to signals and admin requests (the control plane),
+// worker 0 on the main loop and workers 1..N-1 on their own threads.
 #pragma once
 
 #include <memory>
@@ -10,12 +11,10 @@
 #include "proxy/app/event_log.hpp"
 #include "proxy/app/readiness.hpp"
 #include "proxy/app/snapshot.hpp"
+#include "proxy/app/worker.hpp"
+#include "proxy/app/worker_thread.hpp"
 #include "proxy/core/admin_server.hpp"
-#include "proxy/core/authorizer.hpp"
-#include "proxy/core/egress_router.hpp"
-#include "proxy/core/ingress_server.hpp"
 #include "proxy/core/peer_liveness.hpp"
-#include "proxy/core/policy_authorizer.hpp"
 #include "proxy/net/loop.hpp"
 
 namespace fedproxy::app {
@@ -40,6 +39,8 @@ class Runtime final : public core::AdminHandler {
   void apply(std::shared_ptr<const Snapshot> next);
   void audit_trust_changes(const Snapshot& before, const Snapshot& after);
   std::string status_json() const;
+  std::string metrics_text() const;
+  uint64_t total_requests() const;
   // "node certificate expires in N days", "peer X expires in N days" (< 30 days).
   std::vector<std::string> expiry_warnings() const;
   void log_expiry_warnings();  // at start, daily, and on reload when they changed
@@ -48,18 +49,17 @@ class Runtime final : public core::AdminHandler {
   std::string config_path_;
   std::shared_ptr<const Snapshot> snap_;
   net::Loop loop_;
-  EventLog events_;
+  EventLog events_;  // worker 0's, also counts reloads
   std::unique_ptr<AuditSink> audit_;
-  core::PassThroughAuthorizer pass_through_;
-  std::unique_ptr<core::PolicyAuthorizer> policy_;
-  std::unique_ptr<core::IngressServer> ingress_;
-  std::unique_ptr<core::EgressRouter> egress_router_;
-  std::unique_ptr<core::IngressServer> egress_;  // the same session code, routed to peers
-  std::unique_ptr<core::PeerLiveness> liveness_;
+  WorkerShared shared_;
+  std::unique_ptr<Worker> worker0_;
+  SnapshotCell cell_;  // what workers 1..N-1 apply
+  std::vector<std::unique_ptr<WorkerThread>> threads_;
+  std::unique_ptr<core::PeerLiveness> liveness_;  // heartbeats through worker 0's egress
   std::unique_ptr<core::AdminServer> admin_;
   std::unique_ptr<UpstreamProbe> probe_;
   std::unique_ptr<net::SignalWatcher> sigterm_, sigint_, sighup_, sigusr1_;
-  std::unique_ptr<net::Timer> grace_timer_, insecure_timer_;
+  std::unique_ptr<net::Timer> insecure_timer_;
   certwatch::WatchSet watch_;
   certwatch::ReloadDebouncer debouncer_;
   std::unique_ptr<net::Timer> poll_timer_, reload_timer_, expiry_timer_;

@@ -6,19 +6,21 @@ namespace fedproxy::core {
 
 IngressServer::IngressServer(net::Loop& loop, IngressOptions options,
                              std::shared_ptr<const tls::TlsContext> tls, Authorizer& authorizer,
-                             CoreEvents& events)
+                             CoreEvents& events, std::shared_ptr<ConnectionCount> count)
     : loop_(loop),
       options_(std::move(options)),
       tls_(std::move(tls)),
       authorizer_(&authorizer),
       events_(events),
-      pool_(loop, options_.upstream) {}
+      pool_(loop, options_.upstream),
+      count_(count ? std::move(count) : std::make_shared<ConnectionCount>()) {}
 
 IngressServer::~IngressServer() { close_all(); }
 
-bool IngressServer::listen(const policy::Endpoint& endpoint, std::string* error) {
+bool IngressServer::listen(const policy::Endpoint& endpoint, std::string* error, bool reuse_port) {
   listener_ = net::Listener::create(
-      loop_, endpoint, [this](std::unique_ptr<net::Transport> t) { on_accept(std::move(t)); }, error);
+      loop_, endpoint, [this](std::unique_ptr<net::Transport> t) { on_accept(std::move(t)); }, error,
+      reuse_port);
   if (!listener_) return false;
   bound_ = listener_->bound_address();
   return true;
@@ -28,13 +30,13 @@ const std::string& IngressServer::bound_address() const { return bound_; }
 
 void IngressServer::on_accept(std::unique_ptr<net::Transport> transport) {
   if (shutting_down_) return;  // transport destructor closes it
-  if (sessions_.size() >= options_.max_connections) {
+  if (!count_->try_acquire(options_.max_connections)) {
     ++rejected_over_limit_;
     events_.on_connection_event(transport->peer_address(), "connection_limit",
                                 "max_connections reached; connection closed");
     return;
   }
-  ++accepted_;
+  accepted_here_.fetch_add(1, std::memory_order_relaxed);
   auto* session = new IngressSession(*this, std::move(transport));
   sessions_.insert(session);
   // Each connection keeps the TLS context it started with (mbedTLS needs the
@@ -42,7 +44,9 @@ void IngressServer::on_accept(std::unique_ptr<net::Transport> transport) {
   session->start(tls_ ? std::make_unique<tls::TlsEngine>(tls_) : nullptr);
 }
 
-void IngressServer::session_gone(IngressSession* session) { sessions_.erase(session); }
+void IngressServer::session_gone(IngressSession* session) {
+  if (sessions_.erase(session)) count_->release();
+}
 
 void IngressServer::begin_shutdown() {
   shutting_down_ = true;

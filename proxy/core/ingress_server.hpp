@@ -3,6 +3,7 @@
 // drains sessions on shutdown.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -38,15 +39,33 @@ struct IngressOptions {
 
 class IngressSession;
 
+// Connection counts of one listener kind across all worker loops: the
+// max_connections limit is for the process, not per worker.
+struct ConnectionCount {
+  std::atomic<uint64_t> active{0};
+  std::atomic<uint64_t> accepted{0};
+  // Takes a slot unless `limit` are in use (exact under concurrency).
+  bool try_acquire(uint64_t limit) {
+    uint64_t n = active.load(std::memory_order_relaxed);
+    do {
+      if (n >= limit) return false;
+    } while (!active.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+    accepted.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  void release() { active.fetch_sub(1, std::memory_order_relaxed); }
+};
+
 class IngressServer {
  public:
   // tls may be null: plain HTTP ingress (insecure mode, SPEC §9).
   IngressServer(net::Loop& loop, IngressOptions options,
                 std::shared_ptr<const tls::TlsContext> tls, Authorizer& authorizer,
-                CoreEvents& events);
+                CoreEvents& events, std::shared_ptr<ConnectionCount> count = nullptr);
   ~IngressServer();
 
-  bool listen(const policy::Endpoint& endpoint, std::string* error);
+  // reuse_port: see net::Listener (one listener per worker loop).
+  bool listen(const policy::Endpoint& endpoint, std::string* error, bool reuse_port = false);
   const std::string& bound_address() const;
 
   // A reload: new handshakes use the new context, open sessions keep theirs.
@@ -68,14 +87,18 @@ class IngressServer {
   void begin_shutdown();
   // Close everything at once (grace period over).
   void close_all();
-  size_t active_sessions() const { return sessions_.size(); }
-  uint64_t accepted() const { return accepted_; }
+  size_t active_sessions() const { return sessions_.size(); }  // on this loop
+  // Across every worker sharing the ConnectionCount; safe from any thread.
+  uint64_t total_active() const { return count_->active.load(std::memory_order_relaxed); }
+  uint64_t total_accepted() const { return count_->accepted.load(std::memory_order_relaxed); }
+  uint64_t accepted_here() const { return accepted_here_.load(std::memory_order_relaxed); }  // this loop
   uint64_t rejected_over_limit() const { return rejected_over_limit_; }
 
   // For sessions.
   net::Loop& loop() { return loop_; }
   const IngressOptions& options() const { return options_; }
   UpstreamPool& pool() { return pool_; }
+  size_t pool_idle_count() const { return pool_.idle_count(); }  // thread-safe
   Authorizer& authorizer() { return *authorizer_; }
   CoreEvents& events() { return events_; }
   bool shutting_down() const { return shutting_down_; }
@@ -95,7 +118,8 @@ class IngressServer {
   std::string bound_;
   std::unordered_set<IngressSession*> sessions_;
   bool shutting_down_ = false;
-  uint64_t accepted_ = 0;
+  std::shared_ptr<ConnectionCount> count_;
+  std::atomic<uint64_t> accepted_here_{0};
   uint64_t rejected_over_limit_ = 0;
 };
 

@@ -2,13 +2,17 @@
 
 namespace fedproxy::core {
 
-PolicyAuthorizer::PolicyAuthorizer(std::shared_ptr<const policy::Snapshot> snapshot, bool insecure)
-    : snapshot_(std::move(snapshot)), insecure_(insecure) {
-  limiter_.rebind(*snapshot_);
+PolicyAuthorizer::PolicyAuthorizer(std::shared_ptr<const policy::Snapshot> snapshot, bool insecure,
+                                   std::shared_ptr<policy::RateLimiter> limiter)
+    : snapshot_(std::move(snapshot)),
+      owns_limiter_(limiter == nullptr),
+      insecure_(insecure) {
+  limiter_ = owns_limiter_ ? std::make_shared<policy::RateLimiter>() : std::move(limiter);
+  if (owns_limiter_) limiter_->rebind(*snapshot_);
 }
 
 void PolicyAuthorizer::set_snapshot(std::shared_ptr<const policy::Snapshot> snapshot) {
-  limiter_.rebind(*snapshot);
+  if (owns_limiter_) limiter_->rebind(*snapshot);
   snapshot_ = std::move(snapshot);
 }
 
@@ -26,7 +30,7 @@ Verdict PolicyAuthorizer::authorize(const RequestView& r) {
   if (const auto* auth = http1::find_header(r.head.headers, "authorization")) info.authorization = auth->value;
   info.source_ip = r.source_ip;
 
-  policy::Decision d = policy::evaluate(*snapshot_, limiter_, subject, info, r.now_unix_ms);
+  policy::Decision d = policy::evaluate(*snapshot_, *limiter_, subject, info, r.now_unix_ms);
 
   Verdict v;
   if (d.peer) v.peer = policy::peer_slug(*d.peer);

@@ -14,7 +14,12 @@ namespace fedproxy::core {
 class PolicyAuthorizer final : public Authorizer {
  public:
   // insecure: peer identity comes from X-Federation-Dev-Peer (SPEC §9).
-  PolicyAuthorizer(std::shared_ptr<const policy::Snapshot> snapshot, bool insecure);
+  // limiter: shared by the authorizers of all worker loops so that a grant's
+  // rate limit holds for the process (null = a private one). A shared
+  // limiter is rebound by its owner, once per reload and before the new
+  // snapshot is published, so a slow worker can never rebind it backwards.
+  PolicyAuthorizer(std::shared_ptr<const policy::Snapshot> snapshot, bool insecure,
+                   std::shared_ptr<policy::RateLimiter> limiter = nullptr);
   // A reload: the new snapshot applies from the next request on; rate-limit
   // buckets of unchanged grants keep their state.
   void set_snapshot(std::shared_ptr<const policy::Snapshot> snapshot);
@@ -24,7 +29,8 @@ class PolicyAuthorizer final : public Authorizer {
 
  private:
   std::shared_ptr<const policy::Snapshot> snapshot_;
-  policy::RateLimiter limiter_;
+  std::shared_ptr<policy::RateLimiter> limiter_;
+  bool owns_limiter_;
   bool insecure_;
 };
 

@@ -228,6 +228,7 @@ UpstreamConnection* UpstreamPool::acquire(UpstreamUser* user, std::string_view m
   if (!idle_.empty()) {
     UpstreamConnection* conn = idle_.back();
     idle_.pop_back();
+    idle_gauge_.store(idle_.size(), std::memory_order_relaxed);
     conn->begin(user, method);
     return conn;
   }
@@ -248,16 +249,19 @@ void UpstreamPool::release(UpstreamConnection* conn) {
   }
   conn->park();
   idle_.push_back(conn);
+  idle_gauge_.store(idle_.size(), std::memory_order_relaxed);
 }
 
 void UpstreamPool::forget(UpstreamConnection* conn) {
   idle_.erase(std::remove(idle_.begin(), idle_.end(), conn), idle_.end());
+  idle_gauge_.store(idle_.size(), std::memory_order_relaxed);
 }
 
 void UpstreamPool::close_idle(bool stop_pooling) {
   if (stop_pooling) pooling_ = false;
   std::vector<UpstreamConnection*> idle;
   idle.swap(idle_);
+  idle_gauge_.store(0, std::memory_order_relaxed);
   for (auto* conn : idle) {
     conn->idle_ = false;  // already removed from the list
     conn->close_and_delete();

@@ -3,6 +3,7 @@
 // to the UpstreamUser (the ingress session) as events.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -128,7 +129,8 @@ class UpstreamPool {
   // connections must not keep the loop alive).
   void close_idle(bool stop_pooling = false);
 
-  size_t idle_count() const { return idle_.size(); }
+  // Readable from any thread (the admin loop sums the workers' pools).
+  size_t idle_count() const { return idle_gauge_.load(std::memory_order_relaxed); }
   // Loop time of the last failed connect (0 = none): egress skips an endpoint
   // that failed recently and fails over to the next one in manifest order.
   uint64_t last_connect_failure_ms() const { return last_connect_failure_ms_; }
@@ -150,6 +152,7 @@ class UpstreamPool {
   net::Loop& loop_;
   UpstreamOptions options_;
   std::vector<UpstreamConnection*> idle_;  // most recently used last
+  std::atomic<size_t> idle_gauge_{0};
   uint64_t opened_ = 0;
   uint64_t last_connect_failure_ms_ = 0;
   bool pooling_ = true;

@@ -1,6 +1,10 @@
 #include "proxy/net/listener.hpp"
 
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <uv.h>
 
@@ -28,10 +32,28 @@ void connection_cb(uv_stream_t* server, int status) {
   auto* owner = static_cast<Listener*>(server->data);
   if (owner) owner->on_connection(status);
 }
+// libuv 1.44 has no UV_TCP_REUSEPORT: make the socket ourselves, set the
+// options before bind() (SO_REUSEPORT only counts then) and hand it to libuv.
+int bind_reuse_port(uv_tcp_t* tcp, const sockaddr_storage& addr) {
+  int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return uv_translate_sys_error(errno);
+  int one = 1;
+  socklen_t len = addr.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+      ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), len) != 0) {
+    int err = errno;
+    ::close(fd);
+    return uv_translate_sys_error(err);
+  }
+  int rc = uv_tcp_open(tcp, fd);
+  if (rc != 0) ::close(fd);
+  return rc;
+}
 }  // namespace
 
 std::unique_ptr<Listener> Listener::create(Loop& loop, const policy::Endpoint& endpoint,
-                                           AcceptFn on_accept, std::string* error) {
+                                           AcceptFn on_accept, std::string* error, bool reuse_port) {
   std::unique_ptr<Listener> l(new Listener(loop, std::move(on_accept)));
   auto* h = new Handle;
   l->handle_ = h;
@@ -49,7 +71,8 @@ std::unique_ptr<Listener> Listener::create(Loop& loop, const policy::Endpoint& e
     h->s.handle.data = l.get();
     sockaddr_storage addr{};
     if (!to_sockaddr(endpoint, &addr, error)) return nullptr;
-    rc = uv_tcp_bind(&h->s.tcp, reinterpret_cast<const sockaddr*>(&addr), 0);
+    rc = reuse_port ? bind_reuse_port(&h->s.tcp, addr)
+                    : uv_tcp_bind(&h->s.tcp, reinterpret_cast<const sockaddr*>(&addr), 0);
   }
   if (rc == 0) rc = uv_listen(&h->s.stream, 511, connection_cb);
   if (rc != 0) {

@@ -14,9 +14,12 @@ namespace fedproxy::net {
 class Listener {
  public:
   using AcceptFn = std::function<void(std::unique_ptr<Transport>)>;
-  // Binds and listens. nullptr with *error set on failure.
+  // Binds and listens. nullptr with *error set on failure. reuse_port (TCP
+  // only): SO_REUSEPORT, so that one listener per worker loop can bind the
+  // same address and the kernel spreads connections over them.
   static std::unique_ptr<Listener> create(Loop& loop, const policy::Endpoint& endpoint,
-                                          AcceptFn on_accept, std::string* error);
+                                          AcceptFn on_accept, std::string* error,
+                                          bool reuse_port = false);
   ~Listener();  // stops accepting (closes the handle)
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;

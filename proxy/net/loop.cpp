@@ -107,4 +107,23 @@ void SignalWatcher::on_signal(uv_signal_t* s, int) {
   if (self && self->on_signal_) self->on_signal_();
 }
 
+AsyncWakeup::AsyncWakeup(Loop& loop, std::function<void()> on_wake)
+    : handle_(new uv_async_t), on_wake_(std::move(on_wake)) {
+  uv_async_init(loop.raw(), handle_, &AsyncWakeup::on_async);
+  handle_->data = this;
+}
+
+AsyncWakeup::~AsyncWakeup() {
+  handle_->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(handle_), [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
+}
+
+void AsyncWakeup::wake() { uv_async_send(handle_); }
+
+void AsyncWakeup::unref() { uv_unref(reinterpret_cast<uv_handle_t*>(handle_)); }
+
+void AsyncWakeup::on_async(uv_async_t* a) {
+  if (auto* self = static_cast<AsyncWakeup*>(a->data)) self->on_wake_();
+}
+
 }  // namespace fedproxy::net

@@ -11,6 +11,7 @@ typedef struct uv_loop_s uv_loop_t;
 typedef struct uv_idle_s uv_idle_t;
 typedef struct uv_timer_s uv_timer_t;
 typedef struct uv_signal_s uv_signal_t;
+typedef struct uv_async_s uv_async_t;
 
 namespace fedproxy::net {
 
@@ -87,6 +88,26 @@ class SignalWatcher {
   static void on_signal(uv_signal_t* s, int signum);
   uv_signal_t* handle_;
   std::function<void()> on_signal_;
+};
+
+// Wakes a loop from another thread (uv_async): wakeups sent before the
+// callback runs are coalesced into one call, so the sender publishes state
+// somewhere (a latest-value cell) and the callback reads the newest. Same
+// ownership rule as Timer; wake() may be called from any thread while the
+// object is alive (the owner guarantees that, e.g. with a mutex).
+class AsyncWakeup {
+ public:
+  AsyncWakeup(Loop& loop, std::function<void()> on_wake);
+  ~AsyncWakeup();
+  AsyncWakeup(const AsyncWakeup&) = delete;
+  AsyncWakeup& operator=(const AsyncWakeup&) = delete;
+  void wake();
+  void unref();  // do not keep the loop alive for this handle alone
+
+ private:
+  static void on_async(uv_async_t* a);
+  uv_async_t* handle_;
+  std::function<void()> on_wake_;
 };
 
 }  // namespace fedproxy::net
