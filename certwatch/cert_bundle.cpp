@@ -2,6 +2,7 @@
 // reading the four files once).
 #include "certwatch/cert_bundle.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <string_view>
 
 #include <mbedtls/ecp.h>
@@ -314,6 +316,120 @@ int64_t x509_time_to_unix(const mbedtls_x509_time& t) {
   if (t.year == 0) return 0;
   return days_from_civil(t.year, static_cast<unsigned>(t.mon), static_cast<unsigned>(t.day)) * 86400 +
          t.hour * 3600 + t.min * 60 + t.sec;
+}
+
+std::string unix_to_iso8601(int64_t t) {
+  std::time_t secs = static_cast<std::time_t>(t);
+  std::tm tm{};
+  if (gmtime_r(&secs, &tm) == nullptr) return std::to_string(t);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+int64_t days_left(int64_t not_after, int64_t now) {
+  const int64_t d = not_after - now;
+  return d >= 0 ? d / 86400 : -((-d + 86399) / 86400);
+}
+
+namespace {
+
+// The node's own validity dates and the CRL's freshness are reported apart
+// (expiry problems and warnings; crl_fail_open), so only trust is judged here.
+int ignore_dates(void*, mbedtls_x509_crt*, int depth, uint32_t* flags) {
+  if (depth == 0) *flags &= ~static_cast<uint32_t>(MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_FUTURE);
+  *flags &= ~static_cast<uint32_t>(MBEDTLS_X509_BADCRL_EXPIRED | MBEDTLS_X509_BADCRL_FUTURE);
+  return 0;
+}
+
+}  // namespace
+
+std::string verify_node_chain(const CertBundle& bundle) {
+  uint32_t flags = 0;
+  int ret = mbedtls_x509_crt_verify(bundle.cert_chain(), bundle.ca_chain(), bundle.crl(), nullptr, &flags,
+                                    ignore_dates, nullptr);
+  if (ret == 0) return {};
+  if (ret != MBEDTLS_ERR_X509_CERT_VERIFY_FAILED || flags == 0) return "cannot verify: " + mbed_error(ret);
+  if (flags == MBEDTLS_X509_BADCERT_REVOKED) return "the certificate is revoked by the CRL " + bundle.files().crl;
+  char info[512];
+  int n = mbedtls_x509_crt_verify_info(info, sizeof info, "", flags);
+  // One line per flag from mbedTLS; joined to keep one line per problem.
+  std::string why = n > 0 ? std::string(info, static_cast<size_t>(n)) : "verification failed";
+  while (!why.empty() && why.back() == '\n') why.pop_back();
+  for (size_t pos; (pos = why.find('\n')) != std::string::npos;) why.replace(pos, 1, "; ");
+  return "does not chain to a CA in " + bundle.files().ca_bundle + ": " + why;
+}
+
+CertList::CertList() { mbedtls_x509_crt_init(&chain); }
+CertList::~CertList() { mbedtls_x509_crt_free(&chain); }
+
+CertListResult load_cert_file(const std::string& path) {
+  CertListResult res;
+  if (psa_crypto_init() != PSA_SUCCESS) {
+    res.error = "cannot initialise PSA crypto";
+    return res;
+  }
+  std::string data;
+  auto list = std::make_shared<CertList>();
+  if (!read_file(path, data, nullptr, res.error)) return res;
+  if (!parse_certs(data, &list->chain, "certificate", &list->count, res.error)) return res;
+  res.certs = std::move(list);
+  return res;
+}
+
+namespace {
+
+std::string curve_name(mbedtls_ecp_group_id gid) {
+  switch (gid) {
+    case MBEDTLS_ECP_DP_SECP256R1: return "P-256";
+    case MBEDTLS_ECP_DP_SECP384R1: return "P-384";
+    case MBEDTLS_ECP_DP_SECP521R1: return "P-521";
+    default: {
+      const mbedtls_ecp_curve_info* info = mbedtls_ecp_curve_info_from_grp_id(gid);
+      return info != nullptr ? info->name : "unknown";
+    }
+  }
+}
+
+std::string ip_text(const mbedtls_x509_buf& ip) {
+  char buf[INET6_ADDRSTRLEN];
+  int family = ip.len == 4 ? AF_INET : ip.len == 16 ? AF_INET6 : 0;
+  if (family == 0 || inet_ntop(family, ip.p, buf, sizeof buf) == nullptr) return "(invalid IP address)";
+  return buf;
+}
+
+}  // namespace
+
+CertDetails cert_details(const mbedtls_x509_crt& crt) {
+  CertDetails d;
+  char buf[1024];
+  int n = mbedtls_x509_dn_gets(buf, sizeof buf, &crt.issuer);
+  if (n > 0) d.issuer.assign(buf, static_cast<size_t>(n));
+  for (const mbedtls_x509_sequence* cur = &crt.subject_alt_names; cur != nullptr; cur = cur->next) {
+    if (cur->buf.p == nullptr || cur->buf.len == 0) continue;
+    mbedtls_x509_subject_alternative_name san;
+    std::memset(&san, 0, sizeof san);
+    if (mbedtls_x509_parse_subject_alt_name(&cur->buf, &san) != 0) continue;
+    if (san.type == MBEDTLS_X509_SAN_DNS_NAME) {
+      d.dns_sans.emplace_back(reinterpret_cast<const char*>(san.san.unstructured_name.p),
+                              san.san.unstructured_name.len);
+    } else if (san.type == MBEDTLS_X509_SAN_IP_ADDRESS) {
+      d.ip_sans.push_back(ip_text(san.san.unstructured_name));
+    }
+    mbedtls_x509_free_subject_alt_name(&san);
+  }
+  d.not_before = x509_time_to_unix(crt.valid_from);
+  const mbedtls_pk_context* pk = &crt.pk;
+  d.key_bits = mbedtls_pk_get_bitlen(pk);
+  if (mbedtls_pk_can_do(pk, MBEDTLS_PK_ECKEY)) {
+    d.key_type = "EC";
+    d.key_curve = curve_name(mbedtls_ecp_keypair_get_group_id(mbedtls_pk_ec(*pk)));
+  } else if (mbedtls_pk_get_type(pk) == MBEDTLS_PK_RSA) {
+    d.key_type = "RSA";
+  } else {
+    d.key_type = mbedtls_pk_get_name(pk);
+  }
+  return d;
 }
 
 }  // namespace fedproxy::certwatch

@@ -1,11 +1,15 @@
 // CertBundle: the node certificate chain, its private key, the trusted CA
 // bundle and the optional CRL, loaded from files and validated together.
 // Immutable once built; a reload builds a new one to the side.
+// Below it: certificate helpers shared with `fedproxy check` and
+// `fedproxy cert inspect` (chain check, file parsing, details, dates).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <mbedtls/pk.h>
 #include <mbedtls/x509_crl.h>
@@ -72,5 +76,48 @@ CertBundleResult load_cert_bundle(const CertFiles& files);
 
 // An X.509 time (always UTC) as unix seconds; 0 for an unset time.
 int64_t x509_time_to_unix(const mbedtls_x509_time& t);
+
+// Unix seconds as ISO 8601 UTC, "2030-03-17T17:46:40Z".
+std::string unix_to_iso8601(int64_t t);
+
+// Whole days from now to not_after, rounded down: -1 as soon as it expired.
+int64_t days_left(int64_t not_after, int64_t now);
+
+// Whether the bundle's node certificate chains to its CA bundle (with the
+// intermediates of the cert file, and not revoked by its CRL). Validity
+// dates of the node certificate and of the CRL are not judged here (check
+// reports them itself). "" when it verifies, else why not. Not part of
+// load_cert_bundle: a CA rotation may legitimately drop the node's own issuer
+// from the bundle before the node certificate is reissued.
+std::string verify_node_chain(const CertBundle& bundle);
+
+// Certificates read from one file (PEM, several allowed, or one DER), for
+// `fedproxy cert inspect`: parsed only, nothing verified.
+struct CertList {
+  CertList();
+  ~CertList();
+  CertList(const CertList&) = delete;
+  CertList& operator=(const CertList&) = delete;
+  mbedtls_x509_crt chain;  // first certificate; ->next for the rest
+  int count = 0;
+};
+
+struct CertListResult {
+  std::shared_ptr<const CertList> certs;  // null on failure
+  std::string error;                      // e.g. "cannot read: No such file or directory"
+};
+CertListResult load_cert_file(const std::string& path);
+
+// What `cert inspect` shows beyond tls::PeerIdentity.
+struct CertDetails {
+  std::string issuer;                 // as mbedtls_x509_dn_gets prints it
+  std::vector<std::string> dns_sans;  // in certificate order
+  std::vector<std::string> ip_sans;   // printed as text (IPv4 dotted, IPv6 RFC 5952)
+  int64_t not_before = 0;             // unix seconds
+  std::string key_type;               // "EC", "RSA", else mbedTLS's name
+  std::string key_curve;              // "P-256", "P-384", ... for EC keys, else ""
+  size_t key_bits = 0;
+};
+CertDetails cert_details(const mbedtls_x509_crt& crt);
 
 }  // namespace fedproxy::certwatch

@@ -1,11 +1,13 @@
 // Argument helpers, `fedproxy version` and `fedproxy check`.
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 
 #include <llhttp.h>
 #include <mbedtls/version.h>
 #include <uv.h>
 
+#include "proxy/app/cert_checks.hpp"
 #include "proxy/app/commands.hpp"
 #include "proxy/app/snapshot.hpp"
 #include "proxy/tls/tls_engine.hpp"
@@ -58,7 +60,9 @@ int cmd_check(const std::vector<std::string>& args) {
         "Usage: fedproxy check --config FILE\n"
         "Validates everything `run` would load (config, certificates, key, CA bundle, CRL,\n"
         "manifests, peers, routes and grants)\n"
-        "and prints every problem found. Exit 0 when all is well, 1 otherwise.");
+        "and prints every problem found. Exit 0 when all is well, 1 otherwise.\n"
+        "The node certificate must also chain to tls.ca_bundle, not be revoked by tls.crl\n"
+        "and be valid now; one expiring within 30 days prints a \"warning:\" line (exit 0).");
     return 0;
   }
   std::string error;
@@ -69,8 +73,11 @@ int cmd_check(const std::vector<std::string>& args) {
   }
   tls::init_crypto();
   SnapshotResult built = build_snapshot(path);
-  int problems = static_cast<int>(built.problems.size());
+  CertCheckFindings certs = check_node_certificate(path, static_cast<int64_t>(std::time(nullptr)));
+  int problems = static_cast<int>(built.problems.size() + certs.problems.size());
   for (const auto& p : built.problems) std::printf("%s\n", p.c_str());
+  for (const auto& p : certs.problems) std::printf("%s\n", p.c_str());
+  for (const auto& w : certs.warnings) std::printf("warning: %s\n", w.c_str());
   if (problems) {
     std::printf("%d problem%s found\n", problems, problems == 1 ? "" : "s");
     return kExitProblems;

@@ -11,8 +11,10 @@ int cmd_check(const std::vector<std::string>& args);
 int cmd_version(const std::vector<std::string>& args);
 int cmd_manifest(const std::vector<std::string>& args);
 int cmd_audit(const std::vector<std::string>& args);
+int cmd_cert(const std::vector<std::string>& args);
 
-// Exit codes: 0 ok, 1 check found problems / usage error, 2 fatal at start.
+// Exit codes: 0 ok, 1 check found problems / usage error, 2 fatal at start
+// (and `cert inspect` on a file it cannot read or that holds no certificate).
 constexpr int kExitProblems = 1;
 constexpr int kExitFatal = 2;
 

@@ -13,6 +13,8 @@ const char* kUsage =
     "  fedproxy run --config FILE     run the proxy (ingress, egress, admin)\n"
     "  fedproxy check --config FILE   validate config, certificates and policy; exit 0 or 1\n"
     "  fedproxy audit verify FILE     check an audit log's hash chain; exit 0 or 1\n"
+    "  fedproxy cert inspect FILE [--json]\n"
+    "                                 show a certificate file: SANs, grant id, expiry, SHA-256\n"
     "  fedproxy manifest fetch PEER --endpoint URL --config FILE\n"
     "                                 fetch a peer's manifest over mTLS into manifests_dir\n"
     "  fedproxy version               print the version and library versions\n"
@@ -33,6 +35,7 @@ int main(int argc, char** argv) {
   if (cmd == "check") return fedproxy::app::cmd_check(args);
   if (cmd == "manifest") return fedproxy::app::cmd_manifest(args);
   if (cmd == "audit") return fedproxy::app::cmd_audit(args);
+  if (cmd == "cert") return fedproxy::app::cmd_cert(args);
   if (cmd == "version" || cmd == "--version") return fedproxy::app::cmd_version(args);
   std::fprintf(stderr, "fedproxy: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
   return fedproxy::app::kExitProblems;

@@ -300,3 +300,130 @@ TEST_CASE("CRL: PEM and DER, earliest nextUpdate") {
   REQUIRE_MESSAGE(r.bundle != nullptr, r.to_string());
   CHECK(r.bundle->crl() != nullptr);
 }
+
+// --- helpers for `check` and `cert inspect` ---
+
+TEST_CASE("days_left rounds down, negative once expired") {
+  using certwatch::days_left;
+  CHECK(days_left(1000 + 86400 * 3, 1000) == 3);
+  CHECK(days_left(1000 + 86400 * 3 - 1, 1000) == 2);
+  CHECK(days_left(1000, 1000) == 0);
+  CHECK(days_left(999, 1000) == -1);
+  CHECK(days_left(1000 - 86400, 1000) == -1);
+  CHECK(days_left(1000 - 86401, 1000) == -2);
+}
+
+TEST_CASE("unix_to_iso8601") {
+  CHECK(certwatch::unix_to_iso8601(0) == "1970-01-01T00:00:00Z");
+  CHECK(certwatch::unix_to_iso8601(1900000000) == "2030-03-17T17:46:40Z");
+  CHECK(certwatch::unix_to_iso8601(253402300799) == "9999-12-31T23:59:59Z");
+}
+
+TEST_CASE("verify_node_chain") {
+  Env env;
+  SUBCASE("signed by the bundle's CA") {
+    auto r = load_cert_bundle(env.files);
+    REQUIRE_MESSAGE(r.bundle != nullptr, r.to_string());
+    CHECK(certwatch::verify_node_chain(*r.bundle) == "");
+  }
+  SUBCASE("one of several CAs in the bundle") {
+    TestCa other("other CA");
+    CertFiles f = env.files;
+    f.ca_bundle = env.dir.write("dual.crt", other.cert_pem() + env.ca.cert_pem());
+    auto r = load_cert_bundle(f);
+    REQUIRE_MESSAGE(r.bundle != nullptr, r.to_string());
+    CHECK(certwatch::verify_node_chain(*r.bundle) == "");
+  }
+  SUBCASE("another CA: loads (rotation), but does not verify") {
+    TestCa other("other CA");
+    CertFiles f = env.files;
+    f.ca_bundle = env.dir.write("other.crt", other.cert_pem());
+    auto r = load_cert_bundle(f);
+    REQUIRE_MESSAGE(r.bundle != nullptr, r.to_string());
+    std::string why = certwatch::verify_node_chain(*r.bundle);
+    CHECK(contains(why, "does not chain to a CA in " + f.ca_bundle));
+    CHECK(why.find('\n') == std::string::npos);
+  }
+  SUBCASE("expired node certificate still chains (expiry is reported apart)") {
+    CertSpec s;
+    s.not_before = 1577836800;  // 2020-01-01
+    s.not_after = 1577923200;   // 2020-01-02
+    auto f = write_node_files(env.dir, "expired", env.ca.issue(s), env.ca.cert_pem());
+    auto r = load_cert_bundle(f);
+    REQUIRE_MESSAGE(r.bundle != nullptr, r.to_string());
+    CHECK(certwatch::verify_node_chain(*r.bundle) == "");
+  }
+  SUBCASE("revoked by the configured CRL") {
+    if (!openssl_available()) return;
+    auto crl = make_crl(env.dir, env.ca, {env.node});
+    REQUIRE(crl.has_value());
+    CertFiles f = env.files;
+    f.crl = env.dir.write("revoking.crl", *crl);
+    auto r = load_cert_bundle(f);
+    REQUIRE_MESSAGE(r.bundle != nullptr, r.to_string());
+    CHECK(certwatch::verify_node_chain(*r.bundle) == "the certificate is revoked by the CRL " + f.crl);
+  }
+  SUBCASE("a stale CRL that does not list it is no chain problem") {
+    if (!openssl_available()) return;
+    auto stale = make_crl(env.dir, env.ca, {}, /*expired=*/true);
+    REQUIRE(stale.has_value());
+    CertFiles f = env.files;
+    f.crl = env.dir.write("stale.crl", *stale);
+    auto r = load_cert_bundle(f);
+    REQUIRE_MESSAGE(r.bundle != nullptr, r.to_string());
+    CHECK(certwatch::verify_node_chain(*r.bundle) == "");
+  }
+}
+
+TEST_CASE("load_cert_file and cert_details") {
+  Env env;
+  SUBCASE("PEM chain: every certificate, leaf first") {
+    CertSpec s;
+    s.subject = "CN=inspected,O=acme";
+    s.uri_sans = {"spiffe://acme.example/nodes/b"};
+    s.dns_sans = {"node-b.acme.example", "localhost"};
+    s.not_before = 1700000000;
+    s.not_after = 1900000000;
+    s.key_type = KeyType::p384;
+    auto leaf = env.ca.issue(s);
+    std::string path = env.dir.write("chain.pem", leaf.cert_pem + env.ca.cert_pem());
+    auto r = certwatch::load_cert_file(path);
+    REQUIRE_MESSAGE(r.certs != nullptr, r.error);
+    CHECK(r.certs->count == 2);
+    const mbedtls_x509_crt& first = r.certs->chain;
+    REQUIRE(first.next != nullptr);
+    auto d = certwatch::cert_details(first);
+    CHECK(d.issuer == "CN=federation CA, O=fedproxy-test");
+    CHECK(d.dns_sans == std::vector<std::string>{"node-b.acme.example", "localhost"});
+    CHECK(d.ip_sans.empty());
+    CHECK(d.not_before == 1700000000);
+    CHECK(d.key_type == "EC");
+    CHECK(d.key_curve == "P-384");
+    CHECK(d.key_bits == 384);
+    auto ca = certwatch::cert_details(*first.next);
+    CHECK(ca.key_curve == "P-256");
+    CHECK(ca.dns_sans.empty());
+  }
+  SUBCASE("RSA key") {
+    CertSpec s;
+    s.key_type = KeyType::rsa2048;
+    std::string path = env.dir.write("rsa.pem", env.ca.issue(s).cert_pem);
+    auto r = certwatch::load_cert_file(path);
+    REQUIRE_MESSAGE(r.certs != nullptr, r.error);
+    auto d = certwatch::cert_details(r.certs->chain);
+    CHECK(d.key_type == "RSA");
+    CHECK(d.key_curve == "");
+    CHECK(d.key_bits == 2048);
+  }
+  SUBCASE("errors: missing, garbage, a key instead of a certificate") {
+    auto r = certwatch::load_cert_file(env.dir.path() + "/nope.pem");
+    CHECK(r.certs == nullptr);
+    CHECK(r.error == "cannot read: No such file or directory");
+    r = certwatch::load_cert_file(env.dir.write("garbage.pem", "hello\n"));
+    CHECK(r.certs == nullptr);
+    CHECK(contains(r.error, "no certificate found"));
+    r = certwatch::load_cert_file(env.files.key);
+    CHECK(r.certs == nullptr);
+    CHECK(contains(r.error, "no certificate found"));
+  }
+}
