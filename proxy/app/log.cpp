@@ -20,7 +20,7 @@ std::string utc_timestamp_now() {
   return buf;
 }
 
-LogLine::LogLine(std::string_view level, std::string_view msg) {
+LogLine::LogLine(std::string_view level, std::string_view msg) : urgent_(level != "info") {
   buf_.reserve(256);
   buf_ += "{\"ts\":\"";
   buf_ += utc_timestamp_now();
@@ -31,11 +31,44 @@ LogLine::LogLine(std::string_view level, std::string_view msg) {
   buf_ += '"';
 }
 
+namespace {
+struct LogBatch {
+  bool on = false;
+  std::string lines;
+};
+thread_local LogBatch t_batch;
+constexpr size_t kBatchLimit = 64 * 1024;
+
+// One fwrite per line or batch of whole lines, so concurrent writers (worker
+// threads) never interleave within a line.
+void write_out(const std::string& s) {
+  std::fwrite(s.data(), 1, s.size(), stderr);
+  std::fflush(stderr);
+}
+}  // namespace
+
+void begin_log_batching() { t_batch.on = true; }
+
+void flush_log_batch() {
+  if (t_batch.lines.empty()) return;
+  write_out(t_batch.lines);
+  t_batch.lines.clear();
+}
+
+void end_log_batching() {
+  flush_log_batch();
+  t_batch.on = false;
+}
+
 LogLine::~LogLine() {
   buf_ += "}\n";
-  // One write per line so concurrent writers never interleave within a line.
-  std::fwrite(buf_.data(), 1, buf_.size(), stderr);
-  std::fflush(stderr);
+  if (!t_batch.on || urgent_) {
+    flush_log_batch();
+    write_out(buf_);
+    return;
+  }
+  t_batch.lines += buf_;
+  if (t_batch.lines.size() >= kBatchLimit) flush_log_batch();
 }
 
 LogLine& LogLine::str(std::string_view key, std::string_view value) {

@@ -22,7 +22,16 @@ class LogLine {
 
  private:
   std::string buf_;
+  bool urgent_;  // not "info": written at once even when batching
 };
+
+// Batching (per thread, for event-loop threads): info lines are gathered and
+// written with one fwrite when flush_log_batch() runs, which the loop does
+// once per iteration; warn/error/fatal lines flush the batch and go out at
+// once. Saves a write(2) per request under load.
+void begin_log_batching();
+void flush_log_batch();
+void end_log_batching();  // flushes
 
 // RFC 3339 UTC timestamp with milliseconds.
 std::string utc_timestamp_now();

@@ -89,7 +89,10 @@ int Runtime::run() {
   expiry_timer_->unref();
   if (audit_) audit_->event("start", {{"node", cfg.node.org}, {"config", config_path_}});
   LogLine("info", "started").str("node", cfg.node.org).str("config", config_path_);
+  begin_log_batching();
+  loop_.add_iteration_hook(flush_log_batch);
   loop_.run();
+  end_log_batching();
   // Not `cfg`: a reload during the run replaced (and freed) that snapshot.
   // Workers 1..N-1 drain on their own loops, bounded by the same grace period.
   for (auto& t : threads_) t->join();

@@ -46,7 +46,10 @@ bool WorkerThread::start(std::string* error) {
           p.set_value("");
           // A stop requested before the wakeup existed would be lost.
           if (stop_requested_.load()) on_wake();
+          begin_log_batching();
+          loop.add_iteration_hook(flush_log_batch);
           loop.run();
+          end_log_batching();
           std::lock_guard<std::mutex> lock(wake_mu_);
           wake_ = nullptr;
         }

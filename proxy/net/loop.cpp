@@ -1,17 +1,34 @@
 #include "proxy/net/loop.hpp"
 
+#include <algorithm>
 #include <cassert>
 
 #include <uv.h>
 
 namespace fedproxy::net {
 
-Loop::Loop() : loop_(new uv_loop_t), idle_(new uv_idle_t), read_buffer_(new char[kReadBufferSize]) {
+Loop::Loop()
+    : loop_(new uv_loop_t),
+      idle_(new uv_idle_t),
+      check_(new uv_check_t),
+      prepare_(new uv_prepare_t),
+      read_buffer_(new char[kReadBufferSize]) {
   int rc = uv_loop_init(loop_);
   assert(rc == 0);
   (void)rc;
   uv_idle_init(loop_, idle_);
   idle_->data = this;
+  // Coalesced writes go out right after the I/O callbacks (check) and before
+  // the loop blocks again (prepare, for writes made by timers). Neither
+  // handle keeps the loop alive.
+  uv_check_init(loop_, check_);
+  check_->data = this;
+  uv_check_start(check_, [](uv_check_t* h) { static_cast<Loop*>(h->data)->flush_writes(); });
+  uv_unref(reinterpret_cast<uv_handle_t*>(check_));
+  uv_prepare_init(loop_, prepare_);
+  prepare_->data = this;
+  uv_prepare_start(prepare_, [](uv_prepare_t* h) { static_cast<Loop*>(h->data)->flush_writes(); });
+  uv_unref(reinterpret_cast<uv_handle_t*>(prepare_));
 }
 
 Loop::~Loop() { close_now(); }
@@ -19,8 +36,13 @@ Loop::~Loop() { close_now(); }
 int Loop::close_now() {
   if (closed_) return close_result_;
   closed_ = true;
+  flush_writes();
   uv_close(reinterpret_cast<uv_handle_t*>(idle_),
            [](uv_handle_t* h) { delete reinterpret_cast<uv_idle_t*>(h); });
+  uv_close(reinterpret_cast<uv_handle_t*>(check_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_check_t*>(h); });
+  uv_close(reinterpret_cast<uv_handle_t*>(prepare_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_prepare_t*>(h); });
   // Run until nothing is left: handles still closing (a graceful close that
   // lingers) may defer deletes, and destructors may close more handles.
   do {
@@ -45,6 +67,21 @@ bool Loop::run_once(bool block) {
 void Loop::defer_delete(Deletable* obj) {
   if (to_delete_.empty() && !closed_) uv_idle_start(idle_, &Loop::on_idle);
   to_delete_.push_back(obj);
+}
+
+void Loop::cancel_flush(Flushable* f) {
+  to_flush_.erase(std::remove(to_flush_.begin(), to_flush_.end(), f), to_flush_.end());
+}
+
+void Loop::flush_writes() {
+  // One at a time from the live list: a flush may fail a connection whose
+  // handler closes (and cancels) another scheduled one, or writes elsewhere.
+  while (!to_flush_.empty()) {
+    Flushable* f = to_flush_.front();
+    to_flush_.pop_front();
+    f->flush_now();
+  }
+  for (auto& hook : hooks_) hook();
 }
 
 void Loop::on_idle(uv_idle_t* idle) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -12,6 +13,8 @@ typedef struct uv_idle_s uv_idle_t;
 typedef struct uv_timer_s uv_timer_t;
 typedef struct uv_signal_s uv_signal_t;
 typedef struct uv_async_s uv_async_t;
+typedef struct uv_check_s uv_check_t;
+typedef struct uv_prepare_s uv_prepare_t;
 
 namespace fedproxy::net {
 
@@ -20,6 +23,15 @@ namespace fedproxy::net {
 class Deletable {
  public:
   virtual ~Deletable() = default;
+};
+
+// Something that gathers output during a loop iteration and writes it out
+// once at the end of it (write coalescing: one syscall, one TLS record for a
+// response head and body produced by separate callbacks).
+class Flushable {
+ public:
+  virtual ~Flushable() = default;
+  virtual void flush_now() = 0;
 };
 
 class Loop {
@@ -36,6 +48,13 @@ class Loop {
   bool run_once(bool block = true);
   // Delete obj at the next loop boundary (after the current callbacks).
   void defer_delete(Deletable* obj);
+  // Call f->flush_now() once the callbacks of this iteration are done (right
+  // after the I/O callbacks, or before blocking for I/O). f must call
+  // cancel_flush before it is destroyed.
+  void schedule_flush(Flushable* f) { to_flush_.push_back(f); }
+  void cancel_flush(Flushable* f);
+  // Run every iteration at the same points (e.g. flushing buffered logs).
+  void add_iteration_hook(std::function<void()> hook) { hooks_.push_back(std::move(hook)); }
   // Scratch read buffer shared by all streams of this loop: data is consumed
   // synchronously in the read callback, so one buffer per loop is enough and
   // idle connections hold no read buffer.
@@ -48,9 +67,14 @@ class Loop {
  private:
   static void on_idle(uv_idle_t* idle);
   void flush_deletes();
+  void flush_writes();
   uv_loop_t* loop_;
   uv_idle_t* idle_;
+  uv_check_t* check_;
+  uv_prepare_t* prepare_;
   std::vector<Deletable*> to_delete_;
+  std::deque<Flushable*> to_flush_;
+  std::vector<std::function<void()>> hooks_;
   std::unique_ptr<char[]> read_buffer_;
   bool closed_ = false;
   int close_result_ = 0;

@@ -270,6 +270,40 @@ void Transport::write(const char* data, size_t len) {
     if (queued_ > kHighWatermark) was_above_high_ = true;
     return;
   }
+  if (graceful_) {  // closing: nothing is gathered any more
+    send_now(data, len);
+    return;
+  }
+  if (corked_.empty() && len >= kCorkLimit) {  // a large piece: no copy
+    send_now(data, len);
+    return;
+  }
+  corked_.append(data, len);
+  if (corked_.size() >= kCorkLimit) {
+    flush_now();
+  } else if (!flush_scheduled_) {
+    flush_scheduled_ = true;
+    loop_.schedule_flush(this);
+  }
+}
+
+void Transport::flush_now() {
+  if (flush_scheduled_) {
+    flush_scheduled_ = false;
+    loop_.cancel_flush(this);
+  }
+  if (corked_.empty() || closed_) return;
+  std::string out;
+  out.swap(corked_);
+  send_now(out.data(), out.size());
+  // Reuse the buffer's capacity for the next iteration (bounded by kCorkLimit).
+  if (corked_.empty() && out.capacity() <= 2 * kCorkLimit) {
+    out.clear();
+    corked_.swap(out);
+  }
+}
+
+void Transport::send_now(const char* data, size_t len) {
   if (tls_) {
     if (tls_->write(data, len) != tls::TlsEngine::Status::ok) {
       fail("tls: " + tls_->error_reason());
@@ -370,8 +404,10 @@ void Transport::update_reading() {
 
 void Transport::close_gracefully() {
   if (closed_ || graceful_) return;
+  handler_ = nullptr;  // no callbacks from here on, even if the flush fails
+  flush_now();         // what was written before the close goes first
+  if (closed_) return;
   graceful_ = true;
-  handler_ = nullptr;
   if (!connected_) {
     close();
     return;
@@ -413,6 +449,19 @@ void Transport::close_gracefully_and_release(std::unique_ptr<Transport> transpor
 
 void Transport::close() {
   if (closed_) return;
+  handler_ = nullptr;  // no callbacks from here on, even if the flush fails
+  // Best effort, as before write coalescing: bytes written just before an
+  // abrupt close still get one try at the socket.
+  if (connected_ && !corked_.empty()) {
+    std::string out;
+    out.swap(corked_);
+    send_now(out.data(), out.size());
+    if (closed_) return;  // send_now failed and closed
+  }
+  if (flush_scheduled_) {
+    flush_scheduled_ = false;
+    loop_.cancel_flush(this);
+  }
   closed_ = true;
   handler_ = nullptr;
   h_->owner = nullptr;  // from here on libuv callbacks do not reach this object

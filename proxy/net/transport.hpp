@@ -45,7 +45,7 @@ enum class PauseReason : uint32_t {
   not_wanted = 4,         // the session does not want data now
 };
 
-class Transport final : public Deletable {
+class Transport final : public Deletable, public Flushable {
  public:
   static constexpr size_t kHighWatermark = 256 * 1024;
   static constexpr size_t kLowWatermark = 64 * 1024;
@@ -67,8 +67,13 @@ class Transport final : public Deletable {
   // Server side: begin reading (and, with TLS, the handshake).
   void start(std::unique_ptr<tls::TlsEngine> tls);
 
+  // Written at the end of the loop iteration, together with every other
+  // write of the same iteration (one syscall, one TLS record), or at once
+  // when kCorkLimit bytes are gathered. Closing flushes first.
   void write(const char* data, size_t len);
   void write(const std::string& s) { write(s.data(), s.size()); }
+  static constexpr size_t kCorkLimit = 64 * 1024;
+  void flush_now() override;
   size_t queued_bytes() const { return queued_; }
   bool above_high_watermark() const { return queued_ > kHighWatermark; }
 
@@ -108,6 +113,7 @@ class Transport final : public Deletable {
  private:
   Transport(Loop& loop, Handles* handles);
   void raw_write(std::string&& bytes);
+  void send_now(const char* data, size_t len);  // encrypt (TLS) and write
   void flush_early();  // plaintext written before the connection was ready
   void flush_tls();
   void fail(const std::string& reason);
@@ -120,6 +126,8 @@ class Transport final : public Deletable {
   TransportHandler* handler_ = nullptr;
   std::unique_ptr<tls::TlsEngine> tls_;
   size_t queued_ = 0;
+  std::string corked_;  // written this iteration, not yet encrypted/sent
+  bool flush_scheduled_ = false;
   bool was_above_high_ = false;
   uint32_t pause_mask_ = 0;
   bool reading_ = false;
