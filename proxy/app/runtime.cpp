@@ -169,6 +169,12 @@ bool Runtime::start_listeners() {
       return false;
     }
     LogLine("info", "listening").str("listener", "admin").str("address", admin_->bound_address());
+    if (!cfg.admin.listen->is_loopback()) {
+      // Kubernetes probes need it; the API has no authentication, though.
+      LogLine("warn", "admin listener is not on loopback: /status, /metrics and POST /reload are "
+                      "unauthenticated; restrict who can reach it (firewall, NetworkPolicy)")
+          .str("address", admin_->bound_address());
+    }
   }
   probe_ = std::make_unique<UpstreamProbe>(loop_, cfg.ingress.upstream, cfg.timeouts.upstream_connect_ms);
   return true;
