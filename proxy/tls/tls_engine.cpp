@@ -236,6 +236,31 @@ void TlsEngine::on_handshake_complete() {
   }
 }
 
+// Memory per idle connection: a server keeps nothing from the handshake that
+// it still needs. The client certificate was turned into peer_ during
+// verification; mbedTLS would keep its parsed copy (MBEDTLS_SSL_KEEP_PEER_
+// CERTIFICATE, several KiB) for the whole connection, and nothing of ours
+// asks for it again (tickets carry peer_, sealed, not mbedTLS's copy).
+// mbedtls_ssl_get_peer_cert() returns null afterwards; every mbedTLS path
+// that reads session->peer_cert checks for null. The client side keeps it:
+// save_session() exports it with the session.
+void TlsEngine::release_handshake_memory() {
+  if (!is_client_) {
+    if (mbedtls_ssl_session* s = ssl_.MBEDTLS_PRIVATE(session)) {
+      if (mbedtls_x509_crt* pc = s->MBEDTLS_PRIVATE(peer_cert)) {
+        mbedtls_x509_crt_free(pc);
+        mbedtls_free(pc);
+        s->MBEDTLS_PRIVATE(peer_cert) = nullptr;
+      }
+    }
+  }
+  // The handshake flights were buffered in in_: give the capacity back.
+  if (in_pos_ == in_.size()) {
+    std::string().swap(in_);
+    in_pos_ = 0;
+  }
+}
+
 void TlsEngine::on_new_session_ticket() {
   // Client only. Export now: mbedtls_ssl_get_session() works once per ticket,
   // so keep a serialized copy that save_session() can load any number of times.
@@ -264,6 +289,7 @@ TlsEngine::Status TlsEngine::handshake() {
     if (ret == 0) {
       on_handshake_complete();
       compact_input();
+      release_handshake_memory();
       return Status::ok;
     }
     if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE) {

@@ -89,6 +89,7 @@ class TlsEngine {
   void on_handshake_complete();
   void on_new_session_ticket();
   void compact_input();
+  void release_handshake_memory();  // after a completed handshake
   std::shared_ptr<const TlsContext> ctx_;
   mbedtls_ssl_context ssl_;
   std::string in_;
