@@ -261,6 +261,8 @@ void TlsEngine::release_handshake_memory() {
   }
 }
 
+bool TlsEngine::holds_peer_certificate() const { return mbedtls_ssl_get_peer_cert(&ssl_) != nullptr; }
+
 void TlsEngine::on_new_session_ticket() {
   // Client only. Export now: mbedtls_ssl_get_session() works once per ticket,
   // so keep a serialized copy that save_session() can load any number of times.

@@ -72,6 +72,10 @@ class TlsEngine {
   // Negotiated protocol after the handshake ("TLSv1.3"), else "unknown".
   const char* protocol_version() const;
   bool resumed() const { return peer_.resumed; }
+  // Whether mbedTLS still holds the peer's parsed certificate (a server
+  // drops it after the handshake: peer() is what counts; a client keeps it
+  // for save_session()).
+  bool holds_peer_certificate() const;
 
   // Internal: used by the BIO and verify callbacks.
   int bio_send(const unsigned char* buf, size_t len);

@@ -92,6 +92,27 @@ TEST_CASE("full handshake, identities, data both ways") {
   CHECK(pair.server_status == Status::ok);
 }
 
+TEST_CASE("server keeps the identity, not mbedTLS's copy of the client certificate") {
+  TlsEnv env;
+  tls::TlsEngine server(env.server_ctx());
+  tls::TlsEngine client(env.client_ctx());
+  TlsPair pair(client, server);
+  REQUIRE(pair.handshake());
+  CHECK_FALSE(server.holds_peer_certificate());  // memory per idle connection
+  CHECK(client.holds_peer_certificate());        // needed by save_session()
+  CHECK(server.peer().present);
+  REQUIRE(server.peer().uri_sans.size() == 1);
+  CHECK(server.peer().uri_sans[0] == kClientUri);
+  // The connection works on after the release, both ways.
+  REQUIRE(client.write("ping", 4) == Status::ok);
+  pair.flush();
+  CHECK(pair.server_received == "ping");
+  REQUIRE(server.write("pong", 4) == Status::ok);
+  pair.flush();
+  CHECK(pair.client_received == "pong");
+  CHECK(pair.server_status == Status::ok);
+}
+
 TEST_CASE("first request arrives together with the client's Finished") {
   TlsEnv env;
   tls::TlsEngine server(env.server_ctx());
