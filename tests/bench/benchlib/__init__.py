@@ -1,0 +1,1 @@
+"""Shared code of the benchmarks in tests/bench (compare.py, bench_pair.py)."""
