@@ -275,16 +275,47 @@ void Transport::write(const char* data, size_t len) {
     return;
   }
   if (corked_.empty() && len >= kCorkLimit) {  // a large piece: no copy
-    send_now(data, len);
-    return;
+    size_t now = whole_records(len);
+    send_now(data, now);
+    if (now == len || closed_) return;
+    data += now;
+    len -= now;
   }
   corked_.append(data, len);
   if (corked_.size() >= kCorkLimit) {
-    flush_now();
-  } else if (!flush_scheduled_) {
+    send_corked(whole_records(corked_.size()));
+  }
+  if (!corked_.empty() && !flush_scheduled_) {
     flush_scheduled_ = true;
     loop_.schedule_flush(this);
   }
+}
+
+// With TLS, a streamed body goes out in full records; the tail of a piece
+// waits (at most until the end of the loop iteration) for the next one, so a
+// 64 KiB read does not end in a record of a few bytes.
+size_t Transport::whole_records(size_t n) const {
+  if (!tls_) return n;
+  const size_t record = tls_->max_record_payload();
+  return n < record ? n : n - n % record;
+}
+
+void Transport::send_corked(size_t n) {
+  if (n == 0 || closed_) return;
+  if (n == corked_.size()) {
+    std::string out;
+    out.swap(corked_);
+    send_now(out.data(), out.size());
+    // Reuse the capacity next time (bounded: the cork never grows past the limit much).
+    if (corked_.empty() && out.capacity() <= 2 * kCorkLimit) {
+      out.clear();
+      corked_.swap(out);
+    }
+    return;
+  }
+  std::string out = corked_.substr(0, n);
+  corked_.erase(0, n);
+  send_now(out.data(), out.size());
 }
 
 void Transport::flush_now() {
@@ -292,15 +323,7 @@ void Transport::flush_now() {
     flush_scheduled_ = false;
     loop_.cancel_flush(this);
   }
-  if (corked_.empty() || closed_) return;
-  std::string out;
-  out.swap(corked_);
-  send_now(out.data(), out.size());
-  // Reuse the buffer's capacity for the next iteration (bounded by kCorkLimit).
-  if (corked_.empty() && out.capacity() <= 2 * kCorkLimit) {
-    out.clear();
-    corked_.swap(out);
-  }
+  send_corked(corked_.size());
 }
 
 void Transport::send_now(const char* data, size_t len) {

@@ -114,6 +114,8 @@ class Transport final : public Deletable, public Flushable {
   Transport(Loop& loop, Handles* handles);
   void raw_write(std::string&& bytes);
   void send_now(const char* data, size_t len);  // encrypt (TLS) and write
+  void send_corked(size_t n);                   // the first n corked bytes
+  size_t whole_records(size_t n) const;
   void flush_early();  // plaintext written before the connection was ready
   void flush_tls();
   void fail(const std::string& reason);

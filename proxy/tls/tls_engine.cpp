@@ -261,6 +261,11 @@ void TlsEngine::release_handshake_memory() {
   }
 }
 
+size_t TlsEngine::max_record_payload() const {
+  int n = mbedtls_ssl_get_max_out_record_payload(&ssl_);
+  return n > 0 ? static_cast<size_t>(n) : 16383;
+}
+
 bool TlsEngine::holds_peer_certificate() const { return mbedtls_ssl_get_peer_cert(&ssl_) != nullptr; }
 
 void TlsEngine::on_new_session_ticket() {

@@ -76,6 +76,8 @@ class TlsEngine {
   // drops it after the handshake: peer() is what counts; a client keeps it
   // for save_session()).
   bool holds_peer_certificate() const;
+  // Largest plaintext one record carries (16383 with TLS 1.3 in mbedTLS 3.6).
+  size_t max_record_payload() const;
 
   // Internal: used by the BIO and verify callbacks.
   int bio_send(const unsigned char* buf, size_t len);
