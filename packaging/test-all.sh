@@ -3,10 +3,13 @@
 # -Wall -Wextra -Werror, and runs the whole test suite: unit tests and
 # integration tests against the real binary, then all of it again under
 # ASan+UBSan+LeakSanitizer (a leak makes fedproxy's exit code non-zero, which
-# the integration tests check). meson prints the totals.
+# the integration tests check), a LeakSanitizer stress run (10,000 dropped
+# connections, 5,000 reloads) and 60 s of each libFuzzer target. meson
+# prints the totals.
 #
 #   FEDPROXY_SKIP_INSTALL=1   do not run the apt install step
 #   FEDPROXY_SKIP_ASAN=1      skip the sanitizer build
+#   FEDPROXY_SKIP_FUZZ=1      skip the libFuzzer build and the 60 s fuzz runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,5 +40,30 @@ if [ "${FEDPROXY_SKIP_ASAN:-0}" != 1 ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   FEDTEST_RSS_LIMIT_MIB=400 \
     meson test -C build-asan --print-errorlogs --num-processes "$jobs"
+
+  # LeakSanitizer stress (the sanitized fedproxy exits non-zero on a leak,
+  # which both tests check): 10,000 connections dropped at random points of
+  # the handshake and of the request (2 workers), and 5,000 reloads.
+  echo "== LeakSanitizer stress: 10000 dropped connections, 5000 reloads"
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+  FEDPROXY_BIN="$PWD/build-asan/proxy/app/fedproxy" PYTHONPATH=tests/integration PYTHONDONTWRITEBYTECODE=1 \
+    FEDTEST_CHURN=10000 python3 tests/integration/test_churn.py
+  FEDPROXY_BIN="$PWD/build-asan/proxy/app/fedproxy" PYTHONPATH=tests/integration PYTHONDONTWRITEBYTECODE=1 \
+    FEDTEST_RELOAD_LOOP=5000 python3 tests/integration/test_reload.py ReloadLoopTest
+  unset ASAN_OPTIONS UBSAN_OPTIONS
+fi
+
+if [ "${FEDPROXY_SKIP_FUZZ:-0}" != 1 ]; then
+  # libFuzzer targets (tests/fuzz/README.md), built with clang under
+  # ASan+UBSan; each runs 60 s on a copy of its seed corpus.
+  echo "== fuzz (clang, libFuzzer, 60 s per target)"
+  command -v clang++ >/dev/null || { echo "test-all: clang++ missing (packaging/install-deps.sh)" >&2; exit 1; }
+  [ -f build-fuzz/build.ninja ] || CXX=clang++ meson setup build-fuzz -Dfuzz=true \
+    -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
+  # Only the fuzz executables and what they link (the unit tests are
+  # already covered by the two builds above).
+  meson compile -C build-fuzz -j "$jobs" fuzz_http_request fuzz_http_response fuzz_config \
+    fuzz_tls_server fuzz_peer_identity
+  ./tests/fuzz/run-fuzzers.sh 60 build-fuzz
 fi
 echo "== all tests passed"

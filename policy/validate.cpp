@@ -209,8 +209,11 @@ std::optional<std::string> uri_error(std::string_view s, size_t max_bytes) {
   }
   if (colon + 1 == s.size()) return "URI " + quote(s) + " has nothing after the scheme";
   for (unsigned char c : s) {
-    if (c <= 0x20 || c == 0x7f) {
-      return "URI " + quote(s) + " must not contain whitespace or control characters";
+    // URIs (and X.509 URI SANs) are ASCII: a non-ASCII byte could never
+    // match a certificate, and would not survive the trip through JSON.
+    if (c <= 0x20 || c >= 0x7f) {
+      return "URI " + quote(s) + " must be ASCII without whitespace or control characters "
+             "(percent-encode anything else)";
     }
   }
   return std::nullopt;

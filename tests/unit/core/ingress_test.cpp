@@ -35,7 +35,7 @@ struct RecordingEvents : core::CoreEvents {
 
 // Backend: answers each request head (no bodies in these tests) with a body
 // naming the request path. Records every raw byte it received.
-struct Backend : net::TransportHandler {
+struct Backend final : net::TransportHandler {
   net::Loop& loop;
   std::unique_ptr<net::Listener> listener;
   std::vector<std::unique_ptr<net::Transport>> conns;

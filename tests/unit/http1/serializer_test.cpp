@@ -229,7 +229,8 @@ TEST_CASE("reason_phrase") {
       {503, "Service Unavailable"},
       {504, "Gateway Timeout"},
   };
-  for (const auto& [code, text] : known) {
+  for (const auto& [status, text] : known) {
+    const int code = status;  // CAPTURE's lambda cannot capture a structured binding before clang 16
     CAPTURE(code);
     CHECK(std::string(reason_phrase(code)) == text);
   }

@@ -156,6 +156,16 @@ TEST_CASE("manifest_to_json round-trips") {
   CHECK(parse_manifest(bare_json, "self").manifest.has_value());
 }
 
+TEST_CASE("parse_manifest: a non-ASCII entity_uri is refused (found by fuzz_config)") {
+  // Before: accepted, then written back by manifest_to_json as U+FFFD.
+  ManifestResult r = parse_manifest(
+      "{\"org\":\"partner-labs\",\"entity_uri\":\"spiffe://partner-labs.example/n\xf5\",\"endpoints\":[]}",
+      "peer.json");
+  INFO(dump(r.problems));
+  CHECK_FALSE(r.manifest.has_value());
+  CHECK(has_problem(r.problems, "peer.json: entity_uri", "ASCII"));
+}
+
 TEST_CASE("load_manifest_dir: *.json, sorted, dot files skipped, duplicates refused") {
   TempDir dir;
   dir.write("b.json", R"({"org": "bravo", "entity_uri": "spiffe://b/n", "endpoints": []})");
