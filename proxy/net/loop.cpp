@@ -79,7 +79,7 @@ void Loop::flush_writes() {
   while (!to_flush_.empty()) {
     Flushable* f = to_flush_.front();
     to_flush_.pop_front();
-    f->flush_now();
+    f->flush_scheduled();
   }
   for (auto& hook : hooks_) hook();
 }

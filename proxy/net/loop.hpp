@@ -31,7 +31,8 @@ class Deletable {
 class Flushable {
  public:
   virtual ~Flushable() = default;
-  virtual void flush_now() = 0;
+  // Called by the loop, which has already taken it off its list.
+  virtual void flush_scheduled() = 0;
 };
 
 class Loop {
@@ -48,7 +49,7 @@ class Loop {
   bool run_once(bool block = true);
   // Delete obj at the next loop boundary (after the current callbacks).
   void defer_delete(Deletable* obj);
-  // Call f->flush_now() once the callbacks of this iteration are done (right
+  // Call f->flush_scheduled() once the callbacks of this iteration are done (right
   // after the I/O callbacks, or before blocking for I/O). f must call
   // cancel_flush before it is destroyed.
   void schedule_flush(Flushable* f) { to_flush_.push_back(f); }

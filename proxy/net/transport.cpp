@@ -318,6 +318,11 @@ void Transport::send_corked(size_t n) {
   send_now(out.data(), out.size());
 }
 
+void Transport::flush_scheduled() {
+  flush_scheduled_ = false;  // the loop took us off its list: no search
+  send_corked(corked_.size());
+}
+
 void Transport::flush_now() {
   if (flush_scheduled_) {
     flush_scheduled_ = false;

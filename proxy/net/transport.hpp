@@ -73,7 +73,8 @@ class Transport final : public Deletable, public Flushable {
   void write(const char* data, size_t len);
   void write(const std::string& s) { write(s.data(), s.size()); }
   static constexpr size_t kCorkLimit = 64 * 1024;
-  void flush_now() override;
+  void flush_now();
+  void flush_scheduled() override;
   size_t queued_bytes() const { return queued_; }
   bool above_high_watermark() const { return queued_ > kHighWatermark; }
 
