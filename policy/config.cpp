@@ -299,7 +299,7 @@ const std::vector<std::string_view> kTopKeys = {
     "node",     "tls",    "ingress",  "egress",  "admin",     "workers",
     "manifests_dir", "peers", "routes", "grants", "audit",   "limits",
     "timeouts", "shutdown_grace_ms", "enforce", "authenticate_only", "limit_param", "on_limit",
-    "$schema",  "_comment"};
+    "log_requests", "$schema",  "_comment"};
 const std::vector<std::string_view> kNodeKeys = {"org", "entity_uri", "endpoints"};
 const std::vector<std::string_view> kTlsKeys = {
     "cert",  "key", "ca_bundle", "crl", "crl_fail_open", "watch_interval_ms",
@@ -373,6 +373,7 @@ class Loader {
     }
     if (auto* v = member(o, "enforce")) read_bool(*v, "enforce", c.enforce);
     if (auto* v = member(o, "authenticate_only")) read_bool(*v, "authenticate_only", c.authenticate_only);
+    if (auto* v = member(o, "log_requests")) read_bool(*v, "log_requests", c.log_requests);
     if (auto* v = member(o, "limit_param")) {
       std::string p;
       if (read_string(*v, "limit_param", p)) {

@@ -125,6 +125,9 @@ struct Config {
   // (a plain mTLS terminator, like ghostunnel --allow-all). Must be explicit:
   // without peers and without this, fedproxy refuses to start.
   bool authenticate_only = false;
+  // One `request` JSON log line per request on stderr (the access log).
+  // Metrics and the audit log do not depend on it.
+  bool log_requests = true;
   std::string limit_param = "limit";
   std::string on_limit = "rewrite";  // rewrite | reject
 };

@@ -26,6 +26,7 @@ void EventLog::on_request_done(const core::RequestRecord& r) {
   sample.bytes_out = r.bytes_out;
   metrics_.count_request(sample);
   if (audit_) audit_->request(r);
+  if (!log_requests_.load(std::memory_order_relaxed)) return;
   LogLine line("info", "request");
   line.str("request_id", r.request_id).str("peer", r.peer_address);
   if (!r.peer_slug.empty()) line.str("peer_org", r.peer_slug);

@@ -23,6 +23,8 @@ class EventLog final : public core::CoreEvents {
   Metrics& metrics() { return metrics_; }
   const Metrics& metrics() const { return metrics_; }
   void set_audit(AuditSink* audit) { audit_ = audit; }
+  // config "log_requests" (set from the main thread on start and reload).
+  void set_log_requests(bool on) { log_requests_.store(on, std::memory_order_relaxed); }
 
  private:
   AuditSink* audit_ = nullptr;
@@ -30,6 +32,7 @@ class EventLog final : public core::CoreEvents {
   // Written by one worker loop, read by the admin loop.
   std::atomic<uint64_t> handshake_failures_{0};
   std::atomic<uint64_t> requests_{0};
+  std::atomic<bool> log_requests_{true};
 };
 
 }  // namespace fedproxy::app

@@ -44,6 +44,7 @@ int Runtime::run() {
     events_.set_audit(audit_.get());
   }
   shared_.audit = audit_.get();
+  events_.set_log_requests(cfg.log_requests);
   shared_.limiter = std::make_shared<policy::RateLimiter>();
   if (snap_->policy) {
     shared_.limiter->rebind(*snap_->policy);
@@ -139,6 +140,7 @@ bool Runtime::start_listeners() {
     }
     for (unsigned i = 1; i < workers; ++i) {
       auto t = std::make_unique<WorkerThread>(i, shared_, cell_, more);
+      t->set_log_requests(cfg.log_requests);
       if (!t->start(&error)) {
         fatal(error);
         return false;
@@ -292,6 +294,8 @@ void Runtime::apply(std::shared_ptr<const Snapshot> next) {
     shared_.limiter->rebind(*next->policy);
   }
   for (const auto& p : worker0_->apply(next)) LogLine("warn", "egress peer unusable").str("problem", p);
+  events_.set_log_requests(new_cfg.log_requests);
+  for (auto& t : threads_) t->set_log_requests(new_cfg.log_requests);
   cell_.publish(next);
   for (auto& t : threads_) t->notify();
   snap_ = std::move(next);

@@ -55,6 +55,7 @@ class WorkerThread {
 
   // Thread-safe views for /metrics and /status; valid after the thread ended.
   const EventLog& events() const { return events_; }
+  void set_log_requests(bool on) { events_.set_log_requests(on); }  // any thread
   size_t upstream_idle() const;
   uint64_t accepted() const;  // ingress connections this worker accepted
 

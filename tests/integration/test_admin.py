@@ -294,5 +294,20 @@ class AdminTest(unittest.TestCase):
         self.assertGreaterEqual(self.value(fams, "fedproxy_reloads_total", result="failure"), bad0 + 1)
 
 
+class LogRequestsOffTest(unittest.TestCase):
+    def test_no_request_lines_but_metrics(self):
+        pki = shared_pki()
+        backend = Backend().start()
+        self.addCleanup(backend.stop)
+        with Proxy(base_config(pki, backend.address, log_requests=False)) as p:
+            c = Conn.open(p.ingress_port, client_context(pki, pki.client), timeout=10)
+            self.assertEqual(c.request("GET", "/x").status, 200)
+            c.close()
+            self.assertTrue(wait_until(lambda: (promtext.parse(admin_request(p.admin_port, "GET", "/metrics")[1]
+                                                               .decode())["fedproxy_requests_total"]
+                                                .value(decision="allow") or 0) >= 1, 5))
+            self.assertEqual(p.find_logs(lambda r: r.get("msg") == "request"), [])
+
+
 if __name__ == "__main__":
     main()

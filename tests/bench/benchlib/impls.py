@@ -247,6 +247,7 @@ class Fedproxy(Implementation):
         cfg["routes"] = [{"prefix": ROUTE, "resource": "tasks"}]
         cfg.pop("authenticate_only", None)
         cfg["workers"] = self.workers
+        cfg["log_requests"] = False  # like the anchors' access_log off / no log
         cfg["timeouts"] = self._timeouts()
         cfg["ingress"]["upstream_pool_max_idle"] = POOL
         px = PinnedProxy(cfg, self.cpu_ingress, wait_for=("ingress", "admin")).start()
@@ -260,6 +261,7 @@ class Fedproxy(Implementation):
         cfg["routes"] = [{"prefix": ROUTE, "resource": "tasks"}]
         cfg.pop("authenticate_only", None)
         cfg["workers"] = self.workers
+        cfg["log_requests"] = False  # like the anchors' access_log off / no log
         cfg["timeouts"] = self._timeouts()
         # ingress.upstream_pool_max_idle also sizes the egress pools (one per
         # peer endpoint): 0 = close after every response, a new mTLS
