@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace fedproxy::fuzz {
 
@@ -60,5 +62,14 @@ class Splitter {
 };
 
 inline size_t piece(size_t step, size_t left) { return step == 0 || step > left ? left : step; }
+
+// The event trace of a parse: consecutive body pieces are one "body:" event,
+// so traces of differently split inputs compare equal.
+inline void append_body_event(std::vector<std::string>& events, const char* data, size_t len) {
+  if (!events.empty() && events.back().rfind("body:", 0) == 0)
+    events.back().append(data, len);
+  else
+    events.push_back("body:" + std::string(data, len));
+}
 
 }  // namespace fedproxy::fuzz

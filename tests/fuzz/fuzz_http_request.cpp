@@ -27,6 +27,7 @@
 #include "tests/fuzz/fuzz_common.hpp"
 
 using namespace fedproxy::http1;
+using fedproxy::fuzz::append_body_event;
 using fedproxy::fuzz::piece;
 using fedproxy::fuzz::Splitter;
 
@@ -123,10 +124,7 @@ struct Recorder : RequestSink {
     m.body.append(data, len);
     if (m.head.body == BodyKind::content_length)
       FUZZ_CHECK(m.body.size() <= m.head.content_length, "more body than Content-Length");
-    if (!events.empty() && events.back().rfind("body:", 0) == 0)
-      events.back().append(data, len);
-    else
-      events.push_back("body:" + std::string(data, len));
+    append_body_event(events, data, len);
   }
   void on_request_complete() override {
     FUZZ_CHECK(open, "complete without a head");
