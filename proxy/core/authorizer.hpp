@@ -30,9 +30,10 @@ struct Verdict {
   std::string message;
   bool close_connection = false;   // e.g. san_mismatch closes the connection
   std::string extra_response_headers;  // preformatted, e.g. "Retry-After: 2\r\n"
-  // When allowed: headers to add for the app (after inbound identity headers
-  // were stripped) and an optional rewritten request-target.
-  http1::Headers add_headers;
+  // When allowed: header lines to add for the app (after inbound identity
+  // headers were stripped), preformatted as "Name: value\r\n" so the hot path
+  // builds no Header objects, and an optional rewritten request-target.
+  std::string header_lines;
   std::string target;  // empty = unchanged
   // Egress: where to send it (null = the listener's own upstream) and the
   // Host to send (empty = unchanged).
@@ -72,5 +73,9 @@ void strip_identity_headers(http1::Headers& headers);
 // Envoy's format: "Hash=<der sha256>;URI=<uri san>". With matched_uri, just
 // that SAN (the one that identified the peer), else one URI per SAN.
 std::string xfcc_value(const tls::PeerIdentity& peer, std::string_view matched_uri = {});
+// Appends the X-Forwarded-Client-Cert line itself (no temporary string).
+void append_xfcc_line(std::string& lines, const tls::PeerIdentity& peer, std::string_view matched_uri = {});
+// Appends "name: value\r\n" unless value is empty.
+void append_header_line(std::string& lines, std::string_view name, std::string_view value);
 
 }  // namespace fedproxy::core

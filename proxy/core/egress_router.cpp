@@ -95,11 +95,16 @@ Verdict EgressRouter::authorize(const RequestView& r) {
     v.peer = it->first;
     return v;
   }
-  std::vector<size_t> order = failover_order(route);
   Verdict v;
-  v.pool = route.pools[order.front()];
-  v.host = route.host_headers[order.front()];
-  for (size_t k = 1; k < order.size(); ++k) v.fallbacks.push_back(route.pools[order[k]]);
+  if (route.pools.size() == 1) {  // the usual case: nothing to order
+    v.pool = route.pools.front();
+    v.host = route.host_headers.front();
+  } else {
+    std::vector<size_t> order = failover_order(route);
+    v.pool = route.pools[order.front()];
+    v.host = route.host_headers[order.front()];
+    for (size_t k = 1; k < order.size(); ++k) v.fallbacks.push_back(route.pools[order[k]]);
+  }
   v.target = std::move(origin_target);
   v.peer = it->first;
   return v;

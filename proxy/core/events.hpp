@@ -4,18 +4,20 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "proxy/tls/peer_identity.hpp"
 
 namespace fedproxy::core {
 
+// Views point into the session's exchange: valid during on_request_done only.
 struct RequestRecord {
   const char* direction = "ingress";  // ingress | egress
-  std::string request_id;
-  std::string peer_address;
+  std::string_view request_id;
+  std::string_view peer_address;
   const tls::PeerIdentity* peer = nullptr;
-  std::string method;
-  std::string target;
+  std::string_view method;
+  std::string_view target;
   int status = 0;
   std::string decision;  // allow | deny | shadow_deny | error
   std::string reason;    // error code when not forwarded, "" otherwise

@@ -13,6 +13,16 @@ namespace {
 // Unparsed input we hold before we stop reading from the peer (pipelining).
 constexpr size_t kMaxInputBacklog = 64 * 1024;
 
+// Serialization space for bytes the transport copies at once (response
+// heads, chunk frames): one per thread, so no allocation per response and no
+// memory held by idle sessions.
+std::string& scratch_buffer() {
+  thread_local std::string buf;
+  if (buf.capacity() > 256 * 1024) std::string().swap(buf);  // after a huge chunk
+  buf.clear();
+  return buf;
+}
+
 int64_t unix_ms_now() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -192,20 +202,23 @@ void IngressSession::on_request_head(http1::RequestHead&& head) {
   std::erase_if(ex.head.headers, [strip_auth](const http1::Header& h) {
     return http1::iequals(h.name, "x-request-id") || (strip_auth && http1::iequals(h.name, "authorization"));
   });
+  std::string& lines = verdict.header_lines;
   if (!verdict.host.empty()) {
     std::erase_if(ex.head.headers, [](const http1::Header& h) { return http1::iequals(h.name, "host"); });
-    ex.head.headers.push_back({"Host", verdict.host});
+    append_header_line(lines, "Host", verdict.host);
   }
-  for (auto& h : verdict.add_headers) ex.head.headers.push_back(std::move(h));
-  ex.head.headers.push_back({"X-Request-Id", ex.request_id});
+  append_header_line(lines, "X-Request-Id", ex.request_id);
   std::string bytes;
-  bytes.reserve(512);
   http1::write_request_head(ex.head, verdict.target.empty() ? std::string_view(ex.head.target) : verdict.target,
-                            true, bytes);
-  if (ex.head.body == http1::BodyKind::none) ex.retry_bytes = bytes;
+                            true, bytes, lines);
   ex.pool = verdict.pool ? verdict.pool : &server_.pool();
   ex.fallbacks = std::move(verdict.fallbacks);
-  forward(std::move(bytes));
+  if (ex.head.body == http1::BodyKind::none) {
+    ex.retry_bytes = std::move(bytes);  // kept whole for a retry or a failover
+    forward(ex.retry_bytes);
+  } else {
+    forward(bytes);
+  }
   if (up_ && ex.head.expect_continue && ex.head.body != http1::BodyKind::none) {
     down_->write("HTTP/1.1 100 Continue\r\n\r\n");
   }
@@ -220,7 +233,7 @@ void IngressSession::flush_upstream() {
   up_out_.clear();
 }
 
-void IngressSession::forward(std::string&& head_bytes) {
+void IngressSession::forward(std::string_view head_bytes) {
   std::string error;
   const auto& opts = server_.options();
   up_ = ex_->pool->acquire(this, ex_->head.method, &error);
@@ -269,8 +282,7 @@ void IngressSession::on_upstream_head(http1::ResponseHead&& head) {
     keep_alive = false;  // HTTP/1.0: the close delimits the body
     ex.close_after = true;
   }
-  std::string bytes;
-  bytes.reserve(512);
+  std::string& bytes = scratch_buffer();
   http1::write_response_head(head, keep_alive, bytes, chunked_ok);
   down_->write(bytes);
 }
@@ -279,8 +291,7 @@ void IngressSession::on_upstream_body(const char* data, size_t len) {
   Exchange& ex = *ex_;
   ex.bytes_out += len;
   if (ex.chunked_out) {
-    std::string frame;
-    frame.reserve(len + 16);
+    std::string& frame = scratch_buffer();
     http1::write_chunk(data, len, frame);
     down_->write(frame);
   } else {
@@ -311,7 +322,7 @@ void IngressSession::on_upstream_failed(UpstreamFailure failure, const std::stri
   if (failure == UpstreamFailure::closed_early && reused && !got_bytes && !ex.retried &&
       !ex.retry_bytes.empty()) {
     ex.retried = true;
-    forward(std::move(ex.retry_bytes));
+    forward(ex.retry_bytes);
     flush_upstream();
     if (up_ && ex.request_done) up_->request_done();
     return;
@@ -323,7 +334,7 @@ void IngressSession::on_upstream_failed(UpstreamFailure failure, const std::stri
       !ex.response_started) {
     ex.pool = ex.fallbacks.front();
     ex.fallbacks.erase(ex.fallbacks.begin());
-    forward(std::string(ex.retry_bytes));
+    forward(ex.retry_bytes);
     flush_upstream();
     if (up_ && ex.request_done) up_->request_done();
     return;

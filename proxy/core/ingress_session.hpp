@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "proxy/core/upstream.hpp"
 #include "proxy/http1/request_parser.hpp"
@@ -51,7 +52,7 @@ class IngressSession final : public net::Deletable,
   void on_upstream_drained() override;
 
   void pump();
-  void forward(std::string&& head_bytes);
+  void forward(std::string_view head_bytes);
   // Bytes for the app are collected while a parse pass runs and written only
   // after it ends without error, so a request found malformed within the
   // bytes at hand (a bad chunk size after the head) never reaches the app.

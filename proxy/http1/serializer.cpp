@@ -73,7 +73,9 @@ void remove_hop_by_hop(Headers& headers) {
       std::string_view token = v.substr(0, comma);
       while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
       while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
-      if (!token.empty()) named.push_back(token);
+      // "keep-alive" (the usual value) is in the fixed list already: no
+      // allocation for it.
+      if (!token.empty() && !is_hop_by_hop(token)) named.push_back(token);
       if (comma == std::string_view::npos) break;
       v.remove_prefix(comma + 1);
     }
@@ -118,13 +120,15 @@ void put_content_length(uint64_t length, std::string& out) {
 }  // namespace
 
 void write_request_head(const RequestHead& head, std::string_view target, bool keep_alive,
-                        std::string& out) {
-  out.reserve(out.size() + head.method.size() + target.size() + headers_size(head.headers) + 96);
+                        std::string& out, std::string_view extra_lines) {
+  out.reserve(out.size() + head.method.size() + target.size() + headers_size(head.headers) + extra_lines.size() +
+              96);
   out.append(head.method);
   out.push_back(' ');
   out.append(target);
   out.append(" HTTP/1.1\r\n", 11);
   put_end_to_end_headers(head.headers, out);
+  out.append(extra_lines);
   switch (head.body) {
     case BodyKind::content_length:
       put_content_length(head.content_length, out);

@@ -22,8 +22,9 @@ void remove_hop_by_hop(Headers& headers);
 // "METHOD target HTTP/1.1\r\n" + headers + framing + "Connection: keep-alive|close" + "\r\n".
 // Framing: content_length → "Content-Length: n"; chunked → "Transfer-Encoding: chunked";
 // none → nothing (or "Content-Length: 0" for POST/PUT/PATCH).
+// extra_lines: preformatted "Name: value\r\n" lines added after the headers.
 void write_request_head(const RequestHead& head, std::string_view target,
-                        bool keep_alive, std::string& out);
+                        bool keep_alive, std::string& out, std::string_view extra_lines = {});
 
 // "HTTP/1.1 status reason\r\n" + headers + framing + Connection + "\r\n".
 // until_close bodies are re-framed as chunked for HTTP/1.1 clients.

@@ -112,16 +112,69 @@ Timer::~Timer() {
 }
 
 void Timer::start(uint64_t timeout_ms, uint64_t repeat_ms) {
-  uv_timer_start(handle_, &Timer::on_timer, timeout_ms, repeat_ms);
+  if (repeat_ms) {
+    deadline_ = 0;
+    repeating_ = true;
+    handle_due_ = 0;
+    keep_loop_alive(true);
+    uv_timer_start(handle_, &Timer::on_timer, timeout_ms, repeat_ms);
+    return;
+  }
+  if (repeating_) {
+    repeating_ = false;
+    uv_timer_stop(handle_);
+  }
+  uint64_t now = uv_now(handle_->loop);
+  deadline_ = now + timeout_ms;
+  if (deadline_ == 0) deadline_ = 1;  // 0 means disarmed
+  keep_loop_alive(true);
+  if (handle_due_ != 0 && handle_due_ <= deadline_) return;  // fires first, then re-arms
+  uv_timer_start(handle_, &Timer::on_timer, timeout_ms, 0);
+  handle_due_ = now + timeout_ms;
 }
 
-void Timer::stop() { uv_timer_stop(handle_); }
+void Timer::stop() {
+  if (repeating_) {
+    repeating_ = false;
+    uv_timer_stop(handle_);
+    handle_due_ = 0;
+    return;
+  }
+  deadline_ = 0;  // a running uv timer fires once more and finds nothing to do
+  keep_loop_alive(false);
+}
 
-void Timer::unref() { uv_unref(reinterpret_cast<uv_handle_t*>(handle_)); }
+void Timer::unref() {
+  unref_ = true;
+  uv_unref(reinterpret_cast<uv_handle_t*>(handle_));
+}
+
+void Timer::keep_loop_alive(bool yes) {
+  if (unref_) return;
+  if (yes) {
+    uv_ref(reinterpret_cast<uv_handle_t*>(handle_));
+  } else {
+    uv_unref(reinterpret_cast<uv_handle_t*>(handle_));
+  }
+}
 
 void Timer::on_timer(uv_timer_t* t) {
   auto* self = static_cast<Timer*>(t->data);
-  if (self && self->on_fire_) self->on_fire_();
+  if (!self) return;
+  if (self->repeating_) {
+    if (self->on_fire_) self->on_fire_();
+    return;
+  }
+  self->handle_due_ = 0;  // a one-shot uv timer is stopped once it fired
+  if (self->deadline_ == 0) return;
+  uint64_t now = uv_now(t->loop);
+  if (now < self->deadline_) {
+    uv_timer_start(t, &Timer::on_timer, self->deadline_ - now, 0);
+    self->handle_due_ = self->deadline_;
+    return;
+  }
+  self->deadline_ = 0;
+  if (self->on_fire_) self->on_fire_();
 }
 
 SignalWatcher::SignalWatcher(Loop& loop, int signum, std::function<void()> on_signal)

@@ -84,6 +84,12 @@ class Loop {
 // A one-shot/repeating timer owned by a C++ object. The uv handle lives on
 // the heap and is freed by its close callback, so the owner may be destroyed
 // at any time: the callback is disarmed first.
+//
+// One-shot timers are lazy: sessions re-arm their idle/response deadlines
+// several times per request, and every uv_timer_start/stop is a heap removal
+// and insertion. start() only records the new deadline when the running uv
+// timer is due no later (it re-arms itself for the rest when it fires), and
+// stop() only disarms it and lets it stop keeping the loop alive.
 class Timer {
  public:
   Timer(Loop& loop, std::function<void()> on_fire);
@@ -94,11 +100,17 @@ class Timer {
   void stop();
   // Do not keep the loop alive for this timer alone.
   void unref();
+  bool armed() const { return deadline_ != 0 || repeating_; }
 
  private:
   static void on_timer(uv_timer_t* t);
+  void keep_loop_alive(bool yes);
   uv_timer_t* handle_;
   std::function<void()> on_fire_;
+  uint64_t deadline_ = 0;    // loop time the owner wants the callback (0: disarmed)
+  uint64_t handle_due_ = 0;  // loop time the uv timer will fire (0: not running)
+  bool repeating_ = false;
+  bool unref_ = false;       // unref() asked: never keep the loop alive
 };
 
 // A signal watcher with the same ownership rule as Timer.

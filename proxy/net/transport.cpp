@@ -359,20 +359,21 @@ void Transport::send_now(const char* data, size_t len) {
 
 void Transport::flush_tls() {
   if (!tls_ || !tls_->has_output() || closed_) return;
-  std::string out = tls_->take_output();
   if (queued_ == 0) {
-    uv_buf_t buf = uv_buf_init(out.data(), static_cast<unsigned>(out.size()));
+    // Straight from the engine's buffer, which keeps its capacity.
+    std::string_view out = tls_->output();
+    uv_buf_t buf = uv_buf_init(const_cast<char*>(out.data()), static_cast<unsigned>(out.size()));
     int n = uv_try_write(&h_->s.stream, &buf, 1);
     if (n > 0) {
       bytes_out_ += static_cast<uint64_t>(n);
-      if (static_cast<size_t>(n) == out.size()) return;
-      out.erase(0, static_cast<size_t>(n));
+      tls_->consume_output(static_cast<size_t>(n));
+      if (!tls_->has_output()) return;
     } else if (n < 0 && n != UV_EAGAIN) {
       fail(std::string("write: ") + uv_strerror(n));
       return;
     }
   }
-  raw_write(std::move(out));
+  raw_write(tls_->take_output());
 }
 
 void Transport::raw_write(std::string&& bytes) {

@@ -155,6 +155,18 @@ TlsEngine::~TlsEngine() {
 
 void TlsEngine::feed(const char* data, size_t len) { in_.append(data, len); }
 
+void TlsEngine::consume_output(size_t n) {
+  if (n < out_.size()) {
+    out_.erase(0, n);
+    return;
+  }
+  if (out_.capacity() > kKeptOutputCapacity) {
+    std::string().swap(out_);
+  } else {
+    out_.clear();
+  }
+}
+
 std::string TlsEngine::take_output() {
   std::string out;
   out.swap(out_);

@@ -52,6 +52,11 @@ class TlsEngine {
   // Ciphertext produced so far, to be written to the socket.
   bool has_output() const { return !out_.empty(); }
   std::string take_output();
+  // The same bytes without moving them out: the caller writes what it can and
+  // consumes that much. The buffer keeps a small capacity for the next record
+  // (no allocation per response), never a bulk transfer's.
+  std::string_view output() const { return out_; }
+  void consume_output(size_t n);
   size_t output_size() const { return out_.size(); }
 
   // Client side: offer a previously saved session for resumption (call before
@@ -96,6 +101,9 @@ class TlsEngine {
   void on_new_session_ticket();
   void compact_input();
   void release_handshake_memory();  // after a completed handshake
+  // Output capacity kept between records: a small response's, not a
+  // handshake flight's or a bulk transfer's (idle connections stay small).
+  static constexpr size_t kKeptOutputCapacity = 1024;
   std::shared_ptr<const TlsContext> ctx_;
   mbedtls_ssl_context ssl_;
   std::string in_;

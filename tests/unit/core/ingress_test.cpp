@@ -24,10 +24,16 @@ policy::Endpoint endpoint_of(const std::string& addr) {
 }
 
 struct RecordingEvents : core::CoreEvents {
-  std::vector<core::RequestRecord> requests;
+  struct Request {  // owned copy: a record's views die with the call
+    std::string request_id, method, target;
+    int status = 0;
+  };
+  std::vector<Request> requests;
   std::vector<std::string> events;
   void on_handshake_failed(const std::string&, const std::string& r) override { events.push_back("hs:" + r); }
-  void on_request_done(const core::RequestRecord& r) override { requests.push_back(r); }
+  void on_request_done(const core::RequestRecord& r) override {
+    requests.push_back({std::string(r.request_id), std::string(r.method), std::string(r.target), r.status});
+  }
   void on_connection_event(const std::string&, const std::string& what, const std::string&) override {
     events.push_back(what);
   }

@@ -102,6 +102,30 @@ TEST_CASE("write_request_head") {
   }
 }
 
+TEST_CASE("write_request_head: extra header lines go after the headers, before the framing") {
+  RequestHead h;
+  h.method = "POST";
+  h.body = BodyKind::content_length;
+  h.content_length = 3;
+  h.headers = {{"Host", "h"}, {"Connection", "keep-alive"}};
+  std::string o;
+  write_request_head(h, "/x", true, o, "X-Federation-Peer: acme\r\nX-Request-Id: r1\r\n");
+  CHECK(o ==
+        "POST /x HTTP/1.1\r\nHost: h\r\nX-Federation-Peer: acme\r\nX-Request-Id: r1\r\n"
+        "Content-Length: 3\r\nConnection: keep-alive\r\n\r\n");
+}
+
+TEST_CASE("remove_hop_by_hop: Connection: keep-alive and close name only themselves") {
+  Headers h = {{"Connection", "keep-alive"}, {"Keep-Alive", "timeout=5"}, {"X-A", "1"}};
+  remove_hop_by_hop(h);
+  REQUIRE(h.size() == 1);
+  CHECK(h[0].name == "X-A");
+  Headers c = {{"Connection", "close"}, {"Close", "odd"}, {"X-B", "2"}};
+  remove_hop_by_hop(c);  // RFC 9110 §7.6.1: a field named by a connection option goes too
+  REQUIRE(c.size() == 1);
+  CHECK(c[0].name == "X-B");
+}
+
 TEST_CASE("write_response_head") {
   ResponseHead head;
   head.status = 200;
