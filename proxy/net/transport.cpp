@@ -223,8 +223,10 @@ void Transport::on_read(ssize_t nread, const char* data) {
     handler_->on_transport_data(data, static_cast<size_t>(nread));
     return;
   }
-  tls_->feed(data, static_cast<size_t>(nread));
+  size_t cipher_len = static_cast<size_t>(nread);
   if (!tls_->handshake_done()) {
+    tls_->feed(data, cipher_len);
+    cipher_len = 0;  // in the engine now
     auto st = tls_->handshake();
     flush_tls();
     if (closed_) return;
@@ -243,15 +245,23 @@ void Transport::on_read(ssize_t nread, const char* data) {
     flush_early();
   }
   // The first request often arrives together with the client's Finished:
-  // read in the same turn, until mbedTLS wants more ciphertext.
-  thread_local std::string plain;
-  plain.clear();
-  auto st = tls_->read(plain);
-  flush_tls();
-  if (closed_) return;
-  if (!plain.empty()) {
-    handler_->on_transport_data(plain.data(), plain.size());
-    if (closed_ || graceful_) return;
+  // read in the same turn, until mbedTLS wants more ciphertext. Plaintext
+  // goes straight into a per-thread buffer the size of a whole socket read
+  // (plus a record), so one pass nearly always takes it all.
+  constexpr size_t kPlainCap = Loop::kReadBufferSize + 16 * 1024 + 256;
+  thread_local std::unique_ptr<char[]> plain(new char[kPlainCap]);
+  tls::TlsEngine::Status st;
+  for (;;) {
+    size_t n = 0;
+    st = tls_->read_from(data, cipher_len, plain.get(), kPlainCap, &n);
+    cipher_len = 0;
+    flush_tls();
+    if (closed_) return;
+    if (n > 0) {
+      handler_->on_transport_data(plain.get(), n);
+      if (closed_ || graceful_) return;
+    }
+    if (st != tls::TlsEngine::Status::ok || n < kPlainCap) break;
   }
   if (st == tls::TlsEngine::Status::closed) {
     uv_read_stop(&h_->s.stream);

@@ -181,12 +181,24 @@ int TlsEngine::bio_send(const unsigned char* buf, size_t len) {
 }
 
 int TlsEngine::bio_recv(unsigned char* buf, size_t len) {
-  const size_t avail = in_.size() - in_pos_;
-  if (avail == 0) return MBEDTLS_ERR_SSL_WANT_READ;
+  const char* src;
+  size_t avail;
+  size_t* pos;
+  if (in_pos_ < in_.size()) {
+    src = in_.data();
+    avail = in_.size() - in_pos_;
+    pos = &in_pos_;
+  } else if (borrowed_ && borrowed_pos_ < borrowed_len_) {
+    src = borrowed_;
+    avail = borrowed_len_ - borrowed_pos_;
+    pos = &borrowed_pos_;
+  } else {
+    return MBEDTLS_ERR_SSL_WANT_READ;
+  }
   size_t n = avail < len ? avail : len;
   if (n > static_cast<size_t>(INT_MAX)) n = static_cast<size_t>(INT_MAX);
-  std::memcpy(buf, in_.data() + in_pos_, n);
-  in_pos_ += n;
+  std::memcpy(buf, src + *pos, n);
+  *pos += n;
   return static_cast<int>(n);
 }
 
@@ -324,6 +336,41 @@ TlsEngine::Status TlsEngine::handshake() {
 }
 
 TlsEngine::Status TlsEngine::read(std::string& out) {
+  char buf[16384];
+  for (;;) {
+    size_t n = 0;
+    Status st = read_into(buf, sizeof buf, &n);
+    out.append(buf, n);
+    if (st != Status::ok || n < sizeof buf) return st;
+  }
+}
+
+TlsEngine::Status TlsEngine::read_from(const char* cipher, size_t cipher_len, char* out, size_t cap,
+                                       size_t* produced) {
+  if (cipher_len > 0) {
+    if (in_pos_ == in_.size()) {
+      borrowed_ = cipher;
+      borrowed_len_ = cipher_len;
+      borrowed_pos_ = 0;
+    } else {
+      in_.append(cipher, cipher_len);
+    }
+  }
+  Status st = read_into(out, cap, produced);
+  if (borrowed_) {
+    // Keep what was not consumed (a partial record, or more than fitted).
+    if (borrowed_pos_ < borrowed_len_) {
+      compact_input();
+      in_.append(borrowed_ + borrowed_pos_, borrowed_len_ - borrowed_pos_);
+    }
+    borrowed_ = nullptr;
+    borrowed_len_ = borrowed_pos_ = 0;
+  }
+  return st;
+}
+
+TlsEngine::Status TlsEngine::read_into(char* out, size_t cap, size_t* produced) {
+  *produced = 0;
   if (setup_failed_ || failed_) return Status::error;
   if (closed_) return Status::closed;
   if (!handshake_done_) {
@@ -332,14 +379,17 @@ TlsEngine::Status TlsEngine::read(std::string& out) {
     if (!handshake_done_) return Status::ok;
   }
   CurrentEngine scope(this);
-  unsigned char buf[16384];
   bool retried = false;
-  for (;;) {
-    int ret = mbedtls_ssl_read(&ssl_, buf, sizeof buf);
+  while (*produced < cap) {
+    int ret = mbedtls_ssl_read(&ssl_, reinterpret_cast<unsigned char*>(out) + *produced, cap - *produced);
     if (ret > 0) {
-      out.append(reinterpret_cast<const char*>(buf), static_cast<size_t>(ret));
+      *produced += static_cast<size_t>(ret);
       records_read_ = true;
       retried = false;
+      // Nothing left to decrypt: skip the calls that would only say
+      // WANT_READ (a parked ticket comes from a call that returned no data,
+      // and is handled below).
+      if (!has_ciphertext() && mbedtls_ssl_get_bytes_avail(&ssl_) == 0) break;
       continue;
     }
     if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE) {
@@ -354,8 +404,7 @@ TlsEngine::Status TlsEngine::read(std::string& out) {
         retried = true;
         continue;
       }
-      compact_input();
-      return Status::ok;
+      break;
     }
     if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {
       on_new_session_ticket();
@@ -369,6 +418,8 @@ TlsEngine::Status TlsEngine::read(std::string& out) {
     }
     return fail(ret);
   }
+  compact_input();
+  return Status::ok;
 }
 
 TlsEngine::Status TlsEngine::write(const char* data, size_t len) {

@@ -43,6 +43,13 @@ class TlsEngine {
   // closed: close_notify received; error: fatal.
   Status read(std::string& out);
 
+  // The data path's zero-copy form of feed() + read(): ciphertext is read in
+  // place (only what is left of it when this returns is copied into the
+  // input buffer) and plaintext is decrypted straight into out[0, cap).
+  // *produced says how much; when it equals cap there may be more: call
+  // again with no new ciphertext.
+  Status read_from(const char* cipher, size_t cipher_len, char* out, size_t cap, size_t* produced);
+
   // Encrypt all of data (loops over mbedTLS partial writes). ok or error.
   Status write(const char* data, size_t len);
 
@@ -100,6 +107,10 @@ class TlsEngine {
   void on_handshake_complete();
   void on_new_session_ticket();
   void compact_input();
+  bool has_ciphertext() const {
+    return in_pos_ < in_.size() || (borrowed_ && borrowed_pos_ < borrowed_len_);
+  }
+  Status read_into(char* out, size_t cap, size_t* produced);
   void release_handshake_memory();  // after a completed handshake
   // Output capacity kept between records: a small response's, not a
   // handshake flight's or a bulk transfer's (idle connections stay small).
@@ -108,6 +119,11 @@ class TlsEngine {
   mbedtls_ssl_context ssl_;
   std::string in_;
   size_t in_pos_ = 0;
+  // Ciphertext borrowed from the caller for the length of one read_from()
+  // call (read after in_, which is empty when borrowing starts).
+  const char* borrowed_ = nullptr;
+  size_t borrowed_len_ = 0;
+  size_t borrowed_pos_ = 0;
   std::string out_;
   bool handshake_done_ = false;
   bool is_client_ = false;
