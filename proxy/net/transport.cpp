@@ -1,5 +1,6 @@
 #include "proxy/net/transport.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include <uv.h>
@@ -284,12 +285,9 @@ void Transport::write(const char* data, size_t len) {
     send_now(data, len);
     return;
   }
-  if (corked_.empty() && len >= kCorkLimit) {  // a large piece: no copy
-    size_t now = whole_records(len);
-    send_now(data, now);
-    if (now == len || closed_) return;
-    data += now;
-    len -= now;
+  if (len >= kDirectWriteMin) {
+    write_large(data, len);
+    return;
   }
   corked_.append(data, len);
   if (corked_.size() >= kCorkLimit) {
@@ -299,6 +297,50 @@ void Transport::write(const char* data, size_t len) {
     flush_scheduled_ = true;
     loop_.schedule_flush(this);
   }
+}
+
+// A streamed body's pieces leave from the caller's memory. With TLS the cork
+// is first topped up to a record boundary and sealed, then the piece's whole
+// records are sealed in place, and only its tail (less than a record) waits
+// in the cork for the next piece; all of it leaves in one syscall. Plain, the
+// cork and the piece leave together in one writev.
+void Transport::write_large(const char* data, size_t len) {
+  if (!tls_) {
+    send_plain(corked_.data(), corked_.size(), data, len);
+    corked_.clear();
+    return;
+  }
+  const size_t record = tls_->max_record_payload();
+  if (size_t partial = corked_.size() % record; partial != 0) {
+    size_t fill = std::min(len, record - partial);
+    corked_.append(data, fill);
+    data += fill;
+    len -= fill;
+  }
+  if (!corked_.empty()) {
+    if (!seal(corked_.data(), corked_.size())) return;
+    corked_.clear();
+  }
+  size_t whole = len - len % record;
+  if (whole > 0 && !seal(data, whole)) return;
+  flush_tls();
+  if (closed_) return;
+  data += whole;
+  len -= whole;
+  if (len == 0) return;
+  corked_.append(data, len);
+  if (!flush_scheduled_) {
+    flush_scheduled_ = true;
+    loop_.schedule_flush(this);
+  }
+}
+
+bool Transport::seal(const char* data, size_t len) {
+  if (tls_->write(data, len) != tls::TlsEngine::Status::ok) {
+    fail("tls: " + tls_->error_reason());
+    return false;
+  }
+  return true;
 }
 
 // With TLS, a streamed body goes out in full records; the tail of a piece
@@ -343,28 +385,41 @@ void Transport::flush_now() {
 
 void Transport::send_now(const char* data, size_t len) {
   if (tls_) {
-    if (tls_->write(data, len) != tls::TlsEngine::Status::ok) {
-      fail("tls: " + tls_->error_reason());
-      return;
-    }
+    if (!seal(data, len)) return;
     flush_tls();
     return;
   }
-  // Plain: try the socket directly first; queue only what it did not take.
+  send_plain(nullptr, 0, data, len);
+}
+
+void Transport::send_plain(const char* a, size_t alen, const char* b, size_t blen) {
+  if (alen + blen == 0 || closed_) return;
+  // Try the socket directly first; queue only what it did not take.
   if (queued_ == 0) {
-    uv_buf_t buf = uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(len));
-    int n = uv_try_write(&h_->s.stream, &buf, 1);
+    uv_buf_t bufs[2] = {uv_buf_init(const_cast<char*>(a), static_cast<unsigned>(alen)),
+                        uv_buf_init(const_cast<char*>(b), static_cast<unsigned>(blen))};
+    uv_buf_t* first = alen ? bufs : bufs + 1;
+    int n = uv_try_write(&h_->s.stream, first, alen ? 2 : 1);
     if (n > 0) {
       bytes_out_ += static_cast<uint64_t>(n);
-      data += n;
-      len -= static_cast<size_t>(n);
+      size_t took = static_cast<size_t>(n);
+      size_t from_a = std::min(took, alen);
+      a += from_a;
+      alen -= from_a;
+      took -= from_a;
+      b += took;
+      blen -= took;
     } else if (n < 0 && n != UV_EAGAIN) {
       fail(std::string("write: ") + uv_strerror(n));
       return;
     }
-    if (len == 0) return;
+    if (alen + blen == 0) return;
   }
-  raw_write(std::string(data, len));
+  std::string rest;
+  rest.reserve(alen + blen);
+  rest.append(a, alen);
+  rest.append(b, blen);
+  raw_write(std::move(rest));
 }
 
 void Transport::flush_tls() {

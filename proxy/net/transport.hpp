@@ -69,10 +69,13 @@ class Transport final : public Deletable, public Flushable {
 
   // Written at the end of the loop iteration, together with every other
   // write of the same iteration (one syscall, one TLS record), or at once
-  // when kCorkLimit bytes are gathered. Closing flushes first.
+  // when kCorkLimit bytes are gathered. Pieces of kDirectWriteMin bytes or
+  // more are not copied into the cork: they leave at once, behind what is
+  // corked (see write_large). Closing flushes first.
   void write(const char* data, size_t len);
   void write(const std::string& s) { write(s.data(), s.size()); }
   static constexpr size_t kCorkLimit = 64 * 1024;
+  static constexpr size_t kDirectWriteMin = 16 * 1024;
   void flush_now();
   void flush_scheduled() override;
   size_t queued_bytes() const { return queued_; }
@@ -115,6 +118,10 @@ class Transport final : public Deletable, public Flushable {
   Transport(Loop& loop, Handles* handles);
   void raw_write(std::string&& bytes);
   void send_now(const char* data, size_t len);  // encrypt (TLS) and write
+  void write_large(const char* data, size_t len);
+  // Plain: a then b in one writev when nothing is queued; the rest is queued.
+  void send_plain(const char* a, size_t alen, const char* b, size_t blen);
+  bool seal(const char* data, size_t len);  // TLS: encrypt into the engine's output
   void send_corked(size_t n);                   // the first n corked bytes
   size_t whole_records(size_t n) const;
   void flush_early();  // plaintext written before the connection was ready

@@ -242,6 +242,8 @@ void TlsEngine::restore_from_ticket(PeerIdentity id) {
 }
 
 void TlsEngine::on_handshake_complete() {
+  max_record_payload_ = 0;
+  max_record_payload_ = max_record_payload();
   handshake_done_ = true;
   if (cert_seen_) {
     // Full handshake: authmode REQUIRED and success imply a verified chain
@@ -286,6 +288,7 @@ void TlsEngine::release_handshake_memory() {
 }
 
 size_t TlsEngine::max_record_payload() const {
+  if (max_record_payload_) return max_record_payload_;  // fixed once the handshake is done
   int n = mbedtls_ssl_get_max_out_record_payload(&ssl_);
   return n > 0 ? static_cast<size_t>(n) : 16383;
 }

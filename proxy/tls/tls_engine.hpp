@@ -121,6 +121,7 @@ class TlsEngine {
   size_t in_pos_ = 0;
   // Ciphertext borrowed from the caller for the length of one read_from()
   // call (read after in_, which is empty when borrowing starts).
+  size_t max_record_payload_ = 0;  // cached after the handshake (asked per write)
   const char* borrowed_ = nullptr;
   size_t borrowed_len_ = 0;
   size_t borrowed_pos_ = 0;
