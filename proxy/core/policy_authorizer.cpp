@@ -55,7 +55,7 @@ Verdict PolicyAuthorizer::authorize(const RequestView& r) {
   // SPEC §5: what the app learns about the peer (inbound copies were stripped).
   // One buffer, sized once, for all of them (plus the X-Request-Id and Host
   // lines the session appends).
-  v.header_lines.reserve(640);
+  v.header_lines.reserve(960);
   auto add = [&v](std::string_view name, std::string_view value) { append_header_line(v.header_lines, name, value); };
   if (d.peer) {
     add("X-Federation-Peer", policy::peer_slug(*d.peer));

@@ -16,7 +16,20 @@ struct Header {
 
 using Headers = std::vector<Header>;
 
-bool iequals(std::string_view a, std::string_view b);
+// ASCII case-insensitive equality (header names). Inline: it runs for every
+// header against several names on every request.
+inline bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    unsigned char x = static_cast<unsigned char>(a[i]);
+    unsigned char y = static_cast<unsigned char>(b[i]);
+    if (x == y) continue;
+    // Different bytes match only as the two cases of one letter.
+    x |= 0x20;
+    if (x != (y | 0x20) || x < 'a' || x > 'z') return false;
+  }
+  return true;
+}
 // First header with this name (case-insensitive), or nullptr.
 const Header* find_header(const Headers& headers, std::string_view name);
 

@@ -23,6 +23,20 @@ TEST_CASE("iequals and find_header") {
   CHECK(find_header(h, "X-B") == nullptr);
 }
 
+TEST_CASE("iequals agrees with ASCII tolower on every pair of bytes") {
+  auto lower = [](unsigned char c) { return (c >= 'A' && c <= 'Z') ? static_cast<unsigned char>(c + 32) : c; };
+  for (int x = 0; x < 256; ++x) {
+    for (int y = 0; y < 256; ++y) {
+      const char a[2] = {'k', static_cast<char>(x)};
+      const char b[2] = {'K', static_cast<char>(y)};
+      const bool want = lower(static_cast<unsigned char>(x)) == lower(static_cast<unsigned char>(y));
+      if (iequals(std::string_view(a, 2), std::string_view(b, 2)) != want) {
+        FAIL("iequals wrong for bytes " << x << " and " << y);
+      }
+    }
+  }
+}
+
 TEST_CASE("is_hop_by_hop") {
   for (const char* n : {"Connection", "keep-alive", "Proxy-Authorization", "proxy-connection", "Proxy-Authenticate",
                         "TE", "Trailer", "Upgrade", "Transfer-Encoding", "content-length", "Expect"}) {
