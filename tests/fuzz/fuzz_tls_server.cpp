@@ -14,6 +14,8 @@
 //   mode % 4 == 3  the bytes as [type][len16][payload] items, each sent as a
 //                  TLS record with a correct header (version 0x0303, true
 //                  length), so mutations reach handshake message parsing
+//   mode & 0x80    pieces go through read_from() (borrowed in place, the
+//                  transport's data path) instead of feed()
 // The ciphertext is fed in pieces (split control, see Splitter); after each
 // piece the engine is pumped (handshake(), or read() once done) until it
 // wants more input or fails. Checked: no crash, leak or UB; once failed the
@@ -23,6 +25,7 @@
 //
 // Seeds: FUZZ_TLS_WRITE_SEEDS=DIR ./fuzz_tls_server writes seed files built
 // from freshly captured ClientHellos into DIR and exits.
+#include <cstring>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -140,6 +143,9 @@ void write_seeds(const Env& env, const std::string& dir) {
                  item(0x16, std::string_view(ch_payload).substr(40)) + item(0x14, "\x01"));
   write_file(dir + "/framed-resumption-hello", std::string("\x03\x00", 2) + item(0x16, env.resumption_hello.substr(5)));
   write_file(dir + "/raw-http-on-tls-port", std::string("\x00\x00", 2) + "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  // The same with the ciphertext borrowed by read_from() (bit 7 of byte 0).
+  write_file(dir + "/borrowed-client-hello-bytewise", std::string("\x80\x01", 2) + env.client_hello);
+  write_file(dir + "/borrowed-resume-then-ccs", std::string("\x82\x00", 2) + ccs + junk_app);
 }
 
 // Drive the server until it needs more input. Returns false once it failed.
@@ -201,6 +207,8 @@ extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2 || g_env == nullptr) return 0;
   const unsigned mode = data[0] % 4;
+  // The data path's read_from(): ciphertext borrowed in place, not copied.
+  const bool borrowed = (data[0] & 0x80) != 0;
   Splitter split(data[1]);
   std::string_view rest(reinterpret_cast<const char*>(data + 2), size - 2);
 
@@ -228,9 +236,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t off = 0;
   while (alive && off < wire.size()) {
     const size_t n = piece(split.next(), wire.size() - off);
-    server.feed(wire.data() + off, n);
+    if (borrowed) {
+      // A heap copy freed right after the call: ASan reports any borrowed
+      // byte the engine reads later.
+      std::unique_ptr<char[]> lent(new char[n]);
+      std::memcpy(lent.get(), wire.data() + off, n);
+      char plain[4096];
+      size_t produced = 0;
+      const Status st = server.read_from(lent.get(), n, plain, sizeof plain, &produced);
+      lent.reset();
+      FUZZ_CHECK(produced == 0 || server.handshake_done(), "plaintext before the handshake");
+      out_total += server.take_output().size();
+      alive = st != Status::error && st != Status::closed && pump(server, out_total);
+    } else {
+      server.feed(wire.data() + off, n);
+      alive = pump(server, out_total);
+    }
     off += n;
-    alive = pump(server, out_total);
   }
   if (!alive) {
     // A failed engine stays failed and takes no more input.
