@@ -138,7 +138,7 @@ std::string Runtime::status_json() const {
     }
   }
   j += "],\"grants\":" + std::to_string(snap_->policy ? snap_->policy->grant_count() : 0);
-  // Ingress connections accepted by each worker (SO_REUSEPORT spreads them).
+  // Connections (ingress and egress listeners) accepted by each worker (SO_REUSEPORT spreads them).
   j += ",\"workers\":{\"count\":" + std::to_string(1 + threads_.size()) + ",\"accepted\":[" +
        std::to_string(worker0_->accepted());
   for (const auto& t : threads_) j += "," + std::to_string(t->accepted());

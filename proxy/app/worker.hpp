@@ -65,7 +65,10 @@ class Worker {
   core::IngressServer* egress() { return egress_.get(); }
   core::EgressRouter* egress_router() { return egress_router_.get(); }
   size_t upstream_idle() const;  // thread-safe
-  uint64_t accepted() const { return ingress_ ? ingress_->accepted_here() : 0; }  // thread-safe
+  // Connections this worker accepted on its listeners (ingress and egress). Thread-safe.
+  uint64_t accepted() const {
+    return (ingress_ ? ingress_->accepted_here() : 0) + (egress_ ? egress_->accepted_here() : 0);
+  }
 
  private:
   net::Loop& loop_;

@@ -85,6 +85,36 @@ class WorkersTest(unittest.TestCase):
         self.assertEqual(sum(grew), 60)
         self.assertTrue(all(n > 0 for n in grew), "a worker accepted nothing: %s" % grew)
 
+    def test_egress_connections_spread_and_are_counted_per_worker(self):
+        # The egress listener is SO_REUSEPORT too; /status counts its
+        # connections with the worker that accepted them. The peer is
+        # unreachable, so every request is a quick 502: what counts here is
+        # only which worker accepted the connection.
+        cfg = base_config(self.pki, self.backend.address, egress={"listen": "127.0.0.1:0"})
+        cfg["peers"] = [peer("nowhere-labs", "spiffe://nowhere-labs.example/nodes/primary",
+                             endpoints=["https://127.0.0.1:1"])]
+        cfg["grants"] = []
+        cfg.pop("authenticate_only", None)
+        cfg["workers"] = WORKERS
+        p = Proxy(cfg, wait_for=("ingress", "egress", "admin"))
+        p.start()
+        try:
+            before = admin_status(p.admin_port)["workers"]["accepted"]
+
+            def get(_):
+                with Conn.open(p.ports["egress"], None, timeout=10) as c:
+                    return c.request("GET", "/api/v1/tasks", [("Host", "nowhere-labs"), ("Connection", "close")]).status
+
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                statuses = list(pool.map(get, range(40)))
+            self.assertEqual(statuses, [502] * 40)
+            after = admin_status(p.admin_port)["workers"]["accepted"]
+            grew = [a - b for a, b in zip(after, before)]
+            self.assertEqual(sum(grew), 40)
+            self.assertTrue(all(n > 0 for n in grew), "a worker accepted nothing: %s" % grew)
+        finally:
+            p.stop()
+
     def test_rate_limit_is_shared_across_workers(self):
         statuses = self.burst(self.ctx_rate, BURST * 3, threads=12)
         allowed = statuses.count(200)

@@ -140,9 +140,10 @@ class Backend:
 class Endpoint:
     """A started egress or ingress: its port, its PID (for RSS/affinity) and stop()."""
 
-    def __init__(self, port: int, pid: int, stopper, cpus: str | None, log_fn=None):
+    def __init__(self, port: int, pid: int, stopper, cpus: str | None, log_fn=None, admin_port: int | None = None):
         self.port = port
         self.pid = pid
+        self.admin_port = admin_port  # fedproxy only: /status
         self._stop = stopper
         self.cpus = cpus
         self._log_fn = log_fn
@@ -251,7 +252,7 @@ class Fedproxy(Implementation):
         cfg["timeouts"] = self._timeouts()
         cfg["ingress"]["upstream_pool_max_idle"] = POOL
         px = PinnedProxy(cfg, self.cpu_ingress, wait_for=("ingress", "admin")).start()
-        return Endpoint(px.ingress_port, px.pid, px.stop, self.cpu_ingress, lambda: px.tail(3000))
+        return Endpoint(px.ingress_port, px.pid, px.stop, self.cpu_ingress, lambda: px.tail(3000), px.admin_port)
 
     def start_egress(self, mode: str, ingress_port: int) -> Endpoint:
         p = self.pki
@@ -270,7 +271,7 @@ class Fedproxy(Implementation):
         if mode == "hs_full":
             cfg["tls"]["session_tickets"] = False  # the egress neither keeps nor offers tickets
         px = PinnedProxy(cfg, self.cpu_egress, wait_for=("ingress", "egress", "admin")).start()
-        return Endpoint(px.ports["egress"], px.pid, px.stop, self.cpu_egress, lambda: px.tail(3000))
+        return Endpoint(px.ports["egress"], px.pid, px.stop, self.cpu_egress, lambda: px.tail(3000), px.admin_port)
 
     def describe(self, mode):
         return {"keepalive": "egress pool: ingress.upstream_pool_max_idle=%d" % POOL,
