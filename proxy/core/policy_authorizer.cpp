@@ -13,7 +13,30 @@ PolicyAuthorizer::PolicyAuthorizer(std::shared_ptr<const policy::Snapshot> snaps
 
 void PolicyAuthorizer::set_snapshot(std::shared_ptr<const policy::Snapshot> snapshot) {
   if (owns_limiter_) limiter_->rebind(*snapshot);
+  peer_lines_.clear();  // keyed by entries of the old snapshot
+  grant_lines_.clear();
   snapshot_ = std::move(snapshot);
+}
+
+const std::string& PolicyAuthorizer::peer_lines(const policy::PeerEntry& p) {
+  auto [it, fresh] = peer_lines_.try_emplace(&p);
+  if (fresh) {
+    append_header_line(it->second, "X-Federation-Peer", policy::peer_slug(p));
+    append_header_line(it->second, "X-Federation-Trust", policy::to_string(policy::peer_trust(p)));
+    append_header_line(it->second, "X-Federation-Allowed-Regions", policy::peer_allowed_regions(p));
+    append_header_line(it->second, "X-Federation-Allowed-Artifact-Types", policy::peer_allowed_artifact_types(p));
+  }
+  return it->second;
+}
+
+const std::string& PolicyAuthorizer::grant_lines(const policy::GrantEntry& g) {
+  auto [it, fresh] = grant_lines_.try_emplace(&g);
+  if (fresh) {
+    append_header_line(it->second, "X-Federation-Grant", policy::grant_id(g));
+    append_header_line(it->second, "X-Federation-Max-Rows", policy::grant_max_rows_text(g));
+    append_header_line(it->second, "X-Federation-Scope", policy::grant_scope_json(g));
+  }
+  return it->second;
 }
 
 Verdict PolicyAuthorizer::authorize(const RequestView& r) {
@@ -57,18 +80,9 @@ Verdict PolicyAuthorizer::authorize(const RequestView& r) {
   // lines the session appends).
   v.header_lines.reserve(960);
   auto add = [&v](std::string_view name, std::string_view value) { append_header_line(v.header_lines, name, value); };
-  if (d.peer) {
-    add("X-Federation-Peer", policy::peer_slug(*d.peer));
-    add("X-Federation-Trust", policy::to_string(policy::peer_trust(*d.peer)));
-    add("X-Federation-Allowed-Regions", policy::peer_allowed_regions(*d.peer));
-    add("X-Federation-Allowed-Artifact-Types", policy::peer_allowed_artifact_types(*d.peer));
-  }
+  if (d.peer) v.header_lines += peer_lines(*d.peer);
   add("X-Federation-Entity", d.entity_uri);
-  if (d.grant) {
-    add("X-Federation-Grant", policy::grant_id(*d.grant));
-    add("X-Federation-Max-Rows", policy::grant_max_rows_text(*d.grant));
-    add("X-Federation-Scope", policy::grant_scope_json(*d.grant));
-  }
+  if (d.grant) v.header_lines += grant_lines(*d.grant);
   add("X-Federation-Resource", d.resource);
   if (r.peer.present) append_xfcc_line(v.header_lines, r.peer, d.entity_uri);
   return v;

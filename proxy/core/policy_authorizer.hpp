@@ -5,6 +5,8 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <unordered_map>
 
 #include "policy/policy.hpp"
 #include "proxy/core/authorizer.hpp"
@@ -28,6 +30,13 @@ class PolicyAuthorizer final : public Authorizer {
   Verdict authorize(const RequestView& request) override;
 
  private:
+  // The header lines that depend only on the peer, or only on the grant,
+  // formatted once per snapshot (entries point into snapshot_; cleared when
+  // it changes). One authorizer per worker loop: no locking.
+  const std::string& peer_lines(const policy::PeerEntry& p);
+  const std::string& grant_lines(const policy::GrantEntry& g);
+  std::unordered_map<const policy::PeerEntry*, std::string> peer_lines_;
+  std::unordered_map<const policy::GrantEntry*, std::string> grant_lines_;
   std::shared_ptr<const policy::Snapshot> snapshot_;
   std::shared_ptr<policy::RateLimiter> limiter_;
   bool owns_limiter_;

@@ -1,5 +1,6 @@
 #include "proxy/http1/serializer.hpp"
 
+#include <array>
 #include <charconv>
 #include <cstdint>
 #include <vector>
@@ -324,12 +325,23 @@ std::string make_error_response(int status, std::string_view code, std::string_v
   return out;
 }
 
+namespace {
+// Bytes allowed in a request id: A-Z a-z 0-9 . _ : - (one lookup per byte:
+// it runs on every request).
+constexpr std::array<bool, 256> kRequestIdByte = [] {
+  std::array<bool, 256> t{};
+  for (int c = 'A'; c <= 'Z'; ++c) t[static_cast<size_t>(c)] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[static_cast<size_t>(c)] = true;
+  for (int c = '0'; c <= '9'; ++c) t[static_cast<size_t>(c)] = true;
+  for (char c : {'.', '_', ':', '-'}) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+}  // namespace
+
 bool is_valid_request_id(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
   for (char ch : id) {
-    const bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-                    ch == '.' || ch == '_' || ch == ':' || ch == '-';
-    if (!ok) return false;
+    if (!kRequestIdByte[static_cast<unsigned char>(ch)]) return false;
   }
   return true;
 }

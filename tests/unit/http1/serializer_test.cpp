@@ -334,4 +334,10 @@ TEST_CASE("is_valid_request_id") {
     CAPTURE(bad);
     CHECK_FALSE(is_valid_request_id(bad));
   }
+  // Every single byte against the definition.
+  for (int c = 0; c < 256; ++c) {
+    const bool want = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+                      c == '_' || c == ':' || c == '-';
+    CHECK(is_valid_request_id(std::string(1, static_cast<char>(c))) == want);
+  }
 }
