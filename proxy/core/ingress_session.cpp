@@ -203,6 +203,7 @@ void IngressSession::on_request_head(http1::RequestHead&& head) {
     return http1::iequals(h.name, "x-request-id") || (strip_auth && http1::iequals(h.name, "authorization"));
   });
   std::string& lines = verdict.header_lines;
+  lines.reserve(lines.size() + verdict.host.size() + ex.request_id.size() + 24);  // one allocation at most
   if (!verdict.host.empty()) {
     std::erase_if(ex.head.headers, [](const http1::Header& h) { return http1::iequals(h.name, "host"); });
     append_header_line(lines, "Host", verdict.host);
