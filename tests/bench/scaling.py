@@ -36,7 +36,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from benchlib.common import median, proc_cpu_seconds, raise_nofile, run_wrk  # noqa: E402
+from benchlib.common import cpu_list, median, proc_cpu_seconds, raise_nofile, run_wrk  # noqa: E402
 from benchlib.impls import HOST, ROUTE, Backend, BenchPki, Fedproxy  # noqa: E402
 
 
@@ -81,7 +81,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--cpu-proxies", help="CPUs for the proxies (direct mode)")
+    ap.add_argument("--cpu-proxies", help="CPU list for the proxies, e.g. 0-3 (direct mode)")
     ap.add_argument("--cpu-load", help="CPUs for wrk and the backend (direct mode)")
     ap.add_argument("--json", help="write the results here too")
     opts = ap.parse_args()
@@ -89,7 +89,8 @@ def main() -> int:
     w = opts.workers
     if opts.cpu_proxies or ncpu >= w + 2:
         mode = "direct"
-        proxies_all = (opts.cpu_proxies or ",".join(str(c) for c in range(ncpu - 2))).split(",")
+        proxies_all = [str(c) for c in sorted(cpu_list(opts.cpu_proxies))] if opts.cpu_proxies \
+            else [str(c) for c in range(ncpu - 2)]
         cpus_load = opts.cpu_load or "%d,%d" % (ncpu - 2, ncpu - 1)
         if len(proxies_all) < w:
             ap.error("--cpu-proxies needs at least %d CPUs" % w)
