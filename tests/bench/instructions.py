@@ -12,7 +12,7 @@ connection exists, the counters are zeroed, wrk runs again, and the counters
 are dumped. Instructions executed in the kernel are not counted, nor are
 handshakes (any left in the measured window are subtracted, and reported).
 
-    python3 tests/bench/instructions.py [--bin A --bin B ...] [--conns 16] [--seconds 8]
+    python3 tests/bench/instructions.py [--bin A --bin B ...] [--conns 16] [--seconds 8] [--big]
 
 Needs valgrind, wrk and nginx. Only 127.0.0.1; every process started here is
 stopped by its PID; temp files are removed.
@@ -34,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from benchlib.common import run_wrk  # noqa: E402
-from benchlib.impls import HOST, ROUTE, Backend, BenchPki, Fedproxy  # noqa: E402
+from benchlib.impls import BIG_PATH, HOST, ROUTE, Backend, BenchPki, Fedproxy  # noqa: E402
 
 HANDSHAKE_FNS = ("mbedtls_ssl_handshake_step", "mbedtls_ssl_handshake ")
 
@@ -57,7 +57,7 @@ def totals(path: str) -> tuple[int, int]:
 
 
 def measure(index: int, binary: str, pki, backend_port: int, conns: int, seconds: int, warmup: int,
-            work: str) -> dict:
+            work: str, path: str) -> dict:
     tag = "b%d" % index
     wrapper = os.path.join(work, "fedproxy-callgrind-" + tag)
     with open(wrapper, "w") as f:
@@ -73,7 +73,7 @@ def measure(index: int, binary: str, pki, backend_port: int, conns: int, seconds
     eg = None
     try:
         eg = impl.start_egress("keepalive", ing.port)
-        url = "http://127.0.0.1:%d%s" % (eg.port, ROUTE)
+        url = "http://127.0.0.1:%d%s" % (eg.port, path)
         run_wrk(url, conns, warmup, None, HOST, timeout_s=30)
         for pid in (eg.pid, ing.pid):
             subprocess.run(["callgrind_control", "-z", str(pid)], capture_output=True, timeout=60)
@@ -104,6 +104,7 @@ def main() -> int:
     ap.add_argument("--conns", type=int, default=16)
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=12, help="seconds; the pool must be complete before counting")
+    ap.add_argument("--big", action="store_true", help="1 MiB responses instead of 64 bytes (per response)")
     opts = ap.parse_args()
     for tool in ("valgrind", "callgrind_control", "callgrind_annotate", "wrk", "nginx"):
         if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
@@ -117,7 +118,8 @@ def main() -> int:
     rows = []
     try:
         for i, b in enumerate(bins):
-            rows.append(measure(i, b, pki, backend.port, opts.conns, opts.seconds, opts.warmup, work))
+            rows.append(measure(i, b, pki, backend.port, opts.conns, opts.seconds, opts.warmup, work,
+                                BIG_PATH if opts.big else ROUTE))
     finally:
         backend.stop()
         pki.cleanup()
