@@ -135,13 +135,19 @@ def main() -> int:
         eff1, effn = median([r["req_per_cpu_s"] for r in one]), median([r["req_per_cpu_s"] for r in many])
         if mode == "direct":
             scaling = "%.2fx measured" % (rpsn / rps1)
+        elif effn >= eff1:
+            # More efficient per CPU than 1 worker (fewer migrations and
+            # wake-ups per request): no multi-core cost to see. Never more
+            # than N x from N cores.
+            scaling = "%.2fx projected (capped; CPU efficiency %.0f%% of 1 worker's)" % (w, 100 * effn / eff1)
         else:
             scaling = "%.2fx projected (%d x %.0f%% CPU efficiency)" % (w * effn / eff1, w, 100 * effn / eff1)
         print("| %d | %.0f | %.0f | %.0f | %.0f | %s |" % (conns, rps1, rpsn, eff1, effn, scaling))
     if mode != "direct":
         print()
         print("req/s here is bounded by wrk and the backend sharing the same CPUs; the scaling column is")
-        print("the per-CPU throughput of %d workers running at once, relative to 1 worker, times %d." % (w, w))
+        print("the per-CPU throughput of %d workers running at once, relative to 1 worker, times %d" % (w, w))
+        print("(at most %d)." % w)
     if opts.json:
         with open(opts.json, "w") as f:
             json.dump(results, f, indent=1)
