@@ -17,71 +17,61 @@ uint64_t steady_ms() {
                                    std::chrono::steady_clock::now().time_since_epoch())
                                    .count());
 }
+// A timer that records how often and at which loop time it fired.
+struct Recorded {
+  Loop loop;
+  int fired = 0;
+  uint64_t fired_at = 0;
+  Timer timer{loop, [this] {
+                ++fired;
+                fired_at = loop.now_ms();
+              }};
+};
 }  // namespace
 
 TEST_CASE("timer: a later restart moves the deadline out; it fires once, not before it") {
-  Loop loop;
-  int fired = 0;
-  uint64_t fired_at = 0;
-  Timer t(loop, [&] {
-    ++fired;
-    fired_at = loop.now_ms();
-  });
-  uint64_t start = loop.now_ms();
-  t.start(30);
+  Recorded r;
+  uint64_t start = r.loop.now_ms();
+  r.timer.start(30);
   // Re-arm to 80 ms from the same loop time: the uv timer still runs for 30
   // ms and must re-arm itself for the rest instead of calling back.
-  t.start(80);
-  loop.run();
-  CHECK(fired == 1);
-  CHECK(fired_at >= start + 80);
+  r.timer.start(80);
+  r.loop.run();
+  CHECK(r.fired == 1);
+  CHECK(r.fired_at >= start + 80);
 }
 
 TEST_CASE("timer: an earlier restart fires at the earlier deadline") {
-  Loop loop;
-  uint64_t fired_at = 0;
-  int fired = 0;
-  Timer t(loop, [&] {
-    ++fired;
-    fired_at = loop.now_ms();
-  });
-  uint64_t start = loop.now_ms();
+  Recorded r;
+  uint64_t start = r.loop.now_ms();
   uint64_t wall = steady_ms();
-  t.start(60000);
-  t.start(20);
-  loop.run();
-  CHECK(fired == 1);
-  CHECK(fired_at >= start + 20);
+  r.timer.start(60000);
+  r.timer.start(20);
+  r.loop.run();
+  CHECK(r.fired == 1);
+  CHECK(r.fired_at >= start + 20);
   CHECK(steady_ms() - wall < 30000);  // not the first, far deadline
 }
 
 TEST_CASE("timer: stop disarms and does not keep the loop alive") {
-  Loop loop;
-  int fired = 0;
-  Timer t(loop, [&] { ++fired; });
+  Recorded r;
   uint64_t wall = steady_ms();
-  t.start(60000);
-  t.stop();
-  loop.run();  // returns: the stale uv timer no longer counts
-  CHECK(fired == 0);
+  r.timer.start(60000);
+  r.timer.stop();
+  r.loop.run();  // returns: the stale uv timer no longer counts
+  CHECK(r.fired == 0);
   CHECK(steady_ms() - wall < 30000);
 }
 
 TEST_CASE("timer: stop then start again fires at the new deadline only") {
-  Loop loop;
-  int fired = 0;
-  uint64_t fired_at = 0;
-  Timer t(loop, [&] {
-    ++fired;
-    fired_at = loop.now_ms();
-  });
-  uint64_t start = loop.now_ms();
-  t.start(20);
-  t.stop();
-  t.start(50);
-  loop.run();
-  CHECK(fired == 1);
-  CHECK(fired_at >= start + 50);
+  Recorded r;
+  uint64_t start = r.loop.now_ms();
+  r.timer.start(20);
+  r.timer.stop();
+  r.timer.start(50);
+  r.loop.run();
+  CHECK(r.fired == 1);
+  CHECK(r.fired_at >= start + 50);
 }
 
 TEST_CASE("timer: restarted from its own callback") {
@@ -130,15 +120,13 @@ TEST_CASE("timer: repeating timers keep their interval; stop ends them") {
 }
 
 TEST_CASE("timer: unref'd timers never keep the loop alive, even re-armed") {
-  Loop loop;
-  int fired = 0;
-  Timer t(loop, [&] { ++fired; });
-  t.unref();
+  Recorded r;
+  r.timer.unref();
   uint64_t wall = steady_ms();
-  t.start(60000);
-  t.stop();
-  t.start(60000);
-  loop.run();
-  CHECK(fired == 0);
+  r.timer.start(60000);
+  r.timer.stop();
+  r.timer.start(60000);
+  r.loop.run();
+  CHECK(r.fired == 0);
   CHECK(steady_ms() - wall < 30000);
 }
