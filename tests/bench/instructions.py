@@ -34,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from benchlib.common import run_wrk  # noqa: E402
-from benchlib.impls import BIG_PATH, HOST, ROUTE, Backend, BenchPki, Fedproxy  # noqa: E402
+from benchlib.impls import BIG_PATH, HOST, ROUTE, Backend, BenchPki, Fedproxy, running_pair  # noqa: E402
 
 HANDSHAKE_FNS = ("mbedtls_ssl_handshake_step", "mbedtls_ssl_handshake ")
 
@@ -69,10 +69,7 @@ def measure(index: int, binary: str, pki, backend_port: int, conns: int, seconds
     # Everything is ~50x slower under valgrind: generous timeouts.
     impl._timeouts = lambda: {"handshake_ms": 60000, "header_ms": 60000, "idle_ms": 60000,
                               "upstream_connect_ms": 30000, "upstream_response_ms": 60000}
-    ing = impl.start_ingress()
-    eg = None
-    try:
-        eg = impl.start_egress("keepalive", ing.port)
+    with running_pair(impl) as (eg, ing):
         url = "http://127.0.0.1:%d%s" % (eg.port, path)
         run_wrk(url, conns, warmup, None, HOST, timeout_s=30)
         for pid in (eg.pid, ing.pid):
@@ -92,10 +89,6 @@ def measure(index: int, binary: str, pki, backend_port: int, conns: int, seconds
             res[name] = (total - hs) / n if n else float("nan")
             res[name + "_handshake_share"] = hs / total if total else 0.0
         return res
-    finally:
-        if eg:
-            eg.stop()
-        ing.stop()
 
 
 def main() -> int:

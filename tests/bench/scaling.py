@@ -37,7 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from benchlib.common import cpu_list, median, proc_cpu_seconds, raise_nofile, run_wrk  # noqa: E402
-from benchlib.impls import HOST, ROUTE, Backend, BenchPki, Fedproxy  # noqa: E402
+from benchlib.impls import HOST, ROUTE, Backend, BenchPki, Fedproxy, running_pair  # noqa: E402
 
 
 def workers_accepted(admin_port: int) -> list[int]:
@@ -48,10 +48,7 @@ def workers_accepted(admin_port: int) -> list[int]:
 
 def one_run(pki, backend_port, workers, cpus_proxies, cpus_load, conns, seconds, warmup):
     impl = Fedproxy(pki, backend_port, cpus_proxies, cpus_proxies, workers=workers)
-    ing = impl.start_ingress()
-    eg = None
-    try:
-        eg = impl.start_egress("keepalive", ing.port)
+    with running_pair(impl) as (eg, ing):
         url = "http://127.0.0.1:%d%s" % (eg.port, ROUTE)
         run_wrk(url, conns, warmup, cpus_load, HOST, threads=2)
         c0 = proc_cpu_seconds(eg.pid) + proc_cpu_seconds(ing.pid)
@@ -67,10 +64,6 @@ def one_run(pki, backend_port, workers, cpus_proxies, cpus_load, conns, seconds,
             "accepted_egress": workers_accepted(eg.admin_port),
             "accepted_ingress": workers_accepted(ing.admin_port),
         }
-    finally:
-        if eg:
-            eg.stop()
-        ing.stop()
 
 
 def main() -> int:

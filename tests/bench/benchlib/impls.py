@@ -16,6 +16,7 @@ logs and pid files live in temp dirs removed by cleanup().
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -158,6 +159,20 @@ class Endpoint:
         if self._stop:
             self._stop()
             self._stop = None
+
+
+@contextlib.contextmanager
+def running_pair(impl: "Implementation", mode: str = "keepalive"):
+    """Ingress, then egress pointed at it; both stopped (by PID) on the way out."""
+    ing = impl.start_ingress()
+    eg = None
+    try:
+        eg = impl.start_egress(mode, ing.port)
+        yield eg, ing
+    finally:
+        if eg:
+            eg.stop()
+        ing.stop()
 
 
 class Implementation:
