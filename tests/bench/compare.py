@@ -46,6 +46,7 @@ import shutil
 import signal
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import time
@@ -120,15 +121,40 @@ def ensure_build(opts) -> None:
 
 # --- measurements ----------------------------------------------------------------------
 
-def run_ceiling(opts, bpki: BenchPki) -> dict:
+def run_ceiling(opts, bpki: BenchPki, only: str, reps: int) -> dict:
+    """One slice of the mbedTLS ceilings (only = "handshake" or "aead")."""
     cmd = taskset_prefix(opts.cpu_ingress) + [
-        opts.tls_ceiling_bin, "--reps", str(max(3, opts.runs)), "--min-seconds", str(opts.ceiling_seconds),
+        opts.tls_ceiling_bin, "--only", only, "--reps", str(reps), "--min-seconds", str(opts.ceiling_seconds),
         "--ca", bpki.ca, "--server-cert", bpki.ingress_crt, "--server-key", bpki.ingress_key,
         "--client-cert", bpki.egress_crt, "--client-key", bpki.egress_key]
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
     if p.returncode != 0:
         raise RuntimeError("tls_ceiling failed: %s" % p.stderr.strip())
     return json.loads(p.stdout)
+
+
+def merge_ceilings(slices: list[dict]) -> dict:
+    """The slices measured during the runs, as one ceiling: for every figure the
+    median of the slices' medians, the min of their mins, the max of their maxes;
+    reps = how many repetitions went into it in all."""
+    def merge(parts: list):
+        dicts = [x for x in parts if isinstance(x, dict)]
+        if not dicts:
+            return parts[0]
+        if "median" in dicts[0]:
+            return {"median": statistics.median(d["median"] for d in dicts),
+                    "min": min(d["min"] for d in dicts), "max": max(d["max"] for d in dicts)}
+        keys = []
+        for d in dicts:
+            keys += [k for k in d if k not in keys]
+        return {k: merge([d[k] for d in dicts if k in d]) for k in keys}
+    if not slices:
+        return {}
+    out = merge(slices)
+    out["reps"] = sum(int(c.get("reps", 0)) for c in slices if "handshake" in c)
+    out["aead_reps"] = sum(int(c.get("reps", 0)) for c in slices if "aead" in c)
+    out["slices"] = len(slices)
+    return out
 
 
 def probe_pair(impl, mode: str, requests: int = 6) -> dict:
@@ -214,8 +240,9 @@ def cpu_note(r: dict) -> str:
         100 * r["proxy_cpu_util"], r["proxy_cpu_us_per_req"], 100 * r["load_cpu_util"], busy)
 
 
-def measure_mode(opts, impl, mode, record):
-    """Start the pair in `mode`, measure its figures once, stop it."""
+def start_pair(impl, mode: str, record):
+    """Start the pair in `mode` and check it answers (the 64-byte body; in
+    keep-alive mode the 1 MiB body too). Returns (egress, ingress)."""
     ing = impl.start_ingress()
     eg = None
     try:
@@ -227,28 +254,37 @@ def measure_mode(opts, impl, mode, record):
         if res[0] != (200, len(BODY)):
             raise RuntimeError("probe through %s %s: %r" % (impl.name, mode, res))
         if mode == "keepalive":
-            for c in opts.conns:
-                r = timed_wrk(opts, eg.port, ing, eg, ROUTE, c, opts.backend_pid)
-                record("ka_c%d" % c, r)
-                log("  %-8s keep-alive c=%-3d %9.0f req/s  p50 %.2f ms  p99 %.2f ms  errors %d  %s"
-                    % (impl.name, c, r["rps"], r["p50"], r["p99"], r["errors"], cpu_note(r)))
             res = http_get(eg.port, BIG_PATH, HOST)
             if res[0] != (200, BIG_BYTES):
                 raise RuntimeError("1 MiB probe through %s: %r" % (impl.name, res))
-            r = timed_wrk(opts, eg.port, ing, eg, BIG_PATH, opts.big_conns, opts.backend_pid)
-            r["MBps"] = r["rps"] * BIG_BYTES / 1e6
-            record("big", r)
-            log("  %-8s 1 MiB c=%d %9.1f MB/s  errors %d  %s"
-                % (impl.name, opts.big_conns, r["MBps"], r["errors"], cpu_note(r)))
-        else:
-            r = timed_wrk(opts, eg.port, ing, eg, ROUTE, opts.hs_conns, opts.backend_pid)
-            record(mode, r)
-            log("  %-8s %-10s c=%d %9.0f req/s  p99 %.2f ms  errors %d  %s"
-                % (impl.name, mode, opts.hs_conns, r["rps"], r["p99"], r["errors"], cpu_note(r)))
-    finally:
+        return eg, ing
+    except BaseException:
         if eg is not None:
             eg.stop()
         ing.stop()
+        raise
+
+
+def measure_pair(opts, impl, mode, eg, ing, record):
+    """One run of the figures of `mode` through a running pair."""
+    if not (impl_alive(eg) and impl_alive(ing)):
+        raise RuntimeError("%s %s pair is no longer running" % (impl.name, mode))
+    if mode == "keepalive":
+        for c in opts.conns:
+            r = timed_wrk(opts, eg.port, ing, eg, ROUTE, c, opts.backend_pid)
+            record("ka_c%d" % c, r)
+            log("  %-8s keep-alive c=%-3d %9.0f req/s  p50 %.2f ms  p99 %.2f ms  errors %d  %s"
+                % (impl.name, c, r["rps"], r["p50"], r["p99"], r["errors"], cpu_note(r)))
+        r = timed_wrk(opts, eg.port, ing, eg, BIG_PATH, opts.big_conns, opts.backend_pid)
+        r["MBps"] = r["rps"] * BIG_BYTES / 1e6
+        record("big", r)
+        log("  %-8s 1 MiB c=%d %9.1f MB/s  errors %d  %s"
+            % (impl.name, opts.big_conns, r["MBps"], r["errors"], cpu_note(r)))
+    else:
+        r = timed_wrk(opts, eg.port, ing, eg, ROUTE, opts.hs_conns, opts.backend_pid)
+        record(mode, r)
+        log("  %-8s %-10s c=%d %9.0f req/s  p99 %.2f ms  errors %d  %s"
+            % (impl.name, mode, opts.hs_conns, r["rps"], r["p99"], r["errors"], cpu_note(r)))
 
 
 def measure_idle_rss(opts, impl, bpki: BenchPki) -> dict:
@@ -488,12 +524,15 @@ def render(opts, meta, results, probes, ceiling, impls) -> tuple[str, dict]:
     # ceilings
     checks = []
     if ceiling:
-        hf, hr = hs_ceiling(ceiling, "full", opts), hs_ceiling(ceiling, "resumed", opts)
-        L.append("mbedTLS %s ceilings (tests/bench/tls_ceiling, same run, on CPU %s; %d reps):"
-                 % (ceiling.get("mbedtls", "?"), opts.cpu_ingress, ceiling.get("reps", 0)))
+        L.append("mbedTLS %s ceilings (tests/bench/tls_ceiling on CPU %s, measured in slices between the runs: "
+                 "%d handshake and %d AEAD repetitions):"
+                 % (ceiling.get("mbedtls", "?"), opts.cpu_ingress, ceiling.get("reps", 0),
+                    ceiling.get("aead_reps", 0)))
         L.append("")
         L.append("| ceiling | median [min-max] |")
         L.append("|---|---:|")
+    if ceiling.get("handshake"):
+        hf, hr = hs_ceiling(ceiling, "full", opts), hs_ceiling(ceiling, "resumed", opts)
         for kind in ("full", "resumed"):
             h = ceiling["handshake"][kind]
             for side in ("server", "client"):
@@ -502,6 +541,7 @@ def render(opts, meta, results, probes, ceiling, impls) -> tuple[str, dict]:
                          % (side, kind, st["median"], st["min"], st["max"]))
         L.append("| -> handshake-bound ceiling, no resumption | %s /s (%s) |" % (fmt(hf["rate"], "req/s"), hf["how"]))
         L.append("| -> handshake-bound ceiling, resumption | %s /s |" % fmt(hr["rate"], "req/s"))
+    if ceiling:
         for suite, a in ceiling.get("aead", {}).items():
             L.append("| %s: record seal / open, %d-byte records | %.0f / %.0f MB/s |"
                      % (suite, a.get("record_plaintext_bytes", 0), a["record_seal_MBps"]["median"],
@@ -539,6 +579,8 @@ def render(opts, meta, results, probes, ceiling, impls) -> tuple[str, dict]:
                          % (c, fmt(fp, "ms"), fmt(ap, "ms"), bn, "PASS" if ok else "MISS"))
         if ceiling:
             for kind, key in (("full", "hs_full"), ("resumed", "hs_resumed")):
+                if not ceiling.get("handshake"):
+                    break
                 h = hs_ceiling(ceiling, kind, opts)
                 fv = agg[key + ".rps"]["fedproxy"]["median"]
                 ratio = fv / h["rate"] if h["rate"] else float("nan")
@@ -671,7 +713,8 @@ def main():
 
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     per_impl = (len(opts.conns) + 3) * (opts.seconds + opts.warmup + 1) + 15
-    est = opts.runs * (len(impls) * per_impl + (0 if opts.no_direct else (len(opts.conns) + 1) * (opts.seconds + 1)))
+    est = opts.runs * (len(impls) * per_impl + 20  # + the ceiling slices
+                       + (0 if opts.no_direct else (len(opts.conns) + 1) * (opts.seconds + 1)))
     log("implementations %s; %d run(s) x %d s (+%d s warm-up); about %d min"
         % (",".join(impls), opts.runs, opts.seconds, opts.warmup, round(est / 60 + 0.5)))
 
@@ -701,13 +744,6 @@ def main():
         versions["openssl"] = tool_version(["openssl", "version"])
         log("versions: %s" % versions)
 
-        log("mbedTLS ceilings (tls_ceiling on CPU %s)" % opts.cpu_ingress)
-        try:
-            ceiling = run_ceiling(opts, bpki)
-        except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
-            log("ceiling failed: %s" % e)
-            ceiling = {}
-
         for name in impls:
             probes[name] = {}
             for mode in MODES:
@@ -720,39 +756,76 @@ def main():
                     % (name, mode, p.get("connections"), p.get("resumed"), p.get("suites"), p.get("groups"),
                        "; ".join(p.get("warnings", []))))
 
+        def recorder(name):
+            def record(key, value):
+                if key == "placement_problems":
+                    results[name].setdefault(key, []).extend(value)
+                else:
+                    results[name].setdefault(key, []).append(value)
+            return record
+
+        # Interleaved: for each mode the pairs of every implementation run at
+        # the same time (the idle ones cost no CPU), and each run measures them
+        # one after the other in a rotating order, followed by a slice of the
+        # mbedTLS ceiling. On a machine whose speed drifts over minutes (a VM
+        # with busy neighbours) every implementation and the ceiling are then
+        # sampled at nearby moments, so their ratios hold even when the
+        # absolute figures move.
+        ceiling_slices = []
+        for mode in MODES:
+            pairs = {}
+            try:
+                for name in impls:
+                    try:
+                        pairs[name] = start_pair(objs[name], mode, recorder(name))
+                    except (RuntimeError, OSError) as e:
+                        log("  %s %s failed to start: %s" % (name, mode, e))
+                        results[name].setdefault("failures", []).append("%s: %s" % (mode, e))
+                for run in range(opts.runs):
+                    log("%s: run %d/%d" % (mode, run + 1, opts.runs))
+                    if mode == "keepalive" and not opts.no_direct:
+                        for c in opts.conns:
+                            r = run_wrk("http://127.0.0.1:%d%s" % (backend.port, ROUTE), c, opts.seconds,
+                                        opts.cpu_load)
+                            if not opts.verbose:
+                                r.pop("raw", None)
+                            results["direct"].setdefault("ka_c%d" % c, []).append(r)
+                            log("  backend direct c=%-3d %9.0f req/s" % (c, r["rps"]))
+                        r = run_wrk("http://127.0.0.1:%d%s" % (backend.port, BIG_PATH), opts.big_conns,
+                                    opts.seconds, opts.cpu_load)
+                        r["MBps"] = r["rps"] * BIG_BYTES / 1e6
+                        if not opts.verbose:
+                            r.pop("raw", None)
+                        results["direct"].setdefault("big", []).append(r)
+                    order = impls[run % len(impls):] + impls[:run % len(impls)]
+                    for name in order:
+                        if name not in pairs:
+                            continue
+                        eg, ing = pairs[name]
+                        try:
+                            measure_pair(opts, objs[name], mode, eg, ing, recorder(name))
+                        except (RuntimeError, OSError) as e:
+                            log("  %s %s failed: %s" % (name, mode, e))
+                            results[name].setdefault("failures", []).append("%s: %s" % (mode, e))
+                    # The ceiling slice that belongs to this mode, next to it in time.
+                    only = "aead" if mode == "keepalive" else "handshake"
+                    try:
+                        ceiling_slices.append(run_ceiling(opts, bpki, only, 1))
+                        log("  mbedTLS ceiling slice (%s) on CPU %s" % (only, opts.cpu_ingress))
+                    except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
+                        log("  ceiling slice failed: %s" % e)
+            finally:
+                for eg, ing in pairs.values():
+                    eg.stop()
+                    ing.stop()
+        ceiling = merge_ceilings(ceiling_slices)
+
         for run in range(opts.runs):
-            log("run %d/%d" % (run + 1, opts.runs))
-            if not opts.no_direct:
-                for c in opts.conns:
-                    r = run_wrk("http://127.0.0.1:%d%s" % (backend.port, ROUTE), c, opts.seconds, opts.cpu_load)
-                    if not opts.verbose:
-                        r.pop("raw", None)
-                    results["direct"].setdefault("ka_c%d" % c, []).append(r)
-                    log("  backend direct c=%-3d %9.0f req/s" % (c, r["rps"]))
-                r = run_wrk("http://127.0.0.1:%d%s" % (backend.port, BIG_PATH), opts.big_conns, opts.seconds,
-                            opts.cpu_load)
-                r["MBps"] = r["rps"] * BIG_BYTES / 1e6
-                if not opts.verbose:
-                    r.pop("raw", None)
-                results["direct"].setdefault("big", []).append(r)
             order = impls[run % len(impls):] + impls[:run % len(impls)]
             for name in order:
-                impl = objs[name]
-
-                def record(key, value, _name=name):
-                    if key == "placement_problems":
-                        results[_name].setdefault(key, []).extend(value)
-                    else:
-                        results[_name].setdefault(key, []).append(value)
-                for mode in MODES:
-                    try:
-                        measure_mode(opts, impl, mode, record)
-                    except (RuntimeError, OSError) as e:
-                        log("  %s %s failed: %s" % (name, mode, e))
-                        results[name].setdefault("failures", []).append("%s: %s" % (mode, e))
                 try:
-                    r = measure_idle_rss(opts, impl, bpki)
-                    record("rss", r)
+                    r = measure_idle_rss(opts, objs[name], bpki)
+                    recorder(name)("rss", r)
                     log("  %-8s idle RSS %.1f KiB/conn (%d conns; %.1f after a request)"
                         % (name, r["kib_per_conn"], r["conns"], r["kib_per_conn_after_request"]))
                 except (RuntimeError, OSError) as e:

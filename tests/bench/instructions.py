@@ -98,6 +98,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=12, help="seconds; the pool must be complete before counting")
     ap.add_argument("--big", action="store_true", help="1 MiB responses instead of 64 bytes (per response)")
+    ap.add_argument("--keep", metavar="DIR",
+                    help="keep the callgrind dumps in DIR (for callgrind_annotate) instead of a temporary directory")
     opts = ap.parse_args()
     for tool in ("valgrind", "callgrind_control", "callgrind_annotate", "wrk", "nginx"):
         if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
@@ -107,7 +109,9 @@ def main() -> int:
     bins = [os.path.abspath(b) for b in (opts.bin or [os.path.join(repo, "build-bench/proxy/app/fedproxy")])]
     pki = BenchPki()
     backend = Backend(None).start()
-    work = tempfile.mkdtemp(prefix="fedbench-callgrind-")
+    if opts.keep:
+        os.makedirs(opts.keep, exist_ok=True)
+    work = os.path.abspath(opts.keep) if opts.keep else tempfile.mkdtemp(prefix="fedbench-callgrind-")
     rows = []
     try:
         for i, b in enumerate(bins):
@@ -116,7 +120,8 @@ def main() -> int:
     finally:
         backend.stop()
         pki.cleanup()
-        shutil.rmtree(work, ignore_errors=True)
+        if not opts.keep:
+            shutil.rmtree(work, ignore_errors=True)
     print("| binary | requests counted | egress instructions/request | ingress instructions/request |")
     print("|---|---:|---:|---:|")
     for r in rows:
