@@ -25,6 +25,10 @@ implementation's median over the best anchor's median, anchors = nginx, HAProxy)
   * what each implementation negotiated between its egress and ingress (suite,
     group, resumption), read from the cleartext hellos by a probe relay.
 
+Interleaved: per mode, the pairs of all implementations run at once and each
+run measures them in turn (rotating order), then a slice of the ceiling, so
+that a machine whose speed drifts over minutes moves them all alike.
+
 CPU placement (taskset, identical for every implementation; see --cpu-*):
 egress and ingress share CPU 0 (the "per core" figures: one worker each),
 wrk, the backend nginx and this script (and its idle-connection clients) use

@@ -101,9 +101,15 @@ def main() -> int:
                      "load_cpus": cpus_load, "figures": {}}
     try:
         for conns in conns_list:
+            # Interleaved (1, N, N, 1, 1, N, ...): a machine whose speed drifts
+            # over minutes moves both sides alike.
+            per_workers: dict = {1: [], w: []}
+            for run in range(opts.runs):
+                for workers in ((1, w) if run % 2 == 0 else (w, 1)):
+                    per_workers[workers].append(one_run(pki, backend.port, workers, placement[workers], cpus_load,
+                                                        conns, opts.seconds, opts.warmup))
             for workers in (1, w):
-                runs = [one_run(pki, backend.port, workers, placement[workers], cpus_load, conns,
-                                opts.seconds, opts.warmup) for _ in range(opts.runs)]
+                runs = per_workers[workers]
                 results["figures"]["%d/%d" % (workers, conns)] = runs
                 print("workers %d, c=%d: req/s %s, req per proxy CPU-s %s, proxy CPU %s, accepted %s / %s"
                       % (workers, conns, [round(r["rps"]) for r in runs],
