@@ -253,6 +253,44 @@ struct Evaluator {
 
 }  // namespace
 
+namespace {
+
+struct PeerMatch {
+  const PeerEntry* peer = nullptr;  // null: no peer, or SANs of two peers
+  uint32_t index = 0;
+  bool pin_ok = true;               // the peer's certificate pin, if any, matches
+};
+
+PeerMatch match_peer(const Snapshot::Impl& s, const Subject& subject) noexcept {
+  PeerMatch m;
+  bool dev = false;
+  if (!subject.uri_sans.empty()) {
+    for (const std::string& san : subject.uri_sans) {
+      const uint32_t* idx = find_sorted(s.peer_by_uri, san);
+      if (idx == nullptr) continue;
+      if (m.peer != nullptr && *idx != m.index) return {};  // SANs of two different peers: nobody
+      m.peer = &s.peers[*idx];
+      m.index = *idx;
+    }
+  } else if (!subject.dev_peer.empty()) {
+    if (const uint32_t* idx = find_sorted(s.peer_by_slug, subject.dev_peer)) {
+      m.peer = &s.peers[*idx];
+      m.index = *idx;
+      dev = true;
+    }
+  }
+  // In insecure dev mode there is no certificate to pin.
+  if (m.peer != nullptr && m.peer->pin && !dev) m.pin_ok = subject.der_sha256 == *m.peer->pin;
+  return m;
+}
+
+}  // namespace
+
+const PeerEntry* identify(const Snapshot& snapshot, const Subject& subject) noexcept {
+  const PeerMatch m = match_peer(snapshot.impl(), subject);
+  return m.pin_ok ? m.peer : nullptr;
+}
+
 Decision evaluate(const Snapshot& snapshot, RateLimiter& limiter, const Subject& subject,
                   const RequestInfo& request, int64_t now_unix_ms) noexcept {
   const Snapshot::Impl& s = snapshot.impl();
@@ -285,34 +323,13 @@ Decision evaluate(const Snapshot& snapshot, RateLimiter& limiter, const Subject&
   }
 
   // ---- identity (§3) ---------------------------------------------------
-  const PeerEntry* peer = nullptr;
-  uint32_t peer_index = 0;
-  bool dev = false;
-  if (!subject.uri_sans.empty()) {
-    for (const std::string& san : subject.uri_sans) {
-      const uint32_t* idx = find_sorted(s.peer_by_uri, san);
-      if (idx == nullptr) continue;
-      if (peer != nullptr && *idx != peer_index) {
-        // SANs of two different peers: ambiguous, so nobody.
-        return ev.deny(DenyCode::san_mismatch, false);
-      }
-      peer = &s.peers[*idx];
-      peer_index = *idx;
-    }
-  } else if (!subject.dev_peer.empty()) {
-    if (const uint32_t* idx = find_sorted(s.peer_by_slug, subject.dev_peer)) {
-      peer = &s.peers[*idx];
-      peer_index = *idx;
-      dev = true;
-    }
-  }
+  const PeerMatch match = match_peer(s, subject);
+  const PeerEntry* peer = match.peer;
   if (peer == nullptr) return ev.deny(DenyCode::san_mismatch, false);
+  const uint32_t peer_index = match.index;
   d.peer = peer;
   d.entity_uri = peer->entity_uri;
-  // In insecure dev mode there is no certificate to pin.
-  if (peer->pin && !dev && subject.der_sha256 != *peer->pin) {
-    return ev.deny(DenyCode::fingerprint_mismatch, false);
-  }
+  if (!match.pin_ok) return ev.deny(DenyCode::fingerprint_mismatch, false);
   if (peer->trust == TrustLevel::none) return ev.deny(DenyCode::peer_blocked, false);
   if (now_unix_ms >= peer->expires_at_ms) return ev.deny(DenyCode::peer_expired, false);
 

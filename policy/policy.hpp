@@ -148,6 +148,13 @@ CompileResult compile_policy(const Config& config, const std::vector<Manifest>& 
 Decision evaluate(const Snapshot& snapshot, RateLimiter& limiter, const Subject& subject,
                   const RequestInfo& request, int64_t now_unix_ms) noexcept;
 
+// Who the subject is, without authorizing anything (no grant, route or rate
+// limit): the configured peer its URI SANs (or, insecure mode, its dev slug)
+// name, with a matching certificate pin when the peer has one. Null when
+// none matches, when SANs name two peers, or when the pin differs. Used to
+// label requests fedproxy answers itself (the node manifest).
+const PeerEntry* identify(const Snapshot& snapshot, const Subject& subject) noexcept;
+
 // Path normalisation used for route matching (exposed for tests): decode
 // percent-encoded unreserved characters, resolve "." / ".." / "//".
 // Returns nullopt when the path climbs above "/", does not start with "/",

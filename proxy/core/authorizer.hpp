@@ -53,10 +53,18 @@ struct Verdict {
   std::string entity_uri;
 };
 
+// Who sent a request fedproxy answers itself (the node manifest): for logs,
+// metrics and audit only, nothing is authorized. Empty when not known.
+struct RequestIdentity {
+  std::string peer;        // peer slug
+  std::string entity_uri;  // the matched URI SAN
+};
+
 class Authorizer {
  public:
   virtual ~Authorizer() = default;
   virtual Verdict authorize(const RequestView& request) = 0;
+  virtual RequestIdentity identify(const RequestView&) { return {}; }
 };
 
 // Until policy is configured: every authenticated peer is forwarded, with the

@@ -414,6 +414,14 @@ bool IngressSession::serve_well_known() {
   if (ex.head.method == "GET") out += body;
   ex.decision = "allow";
   ex.reason = "node_manifest";
+  // Not authorized (any peer the CA vouches for may read the manifest), but
+  // labelled with the peer its certificate names, for metrics and audit.
+  static const tls::PeerIdentity kNoIdentity;
+  const tls::PeerIdentity& peer = down_->tls() ? down_->tls()->peer() : kNoIdentity;
+  RequestIdentity id = server_.authorizer().identify(
+      RequestView{peer, ex.head, down_->peer_ip(), ex.request_id, unix_ms_now()});
+  ex.peer = std::move(id.peer);
+  ex.entity_uri = std::move(id.entity_uri);
   respond_local_bytes(200, std::move(out), close);
   return true;
 }

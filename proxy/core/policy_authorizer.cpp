@@ -39,7 +39,7 @@ const std::string& PolicyAuthorizer::grant_lines(const policy::GrantEntry& g) {
   return it->second;
 }
 
-Verdict PolicyAuthorizer::authorize(const RequestView& r) {
+policy::Subject PolicyAuthorizer::subject_of(const RequestView& r) const {
   policy::Subject subject;
   subject.uri_sans = r.peer.uri_sans;
   subject.der_sha256 = r.peer.der_sha256;
@@ -47,6 +47,20 @@ Verdict PolicyAuthorizer::authorize(const RequestView& r) {
   if (insecure_) {
     if (const auto* dev = http1::find_header(r.head.headers, "x-federation-dev-peer")) subject.dev_peer = dev->value;
   }
+  return subject;
+}
+
+RequestIdentity PolicyAuthorizer::identify(const RequestView& r) {
+  RequestIdentity id;
+  if (const policy::PeerEntry* p = policy::identify(*snapshot_, subject_of(r))) {
+    id.peer = policy::peer_slug(*p);
+    id.entity_uri = policy::peer_entity_uri(*p);
+  }
+  return id;
+}
+
+Verdict PolicyAuthorizer::authorize(const RequestView& r) {
+  const policy::Subject subject = subject_of(r);
   policy::RequestInfo info;
   info.method = r.head.method;
   info.target = r.head.target;

@@ -28,8 +28,10 @@ class PolicyAuthorizer final : public Authorizer {
   const std::shared_ptr<const policy::Snapshot>& snapshot() const { return snapshot_; }
 
   Verdict authorize(const RequestView& request) override;
+  RequestIdentity identify(const RequestView& request) override;
 
  private:
+  policy::Subject subject_of(const RequestView& r) const;
   // The header lines that depend only on the peer, or only on the grant,
   // formatted once per snapshot (entries point into snapshot_; cleared when
   // it changes). One authorizer per worker loop: no locking.

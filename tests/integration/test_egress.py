@@ -32,7 +32,7 @@ from fedtest.pki import NODE_URI, PARTNER_URI  # noqa: E402
 from fedtest.policy import ROUTES, grant, new_id, peer, replace_config  # noqa: E402
 from fedtest.proxy import (Conn, Proxy, assert_json_error, base_config,  # noqa: E402
                            free_port)
-from fedtest.reload import admin_status, log_mark, wait_log_after  # noqa: E402
+from fedtest.reload import admin_request, admin_status, log_mark, metric_value, wait_log_after  # noqa: E402
 
 MIB = 1 << 20
 BIG = 8 * MIB
@@ -489,6 +489,30 @@ class EgressLivenessTest(unittest.TestCase):
             self.skipTest("B's port was taken meanwhile; cannot bring B back on it")
         self.addCleanup(b2.stop)
         self.assertEqual(self.wait_state(a, "active"), "active", a.tail())
+
+    def test_manifest_fetches_are_counted_under_the_peer(self):
+        """B answers A's heartbeat (GET of its node manifest) itself, without
+        authorizing it; B's metrics still name the peer A's certificate is."""
+        pki = shared_pki()
+        cert = node_b_cert(pki, "eg-node-b-manifest-label")
+        backend = Backend().start()
+        self.addCleanup(backend.stop)
+        b = start_proxy(config_b(pki, cert, backend.address))
+        self.addCleanup(b.stop)
+        cfg = config_a(pki, "127.0.0.1:%d" % free_port(), [b_peer("partner-labs", b.ingress_port)])
+        cfg["egress"]["heartbeat_interval_ms"] = 200
+        a = start_proxy(cfg)
+        self.addCleanup(a.stop)
+        self.assertEqual(self.wait_state(a, "active"), "active", a.tail())
+        status, body = admin_request(b.admin_port, "GET", "/metrics")
+        self.assertEqual(status, 200)
+        text = body.decode()
+        named = metric_value(text, "fedproxy_requests_total", direction="ingress", peer="acme-corp",
+                             decision="allow", status="200")
+        self.assertIsNotNone(named, text)
+        self.assertGreaterEqual(named, 1, text)
+        self.assertIsNone(metric_value(text, "fedproxy_requests_total", direction="ingress", peer="unknown",
+                                       status="200"), text)
 
 
 if __name__ == "__main__":

@@ -559,3 +559,29 @@ TEST_CASE("the allow path allocates nothing; a rewrite allocates once") {
   CHECK(allocation_count() - before == 1);
   CHECK(d.rewritten_target == "/api/v1/tasks?limit=100");
 }
+
+TEST_CASE("identify: the peer a subject names, without authorizing anything") {
+  auto snap = compile_ok(evaluate_config());
+  auto who = [&](std::function<void(Subject&)> f) -> std::string {
+    Subject s;
+    std::vector<std::string> sans{kPartnerUri};
+    s.uri_sans = sans;
+    s.der_sha256 = "";
+    f(s);
+    const PeerEntry* p = identify(*snap, s);
+    return p ? std::string(peer_slug(*p)) : "(none)";
+  };
+  CHECK(who([](Subject&) {}) == "partner-labs");
+  // Identity only: a blocked or expired peer is still named (evaluate denies it).
+  const std::vector<std::string> blocked{"spiffe://blocked.example/nodes/a"};
+  const std::vector<std::string> unknown{"spiffe://evil.example/x"};
+  const std::vector<std::string> two{kPartnerUri, kOtherUri};
+  const std::vector<std::string> pinned{kPinnedUri};
+  CHECK(who([&](Subject& s) { s.uri_sans = unknown; }) == "(none)");
+  CHECK(who([&](Subject& s) { s.uri_sans = two; }) == "(none)");  // ambiguous
+  CHECK(who([&](Subject& s) { s.uri_sans = pinned; }) == "(none)");  // pin differs
+  CHECK(who([&](Subject& s) { s.uri_sans = pinned; s.der_sha256 = kPin; }) == "pinned-org");
+  CHECK(who([&](Subject& s) { s.uri_sans = {}; s.dev_peer = "pinned-org"; }) == "pinned-org");
+  CHECK(who([&](Subject& s) { s.uri_sans = {}; s.dev_peer = "nobody-org"; }) == "(none)");
+  CHECK(who([&](Subject& s) { s.uri_sans = blocked; }) == "blocked-org");
+}
