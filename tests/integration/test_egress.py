@@ -121,6 +121,18 @@ def start_proxy(cfg: dict) -> Proxy:
         raise
 
 
+def start_b_alone(test: unittest.TestCase, cert_name: str):
+    """A B (partner-labs) of the test's own: certificate, backend and proxy,
+    each stopped by a cleanup. Returns (pki, cert, backend, b)."""
+    pki = shared_pki()
+    cert = node_b_cert(pki, cert_name)
+    backend = Backend().start()
+    test.addCleanup(backend.stop)
+    b = start_proxy(config_b(pki, cert, backend.address))
+    test.addCleanup(b.stop)
+    return pki, cert, backend, b
+
+
 def accepted(proxy: Proxy) -> int:
     return int(admin_status(proxy.admin_port)["connections"]["accepted"])
 
@@ -403,12 +415,7 @@ class EgressRestartTest(unittest.TestCase):
     """B goes away (502 peer_unavailable) and comes back as a new process."""
 
     def test_peer_down_then_back(self):
-        pki = shared_pki()
-        cert = node_b_cert(pki, "eg-node-b-restart")
-        backend = Backend().start()
-        self.addCleanup(backend.stop)
-        b1 = start_proxy(config_b(pki, cert, backend.address))
-        self.addCleanup(b1.stop)
+        pki, cert, backend, b1 = start_b_alone(self, "eg-node-b-restart")
         port = b1.ingress_port
         a = start_proxy(config_a(pki, "127.0.0.1:%d" % free_port(), [b_peer("partner-labs", port)]))
         self.addCleanup(a.stop)
@@ -470,11 +477,7 @@ class EgressLivenessTest(unittest.TestCase):
         return state
 
     def test_active_degraded_active(self):
-        pki = shared_pki()
-        cert = node_b_cert(pki, "eg-node-b-liveness")
-        backend = Backend().start()
-        self.addCleanup(backend.stop)
-        b1 = start_proxy(config_b(pki, cert, backend.address))
+        pki, cert, backend, b1 = start_b_alone(self, "eg-node-b-liveness")
         port = b1.ingress_port
         cfg = config_a(pki, "127.0.0.1:%d" % free_port(), [b_peer("partner-labs", port)])
         cfg["egress"]["heartbeat_interval_ms"] = 200
@@ -493,12 +496,7 @@ class EgressLivenessTest(unittest.TestCase):
     def test_manifest_fetches_are_counted_under_the_peer(self):
         """B answers A's heartbeat (GET of its node manifest) itself, without
         authorizing it; B's metrics still name the peer A's certificate is."""
-        pki = shared_pki()
-        cert = node_b_cert(pki, "eg-node-b-manifest-label")
-        backend = Backend().start()
-        self.addCleanup(backend.stop)
-        b = start_proxy(config_b(pki, cert, backend.address))
-        self.addCleanup(b.stop)
+        pki, _, _, b = start_b_alone(self, "eg-node-b-manifest-label")
         cfg = config_a(pki, "127.0.0.1:%d" % free_port(), [b_peer("partner-labs", b.ingress_port)])
         cfg["egress"]["heartbeat_interval_ms"] = 200
         a = start_proxy(cfg)
