@@ -251,10 +251,6 @@ struct Evaluator {
   }
 };
 
-}  // namespace
-
-namespace {
-
 struct PeerMatch {
   const PeerEntry* peer = nullptr;  // null: no peer, or SANs of two peers
   uint32_t index = 0;

@@ -179,10 +179,7 @@ void IngressSession::on_request_head(http1::RequestHead&& head) {
   }
   if (serve_well_known()) return;
 
-  static const tls::PeerIdentity kNoIdentity;
-  const tls::PeerIdentity& peer = down_->tls() ? down_->tls()->peer() : kNoIdentity;
-  RequestView view{peer, ex.head, down_->peer_ip(), ex.request_id, unix_ms_now()};
-  Verdict verdict = server_.authorizer().authorize(view);
+  Verdict verdict = server_.authorizer().authorize(view_of(ex));
   ex.decision = std::move(verdict.decision);
   ex.reason = std::move(verdict.reason);
   ex.peer = std::move(verdict.peer);
@@ -400,6 +397,12 @@ bool IngressSession::revoked_since_handshake() {
   return true;
 }
 
+RequestView IngressSession::view_of(const Exchange& ex) const {
+  static const tls::PeerIdentity kNoIdentity;  // plain (insecure) ingress
+  const tls::PeerIdentity& peer = down_->tls() ? down_->tls()->peer() : kNoIdentity;
+  return RequestView{peer, ex.head, down_->peer_ip(), ex.request_id, unix_ms_now()};
+}
+
 bool IngressSession::serve_well_known() {
   Exchange& ex = *ex_;
   std::string_view path = ex.head.target;
@@ -416,10 +419,7 @@ bool IngressSession::serve_well_known() {
   ex.reason = "node_manifest";
   // Not authorized (any peer the CA vouches for may read the manifest), but
   // labelled with the peer its certificate names, for metrics and audit.
-  static const tls::PeerIdentity kNoIdentity;
-  const tls::PeerIdentity& peer = down_->tls() ? down_->tls()->peer() : kNoIdentity;
-  RequestIdentity id = server_.authorizer().identify(
-      RequestView{peer, ex.head, down_->peer_ip(), ex.request_id, unix_ms_now()});
+  RequestIdentity id = server_.authorizer().identify(view_of(ex));
   ex.peer = std::move(id.peer);
   ex.entity_uri = std::move(id.entity_uri);
   respond_local_bytes(200, std::move(out), close);

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/core/authorizer.hpp"
 #include "proxy/core/upstream.hpp"
 #include "proxy/http1/request_parser.hpp"
 #include "proxy/net/loop.hpp"
@@ -63,6 +64,8 @@ class IngressSession final : public net::Deletable,
   // A complete response fedproxy produces itself (bytes ready to send).
   void respond_local_bytes(int status, std::string bytes, bool close);
   bool serve_well_known();
+  // What the authorizer sees of the exchange's request.
+  RequestView view_of(const Exchange& ex) const;
   // The peer's certificate was revoked by a CRL loaded after its handshake.
   bool revoked_since_handshake();
   void on_parse_error();
