@@ -291,6 +291,27 @@ def measure_pair(opts, impl, mode, eg, ing, record):
             % (impl.name, mode, opts.hs_conns, r["rps"], r["p99"], r["errors"], cpu_note(r)))
 
 
+def measure_direct(opts, backend_port: int, direct: dict) -> None:
+    """One run of wrk straight at the backend (the load side's own ceiling)."""
+    for c in opts.conns:
+        r = run_wrk("http://127.0.0.1:%d%s" % (backend_port, ROUTE), c, opts.seconds, opts.cpu_load)
+        if not opts.verbose:
+            r.pop("raw", None)
+        direct.setdefault("ka_c%d" % c, []).append(r)
+        log("  backend direct c=%-3d %9.0f req/s" % (c, r["rps"]))
+    r = run_wrk("http://127.0.0.1:%d%s" % (backend_port, BIG_PATH), opts.big_conns, opts.seconds, opts.cpu_load)
+    r["MBps"] = r["rps"] * BIG_BYTES / 1e6
+    if not opts.verbose:
+        r.pop("raw", None)
+    direct.setdefault("big", []).append(r)
+
+
+def rotated(items: list, run: int) -> list:
+    """items starting at position run (mod len): who goes first changes every run."""
+    k = run % len(items)
+    return items[k:] + items[:k]
+
+
 def measure_idle_rss(opts, impl, bpki: BenchPki) -> dict:
     """RSS per idle mTLS connection at the ingress: --idle-conns connections, each
     with a completed handshake (the client certificate verified), held open."""
@@ -535,17 +556,16 @@ def render(opts, meta, results, probes, ceiling, impls) -> tuple[str, dict]:
         L.append("")
         L.append("| ceiling | median [min-max] |")
         L.append("|---|---:|")
-    if ceiling.get("handshake"):
-        hf, hr = hs_ceiling(ceiling, "full", opts), hs_ceiling(ceiling, "resumed", opts)
-        for kind in ("full", "resumed"):
-            h = ceiling["handshake"][kind]
-            for side in ("server", "client"):
-                st = h["%s_cpu_us" % side]
-                L.append("| %s CPU per %s mTLS handshake | %.0f µs [%.0f-%.0f] |"
-                         % (side, kind, st["median"], st["min"], st["max"]))
-        L.append("| -> handshake-bound ceiling, no resumption | %s /s (%s) |" % (fmt(hf["rate"], "req/s"), hf["how"]))
-        L.append("| -> handshake-bound ceiling, resumption | %s /s |" % fmt(hr["rate"], "req/s"))
-    if ceiling:
+        if ceiling.get("handshake"):
+            hf, hr = hs_ceiling(ceiling, "full", opts), hs_ceiling(ceiling, "resumed", opts)
+            for kind in ("full", "resumed"):
+                h = ceiling["handshake"][kind]
+                for side in ("server", "client"):
+                    st = h["%s_cpu_us" % side]
+                    L.append("| %s CPU per %s mTLS handshake | %.0f µs [%.0f-%.0f] |"
+                             % (side, kind, st["median"], st["min"], st["max"]))
+            L.append("| -> handshake-bound ceiling, no resumption | %s /s (%s) |" % (fmt(hf["rate"], "req/s"), hf["how"]))
+            L.append("| -> handshake-bound ceiling, resumption | %s /s |" % fmt(hr["rate"], "req/s"))
         for suite, a in ceiling.get("aead", {}).items():
             L.append("| %s: record seal / open, %d-byte records | %.0f / %.0f MB/s |"
                      % (suite, a.get("record_plaintext_bytes", 0), a["record_seal_MBps"]["median"],
@@ -788,21 +808,8 @@ def main():
                 for run in range(opts.runs):
                     log("%s: run %d/%d" % (mode, run + 1, opts.runs))
                     if mode == "keepalive" and not opts.no_direct:
-                        for c in opts.conns:
-                            r = run_wrk("http://127.0.0.1:%d%s" % (backend.port, ROUTE), c, opts.seconds,
-                                        opts.cpu_load)
-                            if not opts.verbose:
-                                r.pop("raw", None)
-                            results["direct"].setdefault("ka_c%d" % c, []).append(r)
-                            log("  backend direct c=%-3d %9.0f req/s" % (c, r["rps"]))
-                        r = run_wrk("http://127.0.0.1:%d%s" % (backend.port, BIG_PATH), opts.big_conns,
-                                    opts.seconds, opts.cpu_load)
-                        r["MBps"] = r["rps"] * BIG_BYTES / 1e6
-                        if not opts.verbose:
-                            r.pop("raw", None)
-                        results["direct"].setdefault("big", []).append(r)
-                    order = impls[run % len(impls):] + impls[:run % len(impls)]
-                    for name in order:
+                        measure_direct(opts, backend.port, results["direct"])
+                    for name in rotated(impls, run):
                         if name not in pairs:
                             continue
                         eg, ing = pairs[name]
@@ -825,8 +832,7 @@ def main():
         ceiling = merge_ceilings(ceiling_slices)
 
         for run in range(opts.runs):
-            order = impls[run % len(impls):] + impls[:run % len(impls)]
-            for name in order:
+            for name in rotated(impls, run):
                 try:
                     r = measure_idle_rss(opts, objs[name], bpki)
                     recorder(name)("rss", r)
