@@ -60,6 +60,8 @@ const char* to_string(DenyCode c) {
     case DenyCode::resource_excluded: return "resource_excluded";
     case DenyCode::limit_exceeded: return "limit_exceeded";
     case DenyCode::rate_limited: return "rate_limited";
+    case DenyCode::ambiguous_path: return "ambiguous_path";
+    case DenyCode::untrusted_issuer: return "untrusted_issuer";
   }
   return "none";
 }
@@ -87,6 +89,10 @@ const char* deny_message(DenyCode c) {
     case DenyCode::limit_exceeded:
       return "The limit query parameter exceeds the grant's maximum rows per query.";
     case DenyCode::rate_limited: return "The grant's rate limit is exceeded; retry later.";
+    case DenyCode::ambiguous_path:
+      return "The request target could be read differently by different parsers and is refused.";
+    case DenyCode::untrusted_issuer:
+      return "The client certificate is not issued by a trust anchor of the peer it names.";
   }
   return "";
 }
@@ -95,6 +101,7 @@ int deny_status(DenyCode c) {
   switch (c) {
     case DenyCode::none: return 200;
     case DenyCode::bad_request:
+    case DenyCode::ambiguous_path:
     case DenyCode::limit_exceeded: return 400;
     case DenyCode::rate_limited: return 429;
     default: return 403;

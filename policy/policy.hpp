@@ -44,12 +44,18 @@ enum class DenyCode : uint8_t {
   resource_excluded,    // (403)
   limit_exceeded,       // limit param above max with on_limit=reject (400)
   rate_limited,         // (429 + Retry-After)
+  ambiguous_path,       // request-target refused by canonicalize_target (400)
+  untrusted_issuer,     // the peer has its own trust anchors and the certificate does not chain to one (403)
 };
 const char* to_string(DenyCode c);  // "san_mismatch", ...
 
 // What the TLS layer proved about the peer.
 struct Subject {
   std::span<const std::string> uri_sans;
+  // SHA-256 (64 lowercase hex) of the SubjectPublicKeyInfo of every CA
+  // certificate of the verified chain (leaf excluded, trust anchor included):
+  // checked against the peer's own trust anchors, when it has some.
+  std::span<const std::string> chain_spki_sha256;
   std::string_view der_sha256;                // 64 lowercase hex
   std::optional<std::string_view> grant_oid;  // extension 1.3.6.1.4.1.99999.1
   std::string_view dev_peer;                  // insecure mode only: X-Federation-Dev-Peer slug
