@@ -1,21 +1,6 @@
 #include "proxy/core/authorizer.hpp"
 
-#include <algorithm>
-
 namespace fedproxy::core {
-
-namespace {
-bool istarts_with(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && http1::iequals(s.substr(0, prefix.size()), prefix);
-}
-}  // namespace
-
-void strip_identity_headers(http1::Headers& headers) {
-  std::erase_if(headers, [](const http1::Header& h) {
-    return istarts_with(h.name, "x-federation-") || http1::iequals(h.name, "x-forwarded-client-cert") ||
-           http1::iequals(h.name, "client-cert") || http1::iequals(h.name, "client-cert-chain");
-  });
-}
 
 std::string xfcc_value(const tls::PeerIdentity& peer, std::string_view matched_uri) {
   std::string v = "Hash=" + peer.der_sha256;

@@ -74,10 +74,6 @@ class PassThroughAuthorizer final : public Authorizer {
   Verdict authorize(const RequestView& request) override;
 };
 
-// Inbound headers a peer must never be able to set for the app (SPEC §5):
-// X-Federation-*, X-Forwarded-Client-Cert, Client-Cert, Client-Cert-Chain.
-void strip_identity_headers(http1::Headers& headers);
-
 // Envoy's format: "Hash=<der sha256>;URI=<uri san>". With matched_uri, just
 // that SAN (the one that identified the peer), else one URI per SAN.
 std::string xfcc_value(const tls::PeerIdentity& peer, std::string_view matched_uri = {});

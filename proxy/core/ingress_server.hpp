@@ -12,6 +12,7 @@
 #include "policy/config.hpp"
 #include "proxy/core/authorizer.hpp"
 #include "proxy/core/events.hpp"
+#include "proxy/core/header_rules.hpp"
 #include "proxy/core/upstream.hpp"
 #include "proxy/http1/request_parser.hpp"
 #include "proxy/net/listener.hpp"
@@ -35,6 +36,11 @@ struct IngressOptions {
   const char* timeout_message = "The local application did not answer in time.";
   const char* invalid_response_message = "The local application sent an invalid response.";
   const char* direction = "ingress";  // "egress" on the egress listener (metrics label)
+  // Ingress: the peer's header section passes the hygiene rules and the app
+  // is told the peer's address (SPEC §5). Off on egress, where the client is
+  // the local app.
+  bool peer_header_rules = true;
+  UnderscoreHeaders underscore_headers = UnderscoreHeaders::reject;
 };
 
 class IngressSession;

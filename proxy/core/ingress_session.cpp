@@ -172,6 +172,15 @@ void IngressSession::on_request_head(http1::RequestHead&& head) {
     return;
   }
 
+  const IngressOptions& opts = server_.options();
+  if (opts.peer_header_rules) {
+    if (const char* why = check_peer_headers(ex.head.headers, opts.underscore_headers)) {
+      server_.events().on_connection_event(down_->peer_address(), "bad_request", why);
+      respond_local(400, "bad_request", why, true);
+      return;
+    }
+  }
+
   if (revoked_since_handshake()) {
     respond_local(403, "certificate_revoked",
                   "The client certificate was revoked after this connection was established.", true);
@@ -194,18 +203,20 @@ void IngressSession::on_request_head(http1::RequestHead&& head) {
     return;
   }
   http1::remove_hop_by_hop(ex.head.headers);
-  strip_identity_headers(ex.head.headers);
+  strip_peer_asserted_headers(ex.head.headers);
   bool strip_auth = verdict.strip_authorization;
   std::erase_if(ex.head.headers, [strip_auth](const http1::Header& h) {
     return http1::iequals(h.name, "x-request-id") || (strip_auth && http1::iequals(h.name, "authorization"));
   });
   std::string& lines = verdict.header_lines;
-  lines.reserve(lines.size() + verdict.host.size() + ex.request_id.size() + 24);  // one allocation at most
+  // One allocation at most: Host, X-Request-Id and the three forwarding lines.
+  lines.reserve(lines.size() + verdict.host.size() + ex.request_id.size() + 2 * down_->peer_ip().size() + 112);
   if (!verdict.host.empty()) {
     std::erase_if(ex.head.headers, [](const http1::Header& h) { return http1::iequals(h.name, "host"); });
     append_header_line(lines, "Host", verdict.host);
   }
   append_header_line(lines, "X-Request-Id", ex.request_id);
+  if (opts.peer_header_rules) append_forwarding_lines(lines, down_->peer_ip(), down_->tls() != nullptr);
   std::string bytes;
   http1::write_request_head(ex.head, verdict.target.empty() ? std::string_view(ex.head.target) : verdict.target,
                             true, bytes, lines);
@@ -316,9 +327,11 @@ void IngressSession::on_upstream_failed(UpstreamFailure failure, const std::stri
   up_ = nullptr;
   Exchange& ex = *ex_;
   // A pooled keep-alive connection the app had already closed: retry a
-  // body-less request once on a fresh connection.
+  // body-less request once on a fresh connection, but only an idempotent
+  // one (SPEC §5): the app may have acted on a POST before the connection
+  // dropped, and it must never see it twice.
   if (failure == UpstreamFailure::closed_early && reused && !got_bytes && !ex.retried &&
-      !ex.retry_bytes.empty()) {
+      !ex.retry_bytes.empty() && http1::is_idempotent(ex.head.method)) {
     ex.retried = true;
     forward(ex.retry_bytes);
     flush_upstream();

@@ -69,7 +69,48 @@ void bind_common_callbacks(llhttp_settings_t& settings) {
   settings.on_message_complete = [](llhttp_t* p) {
     return parser_of<Parser>(p).cb_message_complete();
   };
+  // Chunk extensions: only counted (they are never passed on). A name or a
+  // value that starts adds one byte for its ";" or "=".
+  settings.on_chunk_extension_name = [](llhttp_t* p, const char*, size_t len) {
+    return parser_of<Parser>(p).cb_chunk_extension(len);
+  };
+  settings.on_chunk_extension_value = [](llhttp_t* p, const char*, size_t len) {
+    return parser_of<Parser>(p).cb_chunk_extension(len);
+  };
+  settings.on_chunk_extension_name_complete = [](llhttp_t* p) {
+    return parser_of<Parser>(p).cb_chunk_extension(1);
+  };
+  settings.on_chunk_extension_value_complete = [](llhttp_t* p) {
+    return parser_of<Parser>(p).cb_chunk_extension(1);
+  };
+  settings.on_chunk_header = [](llhttp_t* p) { return parser_of<Parser>(p).cb_chunk_header(); };
 }
+
+// Chunk extensions are a desync and bandwidth-amplification vector (a peer
+// can send megabytes that no application reads): SPEC §1 bounds them per
+// chunk and per message, like Node.js does.
+struct ChunkExtensionLimits {
+  size_t per_chunk = 1024;
+  size_t per_message = 16384;
+};
+
+class ChunkExtensionBudget {
+ public:
+  void begin_message() { chunk_ = message_ = 0; }
+  void end_chunk_size_line() { chunk_ = 0; }
+  // nullptr while within the limits, else why the message is refused.
+  const char* add(size_t len, const ChunkExtensionLimits& limits) {
+    chunk_ += len;
+    message_ += len;
+    if (chunk_ > limits.per_chunk) return "chunk extensions too long on one chunk";
+    if (message_ > limits.per_message) return "chunk extensions too long in one message";
+    return nullptr;
+  }
+
+ private:
+  size_t chunk_ = 0;
+  size_t message_ = 0;
+};
 
 // How many of the len bytes at data llhttp_execute() consumed before it
 // stopped (error or pause).

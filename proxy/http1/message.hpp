@@ -30,6 +30,15 @@ inline bool iequals(std::string_view a, std::string_view b) {
   }
   return true;
 }
+inline bool istarts_with(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+// Safe methods plus PUT and DELETE (RFC 9110 §9.2.2): sending one twice has
+// the effect of sending it once, so only these may be retried.
+inline bool is_idempotent(std::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" ||
+         method == "PUT" || method == "DELETE";
+}
 // First header with this name (case-insensitive), or nullptr.
 const Header* find_header(const Headers& headers, std::string_view name);
 

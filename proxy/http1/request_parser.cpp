@@ -122,6 +122,7 @@ int RequestParser::cb_message_begin() {
   head_ = RequestHead{};
   head_.headers.reserve(12);  // < 1 KiB: glibc consolidates its fast bins on every larger request
   headers_.begin_message();
+  chunk_extensions_.begin_message();
   line_bytes_ = 0;
   host_count_ = 0;
   version_seen_ = false;
@@ -236,6 +237,18 @@ int RequestParser::cb_headers_complete() {
 
 int RequestParser::cb_body(const char* at, size_t len) {
   sink_.on_request_body(at, len);
+  return 0;
+}
+
+int RequestParser::cb_chunk_extension(size_t len) {
+  if (const char* why = chunk_extensions_.add(len, limits_.chunk_extensions)) {
+    return fail(ParseError::bad_request, why);
+  }
+  return 0;
+}
+
+int RequestParser::cb_chunk_header() {
+  chunk_extensions_.end_chunk_size_line();
   return 0;
 }
 

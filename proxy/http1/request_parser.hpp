@@ -9,7 +9,8 @@
 // CONNECT, a duplicate Host, Content-Length above INT64_MAX. Header-level
 // rejections happen before on_request_head. "Upgrade" requests are parsed as
 // ordinary requests. Trailers of chunked bodies are checked against the
-// same limits (with a fresh budget) and dropped.
+// same limits (with a fresh budget) and dropped. Chunk extensions are
+// bounded per chunk and per message (ParserLimits) and never passed on.
 //
 // Sink callbacks run inside feed(); they must not call back into the parser.
 #pragma once
@@ -28,6 +29,7 @@ struct ParserLimits {
   size_t max_request_line = 8192;  // method + target + version; over → uri_too_long (414)
   size_t max_header_bytes = 16384; // all header names+values; over → headers_too_large (431)
   size_t max_header_count = 100;   // over → headers_too_large (431)
+  detail::ChunkExtensionLimits chunk_extensions;  // over → bad_request (400)
 };
 
 enum class ParseError {
@@ -80,6 +82,8 @@ class RequestParser {
   int cb_headers_complete();
   int cb_body(const char* at, size_t len);
   int cb_message_complete();
+  int cb_chunk_extension(size_t len);
+  int cb_chunk_header();
 
  private:
   int fail(ParseError error, const char* detail);
@@ -93,6 +97,7 @@ class RequestParser {
   llhttp_settings_t settings_;
   RequestHead head_;
   detail::HeaderAccumulator headers_;
+  detail::ChunkExtensionBudget chunk_extensions_;
   size_t line_bytes_ = 0;
   bool paused_ = false;
   bool in_message_ = false;

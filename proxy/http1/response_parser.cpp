@@ -92,6 +92,17 @@ int ResponseParser::cb_message_begin() {
   head_ = ResponseHead{};
   head_.headers.reserve(12);  // < 1 KiB: glibc consolidates its fast bins on every larger request
   headers_.begin_message();
+  chunk_extensions_.begin_message();
+  return 0;
+}
+
+int ResponseParser::cb_chunk_extension(size_t len) {
+  if (const char* why = chunk_extensions_.add(len, detail::ChunkExtensionLimits{})) return fail(why);
+  return 0;
+}
+
+int ResponseParser::cb_chunk_header() {
+  chunk_extensions_.end_chunk_size_line();
   return 0;
 }
 

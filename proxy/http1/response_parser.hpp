@@ -4,7 +4,8 @@
 // 1xx responses are swallowed (in_message() stays true until the final
 // response completes); 101 is refused (failed()), as is any
 // Transfer-Encoding other than exactly "chunked" and versions other than
-// 1.0/1.1. max_header_bytes counts the status text plus header names and
+// 1.0/1.1, and chunk extensions over the limits of SPEC §1 (they are never
+// passed on). max_header_bytes counts the status text plus header names and
 // values; at most 1000 header fields. Sink callbacks run inside feed() and
 // finish(); they must not call back into the parser.
 #pragma once
@@ -57,6 +58,8 @@ class ResponseParser {
   int cb_headers_complete();
   int cb_body(const char* at, size_t len);
   int cb_message_complete();
+  int cb_chunk_extension(size_t len);
+  int cb_chunk_header();
 
  private:
   int fail(const char* detail);
@@ -68,6 +71,7 @@ class ResponseParser {
   llhttp_settings_t settings_;
   ResponseHead head_;
   detail::HeaderAccumulator headers_;
+  detail::ChunkExtensionBudget chunk_extensions_;
   bool head_request_ = false;
   bool interim_ = false;  // current message is 1xx: swallowed
   bool paused_ = false;

@@ -35,14 +35,10 @@ void put_connection(bool keep_alive, std::string& out) {
     out.append("Connection: close\r\n");
 }
 
-bool starts_with_ci(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-
 }  // namespace
 
 bool is_hop_by_hop(std::string_view name) {
-  if (starts_with_ci(name, "proxy-")) return true;
+  if (istarts_with(name, "proxy-")) return true;
   switch (name.size()) {
     case 2:
       return iequals(name, "te");

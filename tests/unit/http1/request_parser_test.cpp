@@ -501,3 +501,54 @@ TEST_CASE("smuggling classics never produce a second request") {
     }
   }
 }
+
+// SPEC §1: chunk extensions over 1 KiB on one chunk or 16 KiB in one message
+// are refused; below the limits they are accepted and dropped (the body is
+// de-chunked, so nothing of them can reach the app).
+TEST_CASE("chunk extensions are bounded per chunk and per message") {
+  const std::string head = "POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+  auto chunk = [](const std::string& ext) { return "1;" + ext + "\r\nx\r\n"; };
+  // "1;" + name: the ";" counts, so a name of 1023 bytes fills the budget.
+  const std::string at_limit = std::string(1023, 'e');
+  for (size_t step : {size_t{0}, size_t{1}, size_t{7}}) {
+    CAPTURE(step);
+    const RequestRun ok = run_request(head + chunk(at_limit) + "0\r\n\r\n", step);
+    CHECK(ok.error == ParseError::none);
+    CHECK(join(ok.events) == "head:POST /u | body:x | complete | pause");
+
+    const RequestRun over = run_request(head + chunk(at_limit + "e") + "0\r\n\r\n", step);
+    CHECK(over.error == ParseError::bad_request);
+    CHECK(over.detail == "chunk extensions too long on one chunk");
+    CHECK(join(over.events) == "head:POST /u");
+
+    // name=value pairs: ";", name, "=", value all count.
+    const RequestRun pairs = run_request(head + chunk("a=" + std::string(1020, 'v') + ";b") + "0\r\n\r\n", step);
+    CHECK(pairs.error == ParseError::bad_request);
+
+    // 64 KiB on one chunk (the conformance probe).
+    const RequestRun big = run_request(head + chunk(std::string(65536, 'e')) + "0\r\n\r\n", step == 1 ? 64 : step);
+    CHECK(big.error == ParseError::bad_request);
+  }
+  // 500 chunks with 200 bytes of extensions each: under the per-chunk limit,
+  // over the per-message one; the budget is per message, so the next
+  // request starts afresh.
+  std::string many = head;
+  for (int i = 0; i < 500; ++i) many += chunk(std::string(199, 'e'));
+  many += "0\r\n\r\n";
+  const RequestRun r = run_request(many, 0);
+  CHECK(r.error == ParseError::bad_request);
+  CHECK(r.detail == "chunk extensions too long in one message");
+  std::string fine = head;
+  for (int i = 0; i < 80; ++i) fine += chunk(std::string(199, 'e'));  // 80 * 200 = 16000
+  fine += "0\r\n\r\n";
+  const RequestRun two = run_request(fine + fine, 0);
+  CHECK(two.error == ParseError::none);
+  CHECK(two.heads.size() == 2);
+  // The last chunk's extensions count too.
+  CHECK(run_request(head + "0;" + std::string(2000, 'e') + "\r\n\r\n", 0).error == ParseError::bad_request);
+  // Configurable.
+  ParserLimits small;
+  small.chunk_extensions.per_chunk = 8;
+  CHECK(run_request(head + chunk("1234567") + "0\r\n\r\n", 0, small).error == ParseError::none);
+  CHECK(run_request(head + chunk("12345678") + "0\r\n\r\n", 0, small).error == ParseError::bad_request);
+}

@@ -204,3 +204,14 @@ TEST_CASE("101 is refused with a clear reason") {
   CHECK(p.error_detail().find("101") != std::string::npos);
   CHECK(rec.heads.empty());
 }
+
+TEST_CASE("response chunk extensions are bounded like request ones") {
+  const std::string head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const ResponseRun ok = run_response(head + "1;" + std::string(1023, 'e') + "\r\nx\r\n0\r\n\r\n", 0);
+  CHECK_FALSE(ok.failed);
+  const ResponseRun over = run_response(head + "1;" + std::string(1024, 'e') + "\r\nx\r\n0\r\n\r\n", 1);
+  CHECK(over.failed);
+  std::string many = head;
+  for (int i = 0; i < 100; ++i) many += "1;" + std::string(199, 'e') + "\r\nx\r\n";
+  CHECK(run_response(many + "0\r\n\r\n", 0).failed);
+}
