@@ -9,6 +9,8 @@ bytes up to a cap) and every parsed request, and answers by path:
     /slowread/MS      wait MS milliseconds before reading the request body, then echo
     /status/CODE      that status with a small JSON body
     /close            echo response with Connection: close, then close
+    /drop             read the request, then close without answering (an app
+                      that crashed while handling it)
     anything else     echo: JSON {conn, seq, method, target, headers, body_len,
                       body_sha256, framing}
 
@@ -277,6 +279,8 @@ class Backend:
             self.cond.notify_all()
         keep = (req.header("connection") or "").lower() != "close"
         head_only = req.method == "HEAD"
+        if route == "drop":
+            return False
 
         if route == "bytes":
             n = int(arg)
