@@ -3,11 +3,7 @@
 #include "certwatch/cert_bundle.hpp"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -24,11 +20,11 @@ extern "C" {
 #include <mbedtls/x509.h>
 #include <psa/crypto.h>
 
+#include "certwatch/read_file.hpp"
+
 namespace fedproxy::certwatch {
 
 namespace {
-
-constexpr size_t kMaxFileSize = 16u << 20;  // certificate material is tiny
 
 std::string mbed_error(int ret) {
   char text[160];
@@ -36,52 +32,6 @@ std::string mbed_error(int ret) {
   char code[24];
   std::snprintf(code, sizeof code, " (-0x%04X)", static_cast<unsigned>(-ret));
   return std::string(text) + code;
-}
-
-// Reads a whole file. On failure returns false and sets err to
-// "cannot read: <strerror>" (or a size/empty complaint).
-bool read_file(const std::string& path, std::string& out, mode_t* mode, std::string& err) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    err = std::string("cannot read: ") + std::strerror(errno);
-    return false;
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    err = std::string("cannot read: ") + std::strerror(errno);
-    ::close(fd);
-    return false;
-  }
-  if (S_ISDIR(st.st_mode)) {
-    err = std::string("cannot read: ") + std::strerror(EISDIR);
-    ::close(fd);
-    return false;
-  }
-  if (mode != nullptr) *mode = st.st_mode;
-  out.clear();
-  char buf[8192];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      err = std::string("cannot read: ") + std::strerror(errno);
-      ::close(fd);
-      return false;
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > kMaxFileSize) {
-      err = "file is too large (over 16 MiB)";
-      ::close(fd);
-      return false;
-    }
-  }
-  ::close(fd);
-  if (out.empty()) {
-    err = "file is empty";
-    return false;
-  }
-  return true;
 }
 
 bool looks_pem(const std::string& data) { return data.find("-----BEGIN ") != std::string::npos; }
@@ -231,11 +181,8 @@ struct CertBundleLoader {
     // Private key: permissions first (do not even parse a leaked key silently).
     mode_t mode = 0;
     if (!read_file(files.key, data, &mode, err)) return fail(files.key, err);
-    if ((mode & S_IROTH) && !files.allow_insecure_key_perms) {
-      char m[8];
-      std::snprintf(m, sizeof m, "%04o", static_cast<unsigned>(mode & 07777));
-      return fail(files.key, std::string("private key file is world-readable (mode ") + m +
-                                 "); run chmod 600 on it, or set FEDPROXY_ALLOW_INSECURE_KEY_PERMS=1");
+    if (std::string open = world_readable_error(mode, "private key"); !open.empty() && !files.allow_insecure_key_perms) {
+      return fail(files.key, open);
     }
     {
       const bool pem = looks_pem(data);

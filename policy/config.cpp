@@ -307,7 +307,10 @@ const std::vector<std::string_view> kTlsKeys = {
 const std::vector<std::string_view> kIngressKeys = {"listen", "upstream",
                                                     "upstream_pool_max_idle"};
 const std::vector<std::string_view> kEgressKeys = {"listen", "allow_non_loopback", "heartbeat_interval_ms"};
-const std::vector<std::string_view> kAdminKeys = {"listen"};
+const std::vector<std::string_view> kAdminKeys = {"listen", "token_file", "tokens", "allowed_hosts"};
+const std::vector<std::string_view> kAdminTokenKeys = {"name", "file"};
+// The actor of admin.token_file (admin.tokens name theirs).
+constexpr std::string_view kTokenFileActor = "admin";
 const std::vector<std::string_view> kPeerKeys = {
     "org", "trust_level", "cert_fingerprint", "expires_at", "allowed_regions",
     "allowed_artifact_types", "entity_uri", "endpoints"};
@@ -525,7 +528,11 @@ class Loader {
   }
 
  private:
-  bool read_endpoint(const value& v, const std::string& where, bool listen, Endpoint& out) {
+  // What an address is for: the data listeners take host:port only; the
+  // admin listener and the upstream may be unix sockets.
+  enum class Use { listen, admin_listen, upstream };
+
+  bool read_endpoint(const value& v, const std::string& where, Use use, Endpoint& out) {
     std::string s;
     if (!read_string(v, where, s)) return false;
     std::string err;
@@ -534,9 +541,10 @@ class Loader {
       add(where, err);
       return false;
     }
-    if (listen && ep->kind == Endpoint::Kind::unix_socket) {
+    const bool listen = use != Use::upstream;
+    if (use == Use::listen && ep->kind == Endpoint::Kind::unix_socket) {
       add(where, "listen addresses must be host:port (unix sockets are supported for "
-                 "ingress.upstream only)");
+                 "ingress.upstream and admin.listen only)");
       return false;
     }
     if (!listen && ep->kind == Endpoint::Kind::tcp && ep->port == 0) {
@@ -670,8 +678,8 @@ class Loader {
     const object* o = as_object(*v, "ingress");
     if (!o) return;
     check_keys(*o, "ingress", kIngressKeys);
-    if (auto* f = member(*o, "listen")) read_endpoint(*f, "ingress.listen", true, in.listen);
-    if (auto* f = member(*o, "upstream")) read_endpoint(*f, "ingress.upstream", false, in.upstream);
+    if (auto* f = member(*o, "listen")) read_endpoint(*f, "ingress.listen", Use::listen, in.listen);
+    if (auto* f = member(*o, "upstream")) read_endpoint(*f, "ingress.upstream", Use::upstream, in.upstream);
     if (auto* f = member(*o, "upstream_pool_max_idle")) {
       read_uint(*f, "ingress.upstream_pool_max_idle", in.upstream_pool_max_idle, 0, 100000);
     }
@@ -698,7 +706,7 @@ class Loader {
         eg.listen.reset();
       } else {
         Endpoint ep;
-        if (read_endpoint(*f, "egress.listen", true, ep)) eg.listen = ep;
+        if (read_endpoint(*f, "egress.listen", Use::listen, ep)) eg.listen = ep;
       }
     }
     if (eg.listen && !eg.allow_non_loopback && !eg.listen->is_loopback()) {
@@ -723,7 +731,93 @@ class Loader {
         ad.listen.reset();
       } else {
         Endpoint ep;
-        if (read_endpoint(*f, "admin.listen", true, ep)) ad.listen = ep;
+        if (read_endpoint(*f, "admin.listen", Use::admin_listen, ep)) ad.listen = ep;
+      }
+    }
+    if (auto* f = member(*o, "token_file")) {
+      std::string path;
+      if (read_path(*f, "admin.token_file", path, true) && !path.empty()) {
+        ad.tokens.push_back({std::string(kTokenFileActor), path, "admin.token_file"});
+      }
+    }
+    if (auto* f = member(*o, "tokens"); f && !f->is<picojson::null>()) load_admin_tokens(*f, ad.tokens);
+    if (auto* f = member(*o, "allowed_hosts"); f && !f->is<picojson::null>()) {
+      load_allowed_hosts(*f, ad.allowed_hosts);
+    }
+  }
+
+  // admin.tokens: [{"name": "ops", "file": "ops.token"}, ...]; names are
+  // unique (admin.token_file, when also set, is named "admin").
+  void load_admin_tokens(const value& v, std::vector<AdminTokenFile>& tokens) {
+    if (!v.is<array>()) {
+      add("admin.tokens", std::string("must be an array of {\"name\", \"file\"} objects, got ") +
+                              type_name(v));
+      return;
+    }
+    const array& a = v.get<array>();
+    if (a.empty()) {
+      add("admin.tokens", "must name at least one token (leave the key out to run the admin API "
+                          "without authentication)");
+      return;
+    }
+    std::map<std::string, std::string> seen;  // name → where it was given
+    for (const auto& t : tokens) seen.emplace(t.name, t.where);  // admin.token_file
+    for (size_t i = 0; i < a.size(); ++i) {
+      std::string where = index_path("admin.tokens", i);
+      const object* o = as_object(a[i], where);
+      if (!o) continue;
+      check_keys(*o, where, kAdminTokenKeys);
+      AdminTokenFile t;
+      t.where = where + ".file";
+      bool ok = true;
+      if (auto* f = member(*o, "name")) {
+        if (read_string(*f, where + ".name", t.name)) {
+          if (auto e = token_name_error(t.name)) {
+            add(where + ".name", *e);
+            ok = false;
+          } else if (auto [it, inserted] = seen.emplace(t.name, where + ".name"); !inserted) {
+            add(where + ".name", "duplicate token name " + quote(t.name) + " (also " + it->second + ")");
+            ok = false;
+          }
+        } else {
+          ok = false;
+        }
+      } else {
+        add(where + ".name", "required (the actor named in logs and audit events)");
+        ok = false;
+      }
+      if (auto* f = member(*o, "file")) {
+        ok &= read_path(*f, t.where, t.path, false);
+      } else {
+        add(t.where, "required (the file holding the token)");
+        ok = false;
+      }
+      if (ok) tokens.push_back(std::move(t));
+    }
+  }
+
+  static std::optional<std::string> token_name_error(const std::string& n) {
+    bool ok = !n.empty() && n.size() <= 63 && (is_alpha(n[0]) || is_digit(n[0]));
+    for (char ch : n) {
+      ok = ok && ((ch >= 'a' && ch <= 'z') || is_digit(ch) || ch == '-' || ch == '_' || ch == '.');
+    }
+    if (ok) return std::nullopt;
+    return "must be 1 to 63 characters of a-z, 0-9, '-', '_' and '.', starting with a letter or "
+           "digit (got " + quote(n) + ")";
+  }
+
+  void load_allowed_hosts(const value& v, std::vector<HostPort>& hosts) {
+    auto list = read_string_list(v, "admin.allowed_hosts");
+    if (!list) return;
+    for (size_t j = 0; j < list->size(); ++j) {
+      std::string error;
+      if (auto h = parse_host((*list)[j], &error)) {
+        hosts.push_back(std::move(*h));
+      } else {
+        add(index_path("admin.allowed_hosts", j),
+            error + " in " + quote((*list)[j]) +
+                "; expected a host name or IP address as a Host header carries it, optionally "
+                "with \":port\" (\"admin.example.internal\", \"10.0.0.5:9901\", \"[fd00::5]\")");
       }
     }
   }

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "policy/host.hpp"
+
 namespace fedproxy::policy {
 
 // A listen or upstream address: "host:port", "[v6]:port" or "unix:/path".
@@ -54,8 +56,22 @@ struct EgressConfig {
   uint32_t heartbeat_interval_ms = 60000;
 };
 
+// One admin bearer token (SPEC §10, §12): read from `path` with every
+// snapshot (proxy/app), never here. The name is the actor of what the token
+// does (logs, audit events).
+struct AdminTokenFile {
+  std::string name;   // "admin" for admin.token_file, else admin.tokens[i].name
+  std::string path;   // absolute
+  std::string where;  // "admin.token_file" or "admin.tokens[1].file", for messages
+};
+
 struct AdminConfig {
-  std::optional<Endpoint> listen;  // default 127.0.0.1:9901; null disables admin
+  // default 127.0.0.1:9901; null disables admin; may be "unix:/path.sock"
+  std::optional<Endpoint> listen;
+  std::vector<AdminTokenFile> tokens;  // empty: the admin API is open (check warns)
+  // Host names (optionally with a port) the admin listener answers besides
+  // its own address and localhost (DNS-rebinding defence).
+  std::vector<HostPort> allowed_hosts;
 };
 
 struct PeerConfig {

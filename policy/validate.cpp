@@ -1,10 +1,9 @@
 #include "policy/validate.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include <algorithm>
 #include <cstdio>
+
+#include "policy/host.hpp"
 
 namespace fedproxy::policy::detail {
 
@@ -12,23 +11,6 @@ namespace {
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-
-bool is_dns_name(std::string_view s) {
-  if (s.empty() || s.size() > 253) return false;
-  size_t label = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '.') {
-      if (label == 0 || s[i - 1] == '-') return false;
-      label = 0;
-      continue;
-    }
-    if (!(is_alpha(c) || is_digit(c) || c == '-')) return false;
-    if (c == '-' && label == 0) return false;
-    if (++label > 63) return false;
-  }
-  return label > 0 && s.back() != '-';
-}
 
 int days_in_month(int year, int month) {
   static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -219,6 +201,23 @@ std::optional<std::string> uri_error(std::string_view s, size_t max_bytes) {
   return std::nullopt;
 }
 
+bool is_dns_name(std::string_view s) {
+  if (s.empty() || s.size() > 253) return false;
+  size_t label = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '.') {
+      if (label == 0 || s[i - 1] == '-') return false;
+      label = 0;
+      continue;
+    }
+    if (!(is_alpha(c) || is_digit(c) || c == '-')) return false;
+    if (c == '-' && label == 0) return false;
+    if (++label > 63) return false;
+  }
+  return label > 0 && s.back() != '-';
+}
+
 bool parse_port(std::string_view s, uint16_t* port) {
   if (s.empty() || s.size() > 5) return false;
   uint32_t v = 0;
@@ -246,38 +245,8 @@ std::optional<std::string> peer_url_error(std::string_view s) {
   if (!path.empty() && path != "/") {
     return "must be a bare origin without path, query or fragment (got " + quote(s) + ")";
   }
-  std::string host;
-  std::string_view port;
-  if (authority.starts_with("[")) {
-    size_t close = authority.find(']');
-    if (close == std::string_view::npos) return "unterminated '[' in " + quote(s);
-    host = std::string(authority.substr(1, close - 1));
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after[0] != ':') return "unexpected characters after ']' in " + quote(s);
-      port = after.substr(1);
-      if (port.empty()) return "empty port in " + quote(s);
-    }
-    in6_addr a{};
-    if (inet_pton(AF_INET6, host.c_str(), &a) != 1) return "invalid IPv6 address in " + quote(s);
-  } else {
-    size_t colon = authority.rfind(':');
-    if (colon != std::string_view::npos) {
-      host = std::string(authority.substr(0, colon));
-      port = authority.substr(colon + 1);
-      if (port.empty()) return "empty port in " + quote(s);
-    } else {
-      host = std::string(authority);
-    }
-    in_addr a{};
-    if (inet_pton(AF_INET, host.c_str(), &a) != 1 && !is_dns_name(host)) {
-      return "invalid host in " + quote(s);
-    }
-  }
-  uint16_t p = 0;
-  if (!port.empty() && (!parse_port(port, &p) || p == 0)) {
-    return "invalid port in " + quote(s) + " (must be 1..65535)";
-  }
+  std::string error;
+  if (!parse_host(authority, &error)) return error + " in " + quote(s);
   return std::nullopt;
 }
 

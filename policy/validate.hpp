@@ -26,6 +26,10 @@ std::optional<std::string> slug_error(std::string_view s);
 inline constexpr size_t kMaxUriBytes = 2048;
 std::optional<std::string> uri_error(std::string_view s, size_t max_bytes = kMaxUriBytes);
 
+// Letters, digits and '-' in dot-separated labels of 1..63 (no '-' at either
+// end of a label), at most 253 in all; no trailing dot.
+bool is_dns_name(std::string_view s);
+
 // Decimal port: 1 to 5 digits, value 0..65535.
 bool parse_port(std::string_view s, uint16_t* port);
 

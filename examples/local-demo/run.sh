@@ -3,7 +3,8 @@
 # needed, makes a demo PKI, starts two organisations' nodes — acme-corp
 # (fedproxy + its app) and partner-labs (fedproxy + its app) — and shows
 # partner-labs' app calling acme-corp's app through both sidecars (egress →
-# mTLS → ingress), then what policy, TLS and the HTTP codec refuse. Stops
+# mTLS → ingress), then what policy, TLS and the HTTP codec refuse, and the
+# admin API with and without the node's admin token (made at random here). Stops
 # everything it started. On a fresh Debian 12/13 machine run it as root (it installs the
 # build dependencies first).
 set -euo pipefail
@@ -50,6 +51,12 @@ say "making a demo PKI (one CA, node certificates for acme-corp and partner-labs
 "$here/make-pki.sh" "$work/pki" >/dev/null
 openssl x509 -in "$work/pki/partner.crt" -noout -subject -ext subjectAltName | sed 's/^/  /'
 
+say "making an admin token per node (random, mode 0600): the admin API needs it"
+for node in acme partner; do (umask 077; openssl rand -hex 32 > "$work/$node-admin.token"); done
+ls -l "$work"/*-admin.token | awk '{print "  " $1, $NF}'
+# curl for the admin API of a node: admin_curl NODE URL [curl args...]
+admin_curl() { local node=$1; shift; curl -sS -H "Authorization: Bearer $(cat "$work/$node-admin.token")" "$@"; }
+
 say "starting acme-corp's example app (the local app its fedproxy protects)"
 python3 "$here/app.py" "$work/app.port" 2>"$work/app.log" &
 pids+=($!)
@@ -63,7 +70,7 @@ cat > "$work/fedproxy.json" <<JSON
   "tls": {"cert": "pki/node.crt", "key": "pki/node.key", "ca_bundle": "pki/ca.crt", "watch_interval_ms": 1000},
   "ingress": {"listen": "127.0.0.1:0", "upstream": "127.0.0.1:$app_port"},
   "egress": null,
-  "admin": {"listen": "127.0.0.1:0"},
+  "admin": {"listen": "127.0.0.1:0", "token_file": "acme-admin.token"},
   "peers": [{"org": "partner-labs", "entity_uri": "spiffe://partner-labs.example/nodes/primary"}],
   "routes": [{"prefix": "/api/v1/tasks", "resource": "tasks"},
              {"prefix": "/api/v1/notes", "resource": "notes"},
@@ -94,7 +101,7 @@ cat > "$work/partner.json" <<JSON
   "tls": {"cert": "pki/partner.crt", "key": "pki/partner.key", "ca_bundle": "pki/ca.crt"},
   "ingress": {"listen": "127.0.0.1:0", "upstream": "127.0.0.1:$(cat "$work/app-a.port")"},
   "egress": {"listen": "127.0.0.1:0", "heartbeat_interval_ms": 2000},
-  "admin": {"listen": "127.0.0.1:0"},
+  "admin": {"listen": "127.0.0.1:0", "token_file": "partner-admin.token"},
   "manifests_dir": "peers",
   "peers": [{"org": "acme-corp", "endpoints": ["https://127.0.0.1:$port"]}]
 }
@@ -113,7 +120,7 @@ echo "  \$ curl -x http://127.0.0.1:$egress 'http://acme-corp/api/v1/tasks?limit
 curl -sS -x "http://127.0.0.1:$egress" -w '  -> HTTP %{http_code}\n' "http://acme-corp/api/v1/tasks?limit=100000" | sed 's/^/  /'
 echo "  (acme-corp's app saw partner-labs' verified identity and grant; limit=100000 was cut to max_rows_per_query=100)"
 sleep 0.3
-curl -sS "http://127.0.0.1:$padmin/status" | python3 -c 'import json,sys; [print("  partner-labs sees peer", p["org"], "state:", p["state"]) for p in json.load(sys.stdin)["peers"]]'
+admin_curl partner "http://127.0.0.1:$padmin/status" | python3 -c 'import json,sys; [print("  partner-labs sees peer", p["org"], "state:", p["state"]) for p in json.load(sys.stdin)["peers"]]'
 
 curl_peer() { curl -sS --tlsv1.3 --cert "$work/pki/partner.crt" --key "$work/pki/partner.key" --cacert "$work/pki/ca.crt" "$@"; }
 
@@ -140,9 +147,16 @@ say "5. a smuggling attempt (Content-Length + Transfer-Encoding) gets a JSON 400
 curl_peer -H 'Transfer-Encoding: chunked' -H 'Content-Length: 5' --data-binary 'hello' \
   -w '\n  -> HTTP %{http_code}\n' "https://localhost:$port/api/v1/tasks" | sed 's/^/  /'
 
-say "6. admin: /healthz and a few metrics"
+say "6. admin: probes and metrics are open; everything else needs the node's admin token"
 curl -sS "http://127.0.0.1:$admin/healthz" | sed 's/^/  /'
 curl -sS "http://127.0.0.1:$admin/metrics" | grep -E '^fedproxy_(requests_total|handshake_failures_total)' | sed 's/^/  /'
+echo "  \$ curl -X POST http://127.0.0.1:$admin/reload                       (no token)"
+curl -sS -X POST -w '\n  -> HTTP %{http_code}\n' "http://127.0.0.1:$admin/reload" | sed 's/^/  /'
+echo "  \$ curl -X POST -H 'Authorization: Bearer <acme-admin.token>' http://127.0.0.1:$admin/reload"
+admin_curl acme -X POST -w '  -> HTTP %{http_code}\n' "http://127.0.0.1:$admin/reload" | sed 's/^/  /'
+echo "  a web page's request (DNS rebinding, cross-site form) is refused even with the token:"
+admin_curl acme -X POST -H "Host: evil.example:$admin" -w '\n  -> HTTP %{http_code}\n' "http://127.0.0.1:$admin/reload" | sed 's/^/  /'
+admin_curl acme -X POST -H 'Origin: http://evil.example' -w '\n  -> HTTP %{http_code}\n' "http://127.0.0.1:$admin/reload" | sed 's/^/  /'
 
 say "stopping both fedproxy processes (SIGTERM: drains, then exits 0)"
 kill -TERM "$partner_pid"

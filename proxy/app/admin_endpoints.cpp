@@ -1,6 +1,8 @@
 // The admin API (SPEC §10): /healthz, /readyz, /status, /metrics, POST /reload.
+// Requests reach these only through the admin gate (proxy/core/admin_gate.hpp).
 #include <ctime>
 
+#include "proxy/app/log.hpp"
 #include "proxy/app/runtime.hpp"
 #include "proxy/http1/serializer.hpp"
 #include "proxy/tls/peer_identity.hpp"
@@ -13,7 +15,28 @@ const char* b(bool v) { return v ? "true" : "false"; }
 constexpr int64_t kExpiryWarningDays = 30;
 }  // namespace
 
-core::AdminResponse Runtime::handle_admin(std::string_view method, std::string_view path) {
+core::AdminResponse Runtime::handle_admin(const core::AdminRequest& req) {
+  const std::string_view path = req.path;
+  if (path == "/reload") {
+    if (req.method != "POST") return core::AdminResponse::error(405, "method_not_allowed", "Use POST /reload.", "Allow: POST\r\n");
+    LogLine("info", "reload requested")
+        .str("actor", req.actor.empty() ? "anonymous" : req.actor)
+        .str("peer", req.peer)
+        .str("request_id", req.request_id);
+    debouncer_.request_now(static_cast<int64_t>(loop_.now_ms()));
+    on_reload_due("admin", req.actor);
+    core::AdminResponse r;
+    bool ok = last_reload_ok_;
+    r.status = ok ? 200 : 500;
+    r.body = std::string("{\"ok\":") + b(ok) + ",\"error\":" + (ok ? "null" : q(last_reload_error_)) + "}\n";
+    return r;
+  }
+  if (path != "/healthz" && path != "/readyz" && path != "/status" && path != "/metrics") {
+    return core::AdminResponse::error(404, "not_found", "Admin endpoints: /healthz /readyz /status /metrics /reload.");
+  }
+  if (req.method != "GET" && req.method != "HEAD") {
+    return core::AdminResponse::error(405, "method_not_allowed", "Use GET.", "Allow: GET, HEAD\r\n");
+  }
   core::AdminResponse r;
   if (path == "/healthz") {
     r.body = "{\"status\":\"ok\"}\n";
@@ -24,7 +47,7 @@ core::AdminResponse Runtime::handle_admin(std::string_view method, std::string_v
     r.body = std::string("{\"ready\":") + b(ready) + ",\"upstream\":" + b(upstream) + "}\n";
   } else if (path == "/status") {
     r.body = status_json();
-  } else if (path == "/metrics") {
+  } else {
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     r.body = metrics_text();
     if (liveness_) {
@@ -36,22 +59,20 @@ core::AdminResponse Runtime::handle_admin(std::string_view method, std::string_v
                   (h.state == core::PeerState::active ? "1" : "0") + "\n";
       }
     }
-  } else if (path == "/reload") {
-    if (method != "POST") {
-      r.status = 405;
-      r.body = "{\"error\":\"method_not_allowed\",\"message\":\"Use POST /reload.\"}\n";
-    } else {
-      debouncer_.request_now(static_cast<int64_t>(loop_.now_ms()));
-      on_reload_due("admin");
-      bool ok = last_reload_ok_;
-      r.status = ok ? 200 : 500;
-      r.body = std::string("{\"ok\":") + b(ok) + ",\"error\":" + (ok ? "null" : q(last_reload_error_)) + "}\n";
-    }
-  } else {
-    r.status = 404;
-    r.body = "{\"error\":\"not_found\",\"message\":\"Admin endpoints: /healthz /readyz /status /metrics /reload.\"}\n";
   }
   return r;
+}
+
+void Runtime::admin_refused(const core::AdminRequest& req, const core::AdminVerdict& verdict) {
+  const http1::Header* host = http1::find_header(req.headers, "host");
+  LogLine("warn", "admin request refused")
+      .num("status", verdict.status)
+      .str("error", verdict.code)
+      .str("method", req.method)
+      .str("path", req.path)
+      .str("host", host ? std::string_view(host->value) : std::string_view())
+      .str("peer", req.peer)
+      .str("request_id", req.request_id);
 }
 
 // Every worker counts on its own Metrics; the sum is rendered.

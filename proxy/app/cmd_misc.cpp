@@ -62,7 +62,8 @@ int cmd_check(const std::vector<std::string>& args) {
         "manifests, peers, routes and grants)\n"
         "and prints every problem found. Exit 0 when all is well, 1 otherwise.\n"
         "The node certificate must also chain to tls.ca_bundle, not be revoked by tls.crl\n"
-        "and be valid now; one expiring within 30 days prints a \"warning:\" line (exit 0).");
+        "and be valid now; one expiring within 30 days prints a \"warning:\" line (exit 0),\n"
+        "as does a TCP admin listener without a token (admin.token_file).");
     return 0;
   }
   std::string error;
@@ -78,6 +79,7 @@ int cmd_check(const std::vector<std::string>& args) {
   for (const auto& p : built.problems) std::printf("%s\n", p.c_str());
   for (const auto& p : certs.problems) std::printf("%s\n", p.c_str());
   for (const auto& w : certs.warnings) std::printf("warning: %s\n", w.c_str());
+  for (const auto& w : built.warnings) std::printf("warning: %s\n", w.c_str());
   if (problems) {
     std::printf("%d problem%s found\n", problems, problems == 1 ? "" : "s");
     return kExitProblems;

@@ -41,6 +41,7 @@ int cmd_run(const std::vector<std::string>& args) {
     line.str("problems", all);
     return kExitFatal;
   }
+  log_config_warnings(built.warnings);
   Runtime runtime(path, std::move(built.snapshot));
   return runtime.run();
 }

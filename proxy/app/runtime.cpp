@@ -171,12 +171,6 @@ bool Runtime::start_listeners() {
       return false;
     }
     LogLine("info", "listening").str("listener", "admin").str("address", admin_->bound_address());
-    if (!cfg.admin.listen->is_loopback()) {
-      // Kubernetes probes need it; the API has no authentication, though.
-      LogLine("warn", "admin listener is not on loopback: /status, /metrics and POST /reload are "
-                      "unauthenticated; restrict who can reach it (firewall, NetworkPolicy)")
-          .str("address", admin_->bound_address());
-    }
   }
   probe_ = std::make_unique<UpstreamProbe>(loop_, cfg.ingress.upstream, cfg.timeouts.upstream_connect_ms);
   return true;
@@ -205,6 +199,10 @@ void Runtime::shutdown(const char* why) {
   expiry_timer_.reset();
 }
 
+void log_config_warnings(const std::vector<std::string>& warnings) {
+  for (const auto& w : warnings) LogLine("warn", "config warning").str("warning", w);
+}
+
 uint64_t Runtime::total_requests() const {
   uint64_t n = events_.requests();
   for (const auto& t : threads_) n += t->events().requests();
@@ -222,6 +220,7 @@ void Runtime::watch_current_files() {
   for (const std::string* f : {&cfg.tls.cert, &cfg.tls.key, &cfg.tls.ca_bundle, &cfg.tls.crl}) {
     if (!f->empty()) files.push_back(*f);
   }
+  for (const auto& t : cfg.admin.tokens) files.push_back(t.path);  // a rotated token applies without restart
   watch_.set_files(std::move(files));
   watch_.set_dirs(cfg.manifests_dir.empty() ? std::vector<std::string>{} : std::vector<std::string>{cfg.manifests_dir});
 }
@@ -242,7 +241,7 @@ void Runtime::schedule_reload() {
   reload_timer_->start(static_cast<uint64_t>(deadline > now ? deadline - now : 0));
 }
 
-void Runtime::on_reload_due(const char* trigger) {
+void Runtime::on_reload_due(const char* trigger, std::string_view actor) {
   int64_t now = static_cast<int64_t>(loop_.now_ms());
   if (!debouncer_.due(now)) {
     schedule_reload();
@@ -251,28 +250,35 @@ void Runtime::on_reload_due(const char* trigger) {
   // Re-stat right before loading: a file replaced while we read it shows up
   // as a change at the next poll and is loaded again.
   watch_.poll();
-  bool ok = reload(trigger);
+  bool ok = reload(trigger, actor);
   debouncer_.attempted(static_cast<int64_t>(loop_.now_ms()), ok);
   if (ok) watch_current_files();  // the config may name other files now
   schedule_reload();
 }
 
-bool Runtime::reload(const char* trigger) {
+bool Runtime::reload(const char* trigger, std::string_view actor) {
   last_reload_at_ = utc_timestamp_now();
   SnapshotResult next = build_snapshot(config_path_);
   last_reload_ok_ = next.snapshot != nullptr;
   events_.metrics().count_reload(last_reload_ok_);
+  // Audit fields: the trigger, and for an admin request the token's name.
+  policy::AuditFields fields = {{"trigger", trigger}};
+  if (!actor.empty()) fields.push_back({"actor", std::string(actor)});
   if (!next.snapshot) {
     last_reload_error_ = next.problems.front();
     for (const auto& p : next.problems) LogLine("error", "reload failed").str("trigger", trigger).str("problem", p);
-    if (audit_) audit_->event("reload", {{"trigger", trigger}, {"result", "failure"}, {"error", last_reload_error_}});
+    fields.push_back({"result", "failure"});
+    fields.push_back({"error", last_reload_error_});
+    if (audit_) audit_->event("reload", fields);
     return false;
   }
   last_reload_error_.clear();
   apply(std::move(next.snapshot));
   LogLine("info", "reloaded").str("trigger", trigger);
+  log_config_warnings(next.warnings);
   if (expiry_warnings() != last_expiry_warnings_) log_expiry_warnings();
-  if (audit_) audit_->event("reload", {{"trigger", trigger}, {"result", "success"}});
+  fields.push_back({"result", "success"});
+  if (audit_) audit_->event("reload", fields);
   return true;
 }
 

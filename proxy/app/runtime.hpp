@@ -5,6 +5,8 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "certwatch/file_watch.hpp"
 #include "proxy/app/audit_sink.hpp"
@@ -19,23 +21,30 @@
 
 namespace fedproxy::app {
 
+// One "config warning" log line each (SnapshotResult::warnings), at start
+// and after a reload.
+void log_config_warnings(const std::vector<std::string>& warnings);
+
 class Runtime final : public core::AdminHandler {
  public:
   Runtime(std::string config_path, std::shared_ptr<const Snapshot> snapshot);
   ~Runtime() override;
   int run();  // returns the exit code
 
-  core::AdminResponse handle_admin(std::string_view method, std::string_view path) override;
+  const core::AdminAccess& admin_access() const override { return snap_->admin; }
+  core::AdminResponse handle_admin(const core::AdminRequest& request) override;
+  void admin_refused(const core::AdminRequest& request, const core::AdminVerdict& verdict) override;
 
  private:
   bool start_listeners();
   void shutdown(const char* why);
-  bool reload(const char* trigger);
+  // actor: who asked (the admin token's name), "" for signals and file changes.
+  bool reload(const char* trigger, std::string_view actor = {});
   // certwatch: poll the files, debounce bursts, retry inconsistent states.
   void watch_current_files();
   void poll_files();
   void schedule_reload();
-  void on_reload_due(const char* trigger);
+  void on_reload_due(const char* trigger, std::string_view actor = {});
   void apply(std::shared_ptr<const Snapshot> next);
   void audit_trust_changes(const Snapshot& before, const Snapshot& after);
   std::string status_json() const;

@@ -5,6 +5,7 @@
 
 #include "certwatch/cert_bundle.hpp"
 #include "policy/manifest.hpp"
+#include "proxy/app/admin_tokens.hpp"
 #include "proxy/tls/peer_identity.hpp"
 
 namespace fedproxy::app {
@@ -50,6 +51,23 @@ bool build_tls(const policy::Config& cfg, Snapshot& snap, Problems& problems) {
   return true;
 }
 
+void build_admin_access(const policy::Config& cfg, Snapshot& snap, Problems& problems) {
+  auto loaded = load_admin_tokens(cfg.admin.tokens, env_flag("FEDPROXY_ALLOW_INSECURE_KEY_PERMS"));
+  for (const auto& p : loaded.problems) problems.add(p.file, p.message);
+  snap.admin.tokens = std::move(loaded.tokens);
+  snap.admin.allowed_hosts = cfg.admin.allowed_hosts;
+}
+
+// A TCP admin listener without a token: anything that can connect to it (any
+// local user, a container on the same network) may reload and read /status.
+std::vector<std::string> admin_warnings(const policy::Config& cfg) {
+  const auto& admin = cfg.admin;
+  if (!admin.listen || admin.listen->kind != policy::Endpoint::Kind::tcp || !admin.tokens.empty()) return {};
+  return {"admin.listen: the admin listener " + admin.listen->text +
+          " has no token: anyone who can connect to it may POST /reload and read /status; set "
+          "admin.token_file (or listen on a unix socket)"};
+}
+
 }  // namespace
 
 SnapshotResult build_snapshot(const std::string& config_path, bool tls_only) {
@@ -72,6 +90,7 @@ SnapshotResult build_snapshot(const std::string& config_path, bool tls_only) {
   auto snap = std::make_shared<Snapshot>();
   snap->config = std::move(*loaded.config);
   const policy::Config& cfg = snap->config;
+  result.warnings = admin_warnings(cfg);
 
   if (!cfg.tls.cert.empty()) {
     build_tls(cfg, *snap, problems);
@@ -86,6 +105,8 @@ SnapshotResult build_snapshot(const std::string& config_path, bool tls_only) {
     if (result.problems.empty()) result.snapshot = std::move(snap);
     return result;
   }
+
+  build_admin_access(cfg, *snap, problems);
 
   auto manifests = policy::load_manifest_dir(cfg.manifests_dir);
   for (const auto& p : manifests.problems) problems.add(cfg.manifests_dir, p.to_string());

@@ -10,6 +10,7 @@
 
 #include "policy/config.hpp"
 #include "policy/policy.hpp"
+#include "proxy/core/admin_gate.hpp"
 #include "proxy/tls/tls_context.hpp"
 
 namespace fedproxy::app {
@@ -20,12 +21,16 @@ struct Snapshot {
   std::shared_ptr<const tls::TlsContext> client_tls;
   std::shared_ptr<const policy::Snapshot> policy;     // null with authenticate_only
   std::shared_ptr<const std::string> node_manifest;   // served at /.well-known/fedproxy-manifest.json
+  core::AdminAccess admin;                            // admin tokens (digests) and allowed hosts
 };
 
 struct SnapshotResult {
   std::shared_ptr<const Snapshot> snapshot;  // null when problems is non-empty
   std::vector<std::string> problems;         // "<file>: <where>: <message>", every one found
   std::string first_file;                    // the file of the first problem
+  // Allowed but risky ("admin.listen: ..."): `check` prints them, `run` logs
+  // them at start. Filled whenever the config itself loaded.
+  std::vector<std::string> warnings;
 };
 
 // tls_only: config and certificates only, no manifests or policy (for

@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "proxy/core/request_id.hpp"
 #include "proxy/http1/request_parser.hpp"
 #include "proxy/http1/serializer.hpp"
 
@@ -11,15 +12,28 @@ namespace {
 constexpr uint64_t kAdminIdleMs = 30000;
 }
 
+AdminResponse AdminResponse::error(int status, std::string code, std::string message,
+                                   std::string extra_headers) {
+  AdminResponse r;
+  r.status = status;
+  r.error_code = std::move(code);
+  r.message = std::move(message);
+  r.extra_headers = std::move(extra_headers);
+  return r;
+}
+
 // One admin client connection: small requests, small answers, keep-alive.
 class AdminConnection final : public net::Deletable,
                               private net::TransportHandler,
                               private http1::RequestSink {
  public:
-  AdminConnection(AdminServer& server, std::unique_ptr<net::Transport> t)
+  AdminConnection(AdminServer& server, std::unique_ptr<net::Transport> t, bool unix_socket)
       : server_(server), t_(std::move(t)), parser_(http1::ParserLimits{}, *this),
         timer_(server.loop(), [this] { finish(false); }) {
     t_->set_handler(this);
+    local_.unix_socket = unix_socket;
+    // Unknown (getsockname failed): no address matches, only localhost does.
+    if (!unix_socket) t_->local_address(&local_.ip, &local_.port);
     timer_.start(kAdminIdleMs);
   }
   void start() { t_->start(nullptr); }
@@ -46,7 +60,7 @@ class AdminConnection final : public net::Deletable,
       size_t n = parser_.feed(in_.data() + pos, in_.size() - pos);
       pos += n;
       if (parser_.error() != http1::ParseError::none) {
-        t_->write(http1::make_error_response(400, "bad_request", "The request is malformed.", "", true));
+        t_->write(http1::make_error_response(400, "bad_request", "The request is malformed.", new_request_id(), true));
         finish(true);
         return;
       }
@@ -61,16 +75,53 @@ class AdminConnection final : public net::Deletable,
   void on_request_head(http1::RequestHead&& head) override { head_ = std::move(head); }
   void on_request_body(const char*, size_t) override {}
   void on_request_complete() override {
-    std::string_view path = head_.target;
-    if (auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
-    AdminResponse r = server_.handler().handle_admin(head_.method, path);
-    std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + http1::reason_phrase(r.status) +
-                      "\r\nContent-Type: " + r.content_type +
-                      "\r\nContent-Length: " + std::to_string(r.body.size()) +
-                      (head_.keep_alive ? "\r\n\r\n" : "\r\nConnection: close\r\n\r\n");
-    if (head_.method != "HEAD") out += r.body;
+    const std::string_view target = head_.target;
+    const size_t q = target.find('?');
+    const http1::Header* rid = http1::find_header(head_.headers, "x-request-id");
+    const std::string request_id =
+        rid && http1::is_valid_request_id(rid->value) ? rid->value : new_request_id();
+    AdminHandler& handler = server_.handler();
+    AdminVerdict verdict = check_admin_request(
+        AdminGateInput{head_.method, target, head_.version_minor, head_.headers, local_},
+        handler.admin_access());
+    const AdminRequest request{head_.method,
+                               target.substr(0, q),
+                               q == std::string_view::npos ? std::string_view() : target.substr(q + 1),
+                               head_.headers,
+                               t_->peer_address(),
+                               request_id,
+                               verdict.actor};
+    if (verdict.allowed()) {
+      respond(handler.handle_admin(request), request_id);
+    } else {
+      handler.admin_refused(request, verdict);
+      respond(AdminResponse::error(verdict.status, std::string(verdict.code), std::string(verdict.message),
+                                   std::string(verdict.extra_headers)),
+              request_id);
+    }
+  }
+
+  // The one place admin responses are written: refusals in the SPEC §6 shape
+  // (make_error_response), everything else with the codec's response head.
+  void respond(const AdminResponse& r, std::string_view request_id) {
+    const bool keep_alive = head_.keep_alive && r.status != 400;
+    const bool head_only = head_.method == "HEAD";
+    std::string out;
+    if (!r.error_code.empty()) {
+      out = http1::make_error_response(r.status, r.error_code, r.message, request_id, !keep_alive,
+                                       r.extra_headers);
+      if (head_only) out.resize(out.find("\r\n\r\n") + 4);  // the head alone answers HEAD
+    } else {
+      http1::ResponseHead h;
+      h.status = r.status;
+      h.headers.push_back({"Content-Type", r.content_type});
+      h.body = http1::BodyKind::content_length;
+      h.content_length = r.body.size();
+      http1::write_response_head(h, keep_alive, out);
+      if (!head_only) out += r.body;
+    }
     t_->write(out);
-    if (!head_.keep_alive) finish(true);
+    if (!keep_alive) finish(true);
   }
 
   AdminServer& server_;
@@ -79,16 +130,18 @@ class AdminConnection final : public net::Deletable,
   net::Timer timer_;
   std::string in_;
   http1::RequestHead head_;
+  AdminLocalAddress local_;
   bool done_ = false;
 };
 
 AdminServer::~AdminServer() { close(); }
 
 bool AdminServer::listen(const policy::Endpoint& endpoint, std::string* error) {
+  const bool unix_socket = endpoint.kind == policy::Endpoint::Kind::unix_socket;
   listener_ = net::Listener::create(
       loop_, endpoint,
-      [this](std::unique_ptr<net::Transport> t) {
-        auto* c = new AdminConnection(*this, std::move(t));
+      [this, unix_socket](std::unique_ptr<net::Transport> t) {
+        auto* c = new AdminConnection(*this, std::move(t), unix_socket);
         connections_.insert(c);
         c->start();
       },

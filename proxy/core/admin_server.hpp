@@ -1,5 +1,7 @@
-// The admin listener (SPEC §10): plain HTTP on loopback. Each connection is
-// answered request by request by an AdminHandler that the app provides.
+// The admin listener (SPEC §10): plain HTTP on loopback, a unix socket or
+// (for probes) the pod address. Each request passes the admin gate
+// (admin_gate.hpp) first; only then does the AdminHandler the app provides
+// answer it. Every response leaves through one writer here.
 #pragma once
 
 #include <memory>
@@ -8,6 +10,8 @@
 #include <unordered_set>
 
 #include "policy/config.hpp"
+#include "proxy/core/admin_gate.hpp"
+#include "proxy/http1/message.hpp"
 #include "proxy/net/listener.hpp"
 
 namespace fedproxy::core {
@@ -16,12 +20,36 @@ struct AdminResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  // Set by error(): a SPEC §6 refusal, whose body make_error_response writes
+  // from code and message (body is unused then).
+  std::string error_code;
+  std::string message;
+  std::string extra_headers;  // preformatted "Name: value\r\n" lines
+
+  static AdminResponse error(int status, std::string code, std::string message,
+                             std::string extra_headers = {});
+};
+
+// One admin request as the handler (and the log) sees it.
+struct AdminRequest {
+  std::string_view method;
+  std::string_view path;  // the target without its query
+  std::string_view query;
+  const http1::Headers& headers;
+  std::string_view peer;        // the client's address, for logs
+  std::string_view request_id;  // X-Request-Id when valid, else a new one
+  std::string_view actor;       // the token's name ("" when no tokens are configured)
 };
 
 class AdminHandler {
  public:
   virtual ~AdminHandler() = default;
-  virtual AdminResponse handle_admin(std::string_view method, std::string_view path) = 0;
+  // Tokens and allowed hosts now (read for every request: a reload changes them).
+  virtual const AdminAccess& admin_access() const = 0;
+  // A request the gate let through.
+  virtual AdminResponse handle_admin(const AdminRequest& request) = 0;
+  // A request the gate refused (the server answers it); for the log.
+  virtual void admin_refused(const AdminRequest& request, const AdminVerdict& verdict) = 0;
 };
 
 class AdminConnection;

@@ -1,8 +1,11 @@
 #include "proxy/net/listener.hpp"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -34,6 +37,27 @@ void connection_cb(uv_stream_t* server, int status) {
 }
 // libuv 1.44 has no UV_TCP_REUSEPORT: make the socket ourselves, set the
 // options before bind() (SO_REUSEPORT only counts then) and hand it to libuv.
+// A unix socket path left behind by a process that is gone is removed; one
+// that a live process still accepts on (connect() succeeds), or a path that
+// is not a socket, is an error (EADDRINUSE / EEXIST as libuv codes).
+int remove_stale_socket(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return errno == ENOENT ? 0 : uv_translate_sys_error(errno);
+  if (!S_ISSOCK(st.st_mode)) return UV_EEXIST;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), std::min(path.size(), sizeof(addr.sun_path) - 1));
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return uv_translate_sys_error(errno);
+  // A unix-socket connect() does not wait: it is accepted into the backlog
+  // or refused at once.
+  const bool alive = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  if (alive) return UV_EADDRINUSE;
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return uv_translate_sys_error(errno);
+  return 0;
+}
+
 int bind_reuse_port(uv_tcp_t* tcp, const sockaddr_storage& addr) {
   int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return uv_translate_sys_error(errno);
@@ -62,10 +86,15 @@ std::unique_ptr<Listener> Listener::create(Loop& loop, const policy::Endpoint& e
     l->is_pipe_ = true;
     uv_pipe_init(loop.raw(), &h->s.pipe, 0);
     h->s.handle.data = l.get();
-    ::unlink(endpoint.path.c_str());  // a stale socket file from a previous run
-    rc = uv_pipe_bind(&h->s.pipe, endpoint.path.c_str());
+    rc = remove_stale_socket(endpoint.path);
+    if (rc == 0) rc = uv_pipe_bind(&h->s.pipe, endpoint.path.c_str());
+    if (rc == 0) {
+      l->unlink_path_ = endpoint.path;  // ours now: removed when the listener goes
+      // Owner only, set before listen(): connect() checks write permission
+      // on the socket file, and nothing can connect before listen().
+      if (::chmod(endpoint.path.c_str(), 0600) != 0) rc = uv_translate_sys_error(errno);
+    }
     l->bound_ = endpoint.text;
-    l->unlink_path_ = endpoint.path;
   } else {
     uv_tcp_init(loop.raw(), &h->s.tcp);
     h->s.handle.data = l.get();

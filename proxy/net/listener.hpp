@@ -16,7 +16,9 @@ class Listener {
   using AcceptFn = std::function<void(std::unique_ptr<Transport>)>;
   // Binds and listens. nullptr with *error set on failure. reuse_port (TCP
   // only): SO_REUSEPORT, so that one listener per worker loop can bind the
-  // same address and the kernel spreads connections over them.
+  // same address and the kernel spreads connections over them. A unix
+  // socket is created mode 0600 (owner only), replaces a stale socket file
+  // nobody accepts on, and is removed when the listener is destroyed.
   static std::unique_ptr<Listener> create(Loop& loop, const policy::Endpoint& endpoint,
                                           AcceptFn on_accept, std::string* error,
                                           bool reuse_port = false);

@@ -1,5 +1,7 @@
 #include "proxy/net/transport.hpp"
 
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -158,6 +160,17 @@ void Transport::capture_peer_address() {
   if (uv_tcp_getpeername(&h_->s.tcp, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
     peer_address_ = format_sockaddr(reinterpret_cast<const sockaddr*>(&ss), &peer_ip_);
   }
+}
+
+bool Transport::local_address(std::string* ip, uint16_t* port) const {
+  if (closed_ || h_->is_pipe) return false;
+  sockaddr_storage ss{};
+  int len = sizeof(ss);
+  if (uv_tcp_getsockname(&h_->s.tcp, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
+  format_sockaddr(reinterpret_cast<const sockaddr*>(&ss), ip);
+  *port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port
+                                         : reinterpret_cast<const sockaddr_in*>(&ss)->sin_port);
+  return true;
 }
 
 void Transport::start(std::unique_ptr<tls::TlsEngine> tls) {

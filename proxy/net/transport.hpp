@@ -99,6 +99,10 @@ class Transport final : public Deletable, public Flushable {
 
   const std::string& peer_address() const { return peer_address_; }
   const std::string& peer_ip() const { return peer_ip_; }
+  // TCP: the address the peer connected to (our side; on a wildcard listener
+  // the interface's address). One getsockname per call: asked by the admin
+  // listener, not on the data path. False for a unix socket or a closed one.
+  bool local_address(std::string* ip, uint16_t* port) const;
   tls::TlsEngine* tls() const { return tls_.get(); }
   uint64_t bytes_in() const { return bytes_in_; }
   uint64_t bytes_out() const { return bytes_out_; }

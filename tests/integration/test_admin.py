@@ -4,6 +4,15 @@ with the documented fields, /metrics parses with a strict Prometheus
 text-format parser (fedtest/promtext.py), and its counters move as requests,
 denials, handshake failures and reloads happen.
 
+Admin authentication (§10): with tokens, every endpoint but /healthz, /readyz
+and /metrics needs `Authorization: Bearer <token>` (401 otherwise, for every
+method and path); a Host that names neither the listener, localhost nor an
+admin.allowed_hosts entry is 421 on every endpoint; a state-changing request
+with an Origin header is 403 and changes nothing; tokens rotate with a reload;
+a bad token file stops the start (exit 2) or fails the reload (the old tokens
+stay); the unix-socket listener is 0600 and works with `curl --unix-socket`;
+`fedproxy check` warns about a TCP listener without a token.
+
 Run: FEDPROXY_BIN=build/proxy/app/fedproxy python3 tests/integration/test_admin.py
 """
 
@@ -11,7 +20,10 @@ import datetime
 import json
 import os
 import shutil
+import socket
 import ssl
+import stat
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,9 +35,10 @@ from fedtest import promtext  # noqa: E402
 from fedtest.backend import Backend  # noqa: E402
 from fedtest.case import main, shared_pki, start_class_proxy, stop_class_proxy  # noqa: E402
 from fedtest.pki import NODE_URI, PARTNER_URI, openssl  # noqa: E402
-from fedtest.policy import grant, new_id, peer, policy_config  # noqa: E402
-from fedtest.proxy import Conn, Proxy, base_config, client_context, free_port  # noqa: E402
-from fedtest.reload import admin_request, wait_until  # noqa: E402
+from fedtest.policy import grant, new_id, peer, policy_config, read_audit  # noqa: E402
+from fedtest.proxy import (Conn, Proxy, assert_json_error, base_config, client_context,  # noqa: E402
+                           free_port, run_cli, write_config)
+from fedtest.reload import admin_request, wait_until, write_admin_token  # noqa: E402
 
 PEER = "partner-labs"
 SOON_PEER = "soon-org"
@@ -307,6 +320,434 @@ class LogRequestsOffTest(unittest.TestCase):
                                                                .decode())["fedproxy_requests_total"]
                                                 .value(decision="allow") or 0) >= 1, 5))
             self.assertEqual(p.find_logs(lambda r: r.get("msg") == "request"), [])
+
+
+# --- admin authentication (SPEC §10) ----------------------------------------------
+
+def raw_admin(port: int, method: str, target: str, headers=(), host: str | None = None,
+              version: str = "1.1"):
+    """One request on a fresh connection, headers exactly as given (Host
+    defaults to 127.0.0.1:port). Returns the wire.Response."""
+    hdrs = list(headers)
+    if host is not None or not any(k.lower() == "host" for k, _ in hdrs):
+        hdrs.insert(0, ("Host", host if host is not None else "127.0.0.1:%d" % port))
+    hdrs.append(("Connection", "close"))
+    with Conn.open(port, None, timeout=10) as c:
+        data = "%s %s HTTP/%s\r\n" % (method, target, version)
+        data += "".join("%s: %s\r\n" % kv for kv in hdrs) + "\r\n"
+        c.send(data.encode("latin-1"))
+        return c.read_response(method)
+
+
+def bearer(token: str):
+    return [("Authorization", "Bearer " + token)]
+
+
+def curl(*args: str) -> subprocess.CompletedProcess:
+    """Real curl: prints the body, then a last line with the status code."""
+    return subprocess.run(["curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}", *args],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=20)
+
+
+def curl_status(*args: str) -> int:
+    p = curl(*args)
+    return int(p.stdout.rsplit("\n", 1)[-1])
+
+
+class AdminAuthTest(unittest.TestCase):
+    """Two named tokens; Host, Origin and token checks on every endpoint."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = shared_pki()
+        cls.tmp = tempfile.mkdtemp(prefix="fedtest-adminauth-")
+        cls.ops = write_admin_token(os.path.join(cls.tmp, "ops.token"))
+        cls.ci = write_admin_token(os.path.join(cls.tmp, "ci.token"))
+        cls.audit = os.path.join(cls.tmp, "audit.jsonl")
+        cls.backend = Backend().start()
+        cfg = base_config(cls.pki, cls.backend.address, audit={"path": cls.audit}, admin={
+            "listen": "127.0.0.1:0",
+            "tokens": [{"name": "ops", "file": os.path.join(cls.tmp, "ops.token")},
+                       {"name": "ci", "file": os.path.join(cls.tmp, "ci.token")}],
+            "allowed_hosts": ["admin.example.internal"]})
+        cls.proxy = Proxy(cfg, wait_for=("ingress", "admin"))
+        start_class_proxy(cls)
+        cls.port = cls.proxy.admin_port
+
+    @classmethod
+    def tearDownClass(cls):
+        stop_class_proxy(cls)
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def call(self, method, target, headers=(), **kw):
+        return raw_admin(self.port, method, target, headers, **kw)
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def reloads(self, result="success") -> float:
+        status, body = admin_request(self.port, "GET", "/metrics")
+        self.assertEqual(status, 200)
+        return promtext.parse(body.decode())["fedproxy_reloads_total"].value(result=result) or 0.0
+
+    def test_no_token_is_401_on_every_non_probe_endpoint_and_method(self):
+        for method, target in (("GET", "/status"), ("POST", "/reload"), ("GET", "/reload"),
+                               ("GET", "/nope"), ("GET", "/status?x=1"), ("GET", "/healthz/"),
+                               ("GET", "//metrics"), ("PUT", "/status"), ("DELETE", "/v1/peers/x"),
+                               ("PATCH", "/v1/grants/1"), ("OPTIONS", "/status"), ("GET", "/")):
+            with self.subTest(method=method, target=target):
+                r = self.call(method, target)
+                assert_json_error(self, r, 401, "unauthorized")
+                self.assertEqual(r.header("www-authenticate"), "Bearer")
+        r = self.call("HEAD", "/status")
+        self.assertEqual(r.status, 401)
+        self.assertEqual(r.body, b"")
+        # the refusals are logged, with the request id of the body
+        self.assertTrue(self.proxy.wait_log(lambda x: x.get("msg") == "admin request refused"
+                                            and x.get("status") == 401 and x.get("path") == "/reload"))
+
+    def test_wrong_tokens_are_401(self):
+        wrong = {
+            "another token": "f" * 64,
+            "upper case": self.ops.upper(),
+            "a prefix": self.ops[:32],
+            "one character more": self.ops + "0",
+            "one character less": self.ops[:-1],
+            "with the newline of the file": self.ops + "\\n",
+            "both tokens": self.ops + " " + self.ci,
+        }
+        for what, token in wrong.items():
+            with self.subTest(what):
+                assert_json_error(self, self.call("GET", "/status", bearer(token)), 401, "unauthorized")
+        for what, value in {"Basic scheme": "Basic " + self.ops, "no scheme": self.ops,
+                            "no space": "Bearer" + self.ops, "empty": "Bearer "}.items():
+            with self.subTest(what):
+                r = self.call("GET", "/status", [("Authorization", value)])
+                assert_json_error(self, r, 401, "unauthorized")
+        # two Authorization headers, one of them right
+        r = self.call("GET", "/status", bearer(self.ops) + bearer("f" * 64))
+        assert_json_error(self, r, 401, "unauthorized")
+
+    def test_each_named_token_works(self):
+        for name, token in (("ops", self.ops), ("ci", self.ci)):
+            with self.subTest(token=name):
+                r = self.call("GET", "/status", bearer(token))
+                self.assertEqual(r.status, 200, r.body[:200])
+                self.assertEqual(r.json()["node"]["org"], "acme-corp")
+                self.assertEqual(self.call("GET", "/status", [("Authorization", "bearer " + token)]).status,
+                                 200, "the scheme is case-insensitive")
+        # POST /reload names its actor in the log and the audit event
+        r = self.call("POST", "/reload", bearer(self.ci))
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json(), {"ok": True, "error": None})
+        self.assertTrue(self.proxy.wait_log(lambda x: x.get("msg") == "reload requested" and x.get("actor") == "ci"))
+        events = [e for e in read_audit(self.audit) if e.get("event") == "reload"]
+        self.assertTrue(events, "no audit reload event")
+        self.assertEqual(events[-1].get("actor"), "ci")
+        self.assertEqual(events[-1].get("trigger"), "admin")
+
+    def test_probes_and_metrics_are_open(self):
+        for path in ("/healthz", "/metrics"):
+            with self.subTest(path=path):
+                self.assertEqual(self.call("GET", path).status, 200)
+                self.assertEqual(self.call("HEAD", path).status, 200)
+        self.assertTrue(wait_until(lambda: self.call("GET", "/readyz").status == 200, 10), "never ready")
+        # open means the token is not looked at, not that other methods work
+        r = self.call("POST", "/healthz")
+        assert_json_error(self, r, 405, "method_not_allowed")
+
+    def test_host_not_naming_the_listener_is_421_everywhere(self):
+        p = self.port
+        bad_hosts = ["evil.example", "evil.example:%d" % p, "127.0.0.1.evil.example",
+                     "127.0.0.1.evil.example:%d" % p, "localhost.evil.example:%d" % p,
+                     "localhost.:%d" % p, "127.0.0.1:%d" % (p + 1 if p < 65535 else p - 1),
+                     "localhost:%d" % (p + 1 if p < 65535 else p - 1), "[::1]:%d" % p,
+                     "admin.example.internal.evil.example", "", "127.0.0.1:%d:%d" % (p, p),
+                     "user@127.0.0.1:%d" % p, "2130706433:%d" % p]
+        for host in bad_hosts:
+            for method, target, headers in (("GET", "/healthz", []), ("GET", "/metrics", []),
+                                            ("GET", "/status", bearer(self.ops)),
+                                            ("POST", "/reload", bearer(self.ops)),
+                                            ("GET", "/nope", [])):
+                with self.subTest(host=host, target=target):
+                    r = self.call(method, target, headers, host=host)
+                    assert_json_error(self, r, 421, "misdirected_request")
+        # real curl, the way a rebinding attacker's browser would name us
+        self.assertEqual(curl_status("-H", "Host: evil.example:%d" % p, self.url("/healthz")), 421)
+        r = curl("-H", "Host: evil.example", "-H", "Authorization: Bearer " + self.ops, self.url("/status"))
+        self.assertEqual(json.loads(r.stdout.rsplit("\n", 1)[0])["error"], "misdirected_request")
+
+    def test_hosts_naming_the_listener_pass(self):
+        p = self.port
+        for host in ("127.0.0.1:%d" % p, "127.0.0.1", "localhost:%d" % p, "LocalHost:%d" % p,
+                     "localhost", "admin.example.internal", "admin.example.internal:8080"):
+            with self.subTest(host=host):
+                self.assertEqual(self.call("GET", "/healthz", host=host).status, 200)
+                self.assertEqual(self.call("GET", "/status", bearer(self.ops), host=host).status, 200)
+        self.assertEqual(curl_status("http://localhost:%d/healthz" % p), 200)
+
+    def test_missing_host(self):
+        r = self.call("GET", "/healthz", [("X-No-Host", "1")], host="", version="1.1")
+        assert_json_error(self, r, 421, "misdirected_request")  # an empty Host names nothing
+        with Conn.open(self.port, None, timeout=10) as c:
+            c.send(b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+            assert_json_error(self, c.read_response("GET"), 400, "bad_request")
+        with Conn.open(self.port, None, timeout=10) as c:
+            c.send(b"GET /healthz HTTP/1.0\r\n\r\n")
+            assert_json_error(self, c.read_response("GET"), 421, "misdirected_request")
+
+    def test_absolute_form_target_is_400(self):
+        r = self.call("GET", "http://127.0.0.1:%d/status" % self.port, bearer(self.ops))
+        assert_json_error(self, r, 400, "bad_request")
+
+    def test_origin_on_a_state_change_is_403_and_nothing_happens(self):
+        self.assertEqual(self.call("POST", "/reload", bearer(self.ops)).status, 200)
+        before = self.call("GET", "/status", bearer(self.ops)).json()["last_reload"]
+        reloads = self.reloads()
+        requested = len(self.proxy.find_logs(lambda x: x.get("msg") == "reload requested"))
+        time.sleep(0.01)  # last_reload.at has millisecond resolution
+        for origin in ("http://evil.example", "null", "http://127.0.0.1:%d" % self.port):
+            for method, target in (("POST", "/reload"), ("PUT", "/reload"), ("DELETE", "/v1/peers/x"),
+                                   ("POST", "/healthz")):
+                with self.subTest(origin=origin, method=method, target=target):
+                    r = self.call(method, target, bearer(self.ops) + [("Origin", origin)])
+                    assert_json_error(self, r, 403, "forbidden_origin")
+        self.assertEqual(curl_status("-X", "POST", "-H", "Origin: http://evil.example",
+                                     "-H", "Authorization: Bearer " + self.ops, self.url("/reload")), 403)
+        after = self.call("GET", "/status", bearer(self.ops)).json()["last_reload"]
+        self.assertEqual(after, before, "a refused POST /reload reloaded")
+        self.assertEqual(self.reloads(), reloads)
+        self.assertEqual(len(self.proxy.find_logs(lambda x: x.get("msg") == "reload requested")), requested)
+
+    def test_read_with_origin_passes(self):
+        for method in ("GET", "HEAD"):
+            with self.subTest(method=method):
+                r = self.call(method, "/status", bearer(self.ops) + [("Origin", "http://evil.example")])
+                self.assertEqual(r.status, 200)
+
+    def test_real_curl_with_and_without_a_token(self):
+        self.assertEqual(curl_status(self.url("/status")), 401)
+        self.assertEqual(curl_status("-X", "POST", self.url("/reload")), 401)
+        self.assertEqual(curl_status("-H", "Authorization: Bearer " + self.ops, self.url("/status")), 200)
+        self.assertEqual(curl_status("--oauth2-bearer", self.ci, "-X", "POST", self.url("/reload")), 200)
+        self.assertEqual(curl_status(self.url("/metrics")), 200)
+
+
+class AdminTokenFilesTest(unittest.TestCase):
+    """Token files at start (exit 2, naming the file), at reload (rotation; a
+    broken file keeps the running tokens), and `fedproxy check`."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = shared_pki()
+        cls.upstream = "127.0.0.1:%d" % free_port()
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="fedtest-admintok-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.token_path = os.path.join(self.tmp, "admin.token")
+
+    def config(self, **admin):
+        return base_config(self.pki, self.upstream, admin=dict({"listen": "127.0.0.1:0"}, **admin))
+
+    def status_with(self, port, token):
+        return raw_admin(port, "GET", "/status", bearer(token)).status
+
+    def test_start_refused_for_a_bad_token_file(self):
+        cases = {
+            "missing": (None, "No such file"),
+            "empty": ("", "empty"),
+            "whitespace only": (" \n\n", "no token"),
+            "too short": ("abc123\n", "at least 16"),
+            "not a bearer token": ("has spaces in the token\n", "characters"),
+            "two lines": ("0123456789abcdef\n0123456789abcdef\n", "characters"),
+            "world-readable": (None, "world-readable"),
+        }
+        for what, (text, fragment) in cases.items():
+            with self.subTest(what):
+                path = os.path.join(self.tmp, what.replace(" ", "-") + ".token")
+                if what == "world-readable":
+                    write_admin_token(path, mode=0o644)
+                elif text is not None:
+                    with open(path, "w") as f:
+                        f.write(text)
+                    os.chmod(path, 0o600)
+                cfg_path = write_config(self.config(token_file=path), self.tmp, "bad.json")
+                p = run_cli(["run", "--config", cfg_path], timeout=20)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+                self.assertEqual(len(lines), 1, p.stderr)
+                rec = json.loads(lines[0])
+                self.assertEqual(rec["level"], "fatal")
+                self.assertEqual(rec["file"], path)
+                self.assertIn(path, rec["msg"])
+                self.assertIn("admin.token_file", rec["msg"])
+                self.assertIn(fragment, rec["msg"])
+                # check reports it too (exit 1)
+                c = run_cli(["check", "--config", cfg_path])
+                self.assertEqual(c.returncode, 1, c.stdout + c.stderr)
+                self.assertIn(path, c.stdout)
+        # a directory is not a token file either
+        cfg_path = write_config(self.config(tokens=[{"name": "ops", "file": self.tmp}]), self.tmp, "dir.json")
+        p = run_cli(["run", "--config", cfg_path], timeout=20)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("admin.tokens[0].file", p.stderr)
+
+    def test_same_token_in_two_files_is_refused(self):
+        token = write_admin_token(os.path.join(self.tmp, "a.token"))
+        write_admin_token(os.path.join(self.tmp, "b.token"), token)
+        cfg = self.config(tokens=[{"name": "a", "file": os.path.join(self.tmp, "a.token")},
+                                  {"name": "b", "file": os.path.join(self.tmp, "b.token")}])
+        p = run_cli(["check", "--config", write_config(cfg, self.tmp, "dup.json")])
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn("same token as admin.tokens[0].file", p.stdout)
+
+    def test_rotation_by_editing_the_file(self):
+        old = write_admin_token(self.token_path)
+        cfg = self.config(token_file=self.token_path)
+        cfg["tls"]["watch_interval_ms"] = 200
+        with Proxy(cfg, wait_for=("ingress", "admin")) as p:
+            port = p.admin_port
+            self.assertEqual(self.status_with(port, old), 200)
+            # 1. rewritten in place, then POST /reload with the old token
+            new = "rotated-" + old[8:]
+            with open(self.token_path, "w") as f:
+                f.write(new + "\n")
+            r = raw_admin(port, "POST", "/reload", bearer(old))
+            self.assertEqual(r.status, 200, r.body)
+            self.assertEqual(self.status_with(port, new), 200)
+            self.assertEqual(self.status_with(port, old), 401)
+            # 2. replaced by rename: the file watcher applies it without a request
+            newer = write_admin_token(self.token_path)
+            self.assertTrue(wait_until(lambda: self.status_with(port, newer) == 200, 10),
+                            "the rotated token was not picked up:\n" + p.tail(10))
+            self.assertEqual(self.status_with(port, new), 401)
+            # 3. a broken file fails the reload; the running token stays
+            with open(self.token_path, "w") as f:
+                f.write("short\n")
+            r = raw_admin(port, "POST", "/reload", bearer(newer))
+            self.assertEqual(r.status, 500, r.body)
+            self.assertIn(self.token_path, r.json()["error"])
+            self.assertEqual(self.status_with(port, newer), 200)
+            last = raw_admin(port, "GET", "/status", bearer(newer)).json()["last_reload"]
+            self.assertFalse(last["ok"])
+            self.assertIn("at least 16", last["error"])
+            # 4. SIGHUP after a good rewrite
+            final = write_admin_token(self.token_path)
+            p.signal(__import__("signal").SIGHUP)
+            self.assertTrue(wait_until(lambda: self.status_with(port, final) == 200, 10))
+
+    def test_adding_tokens_by_reload_closes_an_open_listener(self):
+        cfg = self.config()
+        with Proxy(cfg, wait_for=("ingress", "admin")) as p:
+            port = p.admin_port
+            self.assertEqual(raw_admin(port, "GET", "/status").status, 200)  # no token: open
+            token = write_admin_token(self.token_path)
+            cfg["admin"]["token_file"] = self.token_path
+            write_config(cfg, p.dir)
+            self.assertEqual(raw_admin(port, "POST", "/reload").status, 200)
+            self.assertEqual(raw_admin(port, "GET", "/status").status, 401)
+            self.assertEqual(self.status_with(port, token), 200)
+
+    def test_check_warns_about_a_tcp_listener_without_token(self):
+        open_cfg = write_config(self.config(), self.tmp, "open.json")
+        p = run_cli(["check", "--config", open_cfg])
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        # (the harness's node certificate, 30 days, adds an expiry warning)
+        warn = [ln for ln in p.stdout.splitlines() if ln.startswith("warning: admin.")]
+        self.assertEqual(len(warn), 1, p.stdout)
+        self.assertIn("warning: admin.listen: ", warn[0])
+        self.assertIn("no token", warn[0])
+        # run logs the same warning at start
+        with Proxy(self.config(), wait_for=("ingress", "admin")) as proxy:
+            self.assertTrue(proxy.wait_log(lambda r: r.get("msg") == "config warning"
+                                           and "no token" in r.get("warning", "")))
+        write_admin_token(self.token_path)
+        for name, cfg in (("token", self.config(token_file=self.token_path)),
+                          ("unix", self.config(listen="unix:" + os.path.join(self.tmp, "a.sock"))),
+                          ("no admin", base_config(self.pki, self.upstream, admin=None))):
+            with self.subTest(name):
+                p = run_cli(["check", "--config", write_config(cfg, self.tmp, name + ".json")])
+                self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+                self.assertNotIn("warning: admin.", p.stdout)
+
+
+class AdminUnixSocketTest(unittest.TestCase):
+    """admin.listen "unix:/path": mode 0600, curl --unix-socket, a stale file
+    replaced, a live one or a non-socket refused, removed at exit."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = shared_pki()
+        cls.upstream = "127.0.0.1:%d" % free_port()
+
+    def setUp(self):
+        # short: sun_path holds 107 bytes
+        self.tmp = tempfile.mkdtemp(prefix="fta-", dir="/tmp")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.sock = os.path.join(self.tmp, "admin.sock")
+        self.token = write_admin_token(os.path.join(self.tmp, "admin.token"))
+
+    def config(self):
+        return base_config(self.pki, self.upstream, admin={
+            "listen": "unix:" + self.sock, "token_file": os.path.join(self.tmp, "admin.token")})
+
+    def start(self) -> Proxy:
+        p = Proxy(self.config(), wait_for=("ingress", "admin"))
+        p.start()
+        self.addCleanup(p.stop)
+        self.assertEqual(p.unix_paths["admin"], self.sock)
+        return p
+
+    def curl(self, *args):
+        return curl_status("--unix-socket", self.sock, *args)
+
+    def test_mode_0600_and_curl(self):
+        self.start()
+        st = os.stat(self.sock)
+        self.assertTrue(stat.S_ISSOCK(st.st_mode))
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
+        self.assertEqual(self.curl("http://localhost/status"), 401)
+        self.assertEqual(self.curl("-H", "Authorization: Bearer " + self.token, "http://localhost/status"), 200)
+        self.assertEqual(self.curl("-H", "Authorization: Bearer " + self.token, "-X", "POST",
+                                   "http://localhost/reload"), 200)
+        self.assertEqual(self.curl("http://localhost/healthz"), 200)
+        self.assertEqual(self.curl("http://localhost:9901/healthz"), 200)
+        # the Host check holds here too
+        self.assertEqual(self.curl("http://evil.example/healthz"), 421)
+        self.assertEqual(self.curl("-H", "Authorization: Bearer " + self.token, "-X", "POST",
+                                   "-H", "Origin: http://evil.example", "http://localhost/reload"), 403)
+
+    def test_stale_socket_replaced_and_removed_at_exit(self):
+        stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stale.bind(self.sock)
+        stale.close()  # the file stays, nobody accepts on it
+        p = self.start()
+        self.assertEqual(self.curl("http://localhost/healthz"), 200)
+        self.assertEqual(p.stop(), 0)
+        self.assertFalse(os.path.exists(self.sock), "the socket file outlived the process")
+
+    def test_live_socket_and_non_socket_refused(self):
+        self.start()
+        cfg_path = write_config(self.config(), self.tmp, "second.json")
+        p = run_cli(["run", "--config", cfg_path], timeout=20)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(self.sock, p.stderr)
+        self.assertIn("already in use", p.stderr)
+        # the first one's socket is still there and still answers
+        self.assertEqual(self.curl("http://localhost/healthz"), 200)
+
+        other = os.path.join(self.tmp, "not-a-socket")
+        with open(other, "w") as f:
+            f.write("precious\n")
+        cfg = self.config()
+        cfg["admin"]["listen"] = "unix:" + other
+        p = run_cli(["run", "--config", write_config(cfg, self.tmp, "file.json")], timeout=20)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(other, p.stderr)
+        with open(other) as f:
+            self.assertEqual(f.read(), "precious\n")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,10 @@ valid and consistent with what fedproxy really accepts.
   PKI, federate: each app calls the other through its own egress and the peer's
   ingress, a call outside the grant is refused, and `make-pki.sh renew`
   rotates a node certificate under the running proxy.
+- Every example configures an admin token (SPEC §10): compose makes one per
+  node (make-admin-tokens.sh) into a volume mounted read-only where
+  admin.token_file points, Kubernetes mounts a Secret (0440) there; `fedproxy
+  check` gives no admin warning, and the running nodes refuse /status without it.
 
 Run: FEDPROXY_BIN=build/proxy/app/fedproxy python3 tests/integration/test_examples.py
 Needs PyYAML (python3-yaml) and the compose CLI plugin: packaging/install-deps.sh.
@@ -55,12 +59,13 @@ if os.environ.get("FEDPROXY_BIN"):  # fedtest.Proxy runs fedproxy in its own dir
 
 from fedtest.backend import Backend  # noqa: E402
 from fedtest.proxy import REPO_ROOT, Proxy, free_port, run_cli  # noqa: E402
-from fedtest.reload import admin_status  # noqa: E402
+from fedtest.reload import admin_request, admin_status  # noqa: E402
 
 COMPOSE_DIR = os.path.join(REPO_ROOT, "examples", "docker-compose")
 COMPOSE_FILE = os.path.join(COMPOSE_DIR, "compose.yaml")
 K8S_DIR = os.path.join(REPO_ROOT, "examples", "kubernetes")
 MAKE_PKI = os.path.join(COMPOSE_DIR, "make-pki.sh")
+MAKE_ADMIN_TOKENS = os.path.join(COMPOSE_DIR, "make-admin-tokens.sh")
 
 # The nodes of the compose example: org -> (entity_uri, app service, the peer).
 NODES = {
@@ -73,7 +78,8 @@ PROFILES = {
     "step-ca": {"step-ca", "pki-step", "acme-corp-renewer", "partner-labs-renewer"},
     "tools": {"acme-corp-curl", "partner-labs-curl"},
 }
-BASE_SERVICES = {"acme-corp", "acme-corp-fedproxy", "partner-labs", "partner-labs-fedproxy"}
+BASE_SERVICES = {"acme-corp", "acme-corp-fedproxy", "partner-labs", "partner-labs-fedproxy",
+                 "admin-tokens"}
 FEDPROXY_UID = "10001:10001"
 INSTALL_HINT = "run packaging/install-deps.sh (it installs the compose CLI plugin)"
 
@@ -89,6 +95,18 @@ def make_pki(directory: str, *args: str) -> None:
     if p.returncode != 0:
         raise AssertionError("make-pki.sh %s failed (%d):\n%s%s"
                              % (" ".join(args), p.returncode, p.stdout, p.stderr))
+
+
+def make_admin_tokens(directory: str, *args: str) -> None:
+    p = run(["bash", MAKE_ADMIN_TOKENS, directory, *args], timeout=60)
+    if p.returncode != 0:
+        raise AssertionError("make-admin-tokens.sh %s failed (%d):\n%s%s"
+                             % (" ".join(args), p.returncode, p.stdout, p.stderr))
+
+
+def read_token(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
 
 
 # --- compose -----------------------------------------------------------------
@@ -199,6 +217,26 @@ class ComposeConfigTest(unittest.TestCase):
                     self.assertEqual(os.path.dirname(node_cfg["tls"][key]), "/etc/fedproxy/certs")
                 # the image's HEALTHCHECK probes 127.0.0.1:9901 inside the container
                 self.assertEqual(node_cfg["admin"]["listen"], "127.0.0.1:9901")
+                # the admin API needs a token: admin-tokens writes it into the
+                # node's admin volume, mounted read-only where token_file points
+                token_file = node_cfg["admin"]["token_file"]
+                admin = mounts[os.path.dirname(token_file)]
+                self.assertEqual(admin["type"], "volume")
+                self.assertEqual(admin["source"], org + "-admin")
+                self.assertTrue(admin.get("read_only"))
+                self.assertEqual(os.path.basename(token_file), "admin.token")
+                maker = services["admin-tokens"]
+                self.assertEqual(maker["environment"]["TOKEN_OWNER"], FEDPROXY_UID)
+                self.assertIn("/scripts/make-admin-tokens.sh", maker["entrypoint"])
+                targets = {v["source"]: v["target"] for v in maker["volumes"] if v["type"] == "volume"}
+                self.assertEqual(targets.get(org + "-admin"), "/tokens/" + org)
+                self.assertEqual(fp["depends_on"]["admin-tokens"]["condition"],
+                                 "service_completed_successfully")
+                self.assertTrue(fp["depends_on"]["admin-tokens"].get("required", True))
+                # the curl tool gets the token read-only to call the admin API
+                tool = {v["target"]: v for v in services[org + "-curl"]["volumes"]}
+                self.assertEqual(tool["/admin"]["source"], org + "-admin")
+                self.assertTrue(tool["/admin"].get("read_only"))
                 self.assertTrue(node_cfg["egress"]["listen"].startswith("127."))
                 # the PKI services write into the volume the sidecar reads
                 for pki in ("pki-openssl", "pki-step"):
@@ -310,11 +348,18 @@ class KubernetesManifestTest(unittest.TestCase):
         issuers = {d["metadata"]["name"] for d in self.by_kind.get(kind, [])}
         self.assertIn(issuer["name"], issuers, "issuerRef names an issuer defined here")
         # the Deployment mounts the Secret this Certificate writes
-        vol, _ = self.mount_of_volume(lambda v: "secret" in v)
-        self.assertEqual(vol["secret"]["secretName"], spec["secretName"])
+        self.mount_of_volume(lambda v: v.get("secret", {}).get("secretName") == spec["secretName"])
+
+    def secret_mounted_at(self, directory: str):
+        """The Secret volume (and its mount) of the fedproxy container at directory."""
+        names = [n for n, m in self.mounts.items() if m["mountPath"] == directory]
+        self.assertEqual(len(names), 1, "nothing mounted at %s" % directory)
+        vol = self.volumes[names[0]]
+        self.assertIn("secret", vol, "%s is not a Secret mount" % directory)
+        return vol, self.mounts[names[0]]
 
     def test_secret_mount_and_paths(self):
-        vol, mount = self.mount_of_volume(lambda v: "secret" in v)
+        vol, mount = self.secret_mounted_at(os.path.dirname(self.cfg["tls"]["cert"]))
         self.assertEqual(vol["secret"].get("defaultMode"), 0o440,
                          "Secret files default to 0644: fedproxy refuses a world-readable key")
         self.assertTrue(mount.get("readOnly"))
@@ -326,6 +371,24 @@ class KubernetesManifestTest(unittest.TestCase):
         sc = self.pod["securityContext"]
         self.assertIsInstance(sc.get("fsGroup"), int)
         self.assertEqual(sc.get("runAsGroup", sc["fsGroup"]), sc["fsGroup"])
+
+    def test_admin_token_secret(self):
+        # the admin listener is on the pod IP (probes): it must have a token, from
+        # a Secret mounted read-only, 0440, as a directory (rotation reaches it)
+        token_file = self.cfg["admin"]["token_file"]
+        vol, mount = self.secret_mounted_at(os.path.dirname(token_file))
+        self.assertEqual(vol["secret"].get("defaultMode"), 0o440,
+                         "fedproxy refuses a world-readable token file")
+        self.assertTrue(mount.get("readOnly"))
+        self.assertNotIn("subPath", mount, "subPath mounts never receive Secret updates")
+        self.assertNotIn("items", vol["secret"])  # the key is "token", the file's name
+        self.assertEqual(os.path.basename(token_file), "token")
+        # the token is made by hand (README), never committed with the manifests
+        self.assertFalse(self.by_kind.get("Secret"), "a committed Secret")
+        with open(os.path.join(K8S_DIR, "README.md")) as f:
+            readme = f.read()
+        self.assertIn("create secret generic %s" % vol["secret"]["secretName"], readme)
+        self.assertIn("--from-literal=token=", readme)
 
     def test_config_and_manifest_mounts(self):
         args = self.fedproxy.get("args") or self.fedproxy.get("command")
@@ -432,6 +495,30 @@ class KubernetesManifestTest(unittest.TestCase):
         self.assertIn(name, node_cert["spec"]["dnsNames"])
 
 
+# --- examples/local-demo ----------------------------------------------------------
+
+class LocalDemoScriptTest(unittest.TestCase):
+    """examples/local-demo/run.sh is run by hand (it builds and starts four
+    processes); here: every node it configures has an admin token, written
+    with a random value and no access for others before fedproxy reads it."""
+
+    def test_every_node_has_an_admin_token(self):
+        with open(os.path.join(REPO_ROOT, "examples", "local-demo", "run.sh")) as f:
+            script = f.read()
+        bodies = re.findall(r"<<JSON\n(.*?)\nJSON\n", script, re.S)
+        self.assertGreaterEqual(len(bodies), 2, "no fedproxy configs found in run.sh")
+        made = re.search(r'for node in ([a-z ]+); do \(umask 077; openssl rand -hex 32 > '
+                         r'"\$work/\$node-admin\.token"\); done', script)
+        self.assertTrue(made, "run.sh does not make the admin tokens (umask 077, openssl rand)")
+        token_files = {n + "-admin.token" for n in made.group(1).split()}
+        for body in bodies:
+            # the shell expansions in the heredocs are port numbers
+            cfg = json.loads(re.sub(r"\$[a-z_]+", "1", re.sub(r"\$\([^)]*\)", "1", body)))
+            with self.subTest(node=cfg["node"]["org"]):
+                self.assertIn(cfg["admin"].get("token_file"), token_files)
+                self.assertLess(script.index("umask 077; openssl rand"), script.index(body))
+
+
 # --- the real binary ---------------------------------------------------------------
 
 class PkiAndCheckTest(unittest.TestCase):
@@ -443,6 +530,8 @@ class PkiAndCheckTest(unittest.TestCase):
         cls.dir = tempfile.mkdtemp(prefix="fedtest-examples-")
         cls.pki = os.path.join(cls.dir, "pki")
         make_pki(cls.pki)
+        cls.tokens = os.path.join(cls.dir, "tokens")
+        make_admin_tokens(cls.tokens)
 
     @classmethod
     def tearDownClass(cls):
@@ -473,15 +562,33 @@ class PkiAndCheckTest(unittest.TestCase):
                 with open(os.path.join(d, "ca.crt")) as a, open(ca) as b:
                     self.assertEqual(a.read(), b.read())
 
+    def test_make_admin_tokens_output(self):
+        for org in NODES:
+            with self.subTest(node=org):
+                path = os.path.join(self.tokens, org, "admin.token")
+                self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o400)
+                self.assertRegex(read_token(path), r"^[0-9a-f]{64}$")
+        d = os.path.join(self.dir, "tokens-again")
+        make_admin_tokens(d)
+        before = {org: read_token(os.path.join(d, org, "admin.token")) for org in NODES}
+        self.assertNotEqual(before["acme-corp"], before["partner-labs"])
+        make_admin_tokens(d)  # kept
+        self.assertEqual({org: read_token(os.path.join(d, org, "admin.token")) for org in NODES}, before)
+        make_admin_tokens(d, "rotate", "acme-corp")
+        self.assertNotEqual(read_token(os.path.join(d, "acme-corp", "admin.token")), before["acme-corp"])
+        self.assertEqual(read_token(os.path.join(d, "partner-labs", "admin.token")), before["partner-labs"])
+
     def check(self, cfg: dict, manifests: dict, certs: str,
               name: str) -> subprocess.CompletedProcess:
         """Write cfg with its paths rewritten (tls.* to the directory certs,
-        manifests_dir and audit to a temp dir holding the manifests), then run
-        `fedproxy check` on it."""
+        admin.token_file to a token of make-admin-tokens.sh, manifests_dir and
+        audit to a temp dir holding the manifests), then run `fedproxy check` on it."""
         d = tempfile.mkdtemp(prefix=name + "-", dir=self.dir)
         cfg = copy.deepcopy(cfg)
         cfg["tls"].update(cert=os.path.join(certs, "tls.crt"), key=os.path.join(certs, "tls.key"),
                           ca_bundle=os.path.join(certs, "ca.crt"))
+        self.assertTrue(cfg["admin"].get("token_file"), "%s: no admin token configured" % name)
+        cfg["admin"]["token_file"] = os.path.join(self.tokens, cfg["node"]["org"], "admin.token")
         if cfg.get("audit"):
             cfg["audit"]["path"] = os.path.join(d, "audit.jsonl")
         peers = os.path.join(d, "peers")
@@ -499,6 +606,7 @@ class PkiAndCheckTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, "%s: fedproxy check failed:\n%s%s"
                          % (what, p.stdout, p.stderr))
         self.assertIn("OK", p.stdout)
+        self.assertNotIn("warning: admin.", p.stdout, what)
 
     def test_compose_configs_pass_check(self):
         for org in NODES:
@@ -570,6 +678,9 @@ class ComposeFederationTest(unittest.TestCase):
         cls.dir = tempfile.mkdtemp(prefix="fedtest-compose-run-")
         cls.pki = os.path.join(cls.dir, "pki")
         make_pki(cls.pki)
+        tokens = os.path.join(cls.dir, "tokens")
+        make_admin_tokens(tokens)
+        cls.tokens = {org: read_token(os.path.join(tokens, org, "admin.token")) for org in NODES}
         ingress = {org: free_port() for org in NODES}
         cls.backends, cls.proxies = {}, {}
         try:
@@ -596,6 +707,7 @@ class ComposeFederationTest(unittest.TestCase):
                 cfg["egress"]["listen"] = "127.0.0.1:0"
                 cfg["egress"]["heartbeat_interval_ms"] = 500
                 cfg["admin"]["listen"] = "127.0.0.1:0"
+                cfg["admin"]["token_file"] = os.path.join(tokens, org, "admin.token")
                 cfg["manifests_dir"] = peers
                 cfg["audit"]["path"] = os.path.join(node_dir, "audit.jsonl")
                 cls.proxies[org] = Proxy(cfg, wait_for=("ingress", "egress", "admin")).start()
@@ -663,16 +775,28 @@ class ComposeFederationTest(unittest.TestCase):
         for org in NODES:
             deadline = time.monotonic() + 15
             while True:
-                peers = admin_status(self.proxies[org].admin_port)["peers"]
+                peers = admin_status(self.proxies[org].admin_port, self.tokens[org])["peers"]
                 states = {p["org"]: p.get("state") for p in peers}
                 if states and all(s == "active" for s in states.values()):
                     break
                 self.assertLess(time.monotonic(), deadline, "%s sees peers %s" % (org, states))
                 time.sleep(0.2)
 
+    def test_admin_api_needs_the_node_token(self):
+        for org in NODES:
+            with self.subTest(node=org):
+                port = self.proxies[org].admin_port
+                self.assertEqual(admin_request(port, "GET", "/status")[0], 401)
+                self.assertEqual(admin_request(port, "POST", "/reload")[0], 401)
+                other = self.tokens["partner-labs" if org == "acme-corp" else "acme-corp"]
+                self.assertEqual(admin_request(port, "GET", "/status", token=other)[0], 401)
+                self.assertEqual(admin_request(port, "GET", "/status", token=self.tokens[org])[0], 200)
+                self.assertEqual(admin_request(port, "GET", "/healthz")[0], 200)
+
     def test_zz_make_pki_renew_rotates_under_the_running_proxy(self):
         admin = self.proxies["acme-corp"].admin_port
-        before = admin_status(admin)["certificate"]["fingerprint_sha256"]
+        token = self.tokens["acme-corp"]
+        before = admin_status(admin, token)["certificate"]["fingerprint_sha256"]
         make_pki(self.pki, "renew", "acme-corp")
         with open(os.path.join(self.pki, "acme-corp", "tls.crt")) as f:
             pem = f.read()
@@ -681,7 +805,7 @@ class ComposeFederationTest(unittest.TestCase):
         self.assertNotEqual(want, before)
         deadline = time.monotonic() + 20  # watch_interval_ms 2000 + debounce
         while True:
-            now = admin_status(admin)
+            now = admin_status(admin, token)
             if now["certificate"]["fingerprint_sha256"] == want:
                 break
             self.assertLess(time.monotonic(), deadline, "no reload: %s" % now.get("last_reload"))

@@ -33,6 +33,7 @@ if os.environ.get("FEDPROXY_BIN"):
 
 from fedtest.case import main  # noqa: E402
 from fedtest.proxy import REPO_ROOT, Proxy, free_port  # noqa: E402
+from fedtest.reload import admin_request, write_admin_token  # noqa: E402
 
 DOCKERFILE = os.path.join(REPO_ROOT, "packaging", "Dockerfile")
 DOCKERIGNORE = os.path.join(REPO_ROOT, ".dockerignore")
@@ -452,15 +453,22 @@ class DockerfileTest(unittest.TestCase):
         if shutil.which(argv[0]) is None:
             self.skipTest("%s not on this host" % argv[0])
         self.assertIn("FEDPROXY_HEALTHCHECK_PORT", argv[-1])
+        # with an admin token configured, as every deployment should: /healthz stays open
+        tmp = tempfile.mkdtemp(prefix="fedtest-hc-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        token_file = os.path.join(tmp, "admin.token")
+        write_admin_token(token_file)
         cfg = {"node": {"org": "acme-corp", "entity_uri": "spiffe://acme.example/nodes/a"},
                "ingress": {"listen": "127.0.0.1:0", "upstream": "127.0.0.1:%d" % free_port()},
-               "egress": None, "admin": {"listen": "127.0.0.1:0"},
+               "egress": None, "admin": {"listen": "127.0.0.1:0", "token_file": token_file},
                "authenticate_only": True}
         env = dict(os.environ)
         with Proxy(cfg, env={"FEDPROXY_INSECURE": "1"}, wait_for=("ingress", "admin")) as p:
             env["FEDPROXY_HEALTHCHECK_PORT"] = str(p.ports["admin"])
             r = run(argv, timeout=10, env=env)
             self.assertEqual(r.returncode, 0, "healthcheck failed on a live proxy: %s" % r.stderr)
+            self.assertEqual(admin_request(p.ports["admin"], "GET", "/status")[0], 401,
+                             "the token is not enforced: this test proves nothing")
         r = run(argv, timeout=10, env=env)
         self.assertNotEqual(r.returncode, 0, "healthcheck passed with fedproxy stopped")
 

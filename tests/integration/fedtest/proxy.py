@@ -111,6 +111,7 @@ class Proxy:
         self._cond = threading.Condition()
         self._threads = []
         self.ports: dict[str, int] = {}
+        self.unix_paths: dict[str, str] = {}
         self.returncode = None
 
     # -- lifecycle -----------------------------------------------------------
@@ -245,6 +246,9 @@ class Proxy:
                                "(exit=%r); stderr tail:\n%s"
                                % (listener, timeout, self.proc.poll(), self.tail()))
         addr = str(rec.get("address", ""))
+        if addr.startswith("unix:"):  # a unix-socket listener has a path, no port
+            self.unix_paths[listener] = addr[len("unix:"):]
+            return 0
         port = int(addr.rsplit(":", 1)[1])
         self.ports[listener] = port
         return port

@@ -18,6 +18,7 @@ import http.client
 import json
 import os
 import re
+import secrets
 import socket
 import ssl
 import tempfile
@@ -31,27 +32,44 @@ from .proxy import Conn, tls_connect
 # --- the admin API -------------------------------------------------------------
 
 
-def admin_request(port: int, method: str, path: str, timeout: float = 10):
-    """One request to the admin listener (plain HTTP). Returns (status, body bytes)."""
+def admin_request(port: int, method: str, path: str, timeout: float = 10,
+                  token: str | None = None):
+    """One request to the admin listener (plain HTTP), with `Authorization:
+    Bearer <token>` when a token is given. Returns (status, body bytes)."""
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    headers = {"Connection": "close"}
+    if token is not None:
+        headers["Authorization"] = "Bearer " + token
     try:
-        c.request(method, path, headers={"Connection": "close"})
+        c.request(method, path, headers=headers)
         r = c.getresponse()
         return r.status, r.read()
     finally:
         c.close()
 
 
-def admin_status(port: int) -> dict:
-    status, body = admin_request(port, "GET", "/status")
+def write_admin_token(path: str, token: str | None = None, mode: int = 0o600) -> str:
+    """Write an admin token file (a random 64-hex-digit token unless given,
+    with the newline `echo` would add) with `mode`, atomically. Returns the token."""
+    token = token if token is not None else secrets.token_hex(32)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(token + "\n")
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+    return token
+
+
+def admin_status(port: int, token: str | None = None) -> dict:
+    status, body = admin_request(port, "GET", "/status", token=token)
     if status != 200:
         raise AssertionError("GET /status answered %d: %r" % (status, body[:300]))
     return json.loads(body)
 
 
-def admin_reload(port: int, timeout: float = 30):
+def admin_reload(port: int, timeout: float = 30, token: str | None = None):
     """POST /reload. Returns (http status, parsed JSON body)."""
-    status, body = admin_request(port, "POST", "/reload", timeout)
+    status, body = admin_request(port, "POST", "/reload", timeout, token=token)
     try:
         return status, json.loads(body)
     except ValueError:

@@ -263,6 +263,91 @@ TEST_CASE("egress and admin may be null (disabled), as may their listen") {
   CHECK(r3.config->admin.listen->host == "::1");
 }
 
+TEST_CASE("admin: token_file, named tokens, allowed_hosts, a unix socket") {
+  auto r = parse(with(R"("admin": {"listen": "unix:/run/fedproxy/admin.sock", "token_file": "admin.token",
+                                   "tokens": [{"name": "ops", "file": "/secrets/ops.token"},
+                                              {"name": "ci.deploy_2", "file": "tokens/ci"}],
+                                   "allowed_hosts": ["Admin.Example.Internal", "10.0.0.5:19901", "[FD00::5]"]})"));
+  require_ok(r);
+  const AdminConfig& a = r.config->admin;
+  REQUIRE(a.listen.has_value());
+  CHECK(a.listen->kind == Endpoint::Kind::unix_socket);
+  CHECK(a.listen->path == "/run/fedproxy/admin.sock");
+  REQUIRE(a.tokens.size() == 3);
+  CHECK(a.tokens[0].name == "admin");  // admin.token_file speaks as "admin"
+  CHECK(a.tokens[0].path == "/etc/fedproxy/admin.token");  // relative to the config file
+  CHECK(a.tokens[0].where == "admin.token_file");
+  CHECK(a.tokens[1].name == "ops");
+  CHECK(a.tokens[1].path == "/secrets/ops.token");
+  CHECK(a.tokens[1].where == "admin.tokens[0].file");
+  CHECK(a.tokens[2].name == "ci.deploy_2");
+  CHECK(a.tokens[2].path == "/etc/fedproxy/tokens/ci");
+  REQUIRE(a.allowed_hosts.size() == 3);
+  CHECK(a.allowed_hosts[0].to_string() == "admin.example.internal");
+  CHECK(a.allowed_hosts[1].to_string() == "10.0.0.5:19901");
+  CHECK(a.allowed_hosts[2].to_string() == "[fd00::5]");
+
+  // Either key alone; a null token_file is none.
+  auto only_tokens = parse(with(R"("admin": {"tokens": [{"name": "ops", "file": "ops.token"}]})"));
+  require_ok(only_tokens);
+  REQUIRE(only_tokens.config->admin.tokens.size() == 1);
+  CHECK(only_tokens.config->admin.tokens[0].name == "ops");
+  auto none = parse(with(R"("admin": {"token_file": null, "tokens": null, "allowed_hosts": null})"));
+  require_ok(none);
+  CHECK(none.config->admin.tokens.empty());
+  CHECK(none.config->admin.allowed_hosts.empty());
+  CHECK(none.config->admin.listen->text == "127.0.0.1:9901");
+}
+
+TEST_CASE("admin: every bad value is a problem naming its field") {
+  struct Case {
+    std::string extra;
+    std::string where;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {R"("admin": {"token": "x"})", "admin.token", "did you mean"},
+      {R"("admin": {"allowed_host": []})", "admin.allowed_host", "did you mean \"allowed_hosts\"?"},
+      {R"("admin": {"token_file": ""})", "admin.token_file", "must not be empty"},
+      {R"("admin": {"token_file": 5})", "admin.token_file", "must be a path string"},
+      {R"("admin": {"tokens": "ops.token"})", "admin.tokens", "must be an array"},
+      {R"("admin": {"tokens": []})", "admin.tokens", "at least one token"},
+      {R"("admin": {"tokens": ["ops.token"]})", "admin.tokens[0]", "must be an object"},
+      {R"("admin": {"tokens": [{"file": "a"}]})", "admin.tokens[0].name", "required"},
+      {R"("admin": {"tokens": [{"name": "ops"}]})", "admin.tokens[0].file", "required"},
+      {R"("admin": {"tokens": [{"name": "ops", "file": null}]})", "admin.tokens[0].file", "must be a path string"},
+      {R"("admin": {"tokens": [{"name": "ops", "file": "a", "value": "x"}]})", "admin.tokens[0].value", "unknown key"},
+      {R"("admin": {"tokens": [{"name": "Ops", "file": "a"}]})", "admin.tokens[0].name", "a-z, 0-9"},
+      {R"("admin": {"tokens": [{"name": "", "file": "a"}]})", "admin.tokens[0].name", "1 to 63"},
+      {R"("admin": {"tokens": [{"name": "-ops", "file": "a"}]})", "admin.tokens[0].name", "starting with"},
+      {R"("admin": {"tokens": [{"name": "o p", "file": "a"}]})", "admin.tokens[0].name", "a-z, 0-9"},
+      {R"("admin": {"tokens": [{"name": 3, "file": "a"}]})", "admin.tokens[0].name", "must be a string"},
+      {R"("admin": {"tokens": [{"name": "ops", "file": "a"}, {"name": "ops", "file": "b"}]})",
+       "admin.tokens[1].name", "duplicate token name \"ops\" (also admin.tokens[0].name)"},
+      {R"("admin": {"token_file": "a", "tokens": [{"name": "admin", "file": "b"}]})", "admin.tokens[0].name",
+       "duplicate token name \"admin\" (also admin.token_file)"},
+      {R"("admin": {"allowed_hosts": "localhost"})", "admin.allowed_hosts", "must be an array"},
+      {R"("admin": {"allowed_hosts": [""]})", "admin.allowed_hosts[0]", "must not be empty"},
+      {R"("admin": {"allowed_hosts": ["http://admin.example"]})", "admin.allowed_hosts[0]", "host name or IP address"},
+      {R"("admin": {"allowed_hosts": ["admin.example/"]})", "admin.allowed_hosts[0]", "invalid host"},
+      {R"("admin": {"allowed_hosts": ["admin.example:0"]})", "admin.allowed_hosts[0]", "invalid port"},
+      {R"("admin": {"allowed_hosts": ["admin.example:"]})", "admin.allowed_hosts[0]", "empty port"},
+      {R"("admin": {"allowed_hosts": ["*.example"]})", "admin.allowed_hosts[0]", "invalid host"},
+      {R"("admin": {"allowed_hosts": ["admin.example."]})", "admin.allowed_hosts[0]", "invalid host"},
+      {R"("admin": {"allowed_hosts": ["fd00::5"]})", "admin.allowed_hosts[0]", "invalid"},
+      {R"("admin": {"allowed_hosts": ["[fd00::5"]})", "admin.allowed_hosts[0]", "unterminated"},
+      {R"("admin": {"allowed_hosts": ["ok.example", 5]})", "admin.allowed_hosts[1]", "must be a string"},
+      {R"("admin": {"listen": "unix:admin.sock"})", "admin.listen", "must be absolute"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.extra);
+    auto r = parse(with(c.extra));
+    INFO("problems:\n" << dump(r));
+    CHECK_FALSE(r.config.has_value());
+    CHECK(find_problem(r, c.where, c.message) != nullptr);
+  }
+}
+
 TEST_CASE("workers: integer or \"auto\"") {
   auto r = parse(with(R"("workers": "auto")"));
   require_ok(r);
@@ -440,7 +525,8 @@ TEST_CASE("validation rules") {
       {R"("tls": {"cert": "a.crt", "key": "a.key", "ca_bundle": null})", "tls.ca_bundle", "required"},
       // endpoints
       {R"("ingress": {"listen": "partner.example:8443"})", "ingress.listen", "must be an IP address or \"localhost\""},
-      {R"("ingress": {"listen": "unix:/run/x.sock"})", "ingress.listen", "unix sockets are supported for ingress.upstream only"},
+      {R"("ingress": {"listen": "unix:/run/x.sock"})", "ingress.listen", "unix sockets are supported for ingress.upstream and admin.listen only"},
+      {R"("egress": {"listen": "unix:/run/x.sock"})", "egress.listen", "unix sockets are supported"},
       {R"("ingress": {"upstream": "127.0.0.1:0"})", "ingress.upstream", "port 0"},
       {R"("ingress": {"upstream": "unix:relative.sock"})", "ingress.upstream", "must be absolute"},
       {R"("ingress": {"upstream": 8080})", "ingress.upstream", "must be a string"},

@@ -1,0 +1,71 @@
+#include "policy/host.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "policy/validate.hpp"
+
+namespace fedproxy::policy {
+
+std::string HostPort::to_string() const {
+  std::string out = ipv6 ? "[" + host + "]" : host;
+  if (port) out += ":" + std::to_string(*port);
+  return out;
+}
+
+std::optional<HostPort> parse_host(std::string_view authority, std::string* error) {
+  auto fail = [&](const char* why) -> std::optional<HostPort> {
+    if (error) *error = why;
+    return std::nullopt;
+  };
+  HostPort out;
+  std::string host;
+  std::string_view port;
+  bool has_port = false;
+  if (authority.starts_with("[")) {
+    size_t close = authority.find(']');
+    if (close == std::string_view::npos) return fail("unterminated '['");
+    host = std::string(authority.substr(1, close - 1));
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after[0] != ':') return fail("unexpected characters after ']'");
+      port = after.substr(1);
+      has_port = true;
+    }
+    in6_addr a{};
+    char text[INET6_ADDRSTRLEN];
+    if (inet_pton(AF_INET6, host.c_str(), &a) != 1 || !inet_ntop(AF_INET6, &a, text, sizeof text)) {
+      return fail("invalid IPv6 address");
+    }
+    out.host = text;
+    out.ipv6 = true;
+  } else {
+    size_t colon = authority.rfind(':');
+    host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) {
+      port = authority.substr(colon + 1);
+      has_port = true;
+    }
+    in_addr a{};
+    char text[INET_ADDRSTRLEN];
+    if (inet_pton(AF_INET, host.c_str(), &a) == 1 && inet_ntop(AF_INET, &a, text, sizeof text)) {
+      out.host = text;
+    } else if (detail::is_dns_name(host)) {
+      for (char& c : host) {
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      }
+      out.host = std::move(host);
+    } else {
+      return fail("invalid host");
+    }
+  }
+  if (has_port) {
+    if (port.empty()) return fail("empty port");
+    uint16_t p = 0;
+    if (!detail::parse_port(port, &p) || p == 0) return fail("invalid port (must be 1..65535)");
+    out.port = p;
+  }
+  return out;
+}
+
+}  // namespace fedproxy::policy
