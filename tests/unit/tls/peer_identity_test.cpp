@@ -24,12 +24,6 @@ tls::PeerIdentity parse_identity(const std::string& pem) {
 
 }  // namespace
 
-TEST_CASE("hex_lower") {
-  const unsigned char b[] = {0x00, 0x0f, 0xa0, 0xff};
-  CHECK(tls::hex_lower(b, 4) == "000fa0ff");
-  CHECK(tls::hex_lower(b, 0).empty());
-}
-
 TEST_CASE("identity_from_cert: URI SANs, grant, fingerprints, subject, not_after") {
   TestCa ca;
   CertSpec s;
