@@ -9,6 +9,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -31,6 +32,10 @@ struct PeerEntry {
   std::string allowed_regions;         // compact JSON array or ""
   std::string allowed_artifact_types;  // compact JSON array or ""
   std::vector<uint32_t> grants;        // indexes into Snapshot::Impl::grants
+  // The peer's own trust anchors (SPEC §3); empty = tls.ca_bundle decides.
+  std::vector<AnchorInfo> anchors;
+  std::vector<std::string> anchor_spki;  // their key hashes, sorted and unique
+  std::optional<std::string> trust_domain;
 };
 
 enum class GrantStatus : uint8_t { pending, active, revoked };
