@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "proxy/app/cert_checks.hpp"
+#include "proxy/app/trust_checks.hpp"
 #include "proxy/app/commands.hpp"
 #include "proxy/app/snapshot.hpp"
 #include "proxy/tls/tls_engine.hpp"
@@ -62,7 +63,9 @@ int cmd_check(const std::vector<std::string>& args) {
         "manifests, peers, routes and grants)\n"
         "and prints every problem found. Exit 0 when all is well, 1 otherwise.\n"
         "The node certificate must also chain to tls.ca_bundle, not be revoked by tls.crl\n"
-        "and be valid now; one expiring within 30 days prints a \"warning:\" line (exit 0).");
+        "and be valid now; one expiring within 30 days prints a \"warning:\" line (exit 0).\n"
+        "A tls.ca_bundle of several CAs while some peer has no trust anchors of its own\n"
+        "(peers[].ca_bundle, manifest trust_bundle) prints a \"warning:\" line too.");
     return 0;
   }
   std::string error;
@@ -78,6 +81,9 @@ int cmd_check(const std::vector<std::string>& args) {
   for (const auto& p : built.problems) std::printf("%s\n", p.c_str());
   for (const auto& p : certs.problems) std::printf("%s\n", p.c_str());
   for (const auto& w : certs.warnings) std::printf("warning: %s\n", w.c_str());
+  if (built.snapshot) {
+    for (const auto& w : shared_ca_bundle_warnings(*built.snapshot)) std::printf("warning: %s\n", w.c_str());
+  }
   if (problems) {
     std::printf("%d problem%s found\n", problems, problems == 1 ? "" : "s");
     return kExitProblems;

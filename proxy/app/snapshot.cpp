@@ -5,6 +5,7 @@
 
 #include "certwatch/cert_bundle.hpp"
 #include "policy/manifest.hpp"
+#include "proxy/app/peer_anchors.hpp"
 #include "proxy/tls/peer_identity.hpp"
 
 namespace fedproxy::app {
@@ -24,14 +25,16 @@ struct Problems {
   }
 };
 
-bool build_tls(const policy::Config& cfg, Snapshot& snap, Problems& problems) {
+// The trust store is tls.ca_bundle plus every peer's own anchors.
+bool build_tls(const policy::Config& cfg, const std::vector<certwatch::TrustAnchor>& peer_anchors, Snapshot& snap,
+               Problems& problems) {
   certwatch::CertFiles files;
   files.cert = cfg.tls.cert;
   files.key = cfg.tls.key;
   files.ca_bundle = cfg.tls.ca_bundle;
   files.crl = cfg.tls.crl;
   files.allow_insecure_key_perms = env_flag("FEDPROXY_ALLOW_INSECURE_KEY_PERMS");
-  auto loaded = certwatch::load_cert_bundle(files);
+  auto loaded = certwatch::load_cert_bundle(files, peer_anchors);
   if (!loaded.bundle) {
     problems.add(loaded.file, loaded.error);
     return false;
@@ -73,8 +76,18 @@ SnapshotResult build_snapshot(const std::string& config_path, bool tls_only) {
   snap->config = std::move(*loaded.config);
   const policy::Config& cfg = snap->config;
 
+  // Manifests first: their trust bundles are anchors of the TLS trust store.
+  // (tls_only: the peers' ca_bundle files only; there may be no manifests yet.)
+  policy::ManifestDirResult manifests;
+  if (!tls_only) {
+    manifests = policy::load_manifest_dir(cfg.manifests_dir);
+    for (const auto& p : manifests.problems) problems.add(cfg.manifests_dir, p.to_string());
+  }
+  LoadedPeerAnchors anchors = load_peer_anchors(cfg, manifests.manifests);
+  for (const auto& p : anchors.problems) problems.add(p.file, p.text);
+
   if (!cfg.tls.cert.empty()) {
-    build_tls(cfg, *snap, problems);
+    build_tls(cfg, anchors.all, *snap, problems);
   } else if (!env_flag("FEDPROXY_INSECURE")) {
     problems.add(config_path, "tls: tls.cert and tls.key are not set; refusing to run without TLS unless FEDPROXY_INSECURE=1");
   } else if (!cfg.ingress.listen.is_loopback() && !env_flag("FEDPROXY_ALLOW_INSECURE_NON_LOOPBACK")) {
@@ -87,9 +100,6 @@ SnapshotResult build_snapshot(const std::string& config_path, bool tls_only) {
     return result;
   }
 
-  auto manifests = policy::load_manifest_dir(cfg.manifests_dir);
-  for (const auto& p : manifests.problems) problems.add(cfg.manifests_dir, p.to_string());
-
   if (cfg.peers.empty() && cfg.grants.empty()) {
     if (!cfg.authenticate_only) {
       problems.add(config_path,
@@ -98,7 +108,7 @@ SnapshotResult build_snapshot(const std::string& config_path, bool tls_only) {
                    "certificate verifies");
     }
   } else {
-    auto compiled = policy::compile_policy(cfg, manifests.manifests);
+    auto compiled = policy::compile_policy(cfg, manifests.manifests, anchors.by_peer);
     for (const auto& p : compiled.problems) problems.add(config_path, p.to_string());
     snap->policy = compiled.snapshot;
   }
