@@ -488,6 +488,22 @@ class EgressAnchorsTest(unittest.TestCase):
         self.assertEqual(resp.status, 200, resp.body[:300])
         self.assertIn(marker.encode(), self.real_app.raw_bytes())
 
+    def test_manifest_fetch_checks_the_peers_anchors(self):
+        cfg = json.loads(json.dumps(self.a_real.config))
+        cfg["manifests_dir"] = os.path.join(self.tmp, "fetched")
+        path = write_config(cfg, tempfile.mkdtemp(dir=self.tmp))
+        stored = os.path.join(self.tmp, "fetched", "partner-labs.json")
+        for b, ok in ((self.fake_b, False), (self.real_b, True)):
+            p = run_cli(["manifest", "fetch", "partner-labs", "--endpoint",
+                         "https://127.0.0.1:%d" % b.ingress_port, "--config", path])
+            if ok:
+                self.assertEqual(p.returncode, 0, p.stderr)
+                self.assertTrue(os.path.exists(stored))
+            else:
+                self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+                self.assertIn("not issued by one of partner-labs's trust anchors", p.stderr)
+                self.assertFalse(os.path.exists(stored), "the impersonator's manifest was stored")
+
     def test_heartbeats_never_mark_the_impersonator_active(self):
         st = wait_status(self.a_real.admin_port, lambda s: s["peers"][0]["state"] == "active", timeout=10)
         self.assertEqual(st["peers"][0]["state"], "active")
