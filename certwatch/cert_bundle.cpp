@@ -84,6 +84,7 @@ struct CertBundleLoader {
     };
     for (const mbedtls_x509_crt* c = &b.ca_; c != nullptr && c->raw.p != nullptr; c = c->next) {
       if (!add(c->raw.p, c->raw.len)) return false;
+      b.ca_spki_sha256_.push_back(sha256_hex(c->pk_raw.p, c->pk_raw.len));
     }
     for (const TrustAnchor& a : peer_anchors) {
       if (!add(reinterpret_cast<const unsigned char*>(a.der.data()), a.der.size())) return false;

@@ -46,6 +46,8 @@ class CertBundle {
   mbedtls_x509_crl* crl() const { return has_crl_ ? &crl_ : nullptr; }
 
   int ca_count() const { return ca_count_; }  // in tls.ca_bundle
+  // SHA-256 of each tls.ca_bundle CA's SubjectPublicKeyInfo (64 lowercase hex).
+  const std::vector<std::string>& ca_spki_sha256() const { return ca_spki_sha256_; }
   // Earliest nextUpdate over the loaded CRLs (unix seconds), nullopt without CRL.
   std::optional<int64_t> crl_next_update() const { return crl_next_update_; }
   int64_t cert_not_after() const { return not_after_; }  // unix seconds, leaf
@@ -62,6 +64,7 @@ class CertBundle {
   mutable mbedtls_x509_crl crl_;
   bool has_crl_ = false;
   int ca_count_ = 0;
+  std::vector<std::string> ca_spki_sha256_;
   std::optional<int64_t> crl_next_update_;
   int64_t not_after_ = 0;
   std::string subject_;

@@ -34,4 +34,12 @@ using PeerAnchors = std::map<std::string, std::vector<AnchorInfo>, std::less<>>;
 bool chain_reaches_anchor(std::span<const std::string> chain_spki,
                           std::span<const std::string> anchor_spki) noexcept;
 
+// The keys of CAs that are trusted only as some peer's own anchor (not in
+// tls.ca_bundle, whose key hashes are ca_bundle_spki): the handshake accepts
+// them, but they may speak for their peer and nobody else. A peer without
+// anchors of its own falls back to tls.ca_bundle, so its chain must not pass
+// through one of these. Sorted and unique.
+std::vector<std::string> peer_only_anchor_spki(const PeerAnchors& anchors,
+                                               std::span<const std::string> ca_bundle_spki);
+
 }  // namespace fedproxy::policy

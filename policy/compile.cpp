@@ -18,7 +18,8 @@
 //   they must agree (endpoints compared as sets), else it is a problem.
 //   So may trust_domain; it must be the host of a spiffe:// entity_uri.
 // - Trust anchors (peers[].ca_bundle, the manifest's trust_bundle) arrive
-//   loaded; a peer's anchors are the union of both.
+//   loaded; a peer's anchors are the union of both. A CA that is only some
+//   peer's anchor (not in tls.ca_bundle) speaks for that peer alone.
 // - A config with peers but no grant (nobody allowed yet) compiles.
 
 #include <algorithm>
@@ -47,6 +48,7 @@ Snapshot::Snapshot(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Snapshot::~Snapshot() = default;
 size_t Snapshot::peer_count() const { return impl_->peers.size(); }
 size_t Snapshot::grant_count() const { return impl_->grants.size(); }
+const std::vector<std::string>& Snapshot::peer_only_anchor_spki() const { return impl_->peer_only_anchor_spki; }
 
 std::vector<Snapshot::PeerInfo> Snapshot::peers() const {
   std::vector<PeerInfo> out;
@@ -122,8 +124,11 @@ std::string string_list_json(const std::vector<std::string>& items) {
 
 class Compiler {
  public:
-  Compiler(const Config& config, const std::vector<Manifest>& manifests, const PeerAnchors& anchors)
-      : config_(config), manifests_(manifests), anchors_(anchors), s_(std::make_unique<Snapshot::Impl>()) {}
+  Compiler(const Config& config, const std::vector<Manifest>& manifests, const PeerAnchors& anchors,
+           std::span<const std::string> ca_bundle_spki)
+      : config_(config), manifests_(manifests), anchors_(anchors), s_(std::make_unique<Snapshot::Impl>()) {
+    s_->peer_only_anchor_spki = policy::peer_only_anchor_spki(anchors, ca_bundle_spki);
+  }
 
   std::vector<ConfigProblem> problems;
 
@@ -632,10 +637,10 @@ class Compiler {
 }  // namespace
 
 CompileResult compile_policy(const Config& config, const std::vector<Manifest>& manifests,
-                             const PeerAnchors& anchors) {
+                             const PeerAnchors& anchors, std::span<const std::string> ca_bundle_spki) {
   CompileResult result;
   try {
-    Compiler c(config, manifests, anchors);
+    Compiler c(config, manifests, anchors, ca_bundle_spki);
     auto impl = c.run();
     result.problems = std::move(c.problems);
     if (result.problems.empty()) result.snapshot = CompileAccess::make(std::move(impl));

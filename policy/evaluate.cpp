@@ -289,6 +289,9 @@ PeerMatch match_peer(const Snapshot::Impl& s, const Subject& subject) noexcept {
   if (m.peer->pin) m.pin_ok = subject.der_sha256 == *m.peer->pin;
   if (!m.peer->anchor_spki.empty()) {
     m.anchor_ok = chain_reaches_anchor(subject.chain_spki_sha256, m.peer->anchor_spki);
+  } else {
+    // No anchors of its own: tls.ca_bundle decides, never another peer's CA.
+    m.anchor_ok = !chain_reaches_anchor(subject.chain_spki_sha256, s.peer_only_anchor_spki);
   }
   return m;
 }

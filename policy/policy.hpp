@@ -136,6 +136,9 @@ class Snapshot {
     std::optional<std::string> trust_domain;
   };
   std::vector<PeerInfo> peers() const;
+  // Keys of CAs trusted only as some peer's anchor: a peer without anchors
+  // of its own must not be reached through them (egress checks it too).
+  const std::vector<std::string>& peer_only_anchor_spki() const;
   struct Impl;
   const Impl& impl() const { return *impl_; }
 
@@ -153,9 +156,12 @@ struct CompileResult {
 // Validate and compile. Manifests give peers their entity_uri / endpoints /
 // fingerprint / trust_domain when the peer entry does not carry them inline.
 // anchors: each peer's own trust anchors, already loaded (by the certificate
-// layer) from peers[].ca_bundle and the manifests' trust_bundle.
+// layer) from peers[].ca_bundle and the manifests' trust_bundle;
+// ca_bundle_spki: the key hashes of tls.ca_bundle's CAs, what peers without
+// anchors fall back to (see peer_only_anchor_spki).
 CompileResult compile_policy(const Config& config, const std::vector<Manifest>& manifests,
-                             const PeerAnchors& anchors = {});
+                             const PeerAnchors& anchors = {},
+                             std::span<const std::string> ca_bundle_spki = {});
 
 Decision evaluate(const Snapshot& snapshot, RateLimiter& limiter, const Subject& subject,
                   const RequestInfo& request, int64_t now_unix_ms) noexcept;
@@ -163,7 +169,7 @@ Decision evaluate(const Snapshot& snapshot, RateLimiter& limiter, const Subject&
 // Who the subject is, without authorizing anything (no grant, route or rate
 // limit): the configured peer its URI SANs (or, insecure mode, its dev slug)
 // name, with a matching certificate pin and a chain to its own trust anchors
-// when the peer has them. Null when none matches, when SANs name two peers,
+// when the peer has them (else a chain through no other peer's anchors). Null when none matches, when SANs name two peers,
 // or when the pin or the anchors do not match. Used to
 // label requests fedproxy answers itself (the node manifest).
 const PeerEntry* identify(const Snapshot& snapshot, const Subject& subject) noexcept;

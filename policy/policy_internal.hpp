@@ -82,6 +82,8 @@ struct Snapshot::Impl {
   std::vector<std::pair<std::string_view, uint32_t>> peer_by_uri;
   std::vector<std::pair<std::string_view, uint32_t>> peer_by_slug;
   std::vector<std::pair<std::string_view, uint32_t>> grant_by_id;
+  // Keys of CAs trusted only as some peer's own anchor (peer_only_anchor_spki).
+  std::vector<std::string> peer_only_anchor_spki;
   bool enforce = true;
   bool limit_reject = false;  // on_limit = reject
   std::string limit_param = "limit";

@@ -159,17 +159,24 @@ int cmd_manifest(const std::vector<std::string>& args) {
   // another CA of the trust store could hand us this peer's manifest (and
   // with it a trust bundle of its choosing).
   const LoadedPeerAnchors anchors = load_peer_anchors(cfg, policy::load_manifest_dir(cfg.manifests_dir).manifests);
+  const auto& chain = fetch.server_identity().chain_spki_sha256;
   if (auto it = anchors.by_peer.find(peer); it != anchors.by_peer.end() && !it->second.empty()) {
     std::vector<std::string> keys;
     for (const auto& a : it->second) keys.push_back(a.spki_sha256);
     std::sort(keys.begin(), keys.end());
-    if (!policy::chain_reaches_anchor(fetch.server_identity().chain_spki_sha256, keys)) {
+    if (!policy::chain_reaches_anchor(chain, keys)) {
       std::fprintf(stderr,
                    "fedproxy manifest fetch: refused: the certificate that served it is not issued by one of "
                    "%s's trust anchors (%s)\n",
                    peer.c_str(), it->second.front().file.c_str());
       return kExitProblems;
     }
+  } else if (policy::chain_reaches_anchor(chain, policy::peer_only_anchor_spki(
+                                                     anchors.by_peer, built.snapshot->client_tls->bundle().ca_spki_sha256()))) {
+    std::fprintf(stderr,
+                 "fedproxy manifest fetch: refused: the certificate that served it is issued by another peer's "
+                 "trust anchor, which speaks for that peer only\n");
+    return kExitProblems;
   }
   std::filesystem::create_directories(cfg.manifests_dir);
   std::string path = cfg.manifests_dir + "/" + peer + ".json";

@@ -108,7 +108,10 @@ SnapshotResult build_snapshot(const std::string& config_path, bool tls_only) {
                    "certificate verifies");
     }
   } else {
-    auto compiled = policy::compile_policy(cfg, manifests.manifests, anchors.by_peer);
+    // What peers without anchors of their own fall back to (insecure mode: no chains, nothing).
+    static const std::vector<std::string> kNone;
+    const auto& ca_bundle_spki = snap->server_tls ? snap->server_tls->bundle().ca_spki_sha256() : kNone;
+    auto compiled = policy::compile_policy(cfg, manifests.manifests, anchors.by_peer, ca_bundle_spki);
     for (const auto& p : compiled.problems) problems.add(config_path, p.to_string());
     snap->policy = compiled.snapshot;
   }

@@ -104,8 +104,10 @@ void UpstreamConnection::on_transport_connected() {
     bool uri_ok = opts.expected_uri.empty() ||
                   std::find(sans.begin(), sans.end(), opts.expected_uri) != sans.end();
     bool pin_ok = opts.expected_pin.empty() || engine->peer().der_sha256 == opts.expected_pin;
-    bool anchor_ok = opts.expected_anchor_spki.empty() ||
-                     policy::chain_reaches_anchor(engine->peer().chain_spki_sha256, opts.expected_anchor_spki);
+    const auto& chain = engine->peer().chain_spki_sha256;
+    bool anchor_ok = opts.expected_anchor_spki.empty()
+                         ? !policy::chain_reaches_anchor(chain, opts.refused_anchor_spki)
+                         : policy::chain_reaches_anchor(chain, opts.expected_anchor_spki);
     if (!uri_ok || !pin_ok || !anchor_ok) {
       std::string got = sans.empty() ? std::string("no URI SAN") : sans.front();
       fail(UpstreamFailure::identity_mismatch,

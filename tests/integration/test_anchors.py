@@ -205,6 +205,15 @@ class IngressAnchorsTest(AnchorCase):
         # gamma's anchor): the handshake passes, the identity check does not.
         self.assert_refused(self.orgs.issue(self.orgs.ca_g, PARTNER_URI))
 
+    def test_peer_without_anchors_cannot_be_spoken_for_by_another_peers_ca(self):
+        # CA-G is trusted only as gamma-org's anchor (it is in no bundle): it
+        # cannot speak for beta-org, which falls back to tls.ca_bundle.
+        self.assert_refused(self.orgs.issue(self.orgs.ca_g, BETA_URI))
+        self.assert_refused(self.orgs.issue(self.orgs.ca_d, BETA_URI))
+        # CA-P is partner-labs' anchor but also in the shared tls.ca_bundle:
+        # the fallback accepts it (what `fedproxy check` warns about).
+        self.assert_allowed(self.orgs.issue(self.orgs.ca_p, BETA_URI))
+
     def test_untrusted_ca_still_fails_the_handshake(self):
         stranger = CertAuthority(os.path.join(self.orgs.root, "ca-stranger"), "stranger CA")
         cert = self.orgs.issue(stranger, PARTNER_URI)
@@ -439,13 +448,13 @@ class EgressAnchorsTest(unittest.TestCase):
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     @classmethod
-    def start_b(cls, issuer):
-        """partner-labs' fedproxy with a server certificate from `issuer`."""
+    def start_b(cls, issuer, org="partner-labs", uri=PARTNER_URI):
+        """A peer's fedproxy (partner-labs unless told) with a server certificate from `issuer`."""
         cert = issuer.issue(cls.orgs.root, "b-" + uuid.uuid4().hex[:8], server=True,
-                            sans=["URI:" + PARTNER_URI, "DNS:localhost"])
+                            sans=["URI:" + uri, "DNS:localhost"])
         app = Backend().start()
         cls.procs.append(app)
-        cfg = base_config(cls.pki, app.address, node={"org": "partner-labs", "entity_uri": PARTNER_URI},
+        cfg = base_config(cls.pki, app.address, node={"org": org, "entity_uri": uri},
                           tls={"cert": cert.crt, "key": cert.key})
         cfg.update(peers=[peer("acme-corp", NODE_URI)], routes=ROUTES,
                    grants=[grant(new_id(), "acme-corp", ["tasks"])])
@@ -456,12 +465,12 @@ class EgressAnchorsTest(unittest.TestCase):
         return app, b
 
     @classmethod
-    def start_a(cls, b_port: int):
+    def start_a(cls, b_port: int, more_peers=()):
         cfg = base_config(cls.pki, "127.0.0.1:%d" % free_port(),
                           tls={"ca_bundle": cls.a_bundle},
                           egress={"listen": "127.0.0.1:0", "heartbeat_interval_ms": 200})
         cfg.update(peers=[peer("partner-labs", PARTNER_URI, ca_bundle=cls.anchor,
-                               endpoints=["https://127.0.0.1:%d" % b_port])],
+                               endpoints=["https://127.0.0.1:%d" % b_port]), *more_peers],
                    routes=ROUTES, grants=[])
         cfg.pop("authenticate_only", None)
         a = Proxy(cfg, wait_for=("ingress", "egress", "admin"))
@@ -469,10 +478,28 @@ class EgressAnchorsTest(unittest.TestCase):
         a.start()
         return a
 
-    def egress_get(self, a, marker):
+    def egress_get(self, a, marker, host="partner-labs"):
         with Conn.open(a.ports["egress"], None, timeout=15) as c:
-            return c.request("GET", "/api/v1/tasks?m=" + marker,
-                             [("Host", "partner-labs"), ("Connection", "close")])
+            return c.request("GET", "/api/v1/tasks?m=" + marker, [("Host", host), ("Connection", "close")])
+
+    def test_peer_without_anchors_not_served_by_another_peers_ca(self):
+        # beta-org has no anchors: A falls back to its tls.ca_bundle (its own
+        # CA and CA-X). A beta-org server certificate from CA-P, which A trusts
+        # only as partner-labs' anchor, is refused; one from CA-X is beta-org.
+        fake_app, fake = self.start_b(self.orgs.ca_p, "beta-org", BETA_URI)
+        real_app, real = self.start_b(self.orgs.ca_x, "beta-org", BETA_URI)
+        for b, app, ok in ((fake, fake_app, False), (real, real_app, True)):
+            a = self.start_a(self.real_b.ingress_port, more_peers=[
+                peer("beta-org", BETA_URI, endpoints=["https://127.0.0.1:%d" % b.ingress_port])])
+            marker = uuid.uuid4().hex
+            resp = self.egress_get(a, marker, host="beta-org")
+            if ok:
+                self.assertEqual(resp.status, 200, resp.body[:300])
+                self.assertIn(marker.encode(), app.raw_bytes())
+            else:
+                assert_json_error(self, resp, 502, "peer_identity_mismatch")
+                time.sleep(0.3)
+                self.assertNotIn(marker.encode(), app.raw_bytes(), "the app received the request")
 
     def test_server_certificate_from_the_wrong_ca_502(self):
         marker = uuid.uuid4().hex

@@ -41,6 +41,14 @@ std::string anchors_config(const std::string& extra = "") {
                      extra);
 }
 
+std::shared_ptr<const Snapshot> compile_ok_with_bundle(const std::string& json, const PeerAnchors& anchors,
+                                                      const std::vector<std::string>& bundle) {
+  CompileResult r = compile_policy(parse_ok(json), {}, anchors, bundle);
+  INFO("compile problems:\n" << dump(r));
+  REQUIRE(r.snapshot != nullptr);
+  return r.snapshot;
+}
+
 }  // namespace
 
 TEST_CASE("chain_reaches_anchor: any CA of the chain, by key") {
@@ -204,4 +212,43 @@ TEST_CASE("trust_domain: the host of the spiffe:// entity_uri, inline or from th
   CHECK(find_problem(r, "peers[0].trust_domain", "is not the trust domain") != nullptr);
   r = compile_json(with_peer(R"({"org": "partner-labs", "trust_domain": "partner-labs.example"})"), {m});
   CHECK(find_problem(r, "peers[0].trust_domain", "differs from") != nullptr);
+}
+
+TEST_CASE("peer_only_anchor_spki: anchors that are not in tls.ca_bundle, sorted, once") {
+  PeerAnchors a = partner_anchors();
+  const std::vector<std::string> bundle{kPinnedCaKey};
+  CHECK(peer_only_anchor_spki(a, bundle) == std::vector<std::string>{kAnchorKey});
+  CHECK(peer_only_anchor_spki(a, {}) == std::vector<std::string>{kAnchorKey, kPinnedCaKey});
+  CHECK(peer_only_anchor_spki({}, bundle).empty());
+}
+
+TEST_CASE("a peer without anchors falls back to tls.ca_bundle: another peer's CA cannot speak for it") {
+  // partner-labs' CA is only partner-labs' anchor; the pinned-org CA is also in tls.ca_bundle.
+  const std::vector<std::string> bundle{kOtherCaKey, kPinnedCaKey};
+  auto snap = compile_ok_with_bundle(anchors_config(), partner_anchors(), bundle);
+  CHECK(snap->peer_only_anchor_spki() == std::vector<std::string>{kAnchorKey});
+  RateLimiter limiter;
+  limiter.rebind(*snap);
+  Call call;
+  call.sans = {kOtherUri};  // other-org: no anchors of its own
+  call.chain = {kOtherCaKey};
+  CHECK(call.run(*snap, limiter).allow);
+  call.chain = {kPinnedCaKey};  // in tls.ca_bundle too: the fallback accepts it (check warns)
+  CHECK(call.run(*snap, limiter).allow);
+  for (const auto& chain : {std::vector<std::string>{kAnchorKey}, std::vector<std::string>{kAnchorKey, kIntermediate},
+                            std::vector<std::string>{kOtherCaKey, kAnchorKey}}) {
+    call.chain = chain;
+    Decision d = call.run(*snap, limiter);
+    CHECK(d.code == DenyCode::untrusted_issuer);
+    CHECK(d.close_connection);
+  }
+  Subject s;
+  const std::vector<std::string> sans{kOtherUri}, chain{kAnchorKey};
+  s.uri_sans = sans;
+  s.chain_spki_sha256 = chain;
+  CHECK(identify(*snap, s) == nullptr);
+  // The owner of that CA is still accepted with it.
+  call.sans = {kPartnerUri};
+  call.chain = {kAnchorKey};
+  CHECK(call.run(*snap, limiter).allow);
 }
