@@ -3,11 +3,16 @@
 #include "certwatch/cert_bundle.hpp"
 
 #include <arpa/inet.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <cstring>
 #include <ctime>
-#include <string_view>
+#include <set>
+
+#include "certwatch/cert_io.hpp"
+#include "certwatch/read_file.hpp"
+#include "certwatch/digest.hpp"
 
 #include <mbedtls/ecp.h>
 #include <mbedtls/error.h>
@@ -20,98 +25,9 @@ extern "C" {
 #include <mbedtls/x509.h>
 #include <psa/crypto.h>
 
-#include "certwatch/read_file.hpp"
-
 namespace fedproxy::certwatch {
 
 namespace {
-
-std::string mbed_error(int ret) {
-  char text[160];
-  mbedtls_strerror(ret, text, sizeof text);
-  char code[24];
-  std::snprintf(code, sizeof code, " (-0x%04X)", static_cast<unsigned>(-ret));
-  return std::string(text) + code;
-}
-
-bool looks_pem(const std::string& data) { return data.find("-----BEGIN ") != std::string::npos; }
-
-bool contains(const unsigned char* p, size_t n, std::string_view needle) {
-  return std::string_view(reinterpret_cast<const char*>(p), n).find(needle) != std::string_view::npos;
-}
-
-// OIDs of the EdDSA algorithms (RFC 8410), as DER: 06 03 2B 65 70 / 71.
-constexpr std::string_view kOidEd25519("\x06\x03\x2b\x65\x70", 5);
-constexpr std::string_view kOidEd448("\x06\x03\x2b\x65\x71", 5);
-
-// Names the unsupported EdDSA variant found in der, or "" if none.
-std::string eddsa_message(const unsigned char* der, size_t len) {
-  const char* alg = contains(der, len, kOidEd25519) ? "Ed25519"
-                    : contains(der, len, kOidEd448) ? "Ed448"
-                                                    : nullptr;
-  if (alg == nullptr) return {};
-  return std::string(alg) +
-         " keys are not supported by the TLS library (mbedTLS); use ECDSA P-256/P-384 or RSA >= 2048";
-}
-
-// Parses every certificate of a PEM (or single DER) file into chain, one by
-// one, so a failure names the certificate and its reason.
-bool parse_certs(const std::string& data, mbedtls_x509_crt* chain, const char* what, int* count,
-                 std::string& err) {
-  *count = 0;
-  if (!looks_pem(data) && static_cast<unsigned char>(data[0]) != 0x30) {  // neither PEM nor a DER SEQUENCE
-    err = std::string("no ") + what + " found (expected PEM \"BEGIN CERTIFICATE\" blocks or DER)";
-    return false;
-  }
-  if (!looks_pem(data)) {
-    const auto* der = reinterpret_cast<const unsigned char*>(data.data());
-    int ret = mbedtls_x509_crt_parse_der(chain, der, data.size());
-    if (ret != 0) {
-      std::string ed = eddsa_message(der, data.size());
-      err = !ed.empty() ? ed : std::string("cannot parse ") + what + ": " + mbed_error(ret);
-      return false;
-    }
-    *count = 1;
-    return true;
-  }
-  static const char kBegin[] = "-----BEGIN CERTIFICATE-----";
-  static const char kEnd[] = "-----END CERTIFICATE-----";
-  size_t pos = 0;
-  for (;;) {
-    pos = data.find(kBegin, pos);
-    if (pos == std::string::npos) break;
-    const int index = *count + 1;
-    mbedtls_pem_context pem;
-    mbedtls_pem_init(&pem);
-    size_t use_len = 0;
-    int ret = mbedtls_pem_read_buffer(&pem, kBegin, kEnd,
-                                      reinterpret_cast<const unsigned char*>(data.c_str() + pos),
-                                      nullptr, 0, &use_len);
-    if (ret != 0) {
-      mbedtls_pem_free(&pem);
-      err = std::string("cannot parse ") + what + " #" + std::to_string(index) + ": bad PEM: " + mbed_error(ret);
-      return false;
-    }
-    size_t der_len = 0;
-    const unsigned char* der = mbedtls_pem_get_buffer(&pem, &der_len);
-    ret = mbedtls_x509_crt_parse_der(chain, der, der_len);
-    if (ret != 0) {
-      std::string ed = eddsa_message(der, der_len);
-      mbedtls_pem_free(&pem);
-      err = std::string(what) + " #" + std::to_string(index) + ": " +
-            (!ed.empty() ? ed : "cannot parse: " + mbed_error(ret));
-      return false;
-    }
-    mbedtls_pem_free(&pem);
-    ++*count;
-    pos += use_len > 0 ? use_len : 1;
-  }
-  if (*count == 0) {
-    err = std::string("no ") + what + " found (expected PEM \"BEGIN CERTIFICATE\" blocks)";
-    return false;
-  }
-  return true;
-}
 
 int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
   y -= m <= 2;
@@ -145,6 +61,7 @@ CertBundle::CertBundle() {
   mbedtls_x509_crt_init(&cert_);
   mbedtls_pk_init(&key_);
   mbedtls_x509_crt_init(&ca_);
+  mbedtls_x509_crt_init(&trust_);
   mbedtls_x509_crl_init(&crl_);
 }
 
@@ -152,11 +69,31 @@ CertBundle::~CertBundle() {
   mbedtls_x509_crt_free(&cert_);
   mbedtls_pk_free(&key_);
   mbedtls_x509_crt_free(&ca_);
+  mbedtls_x509_crt_free(&trust_);
   mbedtls_x509_crl_free(&crl_);
 }
 
 struct CertBundleLoader {
-  static CertBundleResult load(const CertFiles& files) {
+  // tls.ca_bundle's certificates, then each peer anchor not already there.
+  static bool build_trust_store(CertBundle& b, const std::vector<TrustAnchor>& peer_anchors, std::string& err) {
+    std::set<std::string> seen;
+    auto add = [&](const unsigned char* der, size_t len) {
+      if (!seen.insert(sha256_hex(der, len)).second) return true;
+      int ret = mbedtls_x509_crt_parse_der(&b.trust_, der, len);
+      if (ret != 0) err = "cannot add a trust anchor to the trust store: " + mbed_error(ret);
+      return ret == 0;
+    };
+    for (const mbedtls_x509_crt* c = &b.ca_; c != nullptr && c->raw.p != nullptr; c = c->next) {
+      if (!add(c->raw.p, c->raw.len)) return false;
+      b.ca_spki_sha256_.push_back(sha256_hex(c->pk_raw.p, c->pk_raw.len));
+    }
+    for (const TrustAnchor& a : peer_anchors) {
+      if (!add(reinterpret_cast<const unsigned char*>(a.der.data()), a.der.size())) return false;
+    }
+    return true;
+  }
+
+  static CertBundleResult load(const CertFiles& files, const std::vector<TrustAnchor>& peer_anchors) {
     CertBundleResult res;
     auto fail = [&res](const std::string& file, std::string error) {
       res.bundle.reset();
@@ -231,6 +168,7 @@ struct CertBundleLoader {
     // Trusted CAs (several during a CA rotation).
     if (!read_file(files.ca_bundle, data, nullptr, err)) return fail(files.ca_bundle, err);
     if (!parse_certs(data, &b->ca_, "CA certificate", &b->ca_count_, err)) return fail(files.ca_bundle, err);
+    if (!build_trust_store(*b, peer_anchors, err)) return fail(files.ca_bundle, err);
 
     // CRL (optional): PEM (several allowed) or DER.
     if (!files.crl.empty()) {
@@ -257,7 +195,9 @@ struct CertBundleLoader {
   }
 };
 
-CertBundleResult load_cert_bundle(const CertFiles& files) { return CertBundleLoader::load(files); }
+CertBundleResult load_cert_bundle(const CertFiles& files, const std::vector<TrustAnchor>& peer_anchors) {
+  return CertBundleLoader::load(files, peer_anchors);
+}
 
 int64_t x509_time_to_unix(const mbedtls_x509_time& t) {
   if (t.year == 0) return 0;

@@ -1,5 +1,6 @@
 // CertBundle: the node certificate chain, its private key, the trusted CA
-// bundle and the optional CRL, loaded from files and validated together.
+// bundle and the optional CRL, loaded from files and validated together, and
+// the handshake's trust store: the CA bundle plus every peer's own anchors.
 // Immutable once built; a reload builds a new one to the side.
 // Below it: certificate helpers shared with `fedproxy check` and
 // `fedproxy cert inspect` (chain check, file parsing, details, dates).
@@ -14,6 +15,8 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/x509_crl.h>
 #include <mbedtls/x509_crt.h>
+
+#include "certwatch/trust_anchors.hpp"
 
 namespace fedproxy::certwatch {
 
@@ -34,11 +37,17 @@ class CertBundle {
 
   mbedtls_x509_crt* cert_chain() const { return &cert_; }
   mbedtls_pk_context* key() const { return &key_; }
-  mbedtls_x509_crt* ca_chain() const { return &ca_; }
+  mbedtls_x509_crt* ca_chain() const { return &ca_; }  // tls.ca_bundle alone
+  // What handshakes verify against: tls.ca_bundle and every peer's own
+  // anchors. A chain to a peer's anchor passes the handshake; whether that
+  // anchor may speak for the peer the certificate names is policy's check.
+  mbedtls_x509_crt* trust_store() const { return &trust_; }
   // nullptr when no CRL is configured.
   mbedtls_x509_crl* crl() const { return has_crl_ ? &crl_ : nullptr; }
 
-  int ca_count() const { return ca_count_; }
+  int ca_count() const { return ca_count_; }  // in tls.ca_bundle
+  // SHA-256 of each tls.ca_bundle CA's SubjectPublicKeyInfo (64 lowercase hex).
+  const std::vector<std::string>& ca_spki_sha256() const { return ca_spki_sha256_; }
   // Earliest nextUpdate over the loaded CRLs (unix seconds), nullopt without CRL.
   std::optional<int64_t> crl_next_update() const { return crl_next_update_; }
   int64_t cert_not_after() const { return not_after_; }  // unix seconds, leaf
@@ -51,9 +60,11 @@ class CertBundle {
   mutable mbedtls_x509_crt cert_;
   mutable mbedtls_pk_context key_;
   mutable mbedtls_x509_crt ca_;
+  mutable mbedtls_x509_crt trust_;
   mutable mbedtls_x509_crl crl_;
   bool has_crl_ = false;
   int ca_count_ = 0;
+  std::vector<std::string> ca_spki_sha256_;
   std::optional<int64_t> crl_next_update_;
   int64_t not_after_ = 0;
   std::string subject_;
@@ -71,8 +82,10 @@ struct CertBundleResult {
 // the leaf cert, key type supported (ECDSA P-256/P-384, RSA >= 2048; Ed25519 is
 // refused with a message saying the TLS library does not support it), key file
 // not world-readable unless allowed. CA bundle must hold at least one CA.
-// Calls psa_crypto_init() itself (idempotent).
-CertBundleResult load_cert_bundle(const CertFiles& files);
+// Calls psa_crypto_init() itself (idempotent). peer_anchors join the CA
+// bundle in trust_store().
+CertBundleResult load_cert_bundle(const CertFiles& files,
+                                  const std::vector<TrustAnchor>& peer_anchors = {});
 
 // An X.509 time (always UTC) as unix seconds; 0 for an unset time.
 int64_t x509_time_to_unix(const mbedtls_x509_time& t);

@@ -16,6 +16,10 @@
 // - Peers: entity_uri, endpoints and the certificate pin may be written
 //   inline (peers[i]) or come from the org's manifest; when both give one,
 //   they must agree (endpoints compared as sets), else it is a problem.
+//   So may trust_domain; it must be the host of a spiffe:// entity_uri.
+// - Trust anchors (peers[].ca_bundle, the manifest's trust_bundle) arrive
+//   loaded; a peer's anchors are the union of both. A CA that is only some
+//   peer's anchor (not in tls.ca_bundle) speaks for that peer alone.
 // - A config with peers but no grant (nobody allowed yet) compiles.
 
 #include <algorithm>
@@ -44,6 +48,7 @@ Snapshot::Snapshot(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Snapshot::~Snapshot() = default;
 size_t Snapshot::peer_count() const { return impl_->peers.size(); }
 size_t Snapshot::grant_count() const { return impl_->grants.size(); }
+const std::vector<std::string>& Snapshot::peer_only_anchor_spki() const { return impl_->peer_only_anchor_spki; }
 
 std::vector<Snapshot::PeerInfo> Snapshot::peers() const {
   std::vector<PeerInfo> out;
@@ -56,6 +61,8 @@ std::vector<Snapshot::PeerInfo> Snapshot::peers() const {
     info.expires_at = p.expires_at_ms == kNever ? 0 : p.expires_at_ms / 1000;
     info.cert_fingerprint = p.pin;
     info.endpoints = p.endpoints;
+    info.trust_anchors = p.anchors;
+    info.trust_domain = p.trust_domain;
     out.push_back(std::move(info));
   }
   return out;
@@ -117,8 +124,11 @@ std::string string_list_json(const std::vector<std::string>& items) {
 
 class Compiler {
  public:
-  Compiler(const Config& config, const std::vector<Manifest>& manifests)
-      : config_(config), manifests_(manifests), s_(std::make_unique<Snapshot::Impl>()) {}
+  Compiler(const Config& config, const std::vector<Manifest>& manifests, const PeerAnchors& anchors,
+           std::span<const std::string> ca_bundle_spki)
+      : config_(config), manifests_(manifests), anchors_(anchors), s_(std::make_unique<Snapshot::Impl>()) {
+    s_->peer_only_anchor_spki = policy::peer_only_anchor_spki(anchors, ca_bundle_spki);
+  }
 
   std::vector<ConfigProblem> problems;
 
@@ -137,6 +147,7 @@ class Compiler {
  private:
   const Config& config_;
   const std::vector<Manifest>& manifests_;
+  const PeerAnchors& anchors_;
   std::unique_ptr<Snapshot::Impl> s_;
   std::map<std::string, uint32_t, std::less<>> resource_ids_;
   std::vector<bool> sensitive_;  // by resource id
@@ -273,8 +284,38 @@ class Compiler {
       if (e.pin && !detail::is_sha256_hex(*e.pin)) {
         add(where + ".cert_fingerprint", name + ": the certificate pin must be 64 lowercase hex digits");
       }
+      compile_trust_domain(p, m, where, name, e);
+      if (auto it = anchors_.find(p.org); it != anchors_.end()) {
+        e.anchors = it->second;
+        for (const AnchorInfo& a : e.anchors) e.anchor_spki.push_back(a.spki_sha256);
+        std::sort(e.anchor_spki.begin(), e.anchor_spki.end());
+        e.anchor_spki.erase(std::unique(e.anchor_spki.begin(), e.anchor_spki.end()), e.anchor_spki.end());
+      }
       peer_ids_.emplace(e.slug, static_cast<uint32_t>(s_->peers.size()));
       s_->peers.push_back(std::move(e));
+    }
+  }
+
+  // trust_domain (inline or from the manifest) must be the trust domain of
+  // the spiffe:// entity_uri, so the URI SAN that matches it has it too.
+  void compile_trust_domain(const PeerConfig& p, const Manifest* m, const std::string& where,
+                            const std::string& name, PeerEntry& e) {
+    if (p.trust_domain && m && m->trust_domain && *p.trust_domain != *m->trust_domain) {
+      add(where + ".trust_domain", name + ": trust_domain " + quote(*p.trust_domain) + " differs from " +
+                                       quote(*m->trust_domain) + " in its manifest " + quote(m->source) +
+                                       "; remove one or make them agree");
+      return;
+    }
+    e.trust_domain = p.trust_domain ? p.trust_domain : m ? m->trust_domain : std::nullopt;
+    if (!e.trust_domain || e.entity_uri.empty()) return;
+    const auto td = detail::spiffe_trust_domain(e.entity_uri);
+    if (!td) {
+      add(where + ".trust_domain", name + ": trust_domain is set but entity_uri " + quote(e.entity_uri) +
+                                       " is not a spiffe:// URI");
+    } else if (*td != *e.trust_domain) {
+      add(where + ".trust_domain", name + ": trust_domain " + quote(*e.trust_domain) +
+                                       " is not the trust domain of entity_uri " + quote(e.entity_uri) +
+                                       " (" + quote(*td) + ")");
     }
   }
 
@@ -595,10 +636,11 @@ class Compiler {
 
 }  // namespace
 
-CompileResult compile_policy(const Config& config, const std::vector<Manifest>& manifests) {
+CompileResult compile_policy(const Config& config, const std::vector<Manifest>& manifests,
+                             const PeerAnchors& anchors, std::span<const std::string> ca_bundle_spki) {
   CompileResult result;
   try {
-    Compiler c(config, manifests);
+    Compiler c(config, manifests, anchors, ca_bundle_spki);
     auto impl = c.run();
     result.problems = std::move(c.problems);
     if (result.problems.empty()) result.snapshot = CompileAccess::make(std::move(impl));

@@ -30,6 +30,7 @@ using detail::parse_port;
 using detail::peer_url_error;
 using detail::quote;
 using detail::slug_error;
+using detail::trust_domain_error;
 using detail::type_name;
 using picojson::array;
 using picojson::object;
@@ -313,7 +314,7 @@ const std::vector<std::string_view> kAdminTokenKeys = {"name", "file"};
 constexpr std::string_view kTokenFileActor = "admin";
 const std::vector<std::string_view> kPeerKeys = {
     "org", "trust_level", "cert_fingerprint", "expires_at", "allowed_regions",
-    "allowed_artifact_types", "entity_uri", "endpoints"};
+    "allowed_artifact_types", "entity_uri", "endpoints", "ca_bundle", "trust_domain"};
 const std::vector<std::string_view> kRouteKeys = {"prefix", "resource", "sensitive"};
 const std::vector<std::string_view> kAuditKeys = {"path"};
 const std::vector<std::string_view> kLimitsKeys = {
@@ -935,6 +936,20 @@ class Loader {
               add(index_path(where + ".endpoints", j), *e);
               ok = false;
             }
+          }
+        } else {
+          ok = false;
+        }
+      }
+      if (auto* f = member(*o, "ca_bundle")) ok &= read_path(*f, where + ".ca_bundle", p.ca_bundle, true);
+      if (auto* f = member(*o, "trust_domain"); f && !f->is<picojson::null>()) {
+        std::string td;
+        if (read_string(*f, where + ".trust_domain", td)) {
+          if (auto e = trust_domain_error(td)) {
+            add(where + ".trust_domain", *e);
+            ok = false;
+          } else {
+            p.trust_domain = td;
           }
         } else {
           ok = false;

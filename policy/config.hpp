@@ -83,6 +83,12 @@ struct PeerConfig {
   std::optional<std::vector<std::string>> allowed_artifact_types;
   std::optional<std::string> entity_uri;             // inline alternative to a manifest file
   std::optional<std::vector<std::string>> endpoints; // inline alternative to a manifest file
+  // The peer's own trust anchors (SPEC §3): a PEM file of the CA(s) that
+  // issue its certificates, absolute; "" = none (its manifest's trust_bundle,
+  // if any, else tls.ca_bundle).
+  std::string ca_bundle;
+  // The trust domain of its spiffe:// entity_uri (checked when compiled).
+  std::optional<std::string> trust_domain;
 };
 
 struct RouteConfig {

@@ -252,8 +252,9 @@ struct Evaluator {
     d.message = deny_message(code);
     d.shadow = shadow;
     d.allow = shadow;
-    d.close_connection =
-        !shadow && (code == DenyCode::san_mismatch || code == DenyCode::fingerprint_mismatch);
+    // Identity failures close: nothing later on this connection can be trusted.
+    d.close_connection = !shadow && (code == DenyCode::san_mismatch || code == DenyCode::fingerprint_mismatch ||
+                                     code == DenyCode::untrusted_issuer);
     return std::move(d);
   }
 };
@@ -262,6 +263,7 @@ struct PeerMatch {
   const PeerEntry* peer = nullptr;  // null: no peer, or SANs of two peers
   uint32_t index = 0;
   bool pin_ok = true;               // the peer's certificate pin, if any, matches
+  bool anchor_ok = true;            // the chain reaches the peer's own anchors, if it has any
 };
 
 PeerMatch match_peer(const Snapshot::Impl& s, const Subject& subject) noexcept {
@@ -282,8 +284,15 @@ PeerMatch match_peer(const Snapshot::Impl& s, const Subject& subject) noexcept {
       dev = true;
     }
   }
-  // In insecure dev mode there is no certificate to pin.
-  if (m.peer != nullptr && m.peer->pin && !dev) m.pin_ok = subject.der_sha256 == *m.peer->pin;
+  // In insecure dev mode there is no certificate to pin and no chain.
+  if (m.peer == nullptr || dev) return m;
+  if (m.peer->pin) m.pin_ok = subject.der_sha256 == *m.peer->pin;
+  if (!m.peer->anchor_spki.empty()) {
+    m.anchor_ok = chain_reaches_anchor(subject.chain_spki_sha256, m.peer->anchor_spki);
+  } else {
+    // No anchors of its own: tls.ca_bundle decides, never another peer's CA.
+    m.anchor_ok = !chain_reaches_anchor(subject.chain_spki_sha256, s.peer_only_anchor_spki);
+  }
   return m;
 }
 
@@ -291,7 +300,7 @@ PeerMatch match_peer(const Snapshot::Impl& s, const Subject& subject) noexcept {
 
 const PeerEntry* identify(const Snapshot& snapshot, const Subject& subject) noexcept {
   const PeerMatch m = match_peer(snapshot.impl(), subject);
-  return m.pin_ok ? m.peer : nullptr;
+  return m.pin_ok && m.anchor_ok ? m.peer : nullptr;
 }
 
 Decision evaluate(const Snapshot& snapshot, RateLimiter& limiter, const Subject& subject,
@@ -333,6 +342,7 @@ Decision evaluate(const Snapshot& snapshot, RateLimiter& limiter, const Subject&
   d.peer = peer;
   d.entity_uri = peer->entity_uri;
   if (!match.pin_ok) return ev.deny(DenyCode::fingerprint_mismatch, false);
+  if (!match.anchor_ok) return ev.deny(DenyCode::untrusted_issuer, false);
   if (peer->trust == TrustLevel::none) return ev.deny(DenyCode::peer_blocked, false);
   if (now_unix_ms >= peer->expires_at_ms) return ev.deny(DenyCode::peer_expired, false);
 

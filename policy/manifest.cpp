@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 
 #include "policy/validate.hpp"
@@ -141,6 +142,63 @@ std::string location(const std::string& source, const std::string& path) {
   return source + ": " + path;
 }
 
+using AddProblem = std::function<void(const std::string&, std::string)>;
+
+// "trust_bundle": PEM text, or a SPIFFE bundle {"keys": [{"use": "x509-svid",
+// "x5c": ["<base64 DER>"]}, ...], "spiffe_refresh_hint": ...}. Keys for
+// other uses (jwt-svid) are skipped; a bundle without an X.509 authority is
+// refused, since an empty anchor set would silently mean "tls.ca_bundle".
+std::optional<TrustBundle> parse_trust_bundle(const value& v, const AddProblem& add) {
+  TrustBundle tb;
+  if (v.is<std::string>()) {
+    tb.pem = v.get<std::string>();
+    if (tb.pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+      add("trust_bundle", "must hold PEM \"BEGIN CERTIFICATE\" blocks (or be a SPIFFE bundle object)");
+      return std::nullopt;
+    }
+    return tb;
+  }
+  if (!v.is<object>()) {
+    add("trust_bundle", "must be a PEM string or a SPIFFE bundle object {\"keys\": [...]}");
+    return std::nullopt;
+  }
+  const object& o = v.get<object>();
+  auto keys = o.find("keys");
+  if (keys == o.end() || !keys->second.is<array>()) {
+    add("trust_bundle.keys", "required: the SPIFFE bundle's array of keys");
+    return std::nullopt;
+  }
+  bool ok = true;
+  const array& a = keys->second.get<array>();
+  for (size_t i = 0; i < a.size(); ++i) {
+    const std::string where = "trust_bundle.keys[" + std::to_string(i) + "]";
+    if (!a[i].is<object>()) {
+      add(where, "must be an object (a JWK)");
+      ok = false;
+      continue;
+    }
+    const object& key = a[i].get<object>();
+    auto use = key.find("use");
+    if (use == key.end() || !use->second.is<std::string>() || use->second.get<std::string>() != "x509-svid") {
+      continue;  // a JWT-SVID key, or a use this node does not know: not an X.509 authority
+    }
+    auto x5c = key.find("x5c");
+    if (x5c == key.end() || !x5c->second.is<array>() || x5c->second.get<array>().size() != 1 ||
+        !x5c->second.get<array>()[0].is<std::string>() || x5c->second.get<array>()[0].get<std::string>().empty()) {
+      add(where + ".x5c", "an x509-svid key must carry exactly one certificate: [\"<base64 DER>\"]");
+      ok = false;
+      continue;
+    }
+    tb.x509_authorities.push_back({where + ".x5c[0]", x5c->second.get<array>()[0].get<std::string>()});
+  }
+  if (ok && tb.x509_authorities.empty()) {
+    add("trust_bundle.keys", "has no key with \"use\": \"x509-svid\" (the bundle's X.509 authorities)");
+    return std::nullopt;
+  }
+  if (!ok) return std::nullopt;
+  return tb;
+}
+
 }  // namespace
 
 ManifestResult parse_manifest(const std::string& json_text, const std::string& source) {
@@ -215,6 +273,17 @@ ManifestResult parse_manifest(const std::string& json_text, const std::string& s
       } else {
         add("tls_cert_fingerprint", "must be 64 lowercase hex digits (SHA-256 of the certificate DER)");
       }
+    }
+    std::string td;
+    if (str("trust_domain", false, &td)) {
+      if (auto e = detail::trust_domain_error(td)) {
+        add("trust_domain", *e);
+      } else {
+        m.trust_domain = td;
+      }
+    }
+    if (auto it = o.find("trust_bundle"); it != o.end() && !it->second.is<picojson::null>()) {
+      m.trust_bundle = parse_trust_bundle(it->second, add);
     }
     if (r.problems.empty()) r.manifest = std::move(m);
   } catch (const std::exception& e) {
@@ -309,6 +378,21 @@ std::string manifest_to_json(const Manifest& m) {
   for (const auto& e : m.endpoints) eps.emplace_back(e);
   o["endpoints"] = value(eps);
   if (m.tls_cert_fingerprint) o["tls_cert_fingerprint"] = value(*m.tls_cert_fingerprint);
+  if (m.trust_domain) o["trust_domain"] = value(*m.trust_domain);
+  if (m.trust_bundle && !m.trust_bundle->pem.empty()) {
+    o["trust_bundle"] = value(m.trust_bundle->pem);
+  } else if (m.trust_bundle) {
+    array keys;
+    for (const auto& authority : m.trust_bundle->x509_authorities) {
+      object key;
+      key["use"] = value("x509-svid");
+      key["x5c"] = value(array{value(authority.base64)});
+      keys.emplace_back(key);
+    }
+    object bundle;
+    bundle["keys"] = value(keys);
+    o["trust_bundle"] = value(bundle);
+  }
   return detail::ascii_json(value(o));
 }
 

@@ -9,11 +9,26 @@
 
 namespace fedproxy::policy {
 
+// A manifest's "trust_bundle" (SPEC §3): the peer's own CA certificates,
+// either as PEM text or as a SPIFFE bundle (a JWKS whose keys with
+// "use": "x509-svid" carry one CA certificate each in "x5c"). Only the JSON
+// shape is checked here; the certificates are parsed by the certificate layer.
+struct TrustBundle {
+  std::string pem;  // PEM form ("" in SPIFFE form)
+  struct X509Authority {
+    std::string where;   // "trust_bundle.keys[0].x5c[0]", for messages
+    std::string base64;  // the CA certificate, base64 DER
+  };
+  std::vector<X509Authority> x509_authorities;  // SPIFFE form
+};
+
 struct Manifest {
   std::string org;         // slug
   std::string entity_uri;  // the peer's URI SAN
   std::vector<std::string> endpoints;  // https://host:port
   std::optional<std::string> tls_cert_fingerprint;  // 64 lowercase hex
+  std::optional<std::string> trust_domain;          // of a spiffe:// entity_uri
+  std::optional<TrustBundle> trust_bundle;
   std::string source;      // file it came from, for messages
 };
 

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "policy/anchors.hpp"
 #include "policy/config.hpp"
 #include "policy/manifest.hpp"
 
@@ -76,7 +77,7 @@ struct Decision {
   DenyCode code = DenyCode::none;  // the denial (also set in shadow mode, where allow stays true)
   bool shadow = false;         // denial not enforced (enforce:false on grant or globally)
   int status = 200;            // HTTP status when denied (403, 400, 429)
-  bool close_connection = false;  // san_mismatch, fingerprint_mismatch
+  bool close_connection = false;  // identity failures: san_mismatch, fingerprint_mismatch, untrusted_issuer
   uint32_t retry_after_s = 0;  // rate_limited
   const char* message = "";    // one human sentence (static storage)
   bool strip_authorization = false;  // the Bearer fg-<id> header was used: remove it
@@ -131,8 +132,13 @@ class Snapshot {
     int64_t expires_at = 0;
     std::optional<std::string> cert_fingerprint;
     std::vector<std::string> endpoints;
+    std::vector<AnchorInfo> trust_anchors;     // empty: falls back to tls.ca_bundle
+    std::optional<std::string> trust_domain;
   };
   std::vector<PeerInfo> peers() const;
+  // Keys of CAs trusted only as some peer's anchor: a peer without anchors
+  // of its own must not be reached through them (egress checks it too).
+  const std::vector<std::string>& peer_only_anchor_spki() const;
   struct Impl;
   const Impl& impl() const { return *impl_; }
 
@@ -148,16 +154,23 @@ struct CompileResult {
 };
 
 // Validate and compile. Manifests give peers their entity_uri / endpoints /
-// fingerprint when the peer entry does not carry them inline.
-CompileResult compile_policy(const Config& config, const std::vector<Manifest>& manifests);
+// fingerprint / trust_domain when the peer entry does not carry them inline.
+// anchors: each peer's own trust anchors, already loaded (by the certificate
+// layer) from peers[].ca_bundle and the manifests' trust_bundle;
+// ca_bundle_spki: the key hashes of tls.ca_bundle's CAs, what peers without
+// anchors fall back to (see peer_only_anchor_spki).
+CompileResult compile_policy(const Config& config, const std::vector<Manifest>& manifests,
+                             const PeerAnchors& anchors = {},
+                             std::span<const std::string> ca_bundle_spki = {});
 
 Decision evaluate(const Snapshot& snapshot, RateLimiter& limiter, const Subject& subject,
                   const RequestInfo& request, int64_t now_unix_ms) noexcept;
 
 // Who the subject is, without authorizing anything (no grant, route or rate
 // limit): the configured peer its URI SANs (or, insecure mode, its dev slug)
-// name, with a matching certificate pin when the peer has one. Null when
-// none matches, when SANs name two peers, or when the pin differs. Used to
+// name, with a matching certificate pin and a chain to its own trust anchors
+// when the peer has them (else a chain through no other peer's anchors). Null when none matches, when SANs name two peers,
+// or when the pin or the anchors do not match. Used to
 // label requests fedproxy answers itself (the node manifest).
 const PeerEntry* identify(const Snapshot& snapshot, const Subject& subject) noexcept;
 

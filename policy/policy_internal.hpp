@@ -9,6 +9,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -31,6 +32,10 @@ struct PeerEntry {
   std::string allowed_regions;         // compact JSON array or ""
   std::string allowed_artifact_types;  // compact JSON array or ""
   std::vector<uint32_t> grants;        // indexes into Snapshot::Impl::grants
+  // The peer's own trust anchors (SPEC §3); empty = tls.ca_bundle decides.
+  std::vector<AnchorInfo> anchors;
+  std::vector<std::string> anchor_spki;  // their key hashes, sorted and unique
+  std::optional<std::string> trust_domain;
 };
 
 enum class GrantStatus : uint8_t { pending, active, revoked };
@@ -77,6 +82,8 @@ struct Snapshot::Impl {
   std::vector<std::pair<std::string_view, uint32_t>> peer_by_uri;
   std::vector<std::pair<std::string_view, uint32_t>> peer_by_slug;
   std::vector<std::pair<std::string_view, uint32_t>> grant_by_id;
+  // Keys of CAs trusted only as some peer's own anchor (peer_only_anchor_spki).
+  std::vector<std::string> peer_only_anchor_spki;
   bool enforce = true;
   bool limit_reject = false;  // on_limit = reject
   std::string limit_param = "limit";

@@ -218,6 +218,20 @@ bool is_dns_name(std::string_view s) {
   return label > 0 && s.back() != '-';
 }
 
+std::optional<std::string> trust_domain_error(std::string_view s) {
+  bool ok = !s.empty() && s.size() <= 255;
+  for (char c : s) ok = ok && ((c >= 'a' && c <= 'z') || is_digit(c) || c == '.' || c == '-' || c == '_');
+  if (ok) return std::nullopt;
+  return "must be a SPIFFE trust domain: 1 to 255 characters of a-z 0-9 . - _ (got " + quote(s) + ")";
+}
+
+std::optional<std::string_view> spiffe_trust_domain(std::string_view uri) {
+  constexpr std::string_view kScheme = "spiffe://";
+  if (!uri.starts_with(kScheme)) return std::nullopt;
+  uri.remove_prefix(kScheme.size());
+  return uri.substr(0, uri.find('/'));
+}
+
 bool parse_port(std::string_view s, uint16_t* port) {
   if (s.empty() || s.size() > 5) return false;
   uint32_t v = 0;

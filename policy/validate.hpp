@@ -30,6 +30,13 @@ std::optional<std::string> uri_error(std::string_view s, size_t max_bytes = kMax
 // end of a label), at most 253 in all; no trailing dot.
 bool is_dns_name(std::string_view s);
 
+// A SPIFFE trust domain name: 1 to 255 of a-z 0-9 . - _ (SPIFFE ID spec §2.1).
+std::optional<std::string> trust_domain_error(std::string_view s);
+
+// The trust domain of a "spiffe://<trust domain>/<path>" URI; nullopt for
+// any other URI.
+std::optional<std::string_view> spiffe_trust_domain(std::string_view uri);
+
 // Decimal port: 1 to 5 digits, value 0..65535.
 bool parse_port(std::string_view s, uint16_t* port);
 

@@ -47,7 +47,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-say "making a demo PKI (one CA, node certificates for acme-corp and partner-labs)"
+say "making a demo PKI (one CA per organisation: acme-corp, partner-labs, other-org)"
 "$here/make-pki.sh" "$work/pki" >/dev/null
 openssl x509 -in "$work/pki/partner.crt" -noout -subject -ext subjectAltName | sed 's/^/  /'
 
@@ -67,11 +67,14 @@ echo "  example app on 127.0.0.1:$app_port"
 cat > "$work/fedproxy.json" <<JSON
 {
   "node": {"org": "acme-corp", "entity_uri": "spiffe://acme.example/nodes/a"},
-  "tls": {"cert": "pki/node.crt", "key": "pki/node.key", "ca_bundle": "pki/ca.crt", "watch_interval_ms": 1000},
+  "tls": {"cert": "pki/node.crt", "key": "pki/node.key", "ca_bundle": "pki/acme-ca.crt", "watch_interval_ms": 1000},
   "ingress": {"listen": "127.0.0.1:0", "upstream": "127.0.0.1:$app_port"},
   "egress": null,
   "admin": {"listen": "127.0.0.1:0", "token_file": "acme-admin.token"},
-  "peers": [{"org": "partner-labs", "entity_uri": "spiffe://partner-labs.example/nodes/primary"}],
+  "peers": [{"org": "partner-labs", "entity_uri": "spiffe://partner-labs.example/nodes/primary",
+             "ca_bundle": "pki/partner-ca.crt", "trust_domain": "partner-labs.example"},
+            {"org": "other-org", "entity_uri": "spiffe://other-org.example/nodes/a",
+             "ca_bundle": "pki/other-ca.crt", "trust_domain": "other-org.example"}],
   "routes": [{"prefix": "/api/v1/tasks", "resource": "tasks"},
              {"prefix": "/api/v1/notes", "resource": "notes"},
              {"prefix": "/api/v1/credentials", "resource": "credentials"}],
@@ -98,16 +101,17 @@ for _ in $(seq 50); do [ -s "$work/app-a.port" ] && break; sleep 0.1; done
 cat > "$work/partner.json" <<JSON
 {
   "node": {"org": "partner-labs", "entity_uri": "spiffe://partner-labs.example/nodes/primary"},
-  "tls": {"cert": "pki/partner.crt", "key": "pki/partner.key", "ca_bundle": "pki/ca.crt"},
+  "tls": {"cert": "pki/partner.crt", "key": "pki/partner.key", "ca_bundle": "pki/partner-ca.crt"},
   "ingress": {"listen": "127.0.0.1:0", "upstream": "127.0.0.1:$(cat "$work/app-a.port")"},
   "egress": {"listen": "127.0.0.1:0", "heartbeat_interval_ms": 2000},
   "admin": {"listen": "127.0.0.1:0", "token_file": "partner-admin.token"},
   "manifests_dir": "peers",
-  "peers": [{"org": "acme-corp", "endpoints": ["https://127.0.0.1:$port"]}]
+  "peers": [{"org": "acme-corp", "endpoints": ["https://127.0.0.1:$port"],
+             "ca_bundle": "pki/acme-ca.crt", "trust_domain": "acme.example"}]
 }
 JSON
 "$bin" manifest fetch acme-corp --endpoint "https://127.0.0.1:$port" --config "$work/partner.json" | sed 's/^/  /'
-echo "  (stored only because the certificate that served it carries the manifest's entity_uri)"
+echo "  (stored only because the certificate that served it carries the manifest's entity_uri and chains to acme-corp's own CA)"
 "$bin" run --config "$work/partner.json" 2>"$work/partner.log" &
 pids+=($!)
 partner_pid=$!
@@ -122,7 +126,8 @@ echo "  (acme-corp's app saw partner-labs' verified identity and grant; limit=10
 sleep 0.3
 admin_curl partner "http://127.0.0.1:$padmin/status" | python3 -c 'import json,sys; [print("  partner-labs sees peer", p["org"], "state:", p["state"]) for p in json.load(sys.stdin)["peers"]]'
 
-curl_peer() { curl -sS --tlsv1.3 --cert "$work/pki/partner.crt" --key "$work/pki/partner.key" --cacert "$work/pki/ca.crt" "$@"; }
+curl_as() { local who=$1; shift; curl -sS --tlsv1.3 --cert "$work/pki/$who.crt" --key "$work/pki/$who.key" --cacert "$work/pki/acme-ca.crt" "$@"; }
+curl_peer() { curl_as partner "$@"; }
 
 say "1. the same call straight to acme-corp's ingress with curl --cert (TLS 1.3, mTLS)"
 echo "  the client certificate carries URI SAN spiffe://partner-labs.example/nodes/primary and grant id 7d0c6a8e-..."
@@ -139,7 +144,7 @@ for _ in $(seq 8); do codes="$codes $(curl_peer -o /dev/null -w '%{http_code}' "
 echo "  status codes:$codes"
 
 say "4. the same request without a client certificate is refused at the handshake"
-if curl -sS --tlsv1.3 --cacert "$work/pki/ca.crt" "https://localhost:$port/api/v1/tasks" 2>&1 | sed 's/^/  curl: /'; then :; fi
+if curl -sS --tlsv1.3 --cacert "$work/pki/acme-ca.crt" "https://localhost:$port/api/v1/tasks" 2>&1 | sed 's/^/  curl: /'; then :; fi
 sleep 0.2
 grep '"handshake_failed"' "$work/fedproxy.log" | tail -1 | sed 's/^/  fedproxy log: /'
 
@@ -158,6 +163,16 @@ echo "  a web page's request (DNS rebinding, cross-site form) is refused even wi
 admin_curl acme -X POST -H "Host: evil.example:$admin" -w '\n  -> HTTP %{http_code}\n' "http://127.0.0.1:$admin/reload" | sed 's/^/  /'
 admin_curl acme -X POST -H 'Origin: http://evil.example' -w '\n  -> HTTP %{http_code}\n' "http://127.0.0.1:$admin/reload" | sed 's/^/  /'
 
+say "7. each organisation speaks only for itself: other-org's CA cannot issue partner-labs' identity"
+echo "  acme-corp names each peer's own CA (peers[].ca_bundle); /status shows them:"
+admin_curl acme "http://127.0.0.1:$admin/status" | python3 -c 'import json,sys
+for p in json.load(sys.stdin)["peers"]:
+    print("   ", p["org"], "only when issued by:", ", ".join(a["subject"] for a in p["trust_anchors"]) or "tls.ca_bundle")'
+echo "  a certificate with partner-labs' URI SAN, signed by other-org's CA (trusted, but for other-org only):"
+curl_as impostor -w '\n  -> HTTP %{http_code}\n' "https://localhost:$port/api/v1/tasks" | sed 's/^/  /'
+echo "  other-org's own certificate is still other-org (it has no grant here):"
+curl_as other -w '\n  -> HTTP %{http_code}\n' "https://localhost:$port/api/v1/tasks" | sed 's/^/  /'
+
 say "stopping both fedproxy processes (SIGTERM: drains, then exits 0)"
 kill -TERM "$partner_pid"
 wait "$partner_pid" || true
@@ -165,7 +180,7 @@ kill -TERM "$fed_pid"
 rc=0; wait "$fed_pid" || rc=$?
 echo "  fedproxy exited with $rc; its log is in $work/fedproxy.log"
 
-say "7. the audit log: one hash-chained line per request and event"
+say "8. the audit log: one hash-chained line per request and event"
 head -n 2 "$work/audit.jsonl" | cut -c1-220 | sed 's/$/ .../; s/^/  /'
 "$bin" audit verify "$work/audit.jsonl" | sed 's/^/  /'
 say "demo done"

@@ -13,6 +13,18 @@ namespace {
 std::string q(std::string_view s) { return "\"" + http1::json_escape(s) + "\""; }
 const char* b(bool v) { return v ? "true" : "false"; }
 constexpr int64_t kExpiryWarningDays = 30;
+
+// A peer's own anchors; [] = it falls back to tls.ca_bundle.
+std::string trust_anchors_json(const std::vector<policy::AnchorInfo>& anchors) {
+  std::string j = "[";
+  for (size_t i = 0; i < anchors.size(); ++i) {
+    const policy::AnchorInfo& a = anchors[i];
+    j += (i ? ",{" : "{") + std::string("\"subject\":") + q(a.subject) + ",\"sha256\":" + q(a.sha256) +
+         ",\"spki_sha256\":" + q(a.spki_sha256) + ",\"not_after\":" + std::to_string(a.not_after) +
+         ",\"source\":" + q(a.source) + ",\"file\":" + q(a.file) + "}";
+  }
+  return j + "]";
+}
 }  // namespace
 
 core::AdminResponse Runtime::handle_admin(const core::AdminRequest& req) {
@@ -96,9 +108,16 @@ std::vector<std::string> Runtime::expiry_warnings() const {
   }
   if (snap_->policy) {
     for (const auto& p : snap_->policy->peers()) {
-      if (!p.expires_at) continue;
       int64_t days = (p.expires_at - now) / 86400;
-      if (days < kExpiryWarningDays) out.push_back("peer " + p.slug + " expires in " + std::to_string(days) + " days");
+      if (p.expires_at && days < kExpiryWarningDays) {
+        out.push_back("peer " + p.slug + " expires in " + std::to_string(days) + " days");
+      }
+      for (const auto& a : p.trust_anchors) {
+        int64_t days = (a.not_after - now) / 86400;
+        if (days < kExpiryWarningDays) {
+          out.push_back("peer " + p.slug + " trust anchor " + a.subject + " expires in " + std::to_string(days) + " days");
+        }
+      }
     }
   }
   return out;
@@ -155,6 +174,8 @@ std::string Runtime::status_json() const {
         int64_t days = (p.expires_at - now) / 86400;
         j += ",\"expires_at\":" + std::to_string(p.expires_at) + ",\"days_left\":" + std::to_string(days);
       }
+      j += ",\"trust_domain\":" + (p.trust_domain ? q(*p.trust_domain) : std::string("null"));
+      j += ",\"trust_anchors\":" + trust_anchors_json(p.trust_anchors);
       j += "}";
     }
   }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "certwatch/cert_bundle.hpp"
+#include "certwatch/digest.hpp"
 #include "proxy/app/commands.hpp"
 #include "proxy/http1/serializer.hpp"
 #include "proxy/tls/peer_identity.hpp"
@@ -47,7 +48,7 @@ struct Inspected {
 std::string serial_hex(const std::string& raw) {
   size_t i = 0;
   while (i + 1 < raw.size() && raw[i] == '\0') ++i;
-  std::string hex = tls::hex_lower(reinterpret_cast<const unsigned char*>(raw.data()) + i, raw.size() - i);
+  std::string hex = certwatch::hex_lower(reinterpret_cast<const unsigned char*>(raw.data()) + i, raw.size() - i);
   for (char& c : hex) c = static_cast<char>(c >= 'a' && c <= 'f' ? c - 'a' + 'A' : c);
   return hex;
 }

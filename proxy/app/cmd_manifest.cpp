@@ -1,13 +1,17 @@
 // `fedproxy manifest fetch PEER --endpoint URL`: fetch a peer's manifest over
 // mTLS (our node certificate as client certificate) and store it in
 // manifests_dir — only if the certificate that served it carries the
-// manifest's entity_uri as a URI SAN, and the manifest names PEER.
+// manifest's entity_uri as a URI SAN, chains to PEER's own trust anchors when
+// it has some already, and the manifest names PEER.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 
+#include "policy/anchors.hpp"
 #include "policy/manifest.hpp"
 #include "proxy/app/commands.hpp"
+#include "proxy/app/peer_anchors.hpp"
 #include "proxy/app/snapshot.hpp"
 #include "proxy/http1/response_parser.hpp"
 #include "proxy/net/address.hpp"
@@ -92,8 +96,9 @@ int cmd_manifest(const std::vector<std::string>& args) {
         "Usage: fedproxy manifest fetch PEER --endpoint https://HOST:PORT [--config FILE]\n"
         "Fetches PEER's manifest from /.well-known/fedproxy-manifest.json over mTLS, presenting\n"
         "this node's certificate, and stores it as <manifests_dir>/PEER.json — only when the\n"
-        "serving certificate carries the manifest's entity_uri as a URI SAN and the manifest's\n"
-        "org is PEER. Exit 0 when stored, 1 otherwise.");
+        "serving certificate carries the manifest's entity_uri as a URI SAN, chains to PEER's\n"
+        "own trust anchors when it has some (peers[].ca_bundle, or the trust_bundle of the\n"
+        "manifest stored before), and the manifest's org is PEER. Exit 0 when stored, 1 otherwise.");
     return wants_help(args) ? 0 : kExitProblems;
   }
   std::string peer = args.size() > 1 ? args[1] : "";
@@ -148,6 +153,29 @@ int cmd_manifest(const std::vector<std::string>& args) {
                  "fedproxy manifest fetch: refused: the manifest claims entity_uri %s but the certificate that served "
                  "it carries %s\n",
                  m.entity_uri.c_str(), sans.empty() ? "no URI SAN" : sans.front().c_str());
+    return kExitProblems;
+  }
+  // A peer with anchors of its own: the serving chain must reach them, or
+  // another CA of the trust store could hand us this peer's manifest (and
+  // with it a trust bundle of its choosing).
+  const LoadedPeerAnchors anchors = load_peer_anchors(cfg, policy::load_manifest_dir(cfg.manifests_dir).manifests);
+  const auto& chain = fetch.server_identity().chain_spki_sha256;
+  if (auto it = anchors.by_peer.find(peer); it != anchors.by_peer.end() && !it->second.empty()) {
+    std::vector<std::string> keys;
+    for (const auto& a : it->second) keys.push_back(a.spki_sha256);
+    std::sort(keys.begin(), keys.end());
+    if (!policy::chain_reaches_anchor(chain, keys)) {
+      std::fprintf(stderr,
+                   "fedproxy manifest fetch: refused: the certificate that served it is not issued by one of "
+                   "%s's trust anchors (%s)\n",
+                   peer.c_str(), it->second.front().file.c_str());
+      return kExitProblems;
+    }
+  } else if (policy::chain_reaches_anchor(chain, policy::peer_only_anchor_spki(
+                                                     anchors.by_peer, built.snapshot->client_tls->bundle().ca_spki_sha256()))) {
+    std::fprintf(stderr,
+                 "fedproxy manifest fetch: refused: the certificate that served it is issued by another peer's "
+                 "trust anchor, which speaks for that peer only\n");
     return kExitProblems;
   }
   std::filesystem::create_directories(cfg.manifests_dir);

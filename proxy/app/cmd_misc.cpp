@@ -63,7 +63,9 @@ int cmd_check(const std::vector<std::string>& args) {
         "and prints every problem found. Exit 0 when all is well, 1 otherwise.\n"
         "The node certificate must also chain to tls.ca_bundle, not be revoked by tls.crl\n"
         "and be valid now; one expiring within 30 days prints a \"warning:\" line (exit 0),\n"
-        "as does a TCP admin listener without a token (admin.token_file).");
+        "as do a TCP admin listener without a token (admin.token_file) and a tls.ca_bundle\n"
+        "of several CAs while some peer has no trust anchors of its own (peers[].ca_bundle,\n"
+        "manifest trust_bundle).");
     return 0;
   }
   std::string error;

@@ -221,6 +221,9 @@ void Runtime::watch_current_files() {
     if (!f->empty()) files.push_back(*f);
   }
   for (const auto& t : cfg.admin.tokens) files.push_back(t.path);  // a rotated token applies without restart
+  for (const policy::PeerConfig& peer : cfg.peers) {
+    if (!peer.ca_bundle.empty()) files.push_back(peer.ca_bundle);  // its own trust anchors
+  }
   watch_.set_files(std::move(files));
   watch_.set_dirs(cfg.manifests_dir.empty() ? std::vector<std::string>{} : std::vector<std::string>{cfg.manifests_dir});
 }

@@ -6,6 +6,8 @@
 #include "certwatch/cert_bundle.hpp"
 #include "policy/manifest.hpp"
 #include "proxy/app/admin_tokens.hpp"
+#include "proxy/app/peer_anchors.hpp"
+#include "proxy/app/trust_checks.hpp"
 #include "proxy/tls/peer_identity.hpp"
 
 namespace fedproxy::app {
@@ -25,14 +27,16 @@ struct Problems {
   }
 };
 
-bool build_tls(const policy::Config& cfg, Snapshot& snap, Problems& problems) {
+// The trust store is tls.ca_bundle plus every peer's own anchors.
+bool build_tls(const policy::Config& cfg, const std::vector<certwatch::TrustAnchor>& peer_anchors, Snapshot& snap,
+               Problems& problems) {
   certwatch::CertFiles files;
   files.cert = cfg.tls.cert;
   files.key = cfg.tls.key;
   files.ca_bundle = cfg.tls.ca_bundle;
   files.crl = cfg.tls.crl;
   files.allow_insecure_key_perms = env_flag("FEDPROXY_ALLOW_INSECURE_KEY_PERMS");
-  auto loaded = certwatch::load_cert_bundle(files);
+  auto loaded = certwatch::load_cert_bundle(files, peer_anchors);
   if (!loaded.bundle) {
     problems.add(loaded.file, loaded.error);
     return false;
@@ -92,8 +96,18 @@ SnapshotResult build_snapshot(const std::string& config_path, bool tls_only) {
   const policy::Config& cfg = snap->config;
   result.warnings = admin_warnings(cfg);
 
+  // Manifests first: their trust bundles are anchors of the TLS trust store.
+  // (tls_only: the peers' ca_bundle files only; there may be no manifests yet.)
+  policy::ManifestDirResult manifests;
+  if (!tls_only) {
+    manifests = policy::load_manifest_dir(cfg.manifests_dir);
+    for (const auto& p : manifests.problems) problems.add(cfg.manifests_dir, p.to_string());
+  }
+  LoadedPeerAnchors anchors = load_peer_anchors(cfg, manifests.manifests);
+  for (const auto& p : anchors.problems) problems.add(p.file, p.text);
+
   if (!cfg.tls.cert.empty()) {
-    build_tls(cfg, *snap, problems);
+    build_tls(cfg, anchors.all, *snap, problems);
   } else if (!env_flag("FEDPROXY_INSECURE")) {
     problems.add(config_path, "tls: tls.cert and tls.key are not set; refusing to run without TLS unless FEDPROXY_INSECURE=1");
   } else if (!cfg.ingress.listen.is_loopback() && !env_flag("FEDPROXY_ALLOW_INSECURE_NON_LOOPBACK")) {
@@ -108,9 +122,6 @@ SnapshotResult build_snapshot(const std::string& config_path, bool tls_only) {
 
   build_admin_access(cfg, *snap, problems);
 
-  auto manifests = policy::load_manifest_dir(cfg.manifests_dir);
-  for (const auto& p : manifests.problems) problems.add(cfg.manifests_dir, p.to_string());
-
   if (cfg.peers.empty() && cfg.grants.empty()) {
     if (!cfg.authenticate_only) {
       problems.add(config_path,
@@ -119,7 +130,10 @@ SnapshotResult build_snapshot(const std::string& config_path, bool tls_only) {
                    "certificate verifies");
     }
   } else {
-    auto compiled = policy::compile_policy(cfg, manifests.manifests);
+    // What peers without anchors of their own fall back to (insecure mode: no chains, nothing).
+    static const std::vector<std::string> kNone;
+    const auto& ca_bundle_spki = snap->server_tls ? snap->server_tls->bundle().ca_spki_sha256() : kNone;
+    auto compiled = policy::compile_policy(cfg, manifests.manifests, anchors.by_peer, ca_bundle_spki);
     for (const auto& p : compiled.problems) problems.add(config_path, p.to_string());
     snap->policy = compiled.snapshot;
   }
@@ -134,7 +148,9 @@ SnapshotResult build_snapshot(const std::string& config_path, bool tls_only) {
   }
   snap->node_manifest = std::make_shared<const std::string>(policy::manifest_to_json(self));
 
-  if (result.problems.empty()) result.snapshot = std::move(snap);
+  if (!result.problems.empty()) return result;
+  for (auto& w : shared_ca_bundle_warnings(*snap)) result.warnings.push_back(std::move(w));
+  result.snapshot = std::move(snap);
   return result;
 }
 

@@ -28,8 +28,8 @@ struct SnapshotResult {
   std::shared_ptr<const Snapshot> snapshot;  // null when problems is non-empty
   std::vector<std::string> problems;         // "<file>: <where>: <message>", every one found
   std::string first_file;                    // the file of the first problem
-  // Allowed but risky ("admin.listen: ..."): `check` prints them, `run` logs
-  // them at start. Filled whenever the config itself loaded.
+  // Allowed but risky ("admin.listen: ...", a shared multi-CA bundle):
+  // `check` prints them, `run` logs them at start and after each reload.
   std::vector<std::string> warnings;
 };
 

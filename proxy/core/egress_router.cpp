@@ -1,5 +1,6 @@
 #include "proxy/core/egress_router.hpp"
 
+#include <algorithm>
 #include <cctype>
 
 #include "proxy/net/address.hpp"
@@ -46,7 +47,18 @@ std::vector<std::string> EgressRouter::set_peers(const policy::Snapshot* snapsho
           continue;
         }
         std::string pin = peer.cert_fingerprint.value_or("");
+        // A changed anchor set gets new pools: open connections were accepted
+        // under the old anchors.
+        std::vector<std::string> anchors;
+        for (const auto& a : peer.trust_anchors) anchors.push_back(a.spki_sha256);
+        std::sort(anchors.begin(), anchors.end());
+        anchors.erase(std::unique(anchors.begin(), anchors.end()), anchors.end());
+        // Without anchors of its own: no chain through another peer's CA.
+        const std::vector<std::string> refused =
+            anchors.empty() ? snapshot->peer_only_anchor_spki() : std::vector<std::string>{};
         std::string key = endpoint->text + "|" + peer.entity_uri + "|" + pin;
+        for (const auto& a : anchors) key += "|" + a;
+        for (const auto& r : refused) key += "|!" + r;
         auto& pool = pools_[key];
         if (!pool) {
           UpstreamOptions opts = base_;
@@ -54,6 +66,8 @@ std::vector<std::string> EgressRouter::set_peers(const policy::Snapshot* snapsho
           opts.tls = client_tls;
           opts.expected_uri = peer.entity_uri;
           opts.expected_pin = pin;
+          opts.expected_anchor_spki = std::move(anchors);
+          opts.refused_anchor_spki = refused;
           opts.name = "peer " + peer.slug;
           pool = std::make_unique<UpstreamPool>(loop_, std::move(opts));
         } else {

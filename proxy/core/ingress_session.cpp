@@ -360,7 +360,8 @@ void IngressSession::on_upstream_failed(UpstreamFailure failure, const std::stri
     respond_local(504, "upstream_timeout", opts.timeout_message, !ex.request_done);
   } else if (failure == UpstreamFailure::identity_mismatch) {
     respond_local(502, "peer_identity_mismatch",
-                  "The peer's certificate does not carry the identity of its manifest.", !ex.request_done);
+                  "The peer's certificate does not prove the identity of its manifest (URI SAN, pin or trust anchors).",
+                  !ex.request_done);
   } else {
     respond_local(502, opts.unavailable_code,
                   failure == UpstreamFailure::bad_response ? opts.invalid_response_message : opts.unavailable_message,

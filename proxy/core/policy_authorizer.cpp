@@ -42,6 +42,7 @@ const std::string& PolicyAuthorizer::grant_lines(const policy::GrantEntry& g) {
 policy::Subject PolicyAuthorizer::subject_of(const RequestView& r) const {
   policy::Subject subject;
   subject.uri_sans = r.peer.uri_sans;
+  subject.chain_spki_sha256 = r.peer.chain_spki_sha256;
   subject.der_sha256 = r.peer.der_sha256;
   if (r.peer.grant_id) subject.grant_oid = *r.peer.grant_id;
   if (insecure_) {

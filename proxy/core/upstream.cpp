@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "policy/anchors.hpp"
+
 namespace fedproxy::core {
 
 UpstreamConnection::UpstreamConnection(UpstreamPool& pool)
@@ -102,11 +104,16 @@ void UpstreamConnection::on_transport_connected() {
     bool uri_ok = opts.expected_uri.empty() ||
                   std::find(sans.begin(), sans.end(), opts.expected_uri) != sans.end();
     bool pin_ok = opts.expected_pin.empty() || engine->peer().der_sha256 == opts.expected_pin;
-    if (!uri_ok || !pin_ok) {
+    const auto& chain = engine->peer().chain_spki_sha256;
+    bool anchor_ok = opts.expected_anchor_spki.empty()
+                         ? !policy::chain_reaches_anchor(chain, opts.refused_anchor_spki)
+                         : policy::chain_reaches_anchor(chain, opts.expected_anchor_spki);
+    if (!uri_ok || !pin_ok || !anchor_ok) {
       std::string got = sans.empty() ? std::string("no URI SAN") : sans.front();
       fail(UpstreamFailure::identity_mismatch,
-           !uri_ok ? opts.name + " presented " + got + ", expected " + opts.expected_uri
-                   : opts.name + " presented a certificate that does not match its pin");
+           !uri_ok   ? opts.name + " presented " + got + ", expected " + opts.expected_uri
+           : !pin_ok ? opts.name + " presented a certificate that does not match its pin"
+                     : opts.name + " presented a certificate that is not issued by one of its trust anchors");
       return;
     }
   }

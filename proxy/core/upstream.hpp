@@ -44,10 +44,15 @@ class UpstreamUser {
 struct UpstreamOptions {
   policy::Endpoint endpoint;
   // TLS upstreams (egress to a peer): the client context, the URI SAN the
-  // peer's certificate must carry and the optional DER SHA-256 pin.
+  // peer's certificate must carry, the optional DER SHA-256 pin, the key
+  // hashes of the peer's own trust anchors (sorted), one of which its chain
+  // must reach, and, for a peer without anchors, the keys of CAs that speak
+  // only for other peers (sorted), none of which its chain may reach.
   std::shared_ptr<const tls::TlsContext> tls;
   std::string expected_uri;
   std::string expected_pin;
+  std::vector<std::string> expected_anchor_spki;
+  std::vector<std::string> refused_anchor_spki;
   std::string name;  // for messages: the peer slug, or the endpoint
   uint32_t connect_timeout_ms = 5000;
   uint32_t response_timeout_ms = 60000;

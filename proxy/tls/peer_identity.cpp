@@ -3,12 +3,12 @@
 #include "proxy/tls/peer_identity.hpp"
 
 #include "certwatch/cert_bundle.hpp"
+#include "certwatch/digest.hpp"
 
 #include <cstring>
 
 #include <mbedtls/asn1.h>
 #include <mbedtls/oid.h>
-#include <mbedtls/sha256.h>
 #include <mbedtls/x509.h>
 #include <mbedtls/x509_crt.h>
 
@@ -16,12 +16,7 @@ namespace fedproxy::tls {
 
 namespace {
 
-
-std::string sha256_hex(const unsigned char* data, size_t len) {
-  unsigned char digest[32];
-  if (data == nullptr || len == 0 || mbedtls_sha256(data, len, digest, 0) != 0) return {};
-  return hex_lower(digest, sizeof digest);
-}
+using certwatch::sha256_hex;
 
 constexpr char kGrantOid[] = "1.3.6.1.4.1.99999.1";
 
@@ -82,21 +77,11 @@ struct Reader {
   }
 };
 
-constexpr uint8_t kFormatVersion = 2;
+constexpr uint8_t kFormatVersion = 3;  // 3: the chain's CA key hashes
 constexpr uint32_t kMaxSans = 1024;
+constexpr uint32_t kMaxChain = 64;  // mbedTLS verifies at most 8 intermediates
 
 }  // namespace
-
-std::string hex_lower(const unsigned char* data, size_t len) {
-  static const char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(len * 2);
-  for (size_t i = 0; i < len; ++i) {
-    out.push_back(digits[data[i] >> 4]);
-    out.push_back(digits[data[i] & 0x0f]);
-  }
-  return out;
-}
 
 PeerIdentity identity_from_cert(const mbedtls_x509_crt& crt) {
   PeerIdentity id;
@@ -138,9 +123,10 @@ PeerIdentity identity_from_cert(const mbedtls_x509_crt& crt) {
 }
 
 // Layout (all integers big-endian):
-//   u8 version(=1) | u8 flags (1=present, 2=has grant)
+//   u8 version(=3) | u8 flags (1=present, 2=has grant)
 //   u32 n_sans | n x str | str der_sha256 | str spki_sha256 | [str grant]
-//   | str subject | u32 not_after_hi | u32 not_after_lo
+//   | str subject | u32 not_after_hi | u32 not_after_lo | str serial | str issuer
+//   | u32 n_chain | n x str chain_spki_sha256
 // str = u32 length + bytes. The `resumed` flag is not carried: it describes
 // the connection, not the identity.
 std::string PeerIdentity::serialize() const {
@@ -159,6 +145,8 @@ std::string PeerIdentity::serialize() const {
   put_u32(out, static_cast<uint32_t>(na & 0xffffffffu));
   put_str(out, serial_raw);
   put_str(out, issuer_raw);
+  put_u32(out, static_cast<uint32_t>(chain_spki_sha256.size()));
+  for (const auto& h : chain_spki_sha256) put_str(out, h);
   return out;
 }
 
@@ -187,6 +175,12 @@ std::optional<PeerIdentity> PeerIdentity::deserialize(const std::string& bytes) 
   if (!r.str(id.subject) || !r.u32(hi) || !r.u32(lo)) return std::nullopt;
   id.not_after = static_cast<int64_t>((static_cast<uint64_t>(hi) << 32) | lo);
   if (!r.str(id.serial_raw) || !r.str(id.issuer_raw)) return std::nullopt;
+  if (!r.u32(n) || n > kMaxChain) return std::nullopt;
+  for (uint32_t i = 0; i < n; ++i) {
+    std::string h;
+    if (!r.str(h)) return std::nullopt;
+    id.chain_spki_sha256.push_back(std::move(h));
+  }
   if (r.pos != bytes.size()) return std::nullopt;  // trailing garbage
   return id;
 }

@@ -24,6 +24,10 @@ struct PeerIdentity {
   bool resumed = false;                  // restored from a session ticket
   std::string serial_raw;                // certificate serial (DER content bytes)
   std::string issuer_raw;                // issuer Name, DER: for CRL lookups
+  // SHA-256 (64 lowercase hex) of the SubjectPublicKeyInfo of every CA
+  // certificate of the verified chain, trust anchor included (leaf
+  // excluded), from the top down: matched against the peer's own anchors.
+  std::vector<std::string> chain_spki_sha256;
 
   // Compact binary form sealed into session tickets, and its inverse.
   std::string serialize() const;
@@ -33,8 +37,6 @@ struct PeerIdentity {
 // Extract identity fields from a parsed certificate (used by the engine and by
 // `fedproxy cert inspect`). Never fails: missing parts stay empty.
 PeerIdentity identity_from_cert(const mbedtls_x509_crt& crt);
-
-std::string hex_lower(const unsigned char* data, size_t len);
 
 // Whether the certificate behind this identity is listed on crl (a chain of
 // CRLs; issuer matched by DER name). Used to close established connections

@@ -83,7 +83,9 @@ std::shared_ptr<const TlsContext> TlsContext::create(Role role,
   const certwatch::CertBundle& b = *ctx->bundle_;
   ret = mbedtls_ssl_conf_own_cert(conf, b.cert_chain(), b.key());
   if (ret != 0) return set_error("cannot use the node certificate/key (" + code_str(ret) + ")");
-  mbedtls_ssl_conf_ca_chain(conf, b.ca_chain(), b.crl());
+  // tls.ca_bundle and every peer's own anchors: which anchor may speak for
+  // which peer is checked after the handshake (policy, egress pools).
+  mbedtls_ssl_conf_ca_chain(conf, b.trust_store(), b.crl());
 
   if (role == Role::server) {
     if (options.session_tickets) {

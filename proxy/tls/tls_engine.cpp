@@ -13,6 +13,7 @@
 #include <mbedtls/x509_crt.h>
 #include <psa/crypto.h>
 
+#include "certwatch/digest.hpp"
 #include "proxy/tls/ticket_sealer.hpp"
 
 namespace fedproxy::tls {
@@ -218,15 +219,22 @@ int TlsEngine::on_verify(mbedtls_x509_crt* crt, int depth, uint32_t* flags) {
     *flags &= ~static_cast<uint32_t>(MBEDTLS_X509_BADCRL_EXPIRED | MBEDTLS_X509_BADCRL_FUTURE);
   }
   verify_flags_ |= *flags;
-  if (depth == 0) {
-    // mbedTLS calls this from the top of the chain down: depth 0 comes last,
-    // so verify_flags_ now covers the whole chain.
-    if (is_client_) peer_cert_der_.assign(reinterpret_cast<const char*>(crt->raw.p), crt->raw.len);
-    peer_ = identity_from_cert(*crt);
-    peer_.present = verify_flags_ == 0;
-    peer_.resumed = false;
-    cert_seen_ = true;
+  if (depth > 0) {
+    // A CA of the chain being verified (the trust anchor comes first): kept
+    // for the check against the peer's own anchors.
+    chain_spki_.push_back(certwatch::sha256_hex(crt->pk_raw.p, crt->pk_raw.len));
+    if (is_client_) peer_chain_der_.emplace_back(reinterpret_cast<const char*>(crt->raw.p), crt->raw.len);
+    return 0;
   }
+  // mbedTLS calls this from the top of the chain down: depth 0 comes last,
+  // so verify_flags_ now covers the whole chain.
+  if (is_client_) peer_cert_der_.assign(reinterpret_cast<const char*>(crt->raw.p), crt->raw.len);
+  peer_ = identity_from_cert(*crt);
+  peer_.chain_spki_sha256 = std::move(chain_spki_);
+  chain_spki_.clear();
+  peer_.present = verify_flags_ == 0;
+  peer_.resumed = false;
+  cert_seen_ = true;
   return 0;
 }
 
@@ -462,7 +470,8 @@ void TlsEngine::close_notify() {
 // drops the peer certificate. save_session() therefore puts the server's
 // leaf certificate back into the exported session (the `peer_cert` field that
 // MBEDTLS_SSL_KEEP_PEER_CERTIFICATE provides; freed by
-// mbedtls_ssl_session_free), and set_session() reads the identity from it.
+// mbedtls_ssl_session_free), followed by the verified CA chain, and
+// set_session() reads the identity and the chain's key hashes from it.
 // Trusting it on resumption is sound: only the server that issued the ticket
 // knows the resumption secret the PSK binder proves.
 void TlsEngine::set_session(const mbedtls_ssl_session* session) {
@@ -476,8 +485,13 @@ void TlsEngine::set_session(const mbedtls_ssl_session* session) {
     PeerIdentity id = identity_from_cert(*pc);
     id.present = true;
     id.resumed = true;
-    ticket_peer_ = std::move(id);
     peer_cert_der_.assign(reinterpret_cast<const char*>(pc->raw.p), pc->raw.len);
+    peer_chain_der_.clear();
+    for (const mbedtls_x509_crt* ca = pc->next; ca != nullptr && ca->raw.p != nullptr; ca = ca->next) {
+      id.chain_spki_sha256.push_back(certwatch::sha256_hex(ca->pk_raw.p, ca->pk_raw.len));
+      peer_chain_der_.emplace_back(reinterpret_cast<const char*>(ca->raw.p), ca->raw.len);
+    }
+    ticket_peer_ = std::move(id);
   }
 #endif
 }
@@ -495,8 +509,15 @@ bool TlsEngine::save_session(mbedtls_ssl_session* out) const {
     auto* crt = static_cast<mbedtls_x509_crt*>(mbedtls_calloc(1, sizeof(mbedtls_x509_crt)));
     if (crt != nullptr) {
       mbedtls_x509_crt_init(crt);
-      if (mbedtls_x509_crt_parse_der(crt, reinterpret_cast<const unsigned char*>(peer_cert_der_.data()),
-                                     peer_cert_der_.size()) == 0) {
+      // The leaf, then the verified CA chain behind it (the list mbedTLS
+      // frees with the session), so a resumed session keeps both.
+      bool ok = mbedtls_x509_crt_parse_der(crt, reinterpret_cast<const unsigned char*>(peer_cert_der_.data()),
+                                           peer_cert_der_.size()) == 0;
+      for (size_t i = 0; ok && i < peer_chain_der_.size(); ++i) {
+        ok = mbedtls_x509_crt_parse_der(crt, reinterpret_cast<const unsigned char*>(peer_chain_der_[i].data()),
+                                        peer_chain_der_[i].size()) == 0;
+      }
+      if (ok) {
         out->MBEDTLS_PRIVATE(peer_cert) = crt;
       } else {
         mbedtls_x509_crt_free(crt);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <mbedtls/ssl.h>
 
@@ -136,10 +137,13 @@ class TlsEngine {
   uint32_t verify_flags_ = 0;
   int last_error_ = 0;
   PeerIdentity peer_;
+  // The verified chain's CA key hashes, collected top down until depth 0.
+  std::vector<std::string> chain_spki_;
   std::optional<PeerIdentity> ticket_peer_;  // server: restored from a ticket;
                                              // client: identity of an offered session
   std::string saved_session_;                // client: serialized session with ticket
   std::string peer_cert_der_;                // client: server leaf (DER), for save_session()
+  std::vector<std::string> peer_chain_der_;  // client: its verified CA chain (DER), top down, likewise
   std::string error_reason_;
 };
 

@@ -13,10 +13,14 @@ valid and consistent with what fedproxy really accepts.
   fedproxy.json in the ConfigMap.
 - Every example fedproxy.json passes `fedproxy check` with the real binary,
   against a PKI made by examples/docker-compose/make-pki.sh at test time.
+- Each organisation has its own CA and every example names each peer's CA as
+  that peer's trust anchor (peers[].ca_bundle, trust_domain): make-pki.sh
+  makes one CA per organisation and hands each node its peers' CAs.
 - The compose example's two nodes, run as plain processes on 127.0.0.1 with that
   PKI, federate: each app calls the other through its own egress and the peer's
-  ingress, a call outside the grant is refused, and `make-pki.sh renew`
-  rotates a node certificate under the running proxy.
+  ingress, a call outside the grant is refused, a certificate for partner-labs'
+  URI from acme-corp's own CA is refused (403 untrusted_issuer), and
+  `make-pki.sh renew` rotates a node certificate under the running proxy.
 - Every example configures an admin token (SPEC §10): compose makes one per
   node (make-admin-tokens.sh) into a volume mounted read-only where
   admin.token_file points, Kubernetes mounts a Secret (0440) there; `fedproxy
@@ -75,7 +79,8 @@ NODES = {
 # Profiles compose.yaml defines, and the services each one must add.
 PROFILES = {
     "openssl": {"pki-openssl"},
-    "step-ca": {"step-ca", "pki-step", "acme-corp-renewer", "partner-labs-renewer"},
+    "step-ca": {"acme-corp-step-ca", "partner-labs-step-ca", "pki-step", "acme-corp-renewer",
+                "partner-labs-renewer"},
     "tools": {"acme-corp-curl", "partner-labs-curl"},
 }
 BASE_SERVICES = {"acme-corp", "acme-corp-fedproxy", "partner-labs", "partner-labs-fedproxy",
@@ -88,6 +93,21 @@ def run(cmd, timeout=60, env=None, cwd=None):
     return subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, errors="replace",
                           timeout=timeout, env=env, cwd=cwd)
+
+
+def trust_domain_of(uri: str) -> str:
+    assert uri.startswith("spiffe://"), uri
+    return uri[len("spiffe://"):].split("/", 1)[0]
+
+
+def localize_certs(cfg: dict, certs: str) -> None:
+    """Point an example config's certificate paths at make-pki.sh's output for
+    one node: tls.* at DIR/<org>/, each peer's CA at DIR/<org>/peer-cas/<peer>.crt."""
+    cfg["tls"].update(cert=os.path.join(certs, "tls.crt"), key=os.path.join(certs, "tls.key"),
+                      ca_bundle=os.path.join(certs, "ca.crt"))
+    for p in cfg.get("peers", []):
+        if p.get("ca_bundle"):
+            p["ca_bundle"] = os.path.join(certs, "peer-cas", p["org"] + ".crt")
 
 
 def make_pki(directory: str, *args: str) -> None:
@@ -474,17 +494,45 @@ class KubernetesManifestTest(unittest.TestCase):
             self.assertTrue(r.get("from"), "the admin port must be restricted to some sources")
         self.assertTrue(any(ingress in [p["port"] for p in r.get("ports", [])] for r in rules))
 
+    def test_each_peer_names_its_own_ca(self):
+        # Each organisation has its own CA: the peer's anchor comes from the
+        # peer-CA ConfigMap (what the peer handed over), not from this node's
+        # Secret, whose ca.crt is this node's own CA.
+        secret_vol, secret_mount = self.mount_of_volume(lambda v: "secret" in v)
+        manifests = {json.loads(t)["org"]: json.loads(t) for c in self.by_kind["ConfigMap"]
+                     if c is not self.config_map for t in c["data"].values()}
+        self.assertTrue(self.cfg["peers"])
+        for peer in self.cfg["peers"]:
+            with self.subTest(peer=peer["org"]):
+                anchor = peer.get("ca_bundle")
+                self.assertTrue(anchor, "peers[] must name the peer's own CA (ca_bundle)")
+                self.assertFalse(anchor.startswith(secret_mount["mountPath"] + "/"))
+                self.assertEqual(os.path.basename(anchor), peer["org"] + ".crt")
+                mounts = [n for n, m in self.mounts.items() if m["mountPath"] == os.path.dirname(anchor)]
+                self.assertEqual(len(mounts), 1, "nothing mounted at %s" % os.path.dirname(anchor))
+                vol = self.volumes[mounts[0]]
+                self.assertIn("configMap", vol)
+                self.assertNotIn("optional", vol["configMap"], "a missing anchor must stop the pod")
+                self.assertEqual(peer.get("trust_domain"),
+                                 trust_domain_of(manifests[peer["org"]]["entity_uri"]))
+
     def test_demo_client(self):
         # demo/partner-labs-client.yaml: a stand-in peer whose certificate carries
         # the entity_uri of the peer manifest, so acme-corp's fedproxy accepts it
         with open(os.path.join(K8S_DIR, "demo", "partner-labs-client.yaml")) as f:
             docs = [d for d in yaml.safe_load_all(f) if d]
-        cert = next(d for d in docs if d["kind"] == "Certificate")
+        cert = next(d for d in docs if d["kind"] == "Certificate" and not d["spec"].get("isCA"))
         pod = next(d for d in docs if d["kind"] == "Pod")
         peers_cm = [c for c in self.by_kind["ConfigMap"] if c is not self.config_map]
         manifests = [json.loads(t) for c in peers_cm for t in c["data"].values()]
         self.assertIn(cert["spec"]["uris"], [[m["entity_uri"]] for m in manifests])
         self.assertIn("client auth", cert["spec"]["usages"])
+        # the stand-in partner-labs has its own CA, not acme-corp's issuer
+        node_issuer = next(c for c in self.by_kind["Certificate"]
+                           if not c["spec"].get("isCA"))["spec"]["issuerRef"]["name"]
+        self.assertNotEqual(cert["spec"]["issuerRef"]["name"], node_issuer)
+        self.assertIn(cert["spec"]["issuerRef"]["name"],
+                      [d["metadata"]["name"] for d in docs if d["kind"] == "ClusterIssuer"])
         vol = next(v for v in pod["spec"]["volumes"] if "secret" in v)
         self.assertEqual(vol["secret"]["secretName"], cert["spec"]["secretName"])
         self.assertEqual(vol["secret"]["defaultMode"], 0o440)
@@ -521,6 +569,25 @@ class LocalDemoScriptTest(unittest.TestCase):
 
 # --- the real binary ---------------------------------------------------------------
 
+class ComposeTrustAnchorsTest(unittest.TestCase):
+    """Every compose node names each peer's own CA, from the peer-CA files that
+    both PKI options (make-pki.sh, step-issue.sh) write into its certs volume."""
+
+    def test_each_peer_names_its_own_ca(self):
+        for org in NODES:
+            cfg, manifests = compose_node(org)
+            self.assertEqual(cfg["tls"]["ca_bundle"], "/etc/fedproxy/certs/ca.crt")
+            peers = {p["org"]: p for p in cfg["peers"]}
+            self.assertEqual(set(peers), set(NODES) - {org})
+            for peer, p in peers.items():
+                with self.subTest(node=org, peer=peer):
+                    self.assertEqual(p.get("ca_bundle"), "/etc/fedproxy/certs/peer-cas/%s.crt" % peer)
+                    self.assertEqual(p.get("trust_domain"), trust_domain_of(NODES[peer]))
+        for script in ("make-pki.sh", "step-issue.sh"):
+            with open(os.path.join(COMPOSE_DIR, script)) as f:
+                self.assertIn("peer-cas", f.read(), script + " writes the peers' CAs")
+
+
 class PkiAndCheckTest(unittest.TestCase):
     """make-pki.sh makes a PKI fedproxy accepts, and every example config passes
     `fedproxy check` when pointed at it."""
@@ -539,11 +606,18 @@ class PkiAndCheckTest(unittest.TestCase):
             shutil.rmtree(cls.dir, ignore_errors=True)
 
     def test_make_pki_output(self):
-        ca = os.path.join(self.pki, "ca", "ca.crt")
-        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(self.pki, "ca", "ca.key")).st_mode),
-                         0o600)
+        cas = {org: os.path.join(self.pki, "ca", org, "ca.crt") for org in NODES}
+        pems = set()
+        for org, ca in cas.items():
+            self.assertEqual(stat.S_IMODE(os.stat(os.path.join(os.path.dirname(ca), "ca.key")).st_mode),
+                             0o600)
+            with open(ca) as f:
+                pems.add(f.read())
+            self.assertIn("O = %s" % org, run(["openssl", "x509", "-in", ca, "-noout", "-subject"]).stdout)
+        self.assertEqual(len(pems), len(NODES), "each organisation has its own CA")
         for org, uri in NODES.items():
             with self.subTest(node=org):
+                ca = cas[org]
                 d = os.path.join(self.pki, org)
                 key_mode = stat.S_IMODE(os.stat(os.path.join(d, "tls.key")).st_mode)
                 self.assertEqual(key_mode & 0o007, 0, "key is accessible to others: %o" % key_mode)
@@ -561,6 +635,14 @@ class PkiAndCheckTest(unittest.TestCase):
                 self.assertIn("TLS Web Client Authentication", text)
                 with open(os.path.join(d, "ca.crt")) as a, open(ca) as b:
                     self.assertEqual(a.read(), b.read())
+                for peer in NODES:
+                    if peer == org:
+                        continue
+                    # the node's certificate is its own CA's: the peer's CA cannot vouch for it
+                    p = run(["openssl", "verify", "-CAfile", cas[peer], crt])
+                    self.assertNotEqual(p.returncode, 0, "%s's CA verifies %s's certificate" % (peer, org))
+                    with open(os.path.join(d, "peer-cas", peer + ".crt")) as a, open(cas[peer]) as b:
+                        self.assertEqual(a.read(), b.read(), "peer-cas/%s.crt is %s's CA" % (peer, peer))
 
     def test_make_admin_tokens_output(self):
         for org in NODES:
@@ -585,8 +667,7 @@ class PkiAndCheckTest(unittest.TestCase):
         audit to a temp dir holding the manifests), then run `fedproxy check` on it."""
         d = tempfile.mkdtemp(prefix=name + "-", dir=self.dir)
         cfg = copy.deepcopy(cfg)
-        cfg["tls"].update(cert=os.path.join(certs, "tls.crt"), key=os.path.join(certs, "tls.key"),
-                          ca_bundle=os.path.join(certs, "ca.crt"))
+        localize_certs(cfg, certs)
         self.assertTrue(cfg["admin"].get("token_file"), "%s: no admin token configured" % name)
         cfg["admin"]["token_file"] = os.path.join(self.tokens, cfg["node"]["org"], "admin.token")
         if cfg.get("audit"):
@@ -607,6 +688,9 @@ class PkiAndCheckTest(unittest.TestCase):
                          % (what, p.stdout, p.stderr))
         self.assertIn("OK", p.stdout)
         self.assertNotIn("warning: admin.", p.stdout, what)
+        # every peer names its own CA: no shared-bundle warning (a 30-day demo
+        # certificate may still warn that it expires within 30 days)
+        self.assertNotIn("without trust anchors of their own", p.stdout, what)
 
     def test_compose_configs_pass_check(self):
         for org in NODES:
@@ -697,10 +781,7 @@ class ComposeFederationTest(unittest.TestCase):
                     m["endpoints"] = ["https://127.0.0.1:%d" % ingress[m["org"]]]
                     with open(os.path.join(peers, name), "w") as f:
                         json.dump(m, f)
-                certs = os.path.join(cls.pki, org)
-                cfg["tls"].update(cert=os.path.join(certs, "tls.crt"),
-                                  key=os.path.join(certs, "tls.key"),
-                                  ca_bundle=os.path.join(certs, "ca.crt"))
+                localize_certs(cfg, os.path.join(cls.pki, org))
                 cfg["node"]["endpoints"] = ["https://127.0.0.1:%d" % ingress[org]]
                 cfg["ingress"].update(listen="127.0.0.1:%d" % ingress[org],
                                       upstream=cls.backends[org].address)
@@ -770,6 +851,39 @@ class ComposeFederationTest(unittest.TestCase):
                                                       "/elsewhere"))
                               or r.method == "DELETE"],
                              "a refused request reached %s's app" % org)
+
+    def test_own_ca_cannot_speak_for_the_peer(self):
+        # acme-corp's own CA is in acme-corp's trust store, but partner-labs'
+        # anchor is partner-labs' CA: a certificate with partner-labs' URI
+        # from acme-corp's CA is not partner-labs.
+        ca = os.path.join(self.pki, "ca", "acme-corp")
+        d = tempfile.mkdtemp(dir=self.dir)
+        key, csr, crt, ext = (os.path.join(d, n) for n in ("k.pem", "r.csr", "c.pem", "ext"))
+        with open(ext, "w") as f:
+            f.write("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                    "extendedKeyUsage=clientAuth\nsubjectAltName=URI:%s\n" % NODES["partner-labs"])
+        for cmd in (["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                     "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=not partner-labs"],
+                    ["openssl", "x509", "-req", "-in", csr, "-CA", os.path.join(ca, "ca.crt"),
+                     "-CAkey", os.path.join(ca, "ca.key"), "-set_serial", "7", "-days", "1",
+                     "-extfile", ext, "-out", crt]):
+            p = run(cmd)
+            self.assertEqual(p.returncode, 0, p.stderr)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        ctx.load_verify_locations(os.path.join(ca, "ca.crt"))
+        ctx.load_cert_chain(crt, key)
+        port = int(self.proxies["acme-corp"].config["ingress"]["listen"].rsplit(":", 1)[1])
+        c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=20)
+        try:
+            c.request("GET", "/api/v1/tasks?impostor=1")
+            r = c.getresponse()
+            body = r.read()
+        finally:
+            c.close()
+        self.assertEqual(r.status, 403, body[:300])
+        self.assertEqual(json.loads(body)["error"], "untrusted_issuer")
+        self.assertFalse([q for q in self.backends["acme-corp"].snapshot() if "impostor" in q.target])
 
     def test_peers_become_active(self):
         for org in NODES:

@@ -63,6 +63,7 @@ const char* kSpecExample = R"({
   "workers": 1,
   "manifests_dir": "peers/",
   "peers": [{"org": "partner-labs", "trust_level": "verified",
+             "ca_bundle": "peers/partner-labs-ca.pem", "trust_domain": "partner-labs.example",
              "cert_fingerprint": null, "expires_at": null,
              "allowed_regions": null, "allowed_artifact_types": null}],
   "routes": [{"prefix": "/api/v1/tasks", "resource": "tasks"}],
@@ -110,6 +111,8 @@ TEST_CASE("the SPEC §11 example parses and every field comes out right") {
   CHECK(c.peers[0].org == "partner-labs");
   CHECK(c.peers[0].trust_level == "verified");
   CHECK_FALSE(c.peers[0].cert_fingerprint.has_value());
+  CHECK(c.peers[0].ca_bundle == "/etc/fedproxy/peers/partner-labs-ca.pem");  // relative to the config file
+  CHECK(c.peers[0].trust_domain == std::optional<std::string>("partner-labs.example"));
   CHECK_FALSE(c.peers[0].expires_at.has_value());
   CHECK_FALSE(c.peers[0].allowed_regions.has_value());
   CHECK_FALSE(c.peers[0].allowed_artifact_types.has_value());
@@ -549,6 +552,12 @@ TEST_CASE("validation rules") {
       {R"("peers": [{"org": "p1p", "allowed_regions": ["eu", 3]}])", "peers[0].allowed_regions[1]", "must be a string"},
       {R"("peers": [{"org": "p1p", "allowed_artifact_types": [""]}])", "peers[0].allowed_artifact_types[0]", "must not be empty"},
       {R"("peers": [{"org": "p1p", "entity_uri": "no-scheme"}])", "peers[0].entity_uri", "absolute URI with a scheme"},
+      {R"("peers": [{"org": "p1p", "ca_bundle": ""}])", "peers[0].ca_bundle", "must not be empty"},
+      {R"("peers": [{"org": "p1p", "ca_bundle": ["a.pem"]}])", "peers[0].ca_bundle", "path string or null"},
+      {R"("peers": [{"org": "p1p", "ca_bundel": "a.pem"}])", "peers[0].ca_bundel", "did you mean \"ca_bundle\""},
+      {R"("peers": [{"org": "p1p", "trust_domain": "Partner.example"}])", "peers[0].trust_domain", "SPIFFE trust domain"},
+      {R"("peers": [{"org": "p1p", "trust_domain": ""}])", "peers[0].trust_domain", "SPIFFE trust domain"},
+      {R"("peers": [{"org": "p1p", "trust_domain": "a/b"}])", "peers[0].trust_domain", "SPIFFE trust domain"},
       {R"("peers": [{"org": "p1p", "entity_uri": "spiffe://a b"}])", "peers[0].entity_uri", "whitespace"},
       {R"("peers": [{"org": "p1p", "endpoints": ["partner.example:8443"]}])", "peers[0].endpoints[0]", "https:// URL"},
       {R"("peers": [{"org": "p1p", "endpoints": ["https://partner.example:0"]}])", "peers[0].endpoints[0]", "invalid port"},

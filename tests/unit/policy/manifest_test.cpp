@@ -4,6 +4,7 @@
 #include "policy/manifest.hpp"
 
 #include <doctest/doctest.h>
+#include <picojson.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -221,4 +222,99 @@ TEST_CASE("load_manifest_dir: empty, missing, not a directory") {
   ManifestDirResult e = load_manifest_dir(empty.path.string());
   CHECK(e.manifests.empty());
   CHECK(e.problems.empty());
+}
+
+namespace {
+
+const std::string kManifestHead =
+    R"({"org": "partner-labs", "entity_uri": "spiffe://partner-labs.example/nodes/primary", "endpoints": [])";
+const std::string kPem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+ManifestResult with_bundle(const std::string& members) {
+  return parse_manifest(kManifestHead + ", " + members + "}", "peers/partner-labs.json");
+}
+
+}  // namespace
+
+TEST_CASE("trust_bundle: PEM text is kept for the certificate layer") {
+  ManifestResult r = with_bundle(R"("trust_domain": "partner-labs.example", "trust_bundle": )" +
+                                 picojson::value(kPem).serialize());
+  INFO(dump(r.problems));
+  REQUIRE(r.manifest.has_value());
+  REQUIRE(r.manifest->trust_bundle.has_value());
+  CHECK(r.manifest->trust_bundle->pem == kPem);
+  CHECK(r.manifest->trust_bundle->x509_authorities.empty());
+  CHECK(r.manifest->trust_domain == std::optional<std::string>("partner-labs.example"));
+  // Absent or null: no bundle, the peer has no anchors from its manifest.
+  CHECK_FALSE(with_bundle(R"("trust_bundle": null)").manifest->trust_bundle.has_value());
+}
+
+TEST_CASE("trust_bundle: a SPIFFE bundle's x509-svid keys, other uses skipped") {
+  ManifestResult r = with_bundle(R"("trust_bundle": {"spiffe_refresh_hint": 300, "keys": [
+      {"use": "jwt-svid", "kty": "EC", "kid": "j1"},
+      {"use": "x509-svid", "kty": "EC", "x5c": ["MIIBzzCCAXWgAwIBAgIU"]},
+      {"use": "x509-svid", "kty": "RSA", "x5c": ["MIIDdzCCAl+gAwIBAgIE"]}]})");
+  INFO(dump(r.problems));
+  REQUIRE(r.manifest.has_value());
+  const TrustBundle& tb = *r.manifest->trust_bundle;
+  CHECK(tb.pem.empty());
+  REQUIRE(tb.x509_authorities.size() == 2);
+  CHECK(tb.x509_authorities[0].where == "trust_bundle.keys[1].x5c[0]");
+  CHECK(tb.x509_authorities[0].base64 == "MIIBzzCCAXWgAwIBAgIU");
+  CHECK(tb.x509_authorities[1].where == "trust_bundle.keys[2].x5c[0]");
+}
+
+TEST_CASE("trust_bundle and trust_domain: every malformed shape is a located problem") {
+  struct Bad {
+    std::string members, where, fragment;
+  } cases[] = {
+      {R"("trust_bundle": 7)", "trust_bundle", "PEM string or a SPIFFE bundle"},
+      {R"("trust_bundle": "no certificates here")", "trust_bundle", "BEGIN CERTIFICATE"},
+      {R"("trust_bundle": {"spiffe_refresh_hint": 1})", "trust_bundle.keys", "required"},
+      {R"("trust_bundle": {"keys": {}})", "trust_bundle.keys", "required"},
+      {R"("trust_bundle": {"keys": []})", "trust_bundle.keys", "x509-svid"},
+      {R"("trust_bundle": {"keys": [{"use": "jwt-svid"}]})", "trust_bundle.keys", "x509-svid"},
+      {R"("trust_bundle": {"keys": ["x"]})", "trust_bundle.keys[0]", "object"},
+      {R"("trust_bundle": {"keys": [{"use": "x509-svid"}]})", "trust_bundle.keys[0].x5c", "exactly one"},
+      {R"("trust_bundle": {"keys": [{"use": "x509-svid", "x5c": ["a", "b"]}]})", "trust_bundle.keys[0].x5c",
+       "exactly one"},
+      {R"("trust_bundle": {"keys": [{"use": "x509-svid", "x5c": [""]}]})", "trust_bundle.keys[0].x5c",
+       "exactly one"},
+      {R"("trust_domain": "Partner.Example")", "trust_domain", "SPIFFE trust domain"},
+      {R"("trust_domain": 5)", "trust_domain", "string"},
+  };
+  for (const Bad& b : cases) {
+    CAPTURE(b.members);
+    ManifestResult r = with_bundle(b.members);
+    INFO(dump(r.problems));
+    CHECK_FALSE(r.manifest.has_value());
+    CHECK(has_problem(r.problems, "peers/partner-labs.json: " + b.where, b.fragment));
+  }
+}
+
+TEST_CASE("manifest_to_json keeps trust_domain and both trust_bundle forms") {
+  for (bool spiffe : {false, true}) {
+    CAPTURE(spiffe);
+    Manifest m;
+    m.org = "partner-labs";
+    m.entity_uri = "spiffe://partner-labs.example/nodes/primary";
+    m.trust_domain = "partner-labs.example";
+    TrustBundle tb;
+    if (spiffe) {
+      tb.x509_authorities = {{"", "MIIBzzCC"}, {"", "MIIDdzCC"}};
+    } else {
+      tb.pem = kPem;
+    }
+    m.trust_bundle = tb;
+    ManifestResult back = parse_manifest(manifest_to_json(m), "self");
+    INFO(dump(back.problems));
+    REQUIRE(back.manifest.has_value());
+    CHECK(back.manifest->trust_domain == m.trust_domain);
+    REQUIRE(back.manifest->trust_bundle.has_value());
+    CHECK(back.manifest->trust_bundle->pem == tb.pem);
+    REQUIRE(back.manifest->trust_bundle->x509_authorities.size() == tb.x509_authorities.size());
+    for (size_t i = 0; i < tb.x509_authorities.size(); ++i) {
+      CHECK(back.manifest->trust_bundle->x509_authorities[i].base64 == tb.x509_authorities[i].base64);
+    }
+  }
 }

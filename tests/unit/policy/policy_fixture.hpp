@@ -72,13 +72,15 @@ inline std::string dump(const CompileResult& r) {
   return out;
 }
 
-inline CompileResult compile_json(const std::string& json, const std::vector<Manifest>& manifests = {}) {
-  return compile_policy(parse_ok(json), manifests);
+inline CompileResult compile_json(const std::string& json, const std::vector<Manifest>& manifests = {},
+                                  const PeerAnchors& anchors = {}) {
+  return compile_policy(parse_ok(json), manifests, anchors);
 }
 
 inline std::shared_ptr<const Snapshot> compile_ok(const std::string& json,
-                                                  const std::vector<Manifest>& manifests = {}) {
-  CompileResult r = compile_json(json, manifests);
+                                                  const std::vector<Manifest>& manifests = {},
+                                                  const PeerAnchors& anchors = {}) {
+  CompileResult r = compile_json(json, manifests, anchors);
   INFO("compile problems:\n" << dump(r));
   REQUIRE(r.problems.empty());
   REQUIRE(r.snapshot != nullptr);
@@ -104,6 +106,7 @@ inline std::string grant(const std::string& id, const std::string& fields) {
 struct Call {
   std::vector<std::string> sans{kPartnerUri};
   std::string fingerprint = std::string(64, 'b');
+  std::vector<std::string> chain;  // the verified chain's CA key hashes
   std::optional<std::string> oid;
   std::string dev_peer;
   std::string method = "GET";
@@ -116,6 +119,7 @@ struct Call {
     Subject subject;
     subject.uri_sans = sans;
     subject.der_sha256 = fingerprint;
+    subject.chain_spki_sha256 = chain;
     if (oid) subject.grant_oid = std::string_view(*oid);
     subject.dev_peer = dev_peer;
     RequestInfo info;

@@ -24,12 +24,6 @@ tls::PeerIdentity parse_identity(const std::string& pem) {
 
 }  // namespace
 
-TEST_CASE("hex_lower") {
-  const unsigned char b[] = {0x00, 0x0f, 0xa0, 0xff};
-  CHECK(tls::hex_lower(b, 4) == "000fa0ff");
-  CHECK(tls::hex_lower(b, 0).empty());
-}
-
 TEST_CASE("identity_from_cert: URI SANs, grant, fingerprints, subject, not_after") {
   TestCa ca;
   CertSpec s;
@@ -95,6 +89,7 @@ TEST_CASE("serialize / deserialize round trip") {
   id.subject = "CN=x";
   id.not_after = -5;
   id.resumed = true;
+  id.chain_spki_sha256 = {std::string(64, 'c'), std::string(64, 'd')};
   auto back = tls::PeerIdentity::deserialize(id.serialize());
   REQUIRE(back.has_value());
   CHECK(back->present);
@@ -104,6 +99,7 @@ TEST_CASE("serialize / deserialize round trip") {
   CHECK(back->grant_id == id.grant_id);
   CHECK(back->subject == id.subject);
   CHECK(back->not_after == -5);
+  CHECK(back->chain_spki_sha256 == id.chain_spki_sha256);
   CHECK_FALSE(back->resumed);  // a property of the connection, not carried
 
   tls::PeerIdentity empty;
@@ -111,6 +107,7 @@ TEST_CASE("serialize / deserialize round trip") {
   REQUIRE(e.has_value());
   CHECK_FALSE(e->present);
   CHECK_FALSE(e->grant_id.has_value());
+  CHECK(e->chain_spki_sha256.empty());
   id.grant_id.reset();
   auto g = tls::PeerIdentity::deserialize(id.serialize());
   REQUIRE(g.has_value());
@@ -123,6 +120,7 @@ TEST_CASE("deserialize rejects garbage, truncation and trailing bytes") {
   id.uri_sans = {"spiffe://partner/x"};
   id.der_sha256 = std::string(64, 'c');
   id.grant_id = "grant";
+  id.chain_spki_sha256 = {std::string(64, 'e')};
   const std::string good = id.serialize();
   for (size_t n = 0; n < good.size(); ++n) {
     CHECK_FALSE(tls::PeerIdentity::deserialize(good.substr(0, n)).has_value());
@@ -134,6 +132,15 @@ TEST_CASE("deserialize rejects garbage, truncation and trailing bytes") {
   std::string huge_count = good;
   huge_count[2] = '\x7f';  // n_sans high byte
   CHECK_FALSE(tls::PeerIdentity::deserialize(huge_count).has_value());
+  // A ticket sealed before the chain was carried (format 2) does not resume:
+  // its identity could not be checked against the peer's trust anchors.
+  std::string format2 = good;
+  format2[0] = 2;
+  CHECK_FALSE(tls::PeerIdentity::deserialize(format2).has_value());
+  // The chain count is bounded (the last field: u32 count, then one string).
+  std::string huge_chain = good;
+  huge_chain[good.size() - 4 - 64 - 4] = '\x7f';
+  CHECK_FALSE(tls::PeerIdentity::deserialize(huge_chain).has_value());
 
   std::mt19937 rng(12345);
   for (int i = 0; i < 20000; ++i) {

@@ -47,6 +47,16 @@ bool connect(std::shared_ptr<const tls::TlsContext> sctx, std::shared_ptr<const 
   return true;
 }
 
+tls::PeerIdentity identity_of_ca(const TlsEnv& env) {
+  mbedtls_x509_crt crt;
+  mbedtls_x509_crt_init(&crt);
+  const std::string& pem = env.ca.cert_pem();
+  REQUIRE(mbedtls_x509_crt_parse(&crt, reinterpret_cast<const unsigned char*>(pem.c_str()), pem.size() + 1) == 0);
+  tls::PeerIdentity id = tls::identity_from_cert(crt);
+  mbedtls_x509_crt_free(&crt);
+  return id;
+}
+
 void check_same_identity(const tls::PeerIdentity& a, const tls::PeerIdentity& b) {
   CHECK(a.present);
   CHECK(b.present);
@@ -82,12 +92,22 @@ TEST_CASE("resumption keeps the client identity of the original handshake") {
   check_same_identity(original, again);
   // The client keeps the server's identity too (egress checks its URI SAN).
   check_same_identity(client_view_1, client_view_2);
+  // Both keep the verified chain's CA key hashes (checked against the
+  // peer's own trust anchors): sealed in the ticket, kept with the session.
+  const std::string ca_spki = identity_of_ca(env).spki_sha256;
+  CHECK(original.chain_spki_sha256 == std::vector<std::string>{ca_spki});
+  CHECK(again.chain_spki_sha256 == original.chain_spki_sha256);
+  CHECK(client_view_1.chain_spki_sha256 == std::vector<std::string>{ca_spki});
+  CHECK(client_view_2.chain_spki_sha256 == client_view_1.chain_spki_sha256);
 
   // A resumed session yields a fresh ticket that resumes again, same identity.
   tls::PeerIdentity third;
-  REQUIRE(connect(sctx, cctx, &second.s, nullptr, &third, &resumed));
+  tls::PeerIdentity client_view_3;
+  REQUIRE(connect(sctx, cctx, &second.s, nullptr, &third, &resumed, &client_resumed, &client_view_3));
   CHECK(resumed);
   check_same_identity(original, third);
+  CHECK(third.chain_spki_sha256 == original.chain_spki_sha256);
+  CHECK(client_view_3.chain_spki_sha256 == client_view_1.chain_spki_sha256);
 }
 
 TEST_CASE("a saved session can be offered several times") {

@@ -93,6 +93,23 @@ TEST_CASE("full handshake, identities, data both ways") {
   CHECK(pair.server_status == Status::ok);
 }
 
+TEST_CASE("the verified chain's CA key hashes: the CA that verified the peer, on both sides") {
+  TlsEnv env;
+  TestCa other{"other org CA"};
+  CertSpec c;
+  c.subject = "CN=other node,O=other";
+  c.uri_sans = {kClientUri};
+  auto client_bundle = env.client_bundle_for(other, c, "other-client");
+  // The server trusts both CAs; the client's chain goes through `other`.
+  auto server_bundle = make_bundle(env.dir, "both", env.server_node, env.ca.cert_pem() + other.cert_pem());
+  tls::TlsEngine server(TlsEnv::context(tls::Role::server, server_bundle));
+  tls::TlsEngine client(TlsEnv::context(tls::Role::client, client_bundle));
+  TlsPair pair(client, server);
+  REQUIRE(pair.handshake());
+  CHECK(server.peer().chain_spki_sha256 == std::vector<std::string>{identity_of_pem(other.cert_pem()).spki_sha256});
+  CHECK(client.peer().chain_spki_sha256 == std::vector<std::string>{identity_of_pem(env.ca.cert_pem()).spki_sha256});
+}
+
 TEST_CASE("server keeps the identity, not mbedTLS's copy of the client certificate") {
   TlsEnv env;
   tls::TlsEngine server(env.server_ctx());
