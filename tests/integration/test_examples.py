@@ -498,7 +498,7 @@ class KubernetesManifestTest(unittest.TestCase):
         # Each organisation has its own CA: the peer's anchor comes from the
         # peer-CA ConfigMap (what the peer handed over), not from this node's
         # Secret, whose ca.crt is this node's own CA.
-        secret_vol, secret_mount = self.mount_of_volume(lambda v: "secret" in v)
+        _, secret_mount = self.secret_mounted_at(os.path.dirname(self.cfg["tls"]["cert"]))
         manifests = {json.loads(t)["org"]: json.loads(t) for c in self.by_kind["ConfigMap"]
                      if c is not self.config_map for t in c["data"].values()}
         self.assertTrue(self.cfg["peers"])
