@@ -21,6 +21,7 @@
 #include <thread>
 #include <utility>
 
+#include "policy/target.hpp"
 #include "policy/validate.hpp"
 
 namespace fedproxy::policy {
@@ -904,28 +905,14 @@ class Loader {
     }
   }
 
-  // Request paths are normalised before matching (SPEC §4), so a prefix that
-  // is not normalised could never match: reject it.
+  // A prefix follows the request-target rules (SPEC §4: canonicalize_target
+  // under path_policy "reject"), so what no request could ever be is an
+  // error; compile_policy matches requests against its canonical form.
   static std::optional<std::string> route_prefix_error(const std::string& p) {
     if (p.empty() || p[0] != '/') return "must start with \"/\" (got " + quote(p) + ")";
-    for (unsigned char ch : p) {
-      if (ch <= 0x20 || ch == 0x7f || ch == '?' || ch == '#') {
-        return "must be a path without spaces, control characters, '?' or '#' (got " + quote(p) +
-               ")";
-      }
-    }
-    std::string_view rest(p);
-    rest.remove_prefix(1);
-    while (!rest.empty()) {
-      size_t slash = rest.find('/');
-      std::string_view seg = rest.substr(0, slash);
-      bool last = slash == std::string_view::npos;
-      if ((seg.empty() && !last) || seg == "." || seg == "..") {
-        return "must be a normalised path (no \"//\", \".\" or \"..\" segments), got " + quote(p);
-      }
-      if (last) break;
-      rest.remove_prefix(slash + 1);
-    }
+    const TargetResult t = canonicalize_target(p, "GET", PathPolicy::reject);
+    if (t.status != TargetStatus::ok) return "is not a canonical path: " + std::string(t.detail) + " (got " + quote(p) + ")";
+    if (t.target.has_query) return "must be a path without a query ('?') (got " + quote(p) + ")";
     return std::nullopt;
   }
 

@@ -41,6 +41,7 @@ bool Worker::start(const std::shared_ptr<const Snapshot>& snap, const ListenPlan
   if (plan.egress) {
     core::IngressOptions opts = ingress_options(cfg);
     opts.direction = "egress";
+    opts.canonicalize_targets = false;  // the peer's fedproxy canonicalizes (docs/design.md)
     opts.unavailable_code = "peer_unavailable";
     opts.unavailable_message = "The peer cannot be reached.";
     opts.timeout_message = "The peer did not answer in time.";

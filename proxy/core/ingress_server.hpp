@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "policy/config.hpp"
+#include "policy/target.hpp"
 #include "proxy/core/authorizer.hpp"
 #include "proxy/core/events.hpp"
 #include "proxy/core/upstream.hpp"
@@ -35,6 +36,11 @@ struct IngressOptions {
   const char* timeout_message = "The local application did not answer in time.";
   const char* invalid_response_message = "The local application sent an invalid response.";
   const char* direction = "ingress";  // "egress" on the egress listener (metrics label)
+  // Ingress canonicalizes every request-target before anything reads it
+  // (SPEC §4), under http.path_policy. Egress forwards targets to a peer's
+  // fedproxy, which canonicalizes them itself.
+  bool canonicalize_targets = true;
+  policy::PathPolicy path_policy = policy::PathPolicy::reject;
 };
 
 class IngressSession;

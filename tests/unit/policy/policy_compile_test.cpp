@@ -308,14 +308,53 @@ TEST_CASE("peers: duplicate entity_uri, node's own entity_uri") {
   CHECK(r.problems.size() == 2);
 }
 
-TEST_CASE("routes: prefixes equal once normalised, malformed prefixes") {
+TEST_CASE("routes: prefixes equal once canonicalized, compared case-insensitively") {
   CompileResult r = compile_json(R"({"node": {"org": "acme-corp", "entity_uri": "spiffe://acme.example/nodes/a"},
     "routes": [{"prefix": "/api/v1/tasks", "resource": "tasks"},
                {"prefix": "/api/v1/%74asks", "resource": "tasks2"},
-               {"prefix": "/api/%zz", "resource": "bad"}]})");
+               {"prefix": "/API/V1/Tasks", "resource": "tasks3"},
+               {"prefix": "/api/v1/%6Eotes", "resource": "notes"},
+               {"prefix": "/api/v1/notes/", "resource": "notes_dir"}]})");
   INFO(dump(r));
-  CHECK(find_problem(r, "routes[1].prefix", "same path as routes[0]"));
-  CHECK(find_problem(r, "routes[2].prefix", "not a valid path"));
+  CHECK(find_problem(r, "routes[1].prefix", "same path as routes[0] once canonicalized (\"/api/v1/tasks\""));
+  CHECK(find_problem(r, "routes[2].prefix", "same path as routes[0]"));
+  CHECK(r.problems.size() == 2);
+}
+
+TEST_CASE("routes: matched on whole segments, ASCII case-insensitively") {
+  auto snap = compile_ok(R"({"node": {"org": "acme-corp", "entity_uri": "spiffe://acme.example/nodes/a"},
+    "peers": [{"org": "partner-labs", "entity_uri": "spiffe://partner-labs.example/nodes/primary"}],
+    "routes": [{"prefix": "/Api/V1/Tasks", "resource": "tasks"},
+               {"prefix": "/api/v1/tasks/archive", "resource": "archive"},
+               {"prefix": "/caf%C3%A9", "resource": "cafe"}],
+    "grants": [{"id": "g1", "peer": "partner-labs", "resources": ["tasks", "cafe"],
+                "excluded_resources": ["archive"], "status": "active"}]})");
+  RateLimiter limiter;
+  struct R {
+    const char* target;
+    DenyCode code;
+    const char* resource;
+  };
+  const R cases[] = {
+      {"/api/v1/tasks", DenyCode::none, "tasks"},
+      {"/API/V1/TASKS/1", DenyCode::none, "tasks"},
+      {"/aPi/v1/tAsKs/", DenyCode::none, "tasks"},
+      {"/api/v1/tasksx", DenyCode::no_route, nullptr},
+      {"/api/v1/Tasks/ARCHIVE", DenyCode::resource_excluded, "archive"},
+      {"/API/V1/TASKS/Archive/2024", DenyCode::resource_excluded, "archive"},
+      {"/api/v1/tasks/archived", DenyCode::none, "tasks"},
+      {"/caf%c3%a9/menu", DenyCode::none, "cafe"},
+      {"/CAF%C3%A9", DenyCode::none, "cafe"},
+      {"/caf%C3%89", DenyCode::no_route, nullptr},  // ASCII only: É is not é
+  };
+  for (const R& c : cases) {
+    INFO(std::string(c.target));
+    Call call;
+    call.target = c.target;
+    Decision d = call.run(*snap, limiter);
+    CHECK(d.code == c.code);
+    if (c.resource) CHECK(d.resource == c.resource);
+  }
 }
 
 TEST_CASE("routes: a prefix with an unreserved escape still matches") {
