@@ -298,7 +298,7 @@ const value* member(const object& o, std::string_view key) {
 
 const std::vector<std::string_view> kTopKeys = {
     "node",     "tls",    "ingress",  "egress",  "admin",     "workers",
-    "manifests_dir", "peers", "routes", "grants", "audit",   "limits",
+    "manifests_dir", "peers", "routes", "grants", "http",    "audit",   "limits",
     "timeouts", "shutdown_grace_ms", "enforce", "authenticate_only", "limit_param", "on_limit",
     "log_requests", "$schema",  "_comment"};
 const std::vector<std::string_view> kNodeKeys = {"org", "entity_uri", "endpoints"};
@@ -313,6 +313,9 @@ const std::vector<std::string_view> kPeerKeys = {
     "org", "trust_level", "cert_fingerprint", "expires_at", "allowed_regions",
     "allowed_artifact_types", "entity_uri", "endpoints"};
 const std::vector<std::string_view> kRouteKeys = {"prefix", "resource", "sensitive"};
+const std::vector<std::string_view> kHttpKeys = {"path_policy", "headers_with_underscores"};
+const std::vector<std::string_view> kPathPolicies = {"reject", "rewrite"};
+const std::vector<std::string_view> kUnderscoreHeaders = {"reject", "drop", "allow"};
 const std::vector<std::string_view> kAuditKeys = {"path"};
 const std::vector<std::string_view> kLimitsKeys = {
     "max_connections",  "max_header_bytes",     "max_request_line_bytes",
@@ -356,6 +359,7 @@ class Loader {
     if (auto* v = member(o, "peers")) load_peers(*v, c);
     if (auto* v = member(o, "routes")) load_routes(*v, c.routes);
     if (auto* v = member(o, "grants")) load_grants(*v, c.grants);
+    if (auto* v = member(o, "http")) load_http(*v, c.http);
     if (auto* v = member(o, "audit")) load_audit(*v, c.audit);
     if (auto* v = member(o, "limits")) load_limits(*v, c.limits);
     std::optional<uint32_t> grace_in_timeouts;
@@ -934,6 +938,22 @@ class Loader {
       std::string s;
       if (!read_nonempty_string(*id, where + ".id", s)) continue;
       grants.push_back({a[i].serialize(), where});
+    }
+  }
+
+  void load_http(const value& v, HttpConfig& http) {
+    const object* o = as_object(v, "http");
+    if (!o) return;
+    check_keys(*o, "http", kHttpKeys);
+    std::string s;
+    if (auto* f = member(*o, "path_policy"); f && read_enum(*f, "http.path_policy", kPathPolicies, s)) {
+      http.path_policy = s == "rewrite" ? PathPolicy::rewrite : PathPolicy::reject;
+    }
+    if (auto* f = member(*o, "headers_with_underscores");
+        f && read_enum(*f, "http.headers_with_underscores", kUnderscoreHeaders, s)) {
+      http.headers_with_underscores = s == "allow"  ? HttpConfig::Underscores::allow
+                                      : s == "drop" ? HttpConfig::Underscores::drop
+                                                    : HttpConfig::Underscores::reject;
     }
   }
 

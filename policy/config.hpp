@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "policy/target.hpp"
+
 namespace fedproxy::policy {
 
 // A listen or upstream address: "host:port", "[v6]:port" or "unix:/path".
@@ -82,6 +84,18 @@ struct GrantConfig {
   std::string where;  // "grants[3]", for messages
 };
 
+// http (SPEC §4, §5): how ingress reads request-targets and header names.
+struct HttpConfig {
+  PathPolicy path_policy = PathPolicy::reject;  // "reject" | "rewrite"
+  // A header name holding "_" (WSGI/CGI read "_" and "-" alike):
+  enum class Underscores : uint8_t {
+    reject,  // 400 bad_request
+    drop,    // the header is removed
+    allow,   // forwarded
+  };
+  Underscores headers_with_underscores = Underscores::reject;
+};
+
 struct AuditConfig {
   std::string path;  // "" = no audit log
 };
@@ -117,6 +131,7 @@ struct Config {
   std::vector<PeerConfig> peers;
   std::vector<RouteConfig> routes;
   std::vector<GrantConfig> grants;
+  HttpConfig http;
   AuditConfig audit;
   LimitsConfig limits;
   TimeoutsConfig timeouts;

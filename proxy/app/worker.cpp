@@ -20,6 +20,7 @@ core::IngressOptions ingress_options(const policy::Config& cfg) {
   o.upstream.response_timeout_ms = cfg.timeouts.upstream_response_ms;
   o.upstream.idle_timeout_ms = cfg.timeouts.idle_ms;
   o.upstream.max_idle = cfg.ingress.upstream_pool_max_idle;
+  o.path_policy = cfg.http.path_policy;
   return o;
 }
 
@@ -60,6 +61,7 @@ std::vector<std::string> Worker::apply(const std::shared_ptr<const Snapshot>& ne
   // Runtime says so); otherwise the new policy applies from the next request.
   if (policy_ && next->policy) policy_->set_snapshot(next->policy);
   if (next->server_tls) ingress_->set_tls(next->server_tls);
+  ingress_->set_path_policy(next->config.http.path_policy);
   ingress_->set_node_manifest(next->node_manifest);
   if (!egress_router_) return {};
   return egress_router_->set_peers(next->policy.get(), next->client_tls);

@@ -82,6 +82,8 @@ class IngressServer {
   const tls::TlsContext* current_tls() const { return tls_.get(); }
   uint64_t tls_generation() const { return tls_generation_; }
   void set_authorizer(Authorizer& authorizer) { authorizer_ = &authorizer; }
+  // A reload: http.path_policy applies from the next request on.
+  void set_path_policy(policy::PathPolicy p) { options_.path_policy = p; }
   // The node's own manifest, served at /.well-known/fedproxy-manifest.json
   // to any peer whose certificate verifies (before policy: a peer fetching
   // it does not know us yet).
