@@ -425,7 +425,11 @@ bool IngressSession::canonicalize_target(Exchange& ex) {
     ex.target = std::move(r.target);
     return true;
   }
-  // Never forwarded; the body, if any, is not read.
+  // Never forwarded; the body, if any, is not read. Nothing is authorized,
+  // but the record names the peer the certificate identifies.
+  RequestIdentity id = server_.authorizer().identify(view_of(ex));
+  ex.peer = std::move(id.peer);
+  ex.entity_uri = std::move(id.entity_uri);
   const policy::Decision d = policy::refuse_target(r.status);
   std::string message(d.message);
   message.back() = ':';
