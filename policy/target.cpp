@@ -17,8 +17,6 @@
 
 #include "policy/target.hpp"
 
-#include <array>
-
 #include "policy/uri_chars.hpp"
 #include "policy/validate.hpp"
 
@@ -53,10 +51,16 @@ enum class PathByte : uint8_t {
   escape,   // not allowed raw by RFC 3986 but read alike by everyone: written %XX
   percent,  // starts an escape
   refuse,   // ";" and "\" (parameters, separators for some parsers)
+  never,    // refused anywhere in a target (screen_raw_bytes)
 };
 
-constexpr std::array<PathByte, 256> make_path_bytes() {
-  std::array<PathByte, 256> t{};
+// A plain array: indexed per byte on every request, without bounds checks.
+struct PathByteTable {
+  PathByte of[256];
+};
+
+constexpr PathByteTable make_path_bytes() {
+  PathByteTable t{};
   for (int c = 0; c < 256; ++c) {
     const auto b = static_cast<unsigned char>(c);
     PathByte k = PathByte::escape;
@@ -66,11 +70,12 @@ constexpr std::array<PathByte, 256> make_path_bytes() {
     }
     if (b == '%') k = PathByte::percent;
     if (b == ';' || b == '\\') k = PathByte::refuse;
-    t[static_cast<size_t>(c)] = k;
+    if (b <= 0x20 || b == 0x7f || b >= 0x80 || b == '#') k = PathByte::never;
+    t.of[c] = k;
   }
   return t;
 }
-constexpr std::array<PathByte, 256> kPathBytes = make_path_bytes();
+constexpr PathByteTable kPathBytes = make_path_bytes();
 
 // Bytes no part of a request-target may hold raw, in any form. Space and
 // controls end or corrupt the request line for some reader; "#" starts a
@@ -80,9 +85,10 @@ constexpr std::array<PathByte, 256> kPathBytes = make_path_bytes();
 Refusal screen_raw_bytes(std::string_view raw) {
   for (const char ch : raw) {
     const auto c = static_cast<unsigned char>(ch);
-    if (c <= 0x20 || c == 0x7f) return ambiguous("a raw control byte or space in the request-target");
+    if (kPathBytes.of[c] != PathByte::never) continue;
     if (c >= 0x80) return ambiguous("a raw byte above 0x7F in the request-target");
     if (c == '#') return ambiguous("a raw \"#\" in the request-target");
+    return ambiguous("a raw control byte or space in the request-target");
   }
   return {};
 }
@@ -130,17 +136,19 @@ constexpr const char* kBadUtf8 = "encoded bytes in the path that are not UTF-8 (
 // bytes, no escape, no dot segment, no empty segment but a final one.
 // Such a path is copied as it is (the common case).
 bool is_plain_canonical(std::string_view path) {
-  size_t seg = 1;  // start of the current segment
-  for (size_t i = 1; i <= path.size(); ++i) {
-    if (i < path.size() && path[i] != '/') {
-      if (kPathBytes[static_cast<unsigned char>(path[i])] != PathByte::plain) return false;
+  const char* const end = path.data() + path.size();
+  const char* seg = path.data() + 1;  // start of the current segment
+  for (const char* p = seg;; ++p) {
+    if (p != end && *p != '/') {
+      if (kPathBytes.of[static_cast<unsigned char>(*p)] != PathByte::plain) return false;
       continue;
     }
-    const std::string_view s = path.substr(seg, i - seg);
-    if (s == "." || s == ".." || (s.empty() && i < path.size())) return false;
-    seg = i + 1;
+    const size_t n = static_cast<size_t>(p - seg);
+    const bool dots = n >= 1 && n <= 2 && seg[0] == '.' && seg[n - 1] == '.';  // "." or ".."
+    if (dots || (n == 0 && p != end)) return false;
+    if (p == end) return true;
+    seg = p + 1;
   }
-  return true;
 }
 
 // Writes the canonical form of `in` (which starts with "/") to `out`
@@ -157,7 +165,7 @@ Refusal canonicalize_path(std::string_view in, PathPolicy policy, std::string& o
     size_t j = i;
     for (; j < in.size() && in[j] != '/'; ++j) {
       const auto c = static_cast<unsigned char>(in[j]);
-      const PathByte kind = kPathBytes[c];
+      const PathByte kind = kPathBytes.of[c];
       if (kind == PathByte::percent) {
         const int hi = j + 2 < in.size() ? hex_value(in[j + 1]) : -1;
         const int lo = hi >= 0 ? hex_value(in[j + 2]) : -1;

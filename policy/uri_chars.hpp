@@ -39,8 +39,9 @@ constexpr bool is_tchar(unsigned char c) noexcept {
   }
 }
 
+// Without a branch: it runs per byte of every route lookup.
 constexpr unsigned char ascii_lower(unsigned char c) noexcept {
-  return (c >= 'A' && c <= 'Z') ? static_cast<unsigned char>(c + 32) : c;
+  return static_cast<unsigned char>(c | (static_cast<unsigned char>(c - 'A') < 26 ? 0x20 : 0));
 }
 constexpr unsigned char ascii_upper(unsigned char c) noexcept {
   return (c >= 'a' && c <= 'z') ? static_cast<unsigned char>(c - 32) : c;

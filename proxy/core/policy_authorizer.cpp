@@ -26,8 +26,9 @@ size_t method_overrides(const http1::Headers& headers, std::array<std::string_vi
 }
 
 // A denial as the session answers it (SPEC §6), on top of what `v` already
-// says about the peer and grant (for logs and audit).
-Verdict deny_verdict(const policy::Decision& d, Verdict v = {}) {
+// says about the peer and grant (for logs and audit). In place: every
+// return of authorize() is the same Verdict, so it is never moved.
+void set_denial(Verdict& v, const policy::Decision& d) {
   v.allow = false;
   v.decision = "deny";
   v.status = d.status;
@@ -36,7 +37,6 @@ Verdict deny_verdict(const policy::Decision& d, Verdict v = {}) {
   v.message = d.message;
   v.close_connection = d.close_connection;
   if (d.retry_after_s) v.extra_response_headers = "Retry-After: " + std::to_string(d.retry_after_s) + "\r\n";
-  return v;
 }
 
 }  // namespace
@@ -99,10 +99,12 @@ RequestIdentity PolicyAuthorizer::identify(const RequestView& r) {
 }
 
 Verdict PolicyAuthorizer::authorize(const RequestView& r) {
+  Verdict v;
   if (r.target == nullptr) {
     // Only the ingress (which canonicalizes every target) runs policy: a
     // request without its canonical target is not one policy can decide on.
-    return deny_verdict(policy::refuse_target(policy::TargetStatus::bad_request));
+    set_denial(v, policy::refuse_target(policy::TargetStatus::bad_request));
+    return v;
   }
   const policy::Subject subject = subject_of(r);
   std::array<std::string_view, kMaxOverrideHeaders> overrides;
@@ -115,13 +117,15 @@ Verdict PolicyAuthorizer::authorize(const RequestView& r) {
 
   policy::Decision d = policy::evaluate(*snapshot_, *limiter_, subject, info, r.now_unix_ms);
 
-  Verdict v;
   if (d.peer) v.peer = policy::peer_slug(*d.peer);
   if (d.grant) v.grant = policy::grant_id(*d.grant);
   v.resource = d.resource;
   v.entity_uri = d.entity_uri;
   if (d.code != policy::DenyCode::none) v.reason = policy::to_string(d.code);
-  if (!d.allow) return deny_verdict(d, std::move(v));
+  if (!d.allow) {
+    set_denial(v, d);
+    return v;
+  }
   v.decision = d.shadow ? "shadow_deny" : "allow";
   v.strip_authorization = d.strip_authorization;
   if (d.rewritten_target) v.target = std::move(*d.rewritten_target);

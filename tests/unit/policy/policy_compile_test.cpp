@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "policy/policy_internal.hpp"
 #include "policy_fixture.hpp"
 
 using namespace fedproxy::policy;
@@ -319,6 +320,35 @@ TEST_CASE("routes: prefixes equal once canonicalized, compared case-insensitivel
   CHECK(find_problem(r, "routes[1].prefix", "same path as routes[0] once canonicalized (\"/api/v1/tasks\""));
   CHECK(find_problem(r, "routes[2].prefix", "same path as routes[0]"));
   CHECK(r.problems.size() == 2);
+}
+
+TEST_CASE("routes: the case-insensitive hash and equality fold ASCII letters only") {
+  const AsciiCaseHash hash;
+  const AsciiCaseEqual equal;
+  // Lengths around the 8-byte words the comparison works in; every byte.
+  for (size_t len = 0; len <= 20; ++len) {
+    for (int b = 0; b < 256; ++b) {
+      std::string a(len, 'q');
+      if (len > 0) a[(static_cast<size_t>(b) * 7) % len] = static_cast<char>(b);
+      std::string upper = a;
+      for (char& c : upper) {
+        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
+      }
+      INFO("len " << len << " byte " << b);
+      CHECK(equal(a, upper));
+      CHECK(hash(a) == hash(upper));
+      if (len == 0) continue;
+      const size_t at = (static_cast<size_t>(b) * 7) % len;
+      for (int other : {b ^ 0x20, b ^ 0x01, b ^ 0x80}) {
+        std::string c = a;
+        c[at] = static_cast<char>(other);
+        const bool letters = ((b | 0x20) >= 'a' && (b | 0x20) <= 'z') && other == (b ^ 0x20);
+        CHECK(equal(a, c) == letters);
+      }
+    }
+  }
+  CHECK_FALSE(equal("/api/v1/tasks", "/api/v1/task"));
+  CHECK_FALSE(equal("@[`{", "`{@["));  // neighbours of the letters are not letters
 }
 
 TEST_CASE("routes: matched on whole segments, ASCII case-insensitively") {
