@@ -45,7 +45,7 @@ TargetResult refused(Refusal r) {
   return out;
 }
 
-// What a raw path byte is.
+// What a raw byte of a request-target is, read in its path.
 enum class PathByte : uint8_t {
   plain,    // pchar or "/": kept as it is
   escape,   // not allowed raw by RFC 3986 but read alike by everyone: written %XX
