@@ -28,6 +28,7 @@
 #include <set>
 
 #include "policy/policy_internal.hpp"
+#include "policy/uri_chars.hpp"
 #include "policy/validate.hpp"
 
 namespace fedproxy::policy {
@@ -159,7 +160,10 @@ class Compiler {
   }
 
   void compile_routes() {
-    std::map<std::string, size_t> seen;
+    // Prefixes are canonicalized like request-targets, so a prefix compares
+    // with what requests are canonicalized to; two are equal when equal
+    // ASCII case-insensitively, as routes are matched.
+    std::map<std::string, size_t> seen;  // lower-cased canonical prefix → index
     for (size_t i = 0; i < config_.routes.size(); ++i) {
       const RouteConfig& r = config_.routes[i];
       std::string where = "routes[" + std::to_string(i) + "]";
@@ -169,19 +173,23 @@ class Compiler {
         sensitive_.push_back(is_builtin_sensitive(r.resource));
       }
       if (r.sensitive) sensitive_[it->second] = true;
-      auto norm = normalize_path(r.prefix);
-      if (!norm) {
-        add(where + ".prefix", "route prefix " + quote(r.prefix) +
-                                   " is not a valid path (malformed %-escape or \"..\" above /)");
+      // parse_config refuses what does not canonicalize (route_prefix_error);
+      // a Config built otherwise is held to the same rule.
+      TargetResult canon = canonicalize_target(r.prefix, "GET", PathPolicy::reject);
+      if (canon.status != TargetStatus::ok || canon.target.has_query || !canon.target.authority.empty()) {
+        add(where + ".prefix", "route prefix " + quote(r.prefix) + " is not a canonical path");
         continue;
       }
-      if (auto [sit, fresh] = seen.emplace(*norm, i); !fresh) {
+      std::string prefix(canon.target.path());
+      std::string key = prefix;
+      for (char& c : key) c = static_cast<char>(detail::ascii_lower(static_cast<unsigned char>(c)));
+      if (auto [sit, fresh] = seen.emplace(key, i); !fresh) {
         add(where + ".prefix", "prefix " + quote(r.prefix) + " is the same path as routes[" +
-                                   std::to_string(sit->second) + "] once normalised (" +
-                                   quote(*norm) + ")");
+                                   std::to_string(sit->second) + "] once canonicalized (" +
+                                   quote(prefix) + ", compared case-insensitively)");
         continue;
       }
-      s_->routes.push_back({std::move(*norm), it->second});
+      s_->routes.push_back({std::move(prefix), it->second});
     }
     // Longest prefix first; equal lengths cannot both match one path.
     std::stable_sort(s_->routes.begin(), s_->routes.end(), [](const Route& a, const Route& b) {

@@ -21,6 +21,7 @@
 #include <thread>
 #include <utility>
 
+#include "policy/target.hpp"
 #include "policy/validate.hpp"
 
 namespace fedproxy::policy {
@@ -298,7 +299,7 @@ const value* member(const object& o, std::string_view key) {
 
 const std::vector<std::string_view> kTopKeys = {
     "node",     "tls",    "ingress",  "egress",  "admin",     "workers",
-    "manifests_dir", "peers", "routes", "grants", "audit",   "limits",
+    "manifests_dir", "peers", "routes", "grants", "http",    "audit",   "limits",
     "timeouts", "shutdown_grace_ms", "enforce", "authenticate_only", "limit_param", "on_limit",
     "log_requests", "$schema",  "_comment"};
 const std::vector<std::string_view> kNodeKeys = {"org", "entity_uri", "endpoints"};
@@ -316,6 +317,9 @@ const std::vector<std::string_view> kPeerKeys = {
     "org", "trust_level", "cert_fingerprint", "expires_at", "allowed_regions",
     "allowed_artifact_types", "entity_uri", "endpoints", "ca_bundle", "trust_domain"};
 const std::vector<std::string_view> kRouteKeys = {"prefix", "resource", "sensitive"};
+const std::vector<std::string_view> kHttpKeys = {"path_policy", "headers_with_underscores"};
+const std::vector<std::string_view> kPathPolicies = {"reject", "rewrite"};
+const std::vector<std::string_view> kUnderscoreHeaders = {"reject", "drop", "allow"};
 const std::vector<std::string_view> kAuditKeys = {"path"};
 const std::vector<std::string_view> kLimitsKeys = {
     "max_connections",  "max_header_bytes",     "max_request_line_bytes",
@@ -359,6 +363,7 @@ class Loader {
     if (auto* v = member(o, "peers")) load_peers(*v, c);
     if (auto* v = member(o, "routes")) load_routes(*v, c.routes);
     if (auto* v = member(o, "grants")) load_grants(*v, c.grants);
+    if (auto* v = member(o, "http")) load_http(*v, c.http);
     if (auto* v = member(o, "audit")) load_audit(*v, c.audit);
     if (auto* v = member(o, "limits")) load_limits(*v, c.limits);
     std::optional<uint32_t> grace_in_timeouts;
@@ -1013,28 +1018,14 @@ class Loader {
     }
   }
 
-  // Request paths are normalised before matching (SPEC §4), so a prefix that
-  // is not normalised could never match: reject it.
+  // A prefix follows the request-target rules (SPEC §4: canonicalize_target
+  // under path_policy "reject"), so what no request could ever be is an
+  // error; compile_policy matches requests against its canonical form.
   static std::optional<std::string> route_prefix_error(const std::string& p) {
     if (p.empty() || p[0] != '/') return "must start with \"/\" (got " + quote(p) + ")";
-    for (unsigned char ch : p) {
-      if (ch <= 0x20 || ch == 0x7f || ch == '?' || ch == '#') {
-        return "must be a path without spaces, control characters, '?' or '#' (got " + quote(p) +
-               ")";
-      }
-    }
-    std::string_view rest(p);
-    rest.remove_prefix(1);
-    while (!rest.empty()) {
-      size_t slash = rest.find('/');
-      std::string_view seg = rest.substr(0, slash);
-      bool last = slash == std::string_view::npos;
-      if ((seg.empty() && !last) || seg == "." || seg == "..") {
-        return "must be a normalised path (no \"//\", \".\" or \"..\" segments), got " + quote(p);
-      }
-      if (last) break;
-      rest.remove_prefix(slash + 1);
-    }
+    const TargetResult t = canonicalize_target(p, "GET", PathPolicy::reject);
+    if (t.status != TargetStatus::ok) return "is not a canonical path: " + std::string(t.detail) + " (got " + quote(p) + ")";
+    if (t.target.has_query) return "must be a path without a query ('?') (got " + quote(p) + ")";
     return std::nullopt;
   }
 
@@ -1056,6 +1047,22 @@ class Loader {
       std::string s;
       if (!read_nonempty_string(*id, where + ".id", s)) continue;
       grants.push_back({a[i].serialize(), where});
+    }
+  }
+
+  void load_http(const value& v, HttpConfig& http) {
+    const object* o = as_object(v, "http");
+    if (!o) return;
+    check_keys(*o, "http", kHttpKeys);
+    std::string s;
+    if (auto* f = member(*o, "path_policy"); f && read_enum(*f, "http.path_policy", kPathPolicies, s)) {
+      http.path_policy = s == "rewrite" ? PathPolicy::rewrite : PathPolicy::reject;
+    }
+    if (auto* f = member(*o, "headers_with_underscores");
+        f && read_enum(*f, "http.headers_with_underscores", kUnderscoreHeaders, s)) {
+      http.headers_with_underscores = s == "allow"  ? HttpConfig::Underscores::allow
+                                      : s == "drop" ? HttpConfig::Underscores::drop
+                                                    : HttpConfig::Underscores::reject;
     }
   }
 

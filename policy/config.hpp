@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "policy/host.hpp"
+#include "policy/target.hpp"
 
 namespace fedproxy::policy {
 
@@ -104,6 +105,18 @@ struct GrantConfig {
   std::string where;  // "grants[3]", for messages
 };
 
+// http (SPEC §4, §5): how ingress reads request-targets and header names.
+struct HttpConfig {
+  PathPolicy path_policy = PathPolicy::reject;  // "reject" | "rewrite"
+  // A header name holding "_" (WSGI/CGI read "_" and "-" alike):
+  enum class Underscores : uint8_t {
+    reject,  // 400 bad_request
+    drop,    // the header is removed
+    allow,   // forwarded
+  };
+  Underscores headers_with_underscores = Underscores::reject;
+};
+
 struct AuditConfig {
   std::string path;  // "" = no audit log
 };
@@ -139,6 +152,7 @@ struct Config {
   std::vector<PeerConfig> peers;
   std::vector<RouteConfig> routes;
   std::vector<GrantConfig> grants;
+  HttpConfig http;
   AuditConfig audit;
   LimitsConfig limits;
   TimeoutsConfig timeouts;

@@ -1,13 +1,14 @@
 // evaluate (SPEC §3, §4): the per-request decision. Pure over its inputs,
-// noexcept, no clock, no I/O; allocates only to build a rewritten target
-// (and, for a path longer than kPathStack bytes, one scratch buffer).
+// noexcept, no clock, no I/O; allocates only to build a rewritten target.
+// It decides on the canonical target (canonicalize_target ran before, and a
+// refused target never gets here: refuse_target answers it).
 //
 // Order, each failure with its own code:
 //   identity: URI SAN → peer (or the dev-mode slug), pin, trust, expiry
 //   grant:    certificate OID, else "Authorization: Bearer fg-<id>", else the
 //             peer's only active grant; known, same peer, active, unexpired
-//   source address → method → path (normalised; 400 when malformed) → route
-//   → resource excluded / not granted → rate limit → max rows.
+//   source address → method (and every method override) → route (on the
+//   canonical path) → resource excluded / not granted → rate limit → max rows.
 //
 // Shadow mode (enforce:false globally or on the grant): the decision is
 // computed and its code reported, but allow stays true and shadow is set.
@@ -15,7 +16,6 @@
 // - identity (san_mismatch, fingerprint_mismatch, peer_blocked, peer_expired):
 //   authentication is not a policy rollout question; an unknown or blocked
 //   client never reaches the app;
-// - a malformed path (bad_request): the request is broken, not unauthorised;
 // - grant_inactive, grant_expired and grant_peer_mismatch under a grant's own
 //   enforce:false (a revoked grant must stop working; another peer's grant
 //   must not lend its shadow flag). The global switch does shadow them.
@@ -24,11 +24,10 @@
 // (as when enforcing) only conforming requests take a token.
 
 #include <algorithm>
-#include <cstring>
-#include <memory>
-#include <new>
 
 #include "policy/policy_internal.hpp"
+#include "policy/query_params.hpp"
+#include "policy/uri_chars.hpp"
 
 namespace fedproxy::policy {
 
@@ -71,7 +70,7 @@ namespace {
 const char* deny_message(DenyCode c) {
   switch (c) {
     case DenyCode::none: return "";
-    case DenyCode::bad_request: return "The request path is malformed or climbs above the root.";
+    case DenyCode::bad_request: return "The request target is malformed.";
     case DenyCode::san_mismatch: return "The client certificate does not identify a configured peer.";
     case DenyCode::fingerprint_mismatch:
       return "The client certificate does not match the fingerprint pinned for this peer.";
@@ -108,51 +107,10 @@ int deny_status(DenyCode c) {
   }
 }
 
-constexpr size_t kPathStack = 8192;
-
-char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
 bool starts_with_ci(std::string_view s, std::string_view prefix) noexcept {
   if (s.size() < prefix.size()) return false;
   for (size_t i = 0; i < prefix.size(); ++i) {
-    if (lower(s[i]) != prefix[i]) return false;
-  }
-  return true;
-}
-
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Splits a request target into path and query (views into target). Origin
-// form "/p?q" and absolute form "http(s)://authority/p?q" (empty path = "/").
-bool split_target(std::string_view t, std::string_view* path, std::string_view* query) noexcept {
-  std::string_view rest = t;
-  if (!t.starts_with("/")) {
-    size_t skip = starts_with_ci(t, "http://") ? 7 : starts_with_ci(t, "https://") ? 8 : 0;
-    if (skip == 0) return false;
-    rest = t.substr(skip);
-    size_t k = 0;
-    while (k < rest.size() && rest[k] != '/' && rest[k] != '?' && rest[k] != '#') ++k;
-    if (k == rest.size()) k = std::string_view::npos;
-    if (k == std::string_view::npos || k == 0) {
-      if (k == 0) return false;  // no authority
-      *path = {};
-      *query = {};
-      return true;
-    }
-    rest = rest.substr(k);
-  }
-  size_t end = 0;
-  while (end < rest.size() && rest[end] != '?' && rest[end] != '#') ++end;
-  *path = rest.substr(0, end);
-  *query = {};
-  if (end < rest.size() && rest[end] == '?') {
-    std::string_view q = rest.substr(end + 1);
-    *query = q.substr(0, q.find('#'));
+    if (detail::ascii_lower(static_cast<unsigned char>(s[i])) != static_cast<unsigned char>(prefix[i])) return false;
   }
   return true;
 }
@@ -177,76 +135,70 @@ bool bearer_grant(std::string_view auth, std::string_view* id) noexcept {
   return true;
 }
 
-// Compares a query key with the limit parameter name, percent-decoding the
-// key as the app would (so "%6Cimit" is "limit").
-bool key_is(std::string_view key, std::string_view name) noexcept {
-  size_t i = 0, k = 0;
-  while (i < key.size()) {
-    char c = key[i];
-    if (c == '%' && i + 2 < key.size()) {
-      int h = hex_value(key[i + 1]), l = hex_value(key[i + 2]);
-      if (h >= 0 && l >= 0) {
-        c = static_cast<char>(h * 16 + l);
-        i += 2;
-      }
-    }
-    if (k >= name.size() || name[k] != c) return false;
-    ++k;
-    ++i;
+// A method-override value names a granted method: compared after ASCII
+// upper-casing (frameworks do that); a value that is not a method token
+// ("DELETE, GET", "") names none.
+bool override_granted(const GrantEntry& g, std::string_view value) noexcept {
+  if (value.empty()) return false;
+  for (const char c : value) {
+    if (!detail::is_tchar(static_cast<unsigned char>(c))) return false;
   }
-  return k == name.size();
+  for (const std::string& m : g.methods) {
+    if (m.size() != value.size()) continue;
+    size_t i = 0;
+    while (i < m.size() && m[i] == static_cast<char>(detail::ascii_upper(static_cast<unsigned char>(value[i])))) ++i;
+    if (i == m.size()) return true;
+  }
+  return false;
 }
 
-// True when the (percent-decoded) value is a decimal integer in 1..max.
-// Anything else (0, negative, empty, "1e5", overflow) is out of range: the
-// app's reading of it is unknown, so it gets the grant's maximum.
-bool value_in_range(std::string_view v, uint32_t max) noexcept {
-  uint64_t n = 0;
-  size_t digits = 0;
-  for (size_t i = 0; i < v.size(); ++i) {
-    char c = v[i];
-    if (c == '%' && i + 2 < v.size()) {
-      int h = hex_value(v[i + 1]), l = hex_value(v[i + 2]);
-      if (h < 0 || l < 0) return false;
-      c = static_cast<char>(h * 16 + l);
-      i += 2;
-    }
-    if (c < '0' || c > '9') return false;
-    n = n * 10 + static_cast<uint64_t>(c - '0');
-    if (n > max) return false;
-    ++digits;
+// Longest method name a grant can hold (compile.cpp's valid_method).
+constexpr size_t kMaxMethodBytes = 32;
+
+// The request method and every override of it, from the headers and from
+// each "_method" query parameter, are granted (SPEC §4).
+bool methods_granted(const GrantEntry& g, const RequestInfo& r) noexcept {
+  if (std::find(g.methods.begin(), g.methods.end(), r.method) == g.methods.end()) return false;
+  for (const std::string_view v : r.method_overrides) {
+    if (!override_granted(g, v)) return false;
   }
-  return digits > 0 && n >= 1;
+  bool ok = true;
+  if (r.has_query) {
+    for_each_param(r.query, "_method", [&](const QueryParam& p) {
+      char buf[kMaxMethodBytes];
+      const size_t n = decode_component(p.value, buf, sizeof buf);
+      ok = ok && p.has_value && n <= sizeof buf && override_granted(g, std::string_view(buf, n));
+    });
+  }
+  return ok;
 }
 
-// Walks the query's key=value pairs; calls f(pair, key, value, has_eq) for
-// those whose key is the limit parameter.
-template <typename F>
-void for_each_limit(std::string_view query, std::string_view name, F&& f) noexcept {
-  size_t pos = 0;
-  while (pos <= query.size()) {
-    size_t amp = query.find('&', pos);
-    if (amp == std::string_view::npos) amp = query.size();
-    std::string_view pair = query.substr(pos, amp - pos);
-    size_t eq = pair.find('=');
-    std::string_view key = pair.substr(0, eq);
-    if (key_is(key, name)) {
-      bool has_eq = eq != std::string_view::npos;
-      f(pair, key, has_eq ? pair.substr(eq + 1) : std::string_view(), has_eq);
-    }
-    pos = amp + 1;
-  }
+// The origin-form to forward: the canonical path and the query with every
+// limit parameter whose value is not in 1..max set to max; every other
+// byte as it was.
+std::string rewrite_limits(const RequestInfo& r, std::string_view name, const GrantEntry& g) {
+  std::string out;
+  out.reserve(r.path.size() + 1 + r.query.size() + 16);
+  out.append(r.path);
+  out += '?';
+  const char* cursor = r.query.data();
+  for_each_param(r.query, name, [&](const QueryParam& p) {
+    if (p.has_value && value_in_range(p.value, g.max_rows)) return;
+    const char* value_start = p.has_value ? p.value.data() : p.key.data() + p.key.size();
+    out.append(cursor, value_start);
+    if (!p.has_value) out += '=';
+    out += g.max_rows_text;
+    cursor = p.piece.data() + p.piece.size();
+  });
+  out.append(cursor, r.query.data() + r.query.size());
+  return out;
 }
 
 struct Evaluator {
-  const Snapshot::Impl& s;
   Decision d;
-  bool path_malformed = false;
 
-  // A denial. `shadow` turns it into a reported-but-allowed decision, unless
-  // the path is malformed: that is always refused.
+  // A denial. `shadow` turns it into a reported-but-allowed decision.
   Decision deny(DenyCode code, bool shadow) noexcept {
-    if (shadow && path_malformed) return deny(DenyCode::bad_request, false);
     d.code = code;
     d.status = deny_status(code);
     d.message = deny_message(code);
@@ -298,6 +250,28 @@ PeerMatch match_peer(const Snapshot::Impl& s, const Subject& subject) noexcept {
 
 }  // namespace
 
+bool is_method_override_header(std::string_view name) noexcept {
+  static constexpr std::string_view kNames[] = {"x-http-method-override", "x-http-method", "x-method-override"};
+  for (const std::string_view n : kNames) {
+    if (n.size() != name.size()) continue;
+    size_t i = 0;
+    for (; i < n.size(); ++i) {
+      const char c = static_cast<char>(detail::ascii_lower(static_cast<unsigned char>(name[i])));
+      if ((c == '_' ? '-' : c) != n[i]) break;
+    }
+    if (i == n.size()) return true;
+  }
+  return false;
+}
+
+Decision refuse_target(TargetStatus status) noexcept {
+  Decision d;
+  d.code = status == TargetStatus::bad_request ? DenyCode::bad_request : DenyCode::ambiguous_path;
+  d.status = deny_status(d.code);
+  d.message = deny_message(d.code);
+  return d;
+}
+
 const PeerEntry* identify(const Snapshot& snapshot, const Subject& subject) noexcept {
   const PeerMatch m = match_peer(snapshot.impl(), subject);
   return m.pin_ok && m.anchor_ok ? m.peer : nullptr;
@@ -306,33 +280,8 @@ const PeerEntry* identify(const Snapshot& snapshot, const Subject& subject) noex
 Decision evaluate(const Snapshot& snapshot, RateLimiter& limiter, const Subject& subject,
                   const RequestInfo& request, int64_t now_unix_ms) noexcept {
   const Snapshot::Impl& s = snapshot.impl();
-  Evaluator ev{s, {}, false};
+  Evaluator ev;
   Decision& d = ev.d;
-
-  // The path, normalised up front (it is also needed to refuse a malformed
-  // request in shadow mode); used for routing below.
-  std::string_view raw_path, query;
-  char stack_buf[kPathStack];
-  std::unique_ptr<char[]> heap_buf;
-  std::string_view path;
-  if (!split_target(request.target, &raw_path, &query)) {
-    ev.path_malformed = true;
-  } else if (raw_path.empty()) {
-    path = "/";
-  } else {
-    char* buf = stack_buf;
-    if (raw_path.size() > kPathStack) {
-      heap_buf.reset(new (std::nothrow) char[raw_path.size()]);
-      buf = heap_buf.get();
-    }
-    size_t len = 0;
-    if (buf == nullptr ||
-        normalize_into(raw_path, buf, std::max(raw_path.size(), size_t{1}), &len) != PathStatus::ok) {
-      ev.path_malformed = true;
-    } else {
-      path = std::string_view(buf, len);
-    }
-  }
 
   // ---- identity (§3) ---------------------------------------------------
   const PeerMatch match = match_peer(s, subject);
@@ -395,19 +344,11 @@ Decision evaluate(const Snapshot& snapshot, RateLimiter& limiter, const Subject&
     return ev.deny(DenyCode::source_not_allowed, shadow);
   }
 
-  // ---- method ------------------------------------------------------------
-  bool method_ok = false;
-  for (const std::string& m : g->methods) {
-    if (m == request.method) {
-      method_ok = true;
-      break;
-    }
-  }
-  if (!method_ok) return ev.deny(DenyCode::method_not_allowed, shadow);
+  // ---- method, and every override of it ------------------------------------
+  if (!methods_granted(*g, request)) return ev.deny(DenyCode::method_not_allowed, shadow);
 
-  // ---- path → route → resource -------------------------------------------
-  if (ev.path_malformed) return ev.deny(DenyCode::bad_request, false);
-  const Route* route = find_route(s, path);
+  // ---- canonical path → route → resource -----------------------------------
+  const Route* route = find_route(s, request.path);
   if (route == nullptr) return ev.deny(DenyCode::no_route, shadow);
   d.resource = s.resource_names[route->resource];
   if (g->excluded.contains(route->resource)) return ev.deny(DenyCode::resource_excluded, shadow);
@@ -452,32 +393,16 @@ Decision evaluate(const Snapshot& snapshot, RateLimiter& limiter, const Subject&
   }
 
   // ---- max rows ------------------------------------------------------------
-  if (!query.empty()) {
+  if (request.has_query) {
     bool over = false;
-    for_each_limit(query, s.limit_param,
-                   [&](std::string_view, std::string_view, std::string_view value, bool has_eq) {
-                     if (!has_eq || !value_in_range(value, g->max_rows)) over = true;
-                   });
+    for_each_param(request.query, s.limit_param, [&](const QueryParam& p) {
+      over = over || !p.has_value || !value_in_range(p.value, g->max_rows);
+    });
     if (over) {
       if (s.limit_reject) return ev.deny(DenyCode::limit_exceeded, shadow);
       if (!shadow) {
         try {
-          std::string out;
-          out.reserve(request.target.size() + 8);
-          const char* cursor = request.target.data();
-          for_each_limit(query, s.limit_param,
-                         [&](std::string_view pair, std::string_view key, std::string_view value,
-                             bool has_eq) {
-                           if (has_eq && value_in_range(value, g->max_rows)) return;
-                           const char* vstart = has_eq ? value.data() : key.data() + key.size();
-                           const char* vend = pair.data() + pair.size();
-                           out.append(cursor, vstart);
-                           if (!has_eq) out += '=';
-                           out += g->max_rows_text;
-                           cursor = vend;
-                         });
-          out.append(cursor, request.target.data() + request.target.size());
-          d.rewritten_target = std::move(out);
+          d.rewritten_target = rewrite_limits(request, s.limit_param, *g);
         } catch (...) {
           return ev.deny(DenyCode::limit_exceeded, false);  // out of memory: fail closed
         }

@@ -20,6 +20,7 @@
 #include "policy/anchors.hpp"
 #include "policy/config.hpp"
 #include "policy/manifest.hpp"
+#include "policy/target.hpp"
 
 namespace fedproxy::policy {
 
@@ -29,7 +30,7 @@ const char* to_string(TrustLevel t);
 // Error codes of SPEC §6 that policy produces.
 enum class DenyCode : uint8_t {
   none,
-  bad_request,          // path climbs above "/" (400)
+  bad_request,          // request-target malformed: refuse_target (400)
   san_mismatch,         // no configured peer has a matching entity_uri (403, close)
   fingerprint_mismatch, // pin set and certificate differs (403, close)
   peer_blocked,         // trust_level none (403)
@@ -64,10 +65,27 @@ struct Subject {
 
 struct RequestInfo {
   std::string_view method;
-  std::string_view target;         // request-target as received (origin-form; absolute-form allowed)
+  // The canonical target (canonicalize_target), never the raw one: what
+  // policy decides on is what the app receives.
+  std::string_view path;
+  std::string_view query;          // without the "?"
+  bool has_query = false;
   std::string_view authorization;  // value of the Authorization header, "" if none
   std::string_view source_ip;      // textual IPv4 or IPv6 of the TCP peer
+  // Values of the method-override headers (is_method_override_header), one
+  // per header line. Each must be a granted method, like the method itself.
+  std::span<const std::string_view> method_overrides;
+
+  void set_target(const CanonicalTarget& t) {
+    path = t.path();
+    query = t.query();
+    has_query = t.has_query;
+  }
 };
+
+// X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override: names compared
+// ASCII case-insensitively with "_" read as "-" (WSGI/CGI map both to "_").
+bool is_method_override_header(std::string_view name) noexcept;
 
 struct PeerEntry;   // compiled peer (opaque here; defined in policy.cpp or an internal header)
 struct GrantEntry;  // compiled grant
@@ -86,7 +104,9 @@ struct Decision {
   const GrantEntry* grant = nullptr;
   std::string_view entity_uri;  // the matched URI SAN
   std::string_view resource;    // resource name from the route table
-  // max_rows: the limit param was above the grant's max and was rewritten.
+  // max_rows: a limit parameter was above the grant's max (or not a number)
+  // and was rewritten: the whole origin-form to forward, canonical path +
+  // "?" + rewritten query.
   std::optional<std::string> rewritten_target;
 };
 
@@ -166,6 +186,11 @@ CompileResult compile_policy(const Config& config, const std::vector<Manifest>& 
 Decision evaluate(const Snapshot& snapshot, RateLimiter& limiter, const Subject& subject,
                   const RequestInfo& request, int64_t now_unix_ms) noexcept;
 
+// The answer to a request-target canonicalize_target refused (status not
+// ok): 400 ambiguous_path or bad_request, before any policy step and never
+// shadowed (the request is unreadable, not unauthorized).
+Decision refuse_target(TargetStatus status) noexcept;
+
 // Who the subject is, without authorizing anything (no grant, route or rate
 // limit): the configured peer its URI SANs (or, insecure mode, its dev slug)
 // name, with a matching certificate pin and a chain to its own trust anchors
@@ -173,12 +198,5 @@ Decision evaluate(const Snapshot& snapshot, RateLimiter& limiter, const Subject&
 // or when the pin or the anchors do not match. Used to
 // label requests fedproxy answers itself (the node manifest).
 const PeerEntry* identify(const Snapshot& snapshot, const Subject& subject) noexcept;
-
-// Path normalisation used for route matching (exposed for tests): decode
-// percent-encoded unreserved characters, resolve "." / ".." / "//".
-// Returns nullopt when the path climbs above "/", does not start with "/",
-// or holds a malformed %-escape ("%zz", a lone "%"). Encoded "/" (%2F) stays
-// encoded (it is data, not a separator); other escapes get uppercase hex.
-std::optional<std::string> normalize_path(std::string_view path);
 
 }  // namespace fedproxy::policy

@@ -63,8 +63,16 @@ struct GrantEntry {
 };
 
 struct Route {
-  std::string prefix;  // normalised
+  std::string prefix;  // canonical (canonicalize_target), case as configured
   uint32_t resource = 0;
+};
+
+// Route prefixes are compared ASCII case-insensitively (SPEC §4).
+struct AsciiCaseHash {
+  size_t operator()(std::string_view s) const noexcept;
+};
+struct AsciiCaseEqual {
+  bool operator()(std::string_view a, std::string_view b) const noexcept;
 };
 
 struct Snapshot::Impl {
@@ -76,7 +84,7 @@ struct Snapshot::Impl {
   // Route lookup: prefix text → index into routes, and which prefix lengths
   // exist, so a path is matched by probing only its segment-boundary
   // prefixes (longest first) that have a route of that length.
-  std::unordered_map<std::string_view, uint32_t> route_by_prefix;
+  std::unordered_map<std::string_view, uint32_t, AsciiCaseHash, AsciiCaseEqual> route_by_prefix;
   std::vector<bool> route_len;
   // Sorted lookups (binary search over string_views into the entries above).
   std::vector<std::pair<std::string_view, uint32_t>> peer_by_uri;
@@ -144,22 +152,12 @@ struct TakeResult {
 TakeResult take_token(Bucket& b, const GrantEntry& g, int64_t now_us) noexcept;
 
 // ---------------------------------------------------------------------------
-// Paths.
+// Routes.
 
-enum class PathStatus : uint8_t { ok, not_absolute, bad_escape, above_root, too_long };
-
-// Normalises `in` (see normalize_path) into out[0..cap). The result is never
-// longer than the input, so cap = in.size() always suffices. Allocates nothing.
-PathStatus normalize_into(std::string_view in, char* out, size_t cap, size_t* out_len) noexcept;
-
-// The longest route whose prefix matches the normalised path, or null.
+// The longest route whose prefix matches the canonical path on whole
+// segments (ASCII case-insensitively), or null. A prefix "/a/b" matches
+// "/a/b" and "/a/b/..." but not "/a/bc"; a prefix ending in "/" matches
+// everything below it.
 const Route* find_route(const Snapshot::Impl& s, std::string_view path) noexcept;
-
-// Route prefix match on segment boundaries: "/a/b" matches "/a/b", "/a/b/c",
-// but not "/a/bc". A prefix ending in "/" matches everything below it.
-inline bool prefix_matches(std::string_view path, std::string_view prefix) noexcept {
-  if (!path.starts_with(prefix)) return false;
-  return path.size() == prefix.size() || prefix.back() == '/' || path[prefix.size()] == '/';
-}
 
 }  // namespace fedproxy::policy

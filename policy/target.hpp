@@ -59,16 +59,20 @@ struct TargetResult {
 //   origin-form ("" path → "/") with `authority` set; "*" only for OPTIONS;
 //   anything else (authority-form, relative) → bad_request.
 // - path: %-escapes of unreserved characters decoded, other escapes
-//   upper-cased; refused as ambiguous_path: "%2f", "%5c", raw "\", a raw or
-//   encoded control byte (00-1F, 7F), ";" in the path, a raw "#" anywhere, a
-//   raw byte >= 0x80 anywhere, encoded bytes >= 0x80 that are not valid
-//   UTF-8 (overlong "%c0%ae"), and, under PathPolicy::reject, an empty
-//   segment or a dot segment ("." ".." "%2e" ...) anywhere; under
-//   PathPolicy::rewrite those are resolved (RFC 3986 §5.2.4, an empty
-//   segment is a segment) and then "//" merged. A path that climbs above
-//   "/" is refused under both.
+//   upper-cased, the bytes RFC 3986 does not allow raw in a path but every
+//   parser reads alike (" < > [ ] ^ ` { | }) written as escapes. Refused as
+//   ambiguous_path: "%2f", "%5c", a raw "\", a raw or encoded control byte
+//   (00-1F, 7F) or space, ";" raw or encoded, a raw "#" or raw byte >= 0x80
+//   anywhere in the target, encoded bytes >= 0x80 that are not UTF-8
+//   (overlong "%c0%ae"), and, under PathPolicy::reject, an empty segment or
+//   a dot segment ("." ".." "%2e" ...); under PathPolicy::rewrite those are
+//   resolved (RFC 3986 §5.2.4, an empty segment is a segment) and then "//"
+//   merged. A path that climbs above "/" is refused under both. A malformed
+//   %-escape in the path → bad_request.
 // - query: kept as received; a malformed %-escape or an encoded control
 //   byte in it → ambiguous_path.
+// - the result is a fixed point: canonicalizing `target.text` again returns
+//   it unchanged. An already-canonical origin-form costs one copy.
 TargetResult canonicalize_target(std::string_view raw, std::string_view method, PathPolicy policy);
 
 }  // namespace fedproxy::policy

@@ -134,8 +134,9 @@ void AuditSink::request(const core::RequestRecord& r) {
   a.bytes_in = r.bytes_in;
   a.bytes_out = r.bytes_out;
   a.duration_ms = r.duration_ms;
-  auto normalized = policy::normalize_path(target);
-  a.query_hash = policy::query_hash(a.method, normalized ? *normalized : std::string(target), query);
+  // The record's target is the canonical one the policy decided on (SPEC §4),
+  // so the hash covers the normalised path without normalising again.
+  a.query_hash = policy::query_hash(a.method, a.path, query);
   if (r.peer && r.peer->present) a.cert_fingerprint = r.peer->der_sha256;
   // Workers share the chain: taking the timestamp under the lock keeps the
   // lines in time order.

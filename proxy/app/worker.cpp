@@ -20,6 +20,7 @@ core::IngressOptions ingress_options(const policy::Config& cfg) {
   o.upstream.response_timeout_ms = cfg.timeouts.upstream_response_ms;
   o.upstream.idle_timeout_ms = cfg.timeouts.idle_ms;
   o.upstream.max_idle = cfg.ingress.upstream_pool_max_idle;
+  o.http = cfg.http;
   return o;
 }
 
@@ -41,7 +42,7 @@ bool Worker::start(const std::shared_ptr<const Snapshot>& snap, const ListenPlan
   if (plan.egress) {
     core::IngressOptions opts = ingress_options(cfg);
     opts.direction = "egress";
-    opts.peer_header_rules = false;
+    opts.peer_requests = false;  // the client is the local app; the peer's fedproxy canonicalizes
     opts.unavailable_code = "peer_unavailable";
     opts.unavailable_message = "The peer cannot be reached.";
     opts.timeout_message = "The peer did not answer in time.";
@@ -60,6 +61,7 @@ std::vector<std::string> Worker::apply(const std::shared_ptr<const Snapshot>& ne
   // Runtime says so); otherwise the new policy applies from the next request.
   if (policy_ && next->policy) policy_->set_snapshot(next->policy);
   if (next->server_tls) ingress_->set_tls(next->server_tls);
+  ingress_->set_http_rules(next->config.http);
   ingress_->set_node_manifest(next->node_manifest);
   if (!egress_router_) return {};
   return egress_router_->set_peers(next->policy.get(), next->client_tls);

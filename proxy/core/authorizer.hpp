@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "policy/target.hpp"
 #include "proxy/http1/message.hpp"
 #include "proxy/tls/peer_identity.hpp"
 
@@ -20,6 +21,10 @@ struct RequestView {
   std::string_view source_ip;
   std::string_view request_id;
   int64_t now_unix_ms = 0;
+  // Ingress: the request-target canonicalized once (SPEC §4), what policy
+  // decides on and what the app receives; never head.target. Null on
+  // egress, where targets are for the peer's fedproxy to canonicalize.
+  const policy::CanonicalTarget* target = nullptr;
 };
 
 struct Verdict {
@@ -34,7 +39,7 @@ struct Verdict {
   // headers were stripped), preformatted as "Name: value\r\n" so the hot path
   // builds no Header objects, and an optional rewritten request-target.
   std::string header_lines;
-  std::string target;  // empty = unchanged
+  std::string target;  // empty = unchanged (the canonical target on ingress)
   // Egress: where to send it (null = the listener's own upstream) and the
   // Host to send (empty = unchanged).
   UpstreamPool* pool = nullptr;

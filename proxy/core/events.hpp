@@ -17,6 +17,8 @@ struct RequestRecord {
   std::string_view peer_address;
   const tls::PeerIdentity* peer = nullptr;
   std::string_view method;
+  // Ingress: the canonical target, as authorized and forwarded (SPEC §4); the
+  // raw request-target when it was refused, and on egress.
   std::string_view target;
   int status = 0;
   std::string decision;  // allow | deny | shadow_deny | error

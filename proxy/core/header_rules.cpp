@@ -62,15 +62,27 @@ const char* check_peer_headers(http1::Headers& headers, UnderscoreHeaders unders
   return nullptr;
 }
 
+namespace {
+
+bool is_peer_asserted(std::string_view n) {
+  return http1::istarts_with(n, "x-federation-") || http1::iequals(n, "x-forwarded-client-cert") ||
+         http1::iequals(n, "client-cert") || http1::iequals(n, "client-cert-chain") ||
+         http1::istarts_with(n, "x-forwarded-") || http1::iequals(n, "forwarded") ||
+         http1::iequals(n, "x-real-ip") || http1::iequals(n, "x-client-ip") ||
+         http1::iequals(n, "true-client-ip") || http1::iequals(n, "x-original-url") ||
+         http1::iequals(n, "x-rewrite-url");
+}
+
+}  // namespace
+
 void strip_peer_asserted_headers(http1::Headers& headers) {
   std::erase_if(headers, [](const http1::Header& h) {
-    const std::string_view n = h.name;
-    return http1::istarts_with(n, "x-federation-") || http1::iequals(n, "x-forwarded-client-cert") ||
-           http1::iequals(n, "client-cert") || http1::iequals(n, "client-cert-chain") ||
-           http1::istarts_with(n, "x-forwarded-") || http1::iequals(n, "forwarded") ||
-           http1::iequals(n, "x-real-ip") || http1::iequals(n, "x-client-ip") ||
-           http1::iequals(n, "true-client-ip") || http1::iequals(n, "x-original-url") ||
-           http1::iequals(n, "x-rewrite-url");
+    if (h.name.find('_') == std::string::npos) return is_peer_asserted(h.name);
+    // Names with "_" are here only under headers_with_underscores "allow":
+    // judge them as the WSGI/CGI app will read them, with "_" as "-".
+    std::string dashed = h.name;
+    std::replace(dashed.begin(), dashed.end(), '_', '-');
+    return is_peer_asserted(dashed);
   });
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "policy/config.hpp"
 #include "proxy/http1/message.hpp"
 
 namespace fedproxy::core {
@@ -15,7 +16,7 @@ namespace fedproxy::core {
 // http.headers_with_underscores: WSGI/CGI (and nginx's underscores_in_headers)
 // map "_" and "-" to the same variable, so "X_Federation_Peer" could reach the
 // app as the identity header fedproxy sets.
-enum class UnderscoreHeaders : uint8_t { reject, drop, allow };
+using UnderscoreHeaders = policy::HttpConfig::Underscores;
 
 // Checks a request head a peer sent. Returns nullptr when it may go on (with
 // underscore names removed under UnderscoreHeaders::drop), else why it is
@@ -34,6 +35,7 @@ const char* check_peer_headers(http1::Headers& headers, UnderscoreHeaders unders
 // X-Forwarded-* field and Forwarded, X-Real-IP, X-Client-IP, True-Client-IP
 // (the peer's address is written by fedproxy); X-Original-URL and
 // X-Rewrite-URL (frameworks route by them instead of the request-target).
+// A name with "_" is judged with "_" read as "-" (X_Federation_Peer too).
 void strip_peer_asserted_headers(http1::Headers& headers);
 
 // Appends X-Forwarded-For, X-Forwarded-Proto and Forwarded (RFC 7239) for

@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "policy/config.hpp"
+#include "policy/target.hpp"
 #include "proxy/core/authorizer.hpp"
 #include "proxy/core/events.hpp"
 #include "proxy/core/header_rules.hpp"
@@ -36,11 +37,13 @@ struct IngressOptions {
   const char* timeout_message = "The local application did not answer in time.";
   const char* invalid_response_message = "The local application sent an invalid response.";
   const char* direction = "ingress";  // "egress" on the egress listener (metrics label)
-  // Ingress: the peer's header section passes the hygiene rules and the app
-  // is told the peer's address (SPEC §5). Off on egress, where the client is
-  // the local app.
-  bool peer_header_rules = true;
-  UnderscoreHeaders underscore_headers = UnderscoreHeaders::reject;
+  // Ingress: requests come from peers, so the request-target is canonicalized
+  // before anything reads it (SPEC §4, under http.path_policy), the header
+  // section passes the hygiene rules and the app is told the peer's address
+  // (SPEC §5). Off on egress, where the client is the local app and the
+  // peer's fedproxy does all of this itself.
+  bool peer_requests = true;
+  policy::HttpConfig http;  // path_policy, headers_with_underscores
 };
 
 class IngressSession;
@@ -82,6 +85,8 @@ class IngressServer {
   const tls::TlsContext* current_tls() const { return tls_.get(); }
   uint64_t tls_generation() const { return tls_generation_; }
   void set_authorizer(Authorizer& authorizer) { authorizer_ = &authorizer; }
+  // A reload: the http section applies from the next request on.
+  void set_http_rules(const policy::HttpConfig& http) { options_.http = http; }
   // The node's own manifest, served at /.well-known/fedproxy-manifest.json
   // to any peer whose certificate verifies (before policy: a peer fetching
   // it does not know us yet).

@@ -1,7 +1,9 @@
 #include "proxy/core/ingress_session.hpp"
 
 #include <chrono>
+#include <optional>
 
+#include "policy/policy.hpp"
 #include "proxy/core/authorizer.hpp"
 #include "proxy/core/ingress_server.hpp"
 #include "proxy/core/request_id.hpp"
@@ -32,6 +34,9 @@ int64_t unix_ms_now() {
 
 struct IngressSession::Exchange {
   http1::RequestHead head;
+  // Ingress: the canonical target, the one value policy, audit and the
+  // forwarded head use (SPEC §4). Empty on egress.
+  std::optional<policy::CanonicalTarget> target;
   std::string request_id;
   uint64_t start_ms = 0;
   bool local = false;           // answered by fedproxy itself
@@ -171,10 +176,10 @@ void IngressSession::on_request_head(http1::RequestHead&& head) {
     respond_local(400, "bad_request", "An HTTP/1.1 request needs a Host header.", true);  // RFC 9112 §3.2
     return;
   }
-
   const IngressOptions& opts = server_.options();
-  if (opts.peer_header_rules) {
-    if (const char* why = check_peer_headers(ex.head.headers, opts.underscore_headers)) {
+  if (opts.peer_requests && !canonicalize_target(ex)) return;
+  if (opts.peer_requests) {
+    if (const char* why = check_peer_headers(ex.head.headers, opts.http.headers_with_underscores)) {
       server_.events().on_connection_event(down_->peer_address(), "bad_request", why);
       respond_local(400, "bad_request", why, true);
       return;
@@ -208,18 +213,27 @@ void IngressSession::on_request_head(http1::RequestHead&& head) {
   std::erase_if(ex.head.headers, [strip_auth](const http1::Header& h) {
     return http1::iequals(h.name, "x-request-id") || (strip_auth && http1::iequals(h.name, "authorization"));
   });
+  // The Host to send: the egress peer's, or on ingress the authority of an
+  // absolute-form target (RFC 9112 §3.2.2); else the peer's own.
+  const std::string_view host = !verdict.host.empty() ? std::string_view(verdict.host)
+                                : ex.target                ? std::string_view(ex.target->authority)
+                                                           : std::string_view();
   std::string& lines = verdict.header_lines;
   // One allocation at most: Host, X-Request-Id and the three forwarding lines.
-  lines.reserve(lines.size() + verdict.host.size() + ex.request_id.size() + 2 * down_->peer_ip().size() + 112);
-  if (!verdict.host.empty()) {
+  lines.reserve(lines.size() + host.size() + ex.request_id.size() + 2 * down_->peer_ip().size() + 112);
+  if (!host.empty()) {
     std::erase_if(ex.head.headers, [](const http1::Header& h) { return http1::iequals(h.name, "host"); });
-    append_header_line(lines, "Host", verdict.host);
+    append_header_line(lines, "Host", host);
   }
   append_header_line(lines, "X-Request-Id", ex.request_id);
-  if (opts.peer_header_rules) append_forwarding_lines(lines, down_->peer_ip(), down_->tls() != nullptr);
+  if (opts.peer_requests) append_forwarding_lines(lines, down_->peer_ip(), down_->tls() != nullptr);
+  // What was authorized, byte for byte: the limit rewrite, else the
+  // canonical target; the raw target only on egress.
+  const std::string_view target = !verdict.target.empty() ? std::string_view(verdict.target)
+                                  : ex.target              ? std::string_view(ex.target->text)
+                                                           : std::string_view(ex.head.target);
   std::string bytes;
-  http1::write_request_head(ex.head, verdict.target.empty() ? std::string_view(ex.head.target) : verdict.target,
-                            true, bytes, lines);
+  http1::write_request_head(ex.head, target, true, bytes, lines);
   ex.pool = verdict.pool ? verdict.pool : &server_.pool();
   ex.fallbacks = std::move(verdict.fallbacks);
   if (ex.head.body == http1::BodyKind::none) {
@@ -414,14 +428,34 @@ bool IngressSession::revoked_since_handshake() {
 RequestView IngressSession::view_of(const Exchange& ex) const {
   static const tls::PeerIdentity kNoIdentity;  // plain (insecure) ingress
   const tls::PeerIdentity& peer = down_->tls() ? down_->tls()->peer() : kNoIdentity;
-  return RequestView{peer, ex.head, down_->peer_ip(), ex.request_id, unix_ms_now()};
+  return RequestView{peer, ex.head, down_->peer_ip(), ex.request_id, unix_ms_now(),
+                     ex.target ? &*ex.target : nullptr};
+}
+
+bool IngressSession::canonicalize_target(Exchange& ex) {
+  policy::TargetResult r = policy::canonicalize_target(ex.head.target, ex.head.method, server_.options().http.path_policy);
+  if (r.status == policy::TargetStatus::ok) {
+    ex.target = std::move(r.target);
+    return true;
+  }
+  // Never forwarded; the body, if any, is not read. Nothing is authorized,
+  // but the record names the peer the certificate identifies.
+  RequestIdentity id = server_.authorizer().identify(view_of(ex));
+  ex.peer = std::move(id.peer);
+  ex.entity_uri = std::move(id.entity_uri);
+  const policy::Decision d = policy::refuse_target(r.status);
+  std::string message(d.message);
+  message.back() = ':';
+  message.append(" ").append(r.detail).append(".");
+  respond_local(d.status, policy::to_string(d.code), message, ex.head.body != http1::BodyKind::none);
+  return false;
 }
 
 bool IngressSession::serve_well_known() {
   Exchange& ex = *ex_;
-  std::string_view path = ex.head.target;
-  if (auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
-  if (path != "/.well-known/fedproxy-manifest.json" || !server_.node_manifest()) return false;
+  if (!ex.target || ex.target->path() != "/.well-known/fedproxy-manifest.json" || !server_.node_manifest()) {
+    return false;
+  }
   if (ex.head.method != "GET" && ex.head.method != "HEAD") return false;
   const std::string& body = *server_.node_manifest();
   bool close = ex.head.body != http1::BodyKind::none || !ex.head.keep_alive;
@@ -482,7 +516,7 @@ void IngressSession::finish_exchange() {
   rec.peer_address = down_->peer_address();
   rec.peer = down_->tls() ? &down_->tls()->peer() : nullptr;
   rec.method = ex.head.method;
-  rec.target = ex.head.target;
+  rec.target = ex.target ? std::string_view(ex.target->text) : std::string_view(ex.head.target);
   rec.status = ex.status;
   rec.decision = std::move(ex.decision);
   rec.reason = std::move(ex.reason);

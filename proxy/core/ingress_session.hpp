@@ -64,6 +64,9 @@ class IngressSession final : public net::Deletable,
   // A complete response fedproxy produces itself (bytes ready to send).
   void respond_local_bytes(int status, std::string bytes, bool close);
   bool serve_well_known();
+  // Ingress: reads the request-target once (SPEC §4) into the exchange, or
+  // answers 400 and returns false.
+  bool canonicalize_target(Exchange& ex);
   // What the authorizer sees of the exchange's request.
   RequestView view_of(const Exchange& ex) const;
   // The peer's certificate was revoked by a CRL loaded after its handshake.

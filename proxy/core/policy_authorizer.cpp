@@ -1,6 +1,45 @@
 #include "proxy/core/policy_authorizer.hpp"
 
+#include <array>
+
 namespace fedproxy::core {
+
+namespace {
+
+// More method-override header lines than any client sends; past it the last
+// slot holds a value that names no method, so the request is refused.
+constexpr size_t kMaxOverrideHeaders = 8;
+
+// The values of the request's method-override headers (SPEC §4), as views
+// into the head. Returns how many.
+size_t method_overrides(const http1::Headers& headers, std::array<std::string_view, kMaxOverrideHeaders>& out) {
+  size_t n = 0;
+  for (const http1::Header& h : headers) {
+    if (!policy::is_method_override_header(h.name)) continue;
+    if (n == out.size()) {
+      out.back() = {};
+      break;
+    }
+    out[n++] = h.value;
+  }
+  return n;
+}
+
+// A denial as the session answers it (SPEC §6), on top of what `v` already
+// says about the peer and grant (for logs and audit). In place: every
+// return of authorize() is the same Verdict, so it is never moved.
+void set_denial(Verdict& v, const policy::Decision& d) {
+  v.allow = false;
+  v.decision = "deny";
+  v.status = d.status;
+  v.code = policy::to_string(d.code);
+  v.reason = v.code;
+  v.message = d.message;
+  v.close_connection = d.close_connection;
+  if (d.retry_after_s) v.extra_response_headers = "Retry-After: " + std::to_string(d.retry_after_s) + "\r\n";
+}
+
+}  // namespace
 
 PolicyAuthorizer::PolicyAuthorizer(std::shared_ptr<const policy::Snapshot> snapshot, bool insecure,
                                    std::shared_ptr<policy::RateLimiter> limiter)
@@ -61,29 +100,31 @@ RequestIdentity PolicyAuthorizer::identify(const RequestView& r) {
 }
 
 Verdict PolicyAuthorizer::authorize(const RequestView& r) {
+  Verdict v;
+  if (r.target == nullptr) {
+    // Only the ingress (which canonicalizes every target) runs policy: a
+    // request without its canonical target is not one policy can decide on.
+    set_denial(v, policy::refuse_target(policy::TargetStatus::bad_request));
+    return v;
+  }
   const policy::Subject subject = subject_of(r);
+  std::array<std::string_view, kMaxOverrideHeaders> overrides;
   policy::RequestInfo info;
   info.method = r.head.method;
-  info.target = r.head.target;
+  info.set_target(*r.target);
+  info.method_overrides = std::span<const std::string_view>(overrides.data(), method_overrides(r.head.headers, overrides));
   if (const auto* auth = http1::find_header(r.head.headers, "authorization")) info.authorization = auth->value;
   info.source_ip = r.source_ip;
 
   policy::Decision d = policy::evaluate(*snapshot_, *limiter_, subject, info, r.now_unix_ms);
 
-  Verdict v;
   if (d.peer) v.peer = policy::peer_slug(*d.peer);
   if (d.grant) v.grant = policy::grant_id(*d.grant);
   v.resource = d.resource;
   v.entity_uri = d.entity_uri;
   if (d.code != policy::DenyCode::none) v.reason = policy::to_string(d.code);
   if (!d.allow) {
-    v.allow = false;
-    v.decision = "deny";
-    v.status = d.status;
-    v.code = policy::to_string(d.code);
-    v.message = d.message;
-    v.close_connection = d.close_connection;
-    if (d.retry_after_s) v.extra_response_headers = "Retry-After: " + std::to_string(d.retry_after_s) + "\r\n";
+    set_denial(v, d);
     return v;
   }
   v.decision = d.shadow ? "shadow_deny" : "allow";

@@ -12,11 +12,13 @@
 // parse_manifest unchanged; a partial config (what `fedproxy check` compiles
 // to report policy problems) compiles without crashing; decisions are
 // self-consistent (status and code agree, an allowed request has a peer, a
-// grant and a resource, a rewritten limit is not rewritten again, ...);
-// normalize_path is idempotent.
+// grant and a resource, a rewritten limit is not rewritten again and keeps
+// the canonical path, ...). Targets are canonicalized first, as the ingress
+// does (canonicalize_target itself is fuzzed by fuzz_target).
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -107,23 +109,11 @@ void check_manifest_roundtrip(const Manifest& m) {
   if (valid_utf8(m.entity_uri)) FUZZ_CHECK(b.entity_uri == m.entity_uri, "entity_uri changes through manifest_to_json");
 }
 
-std::optional<std::string> path_of(std::string_view target) {
-  std::string_view p = target.substr(0, target.find_first_of("?#"));
-  return normalize_path(p);
-}
-
-void check_normalize(std::string_view target) {
-  std::optional<std::string> once = path_of(target);
-  if (!once) return;
-  FUZZ_CHECK(!once->empty() && (*once)[0] == '/', "normalised path does not start with /");
-  std::optional<std::string> twice = normalize_path(*once);
-  FUZZ_CHECK(twice.has_value() && *twice == *once, "normalize_path is not idempotent");
-}
-
 bool valid_status(const Decision& d) {
   switch (d.code) {
     case DenyCode::none: return d.status == 200;
     case DenyCode::bad_request:
+    case DenyCode::ambiguous_path:
     case DenyCode::limit_exceeded: return d.status == 400;
     case DenyCode::rate_limited: return d.status == 429;
     default: return d.status == 403;
@@ -146,7 +136,8 @@ void check_decision(const Decision& d, const Snapshot& snap, RateLimiter& limite
     FUZZ_CHECK(!d.allow && (d.code == DenyCode::san_mismatch || d.code == DenyCode::fingerprint_mismatch),
                "close_connection for another reason");
   if (d.code == DenyCode::rate_limited) FUZZ_CHECK(d.retry_after_s >= 1, "rate_limited without Retry-After");
-  if (d.code == DenyCode::bad_request) FUZZ_CHECK(!d.allow, "a malformed path is never allowed");
+  FUZZ_CHECK(d.code != DenyCode::bad_request && d.code != DenyCode::ambiguous_path,
+             "evaluate refused a target: that is canonicalize_target's job");
   if (d.peer != nullptr) {
     FUZZ_CHECK(!peer_slug(*d.peer).empty(), "peer without a slug");
     (void)peer_allowed_regions(*d.peer);
@@ -162,13 +153,16 @@ void check_decision(const Decision& d, const Snapshot& snap, RateLimiter& limite
   if (d.rewritten_target) {
     const std::string& t = *d.rewritten_target;
     FUZZ_CHECK(d.allow && !d.shadow, "rewrite without an enforced allow");
-    FUZZ_CHECK(path_of(t) == path_of(info.target), "the limit rewrite changed the path");
+    const TargetResult canon = canonicalize_target(t, info.method, PathPolicy::reject);
+    FUZZ_CHECK(canon.status == TargetStatus::ok && canon.target.text == t,
+               "a rewritten target is not a canonical target");
+    FUZZ_CHECK(canon.target.path() == info.path, "the limit rewrite changed the path");
     // The rewritten request is within the limit: evaluating it again (fresh
     // rate-limit buckets) must not rewrite it again.
     RateLimiter fresh;
     fresh.rebind(snap);
     RequestInfo again = info;
-    again.target = t;
+    again.set_target(canon.target);
     const Decision d2 = evaluate(snap, fresh, subject, again, now);
     FUZZ_CHECK(!d2.rewritten_target, "a rewritten target is rewritten again");
     FUZZ_CHECK(d2.code == DenyCode::none || d2.code == DenyCode::rate_limited,
@@ -230,9 +224,18 @@ void evaluate_some(const Snapshot& snap, const Config& config, const std::vector
       subject.der_sha256 = pin;
       if (oid) subject.grant_oid = std::string_view(*oid);
       for (const Req& r : reqs) {
+        const PathPolicy policy = (r.target.size() & 2) ? PathPolicy::rewrite : PathPolicy::reject;
+        const TargetResult target = canonicalize_target(r.target, r.method, policy);
+        if (target.status != TargetStatus::ok) {
+          const Decision d = refuse_target(target.status);
+          FUZZ_CHECK(!d.allow && d.status == 400 && !d.shadow, "a refused target is not a 400");
+          continue;
+        }
+        static constexpr std::string_view kOverrides[] = {"get", "DELETE"};
         RequestInfo info;
         info.method = r.method;
-        info.target = r.target;
+        info.set_target(target.target);
+        info.method_overrides = std::span<const std::string_view>(kOverrides).first((r.target.size() >> 2) % 3);
         info.authorization = r.authorization;
         info.source_ip = (r.target.size() & 1) ? "10.1.2.3" : "2001:db8::1";
         const int64_t now = (r.target.size() % 3 == 0) ? int64_t{0} : kNow;
@@ -245,13 +248,13 @@ void evaluate_some(const Snapshot& snap, const Config& config, const std::vector
   for (const auto& p : peers) {
     Subject subject;
     subject.dev_peer = p.slug;
+    const TargetResult target = canonicalize_target("/api/v1/tasks?limit=3", "GET", PathPolicy::reject);
     RequestInfo info;
     info.method = "GET";
-    info.target = "/api/v1/tasks?limit=3";
+    info.set_target(target.target);
     info.source_ip = "127.0.0.1";
     check_decision(evaluate(snap, limiter, subject, info, kNow), snap, limiter, subject, info, kNow);
   }
-  for (const Req& r : reqs) check_normalize(r.target);
 }
 
 }  // namespace
@@ -275,7 +278,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       manifests.push_back(std::move(*m.manifest));
     }
   }
-  for (const Req& r : extra) check_normalize(r.target);
 
   EnvOverrides env;
   if (size > 0 && (data[size - 1] & 0x0f) == 0x0f) env.tls_cert = "/override/cert.pem";

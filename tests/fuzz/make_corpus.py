@@ -317,6 +317,37 @@ def config_seeds():
     ]]
 
 
+# ---- request-targets: [control] + raw target ----------------------------
+# control bit 0: path_policy (0 reject, 1 rewrite); bits 1-2: method (GET,
+# POST, OPTIONS, HEAD); bit 3: a method-override header "GET" is sent.
+TARGETS = [
+    b"/", b"/api/v1/tasks", b"/api/v1/tasks/", b"/api/v1/tasks/42?limit=10&x=%2F",
+    b"/api/v1/tasks?LIMIT=500;limit[]=7&limit%5B0%5D=0&%6Cimit", b"/api/v1/tasks?_method=DELETE",
+    b"/api/v1/%74asks/%7euser", b"/API/V1/TASKS/Archive/1", b"/caf%c3%a9/menu", b"/CAF%C3%A9",
+    b"/a/b%20c/d", b"/x:y/@z/!$&'()*+,=", b"/static/", b"/static", b"/a/{b}|c^`<>\"[]",
+    b"//api/v1/tasks", b"/api/v1/credentials//../tasks", b"/.//../", b"//%2e%2e/", b"/a//b/../c",
+    b"/api/v1/tasks/../credentials", b"/api/v1/tasks/%2e%2E/credentials", b"/api/v1/tasks/.%2e/x",
+    b"/api/v1/tasks/%2e./x", b"/api/v1/tasks/./1", b"/a/b/..", b"/a/.", b"/..", b"/%2e%2e/etc",
+    b"/api/v1/tasks/..%2fcredentials", b"/a%5cb", b"/a\\..\\b", b"/api/v1/tasks/..;/credentials",
+    b"/a;jsessionid=1", b"/a/%3B", b"/a%00", b"/a%0d%0a", b"/a?b=%00", b"/a#b", b"/a\xc3\xa9",
+    b"/%c0%ae%c0%ae/", b"/a/%e0%80%ae", b"/a/%ed%a0%80", b"/a/%f0%9f%98%80", b"/a/%c3", b"/a/%zz",
+    b"/a?x=%zz", b"/a/%252e%252e/b", b"*", b"api/v1", b"acme:443", b"http://acme/api/v1/tasks?limit=99",
+    b"HTTPS://Acme.Example:8443", b"http://[::1]:80/a/%2e%2e/b", b"http://user@acme/a", b"http:///a",
+    b"ftp://acme/a",
+]
+
+
+def target_seeds():
+    seeds = []
+    for i, t in enumerate(TARGETS):
+        for control in (0, 1):
+            seeds.append(("%02d-%s-%s" % (i, "rewrite" if control else "reject", t.decode("latin-1")),
+                          bytes([control]) + t))
+    seeds.append(("options-asterisk", bytes([4]) + b"*"))
+    seeds.append(("post-override", bytes([2 | 8]) + b"/api/v1/tasks?limit=100000"))
+    return seeds
+
+
 def tls_seeds(build_dir):
     exe = os.path.join(build_dir, "tests", "fuzz", "fuzz_tls_server")
     if not os.access(exe, os.X_OK):
@@ -354,6 +385,7 @@ def main():
     write_dir("fuzz_http_request", request_seeds())
     write_dir("fuzz_http_response", response_seeds())
     write_dir("fuzz_config", config_seeds())
+    write_dir("fuzz_target", target_seeds())
     tls_seeds(build_dir)
     identity_seeds(build_dir)
 

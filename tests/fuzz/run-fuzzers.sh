@@ -32,13 +32,14 @@ build=$(cd "$build" 2>/dev/null && pwd) || { echo "run-fuzzers: no build dir ${2
 artifacts=${FUZZ_ARTIFACTS:-$build/fuzz-artifacts}
 mkdir -p "$artifacts"
 artifacts=$(cd "$artifacts" && pwd)
-targets=${FUZZ_TARGETS:-fuzz_http_request fuzz_http_response fuzz_config fuzz_tls_server fuzz_peer_identity}
+targets=${FUZZ_TARGETS:-fuzz_http_request fuzz_http_response fuzz_config fuzz_target fuzz_tls_server fuzz_peer_identity}
 
 # Per-target flags: dictionary and the largest input worth trying.
 target_args() {
   case "$1" in
     fuzz_http_request|fuzz_http_response) echo "-dict=$here/http.dict -max_len=16384" ;;
     fuzz_config) echo "-dict=$here/config.dict -max_len=16384" ;;
+    fuzz_target) echo "-dict=$here/target.dict -max_len=1024" ;;
     fuzz_tls_server|fuzz_peer_identity) echo "-max_len=8192" ;;
     *) echo "" ;;
   esac

@@ -140,6 +140,35 @@ class HygieneTest(unittest.TestCase):
         self.assertIsNone(self.backend.wait_path(m, timeout=0.5), "a complete request reached the app")
 
 
+class UnderscoreModesTest(unittest.TestCase):
+    """http.headers_with_underscores "drop" and "allow" (SPEC §5)."""
+
+    def run_mode(self, mode: str):
+        pki = shared_pki()
+        with Backend() as backend:
+            cfg = base_config(pki, backend.address, http={"headers_with_underscores": mode})
+            with Proxy(cfg) as p, Conn.open(p.ingress_port, client_context(pki, pki.client)) as c:
+                target = "/u-" + uuid.uuid4().hex
+                resp = c.request("GET", target, [("X_Federation_Peer", "partner-labs"), ("X_Custom", "1"),
+                                                 ("X-Plain", "2")])
+                self.assertEqual(resp.status, 200)
+                got = backend.wait_path(target)
+                self.assertIsNotNone(got)
+                return got
+
+    def test_drop_removes_them(self):
+        got = self.run_mode("drop")
+        self.assertEqual([n for n, _ in got.headers if "_" in n], [])
+        self.assertEqual(got.header("x-plain"), "2")
+        # the identity header is fedproxy's own, never the peer's
+        self.assertNotEqual(got.header("x-federation-peer"), "partner-labs")
+
+    def test_allow_forwards_them_but_never_identity_lookalikes(self):
+        got = self.run_mode("allow")
+        self.assertEqual(got.header("x_custom"), "1")
+        self.assertIsNone(got.header("x_federation_peer"))
+
+
 class RetryTest(unittest.TestCase):
     """A request is retried on a fresh upstream connection only when its method
     is idempotent and no response byte arrived (SPEC §5)."""

@@ -97,9 +97,12 @@ TEST_CASE("strip_peer_asserted_headers removes identity, forwarding and URL-over
                                  {"X-Rewrite-URL", "/admin"},
                                  {"X-Forwarded", "not a prefix match"},
                                  {"Accept", "*/*"},
-                                 {"X-Federationist", "kept: not the X-Federation- prefix"}});
+                                 {"X-Federationist", "kept: not the X-Federation- prefix"},
+                                 {"X_Federation_Peer", "read as X-Federation-Peer by WSGI"},
+                                 {"x_forwarded_for", "1.2.3.4"},
+                                 {"X_Custom", "kept"}});
   core::strip_peer_asserted_headers(h);
-  CHECK(names(h) == "Host,X-Forwarded,Accept,X-Federationist");
+  CHECK(names(h) == "Host,X-Forwarded,Accept,X-Federationist,X_Custom");
 }
 
 TEST_CASE("append_forwarding_lines: IPv4, IPv6, scheme") {

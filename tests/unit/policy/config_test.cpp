@@ -570,9 +570,16 @@ TEST_CASE("validation rules") {
       {R"("routes": [{"prefix": "/a"}])", "routes[0].resource", "required"},
       {R"("routes": [{"prefix": "api/v1", "resource": "a"}])", "routes[0].prefix", "must start with \"/\""},
       {R"("routes": [{"prefix": "", "resource": "a"}])", "routes[0].prefix", "must start with \"/\""},
-      {R"("routes": [{"prefix": "/a//b", "resource": "a"}])", "routes[0].prefix", "normalised"},
-      {R"("routes": [{"prefix": "/a/../b", "resource": "a"}])", "routes[0].prefix", "normalised"},
+      {R"("routes": [{"prefix": "/a//b", "resource": "a"}])", "routes[0].prefix", "empty path segment"},
+      {R"("routes": [{"prefix": "/a/../b", "resource": "a"}])", "routes[0].prefix", "dot segment"},
+      {R"("routes": [{"prefix": "/a/%2e%2E/b", "resource": "a"}])", "routes[0].prefix", "dot segment"},
       {R"("routes": [{"prefix": "/a?x=1", "resource": "a"}])", "routes[0].prefix", "'?'"},
+      {R"("routes": [{"prefix": "/a/%zz", "resource": "a"}])", "routes[0].prefix", "malformed %-escape"},
+      {R"("routes": [{"prefix": "/a%2Fb", "resource": "a"}])", "routes[0].prefix", "encoded \"/\""},
+      {R"("routes": [{"prefix": "/a;x", "resource": "a"}])", "routes[0].prefix", "\";\""},
+      {R"("routes": [{"prefix": "/a#x", "resource": "a"}])", "routes[0].prefix", "\"#\""},
+      {R"("routes": [{"prefix": "/a/%c0%ae", "resource": "a"}])", "routes[0].prefix", "not UTF-8"},
+      {R"("routes": [{"prefix": "http://acme/a", "resource": "a"}])", "routes[0].prefix", "must start with \"/\""},
       {R"("routes": [{"prefix": "/a", "resource": ""}])", "routes[0].resource", "a-z, 0-9"},
       {R"("routes": [{"prefix": "/a", "resource": "Tasks"}])", "routes[0].resource", "a-z, 0-9"},
       {R"("routes": [{"prefix": "/a", "resource": "a.b"}])", "routes[0].resource", "a-z, 0-9"},
@@ -1001,4 +1008,60 @@ TEST_CASE("Endpoint::is_loopback") {
 TEST_CASE("ConfigProblem::to_string") {
   CHECK(ConfigProblem{"tls.cert", "required"}.to_string() == "tls.cert: required");
   CHECK(ConfigProblem{"", "bare"}.to_string() == "bare");
+}
+
+TEST_CASE("http: path_policy and headers_with_underscores, defaults reject") {
+  {
+    auto r = parse(with(""));
+    require_ok(r);
+    CHECK(r.config->http.path_policy == PathPolicy::reject);
+    CHECK(r.config->http.headers_with_underscores == HttpConfig::Underscores::reject);
+  }
+  {
+    auto r = parse(with(R"("http": {"path_policy": "reject", "headers_with_underscores": "reject"})"));
+    require_ok(r);  // the SPEC §11 example's values
+    CHECK(r.config->http.path_policy == PathPolicy::reject);
+  }
+  struct V {
+    const char* json;
+    PathPolicy path;
+    HttpConfig::Underscores underscores;
+  };
+  const V values[] = {
+      {R"({"path_policy": "rewrite"})", PathPolicy::rewrite, HttpConfig::Underscores::reject},
+      {R"({"headers_with_underscores": "drop"})", PathPolicy::reject, HttpConfig::Underscores::drop},
+      {R"({"path_policy": "rewrite", "headers_with_underscores": "allow"})", PathPolicy::rewrite,
+       HttpConfig::Underscores::allow},
+      {R"({})", PathPolicy::reject, HttpConfig::Underscores::reject},
+  };
+  for (const V& v : values) {
+    INFO(v.json);
+    auto r = parse(with(std::string(R"("http": )") + v.json));
+    require_ok(r);
+    CHECK(r.config->http.path_policy == v.path);
+    CHECK(r.config->http.headers_with_underscores == v.underscores);
+  }
+  struct E {
+    const char* json;
+    const char* where;
+    const char* message;
+  };
+  const E errors[] = {
+      {R"("http": {"path_policy": "normalize"})", "http.path_policy", "must be one of reject, rewrite"},
+      {R"("http": {"path_policy": "rewrit"})", "http.path_policy", "did you mean \"rewrite\"?"},
+      {R"("http": {"path_policy": true})", "http.path_policy", "must be a string"},
+      {R"("http": {"headers_with_underscores": "ignore"})", "http.headers_with_underscores",
+       "must be one of reject, drop, allow"},
+      {R"("http": {"path_polcy": "reject"})", "http.path_polcy", "did you mean \"path_policy\"?"},
+      {R"("http": {"merge_slashes": true})", "http.merge_slashes", "unknown key"},
+      {R"("http": [])", "http", "must be an object, got an array"},
+      {R"("htp": {})", "htp", "did you mean \"http\"?"},
+  };
+  for (const E& e : errors) {
+    INFO(e.json);
+    auto r = parse(with(e.json));
+    INFO(dump(r));
+    CHECK_FALSE(r.config.has_value());
+    CHECK(find_problem(r, e.where, e.message) != nullptr);
+  }
 }

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "policy/policy_internal.hpp"
 #include "policy_fixture.hpp"
 
 using namespace fedproxy::policy;
@@ -308,14 +309,82 @@ TEST_CASE("peers: duplicate entity_uri, node's own entity_uri") {
   CHECK(r.problems.size() == 2);
 }
 
-TEST_CASE("routes: prefixes equal once normalised, malformed prefixes") {
+TEST_CASE("routes: prefixes equal once canonicalized, compared case-insensitively") {
   CompileResult r = compile_json(R"({"node": {"org": "acme-corp", "entity_uri": "spiffe://acme.example/nodes/a"},
     "routes": [{"prefix": "/api/v1/tasks", "resource": "tasks"},
                {"prefix": "/api/v1/%74asks", "resource": "tasks2"},
-               {"prefix": "/api/%zz", "resource": "bad"}]})");
+               {"prefix": "/API/V1/Tasks", "resource": "tasks3"},
+               {"prefix": "/api/v1/%6Eotes", "resource": "notes"},
+               {"prefix": "/api/v1/notes/", "resource": "notes_dir"}]})");
   INFO(dump(r));
-  CHECK(find_problem(r, "routes[1].prefix", "same path as routes[0]"));
-  CHECK(find_problem(r, "routes[2].prefix", "not a valid path"));
+  CHECK(find_problem(r, "routes[1].prefix", "same path as routes[0] once canonicalized (\"/api/v1/tasks\""));
+  CHECK(find_problem(r, "routes[2].prefix", "same path as routes[0]"));
+  CHECK(r.problems.size() == 2);
+}
+
+TEST_CASE("routes: the case-insensitive hash and equality fold ASCII letters only") {
+  const AsciiCaseHash hash;
+  const AsciiCaseEqual equal;
+  // Lengths around the 8-byte words the comparison works in; every byte.
+  for (size_t len = 0; len <= 20; ++len) {
+    for (int b = 0; b < 256; ++b) {
+      std::string a(len, 'q');
+      if (len > 0) a[(static_cast<size_t>(b) * 7) % len] = static_cast<char>(b);
+      std::string upper = a;
+      for (char& c : upper) {
+        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
+      }
+      INFO("len " << len << " byte " << b);
+      CHECK(equal(a, upper));
+      CHECK(hash(a) == hash(upper));
+      if (len == 0) continue;
+      const size_t at = (static_cast<size_t>(b) * 7) % len;
+      for (int other : {b ^ 0x20, b ^ 0x01, b ^ 0x80}) {
+        std::string c = a;
+        c[at] = static_cast<char>(other);
+        const bool letters = ((b | 0x20) >= 'a' && (b | 0x20) <= 'z') && other == (b ^ 0x20);
+        CHECK(equal(a, c) == letters);
+      }
+    }
+  }
+  CHECK_FALSE(equal("/api/v1/tasks", "/api/v1/task"));
+  CHECK_FALSE(equal("@[`{", "`{@["));  // neighbours of the letters are not letters
+}
+
+TEST_CASE("routes: matched on whole segments, ASCII case-insensitively") {
+  auto snap = compile_ok(R"({"node": {"org": "acme-corp", "entity_uri": "spiffe://acme.example/nodes/a"},
+    "peers": [{"org": "partner-labs", "entity_uri": "spiffe://partner-labs.example/nodes/primary"}],
+    "routes": [{"prefix": "/Api/V1/Tasks", "resource": "tasks"},
+               {"prefix": "/api/v1/tasks/archive", "resource": "archive"},
+               {"prefix": "/caf%C3%A9", "resource": "cafe"}],
+    "grants": [{"id": "g1", "peer": "partner-labs", "resources": ["tasks", "cafe"],
+                "excluded_resources": ["archive"], "status": "active"}]})");
+  RateLimiter limiter;
+  struct R {
+    const char* target;
+    DenyCode code;
+    const char* resource;
+  };
+  const R cases[] = {
+      {"/api/v1/tasks", DenyCode::none, "tasks"},
+      {"/API/V1/TASKS/1", DenyCode::none, "tasks"},
+      {"/aPi/v1/tAsKs/", DenyCode::none, "tasks"},
+      {"/api/v1/tasksx", DenyCode::no_route, nullptr},
+      {"/api/v1/Tasks/ARCHIVE", DenyCode::resource_excluded, "archive"},
+      {"/API/V1/TASKS/Archive/2024", DenyCode::resource_excluded, "archive"},
+      {"/api/v1/tasks/archived", DenyCode::none, "tasks"},
+      {"/caf%c3%a9/menu", DenyCode::none, "cafe"},
+      {"/CAF%C3%A9", DenyCode::none, "cafe"},
+      {"/caf%C3%89", DenyCode::no_route, nullptr},  // ASCII only: É is not é
+  };
+  for (const R& c : cases) {
+    INFO(std::string(c.target));
+    Call call;
+    call.target = c.target;
+    Decision d = call.run(*snap, limiter);
+    CHECK(d.code == c.code);
+    if (c.resource) CHECK(d.resource == c.resource);
+  }
 }
 
 TEST_CASE("routes: a prefix with an unreserved escape still matches") {

@@ -1,7 +1,9 @@
 // evaluate (SPEC §3, §4): a table of requests covering every DenyCode in
-// decision order, path attacks through routing, grant selection (OID, Bearer,
-// only active grant), shadow mode, max_rows rewriting, and a proof that the
-// allow path allocates nothing (a counting global operator new).
+// decision order, path attacks through routing (targets canonicalized first,
+// as the ingress does), case-insensitive routes, grant selection (OID,
+// Bearer, only active grant), method overrides, shadow mode, max_rows
+// rewriting in every form a framework reads, and a proof that the allow
+// path allocates nothing (a counting global operator new).
 
 #include <doctest/doctest.h>
 
@@ -136,15 +138,21 @@ TEST_CASE("decision table: every DenyCode, in decision order") {
        false, 403},
       {"method: case-sensitive", with([](Call& c) { c.method = "get"; }),
        DenyCode::method_not_allowed, false, 403},
-      // path and route
+      // path and route: targets are canonicalized before evaluate
       {"path: climbs above /", with([](Call& c) { c.target = "/api/../../etc/passwd"; }),
-       DenyCode::bad_request, false, 400},
+       DenyCode::ambiguous_path, false, 400},
       {"path: invalid escape", with([](Call& c) { c.target = "/api/v1/tasks/%zz"; }),
        DenyCode::bad_request, false, 400},
       {"path: lone %", with([](Call& c) { c.target = "/api/v1/tasks/%"; }), DenyCode::bad_request,
        false, 400},
       {"path: asterisk-form", with([](Call& c) { c.target = "*"; }), DenyCode::bad_request, false,
        400},
+      {"path: asterisk-form OPTIONS has no route",
+       with([](Call& c) {
+         c.target = "*";
+         c.method = "OPTIONS";
+       }),
+       DenyCode::method_not_allowed, false, 403},
       {"path: relative", with([](Call& c) { c.target = "api/v1/tasks"; }), DenyCode::bad_request,
        false, 400},
       {"path: no route", with([](Call& c) { c.target = "/api/v2/tasks"; }), DenyCode::no_route,
@@ -160,12 +168,22 @@ TEST_CASE("decision table: every DenyCode, in decision order") {
        DenyCode::resource_not_granted, false, 403, "credentials"},
       {"path: %2E%2E/ into notes", with([](Call& c) { c.target = "/api/v1/tasks/%2E%2E/notes/1"; }),
        DenyCode::resource_not_granted, false, 403, "notes"},
-      {"path: ..%2f stays inside tasks",
-       with([](Call& c) { c.target = "/api/v1/tasks/..%2fcredentials"; }), DenyCode::none, true,
-       200, "tasks"},
-      {"path: %2F in the prefix is not a separator",
-       with([](Call& c) { c.target = "/api/v1%2Ftasks"; }), DenyCode::no_route, false, 403},
-      {"path: // collapses", with([](Call& c) { c.target = "//api//v1//tasks/1"; }),
+      {"path: an empty segment is a segment",
+       with([](Call& c) { c.target = "/api/v1/credentials//../tasks"; }),
+       DenyCode::resource_not_granted, false, 403, "credentials"},
+      {"path: ..%2f is refused", with([](Call& c) { c.target = "/api/v1/tasks/..%2fcredentials"; }),
+       DenyCode::ambiguous_path, false, 400},
+      {"path: %2F is refused", with([](Call& c) { c.target = "/api/v1%2Ftasks"; }),
+       DenyCode::ambiguous_path, false, 400},
+      {"path: ..;/ is refused", with([](Call& c) { c.target = "/api/v1/tasks/..;/credentials"; }),
+       DenyCode::ambiguous_path, false, 400},
+      {"path: // under path_policy reject",
+       with([](Call& c) {
+         c.target = "//api//v1//tasks/1";
+         c.path_policy = PathPolicy::reject;
+       }),
+       DenyCode::ambiguous_path, false, 400},
+      {"path: // merged under rewrite", with([](Call& c) { c.target = "//api//v1//tasks/1"; }),
        DenyCode::none, true, 200, "tasks"},
       {"path: /./", with([](Call& c) { c.target = "/api/./v1/./tasks"; }), DenyCode::none, true,
        200, "tasks"},
@@ -180,6 +198,18 @@ TEST_CASE("decision table: every DenyCode, in decision order") {
        DenyCode::no_route, false, 403},
       {"path: absolute-form without authority", with([](Call& c) { c.target = "http:///x"; }),
        DenyCode::bad_request, false, 400},
+      // routes match ASCII case-insensitively: a case variant is denied alike
+      {"route: case variant of a granted route", with([](Call& c) { c.target = "/API/V1/Tasks/7"; }),
+       DenyCode::none, true, 200, "tasks"},
+      {"route: case variant of an excluded route",
+       with([](Call& c) { c.target = "/api/v1/TASKS/Archive/3"; }), DenyCode::resource_excluded,
+       false, 403, "archive"},
+      {"route: case variant of an ungranted route",
+       with([](Call& c) { c.target = "/Api/V1/Credentials"; }), DenyCode::resource_not_granted,
+       false, 403, "credentials"},
+      {"route: case variant through an escape",
+       with([](Call& c) { c.target = "/api/v1/tasks/%41rchive"; }), DenyCode::resource_excluded,
+       false, 403, "archive"},
       // resources
       {"resource: excluded (longest prefix)",
        with([](Call& c) { c.target = "/api/v1/tasks/archive/3"; }), DenyCode::resource_excluded,
@@ -216,7 +246,7 @@ TEST_CASE("decision table: every DenyCode, in decision order") {
     CHECK(d.close_connection ==
           (row.code == DenyCode::san_mismatch || row.code == DenyCode::fingerprint_mismatch));
     if (row.resource) CHECK(d.resource == row.resource);
-    if (row.code == DenyCode::san_mismatch) {
+    if (row.code == DenyCode::san_mismatch || row.status == 400) {
       CHECK(d.peer == nullptr);
     } else {
       CHECK(d.peer != nullptr);
@@ -385,7 +415,7 @@ TEST_CASE("shadow mode, global: decisions reported, requests pass; identity stil
        DenyCode::peer_blocked, false},
       {"peer expired", with([](Call& c) { c.sans = {"spiffe://expired.example/nodes/a"}; }),
        DenyCode::peer_expired, false},
-      {"bad path", with([](Call& c) { c.target = "/../x"; }), DenyCode::bad_request, false},
+      {"bad path", with([](Call& c) { c.target = "/../x"; }), DenyCode::ambiguous_path, false},
       {"bad path behind a shadowed denial",
        with([](Call& c) {
          c.oid = "nope";
@@ -477,9 +507,50 @@ TEST_CASE("max_rows: a limit above the grant's maximum is rewritten, the rest by
       {"/api/v1/tasks?%6Cimit=1000", "/api/v1/tasks?%6Cimit=100"},
       {"/api/v1/tasks?limit=%31%30%30%30", "/api/v1/tasks?limit=100"},
       {"/api/v1/tasks?limit=%35%30", nullptr},
-      {"/api/v1/tasks?limits=1000&xlimit=1000&LIMIT=1000", nullptr},
-      {"/api/v1//tasks/../tasks?limit=1000", "/api/v1//tasks/../tasks?limit=100"},
-      {"http://acme:8443/api/v1/tasks?limit=1000", "http://acme:8443/api/v1/tasks?limit=100"},
+      {"/api/v1/tasks?limits=1000&xlimit=1000&limi=1000", nullptr},
+      // the rewrite is the whole origin-form to forward: canonical path + query
+      {"/api/v1//tasks/../tasks?limit=1000", "/api/v1/tasks?limit=100"},
+      {"http://acme:8443/api/v1/tasks?limit=1000", "/api/v1/tasks?limit=100"},
+  };
+  for (const M& m : cases) {
+    INFO(std::string(m.target));
+    Call call;
+    call.target = m.target;
+    Decision d = call.run(*snap, limiter);
+    REQUIRE(d.allow);
+    CHECK(d.code == DenyCode::none);
+    if (m.rewritten) {
+      REQUIRE(d.rewritten_target.has_value());
+      CHECK(*d.rewritten_target == m.rewritten);
+    } else {
+      CHECK_FALSE(d.rewritten_target.has_value());
+    }
+  }
+}
+
+TEST_CASE("max_rows: every form an app framework reads as the limit is rewritten") {
+  auto snap = compile_ok(evaluate_config());
+  RateLimiter limiter;
+  limiter.rebind(*snap);
+  struct M {
+    const char* target;
+    const char* rewritten;  // nullptr = unchanged
+  };
+  const M cases[] = {
+      {"/api/v1/tasks?LIMIT=1000", "/api/v1/tasks?LIMIT=100"},
+      {"/api/v1/tasks?Limit=1000", "/api/v1/tasks?Limit=100"},
+      {"/api/v1/tasks?x=1;limit=1000", "/api/v1/tasks?x=1;limit=100"},
+      {"/api/v1/tasks?x=1;limit=1000;y=2", "/api/v1/tasks?x=1;limit=100;y=2"},
+      {"/api/v1/tasks?limit[]=1000", "/api/v1/tasks?limit[]=100"},
+      {"/api/v1/tasks?limit[0]=1000&limit[1]=5", "/api/v1/tasks?limit[0]=100&limit[1]=5"},
+      {"/api/v1/tasks?limit%5B%5D=1000", "/api/v1/tasks?limit%5B%5D=100"},
+      {"/api/v1/tasks?%4C%49%4D%49%54=1000", "/api/v1/tasks?%4C%49%4D%49%54=100"},
+      {"/api/v1/tasks?+limit=1000", "/api/v1/tasks?+limit=100"},
+      {"/api/v1/tasks?limit[]", "/api/v1/tasks?limit[]=100"},
+      {"/api/v1/tasks?limit=5;LIMIT=5000&limit[]=7", "/api/v1/tasks?limit=5;LIMIT=100&limit[]=7"},
+      {"/api/v1/tasks?limit=5;LIMIT=50&limit[]=7", nullptr},
+      {"/api/v1/tasks?limit[a]=1000", nullptr},  // a map, not a number, for every framework
+      {"/api/v1/tasks?q=limit%3D1000", nullptr},
   };
   for (const M& m : cases) {
     INFO(std::string(m.target));
@@ -512,6 +583,87 @@ TEST_CASE("max_rows: on_limit reject and a custom parameter name") {
   d = call.run(*snap, limiter);
   CHECK(d.allow);
   CHECK_FALSE(d.rewritten_target.has_value());
+  for (const char* target : {"/api/v1/tasks?PAGE_SIZE=101", "/api/v1/tasks?x;page.size=101",
+                             "/api/v1/tasks?page_size[]=0", "/api/v1/tasks?page%5Fsize=100&page_size"}) {
+    INFO(target);
+    call.target = target;
+    CHECK(call.run(*snap, limiter).code == DenyCode::limit_exceeded);
+  }
+}
+
+TEST_CASE("method overrides: the request method and every override must be granted") {
+  auto snap = compile_ok(evaluate_config());  // ga grants GET, HEAD, POST
+  RateLimiter limiter;
+  limiter.rebind(*snap);
+  struct O {
+    const char* method;
+    std::vector<std::string> headers;
+    const char* target;
+    bool allowed;
+  };
+  const O cases[] = {
+      {"GET", {}, "/api/v1/tasks", true},
+      {"POST", {"GET"}, "/api/v1/tasks", true},
+      {"POST", {"get"}, "/api/v1/tasks", true},  // compared upper-cased
+      {"GET", {"HEAD", "POST"}, "/api/v1/tasks", true},
+      {"POST", {"DELETE"}, "/api/v1/tasks", false},
+      {"GET", {"delete"}, "/api/v1/tasks", false},
+      {"GET", {"GET", "DELETE"}, "/api/v1/tasks", false},  // every one
+      {"GET", {"GET, DELETE"}, "/api/v1/tasks", false},    // not a method token
+      {"GET", {""}, "/api/v1/tasks", false},
+      {"GET", {"G ET"}, "/api/v1/tasks", false},
+      {"DELETE", {"GET"}, "/api/v1/tasks", false},  // the method itself too
+      {"POST", {}, "/api/v1/tasks?_method=GET", true},
+      {"POST", {}, "/api/v1/tasks?_method=DELETE", false},
+      {"POST", {}, "/api/v1/tasks?_method=delete", false},
+      {"POST", {}, "/api/v1/tasks?_method=DEL%45TE", false},
+      {"POST", {}, "/api/v1/tasks?_METHOD=DELETE", false},
+      {"POST", {}, "/api/v1/tasks?%5Fmethod=PUT", false},
+      {"POST", {}, "/api/v1/tasks?_method[]=PATCH", false},
+      {"POST", {}, "/api/v1/tasks?.method=DELETE", false},
+      {"POST", {}, "/api/v1/tasks?x=1;_method=DELETE", false},
+      {"POST", {}, "/api/v1/tasks?_method=GET&_method=DELETE", false},
+      {"POST", {}, "/api/v1/tasks?_method", false},
+      {"POST", {}, "/api/v1/tasks?_method=", false},
+      {"POST", {}, "/api/v1/tasks?_method=GET&_method=head", true},
+      {"POST", {}, "/api/v1/tasks?method=DELETE", true},  // not an override parameter
+      {"POST", {}, "/api/v1/tasks?_method_x=DELETE", true},
+  };
+  for (const O& o : cases) {
+    INFO(o.method << " " << o.target << " overrides " << o.headers.size());
+    Call call;
+    call.method = o.method;
+    call.overrides = o.headers;
+    call.target = o.target;
+    Decision d = call.run(*snap, limiter);
+    CHECK(d.allow == o.allowed);
+    CHECK(d.code == (o.allowed ? DenyCode::none : DenyCode::method_not_allowed));
+  }
+}
+
+TEST_CASE("method override headers: the three names, any case, \"_\" for \"-\"") {
+  for (const char* name : {"X-HTTP-Method-Override", "x-http-method-override", "X-HTTP-Method",
+                           "X-Method-Override", "X_HTTP_METHOD_OVERRIDE", "x-method_override"}) {
+    INFO(name);
+    CHECK(is_method_override_header(name));
+  }
+  for (const char* name : {"X-HTTP-Method-Overrides", "X-Method", "Method", "X-HTTP-Methods", ""}) {
+    INFO(name);
+    CHECK_FALSE(is_method_override_header(name));
+  }
+}
+
+TEST_CASE("refuse_target: 400 with the code of the refusal, never shadowed") {
+  const Decision amb = refuse_target(TargetStatus::ambiguous_path);
+  CHECK_FALSE(amb.allow);
+  CHECK(amb.code == DenyCode::ambiguous_path);
+  CHECK(amb.status == 400);
+  CHECK(std::string(to_string(amb.code)) == "ambiguous_path");
+  const Decision bad = refuse_target(TargetStatus::bad_request);
+  CHECK(bad.code == DenyCode::bad_request);
+  CHECK(bad.status == 400);
+  CHECK_FALSE(bad.shadow);
+  CHECK(std::string(bad.message).back() == '.');
 }
 
 TEST_CASE("policy reload semantics: the snapshot passed in decides") {
@@ -532,32 +684,36 @@ TEST_CASE("the allow path allocates nothing; a rewrite allocates once") {
   auto snap = compile_ok(evaluate_config("", R"(, "rate_limit": {"rps": 1000000, "burst": 1000000})"));
   RateLimiter limiter;
   limiter.rebind(*snap);
+  // evaluate alone: the canonical target and the views are made up front.
+  auto count = [&](const Call& call, int n, DenyCode want) {
+    Prepared p;
+    call.prepare(p);
+    REQUIRE(p.target.status == TargetStatus::ok);
+    REQUIRE(evaluate(*snap, limiter, p.subject, p.info, call.now).code == want);  // warm-up
+    const long before = allocation_count();
+    for (int i = 0; i < n; ++i) REQUIRE(evaluate(*snap, limiter, p.subject, p.info, call.now).code == want);
+    return allocation_count() - before;
+  };
   Call call;
-  call.target = "/api/v1//tasks/./7?limit=50&x=%2e";
+  call.target = "/api/v1//tasks/./7?limit=50&x=%2e&_method=GET";
+  call.method = "POST";
+  call.overrides = {"head"};
   call.authorization = "Bearer fg-ga";
   call.source_ip = "::ffff:10.1.2.3";
-  REQUIRE(call.run(*snap, limiter).allow);  // warm-up
-
-  long before = allocation_count();
-  for (int i = 0; i < 1000; ++i) {
-    Decision d = call.run(*snap, limiter);
-    REQUIRE(d.allow);
-  }
-  CHECK(allocation_count() - before == 0);
+  CHECK(count(call, 1000, DenyCode::none) == 0);
 
   // Denials allocate nothing either.
   Call denied = call;
   denied.target = "/api/v1/notes";
-  before = allocation_count();
-  for (int i = 0; i < 100; ++i) REQUIRE(denied.run(*snap, limiter).code == DenyCode::resource_not_granted);
-  CHECK(allocation_count() - before == 0);
+  CHECK(count(denied, 100, DenyCode::resource_not_granted) == 0);
+  Call override_denied = call;
+  override_denied.overrides = {"DELETE"};
+  CHECK(count(override_denied, 100, DenyCode::method_not_allowed) == 0);
 
   Call rewrite = call;
   rewrite.target = "/api/v1/tasks?limit=100000";
-  before = allocation_count();
-  Decision d = rewrite.run(*snap, limiter);
-  CHECK(allocation_count() - before == 1);
-  CHECK(d.rewritten_target == "/api/v1/tasks?limit=100");
+  CHECK(count(rewrite, 1, DenyCode::none) == 1);
+  CHECK(rewrite.run(*snap, limiter).rewritten_target == "/api/v1/tasks?limit=100");
 }
 
 TEST_CASE("identify: the peer a subject names, without authorizing anything") {

@@ -102,7 +102,20 @@ inline std::string grant(const std::string& id, const std::string& fields) {
   return "{\"id\": \"" + id + "\", " + fields + "}";
 }
 
-// One request as the proxy would present it.
+// evaluate()'s inputs for one Call; views into the Call and into `target`,
+// so it is filled in place and never moved.
+struct Prepared {
+  TargetResult target;
+  std::vector<std::string_view> overrides;
+  Subject subject;
+  RequestInfo info;
+  Prepared() = default;
+  Prepared(const Prepared&) = delete;
+  Prepared& operator=(const Prepared&) = delete;
+};
+
+// One request as the proxy presents it: the raw target is canonicalized
+// first (as the ingress does), a refusal answered by refuse_target.
 struct Call {
   std::vector<std::string> sans{kPartnerUri};
   std::string fingerprint = std::string(64, 'b');
@@ -111,23 +124,34 @@ struct Call {
   std::string dev_peer;
   std::string method = "GET";
   std::string target = "/api/v1/tasks";
+  // "rewrite" so that routing through resolved dot segments stays testable;
+  // refusals of the default policy are in target_test.cpp.
+  PathPolicy path_policy = PathPolicy::rewrite;
+  std::vector<std::string> overrides;  // method-override header values
   std::string authorization;
   std::string source_ip = "10.1.2.3";
   int64_t now = kNow;
 
+  void prepare(Prepared& p) const {
+    p.target = canonicalize_target(target, method, path_policy);
+    p.overrides.assign(overrides.begin(), overrides.end());
+    p.subject.uri_sans = sans;
+    p.subject.der_sha256 = fingerprint;
+    p.subject.chain_spki_sha256 = chain;
+    if (oid) p.subject.grant_oid = std::string_view(*oid);
+    p.subject.dev_peer = dev_peer;
+    p.info.method = method;
+    p.info.set_target(p.target.target);
+    p.info.method_overrides = p.overrides;
+    p.info.authorization = authorization;
+    p.info.source_ip = source_ip;
+  }
+
   Decision run(const Snapshot& s, RateLimiter& limiter) const {
-    Subject subject;
-    subject.uri_sans = sans;
-    subject.der_sha256 = fingerprint;
-    subject.chain_spki_sha256 = chain;
-    if (oid) subject.grant_oid = std::string_view(*oid);
-    subject.dev_peer = dev_peer;
-    RequestInfo info;
-    info.method = method;
-    info.target = target;
-    info.authorization = authorization;
-    info.source_ip = source_ip;
-    return evaluate(s, limiter, subject, info, now);
+    Prepared p;
+    prepare(p);
+    if (p.target.status != TargetStatus::ok) return refuse_target(p.target.status);
+    return evaluate(s, limiter, p.subject, p.info, now);
   }
 };
 
