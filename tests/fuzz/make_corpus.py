@@ -123,6 +123,12 @@ REQUESTS = [
     ("policy style request",
      "GET /api/v1/tasks/../notes/%2e%2e/tasks?limit=100000&x=1 HTTP/1.1\r\nHost: acme.example\r\n"
      "Authorization: Bearer fg-6f1c7c0e-8a9b-4c1d-9e2f-0123456789ab\r\nX-Request-Id: abc-123\r\n\r\n"),
+    # chunk extensions at and over the per-chunk (1 KiB) and per-message (16 KiB) bounds
+    ("chunk extension at the per-chunk limit", CHUNKED_POST + "1;" + "e" * 1023 + "\r\nx\r\n0\r\n\r\n"),
+    ("chunk extension over the per-chunk limit", CHUNKED_POST + "1;" + "e" * 1024 + "\r\nx\r\n0\r\n\r\n"),
+    ("chunk extension name=value pairs", CHUNKED_POST + "1;a=1;b=\"q\";c\r\nx\r\n0;last=1\r\n\r\n"),
+    ("chunk extensions over the per-message limit",
+     CHUNKED_POST + ("1;" + "e" * 199 + "\r\nx\r\n") * 90 + "0\r\n\r\n"),
 ]
 
 
