@@ -35,7 +35,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fedtest.backend import Backend  # noqa: E402
-from fedtest.case import main, shared_pki  # noqa: E402
+from fedtest.case import main, shared_pki, start_class_proxy, stop_class_proxy  # noqa: E402
 from fedtest.pki import NODE_URI, PARTNER_URI, CertAuthority, openssl  # noqa: E402
 from fedtest.policy import grant, new_id, peer, policy_config, read_audit, wait_audit  # noqa: E402
 from fedtest.proxy import (Conn, Proxy, assert_json_error, base_config,  # noqa: E402
@@ -165,12 +165,7 @@ class IngressAnchorsTest(AnchorCase):
                                 tls={"ca_bundle": cls.shared_bundle},
                                 audit={"path": cls.audit_path})
         cls.proxy = Proxy(cls.cfg, wait_for=("ingress", "admin"))
-        try:
-            cls.proxy.start()
-        except BaseException:
-            cls.proxy.stop()
-            cls.backend.stop()
-            raise
+        start_class_proxy(cls)
         cls.genuine = o.issue(o.ca_p, PARTNER_URI)
         cls.impersonator = o.issue(o.ca_x, PARTNER_URI)
         cls.beta = o.issue(o.ca_x, BETA_URI)
@@ -179,8 +174,7 @@ class IngressAnchorsTest(AnchorCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.proxy.stop()
-        cls.backend.stop()
+        stop_class_proxy(cls)
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     # -- peers[].ca_bundle ----------------------------------------------------

@@ -21,7 +21,8 @@ from fedtest.proxy import Conn, Proxy, assert_json_error, base_config, client_co
 CHUNKED = [("Transfer-Encoding", "chunked")]
 
 
-class HygieneTest(unittest.TestCase):
+class ProxyCase(unittest.TestCase):
+    """One recording backend and one authenticate-only fedproxy per class."""
 
     @classmethod
     def setUpClass(cls):
@@ -34,6 +35,9 @@ class HygieneTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         stop_class_proxy(cls)
+
+
+class HygieneTest(ProxyCase):
 
     def marker(self) -> str:
         return "/m-" + uuid.uuid4().hex
@@ -169,21 +173,9 @@ class UnderscoreModesTest(unittest.TestCase):
         self.assertIsNone(got.header("x_federation_peer"))
 
 
-class RetryTest(unittest.TestCase):
+class RetryTest(ProxyCase):
     """A request is retried on a fresh upstream connection only when its method
     is idempotent and no response byte arrived (SPEC §5)."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.pki = shared_pki()
-        cls.ctx = client_context(cls.pki, cls.pki.client)
-        cls.backend = Backend().start()
-        cls.proxy = Proxy(base_config(cls.pki, cls.backend.address))
-        start_class_proxy(cls)
-
-    @classmethod
-    def tearDownClass(cls):
-        stop_class_proxy(cls)
 
     def count(self, target: str) -> int:
         return sum(1 for r in self.backend.snapshot() if r.target == target)

@@ -477,15 +477,40 @@ TEST_CASE("shadow mode on a grant does not revive a revoked grant") {
   CHECK(Call{}.run(*snap, limiter).code == DenyCode::unknown_grant);
 }
 
-TEST_CASE("max_rows: a limit above the grant's maximum is rewritten, the rest byte-identical") {
+namespace {
+
+// Each target is allowed; the limit rewrite turns it into `rewritten`
+// (nullptr: forwarded unchanged).
+struct LimitCase {
+  const char* target;
+  const char* rewritten;
+};
+
+template <size_t N>
+void check_limit_rewrites(const LimitCase (&cases)[N]) {
   auto snap = compile_ok(evaluate_config());
   RateLimiter limiter;
   limiter.rebind(*snap);
-  struct M {
-    const char* target;
-    const char* rewritten;  // nullptr = unchanged
-  };
-  const M cases[] = {
+  for (const LimitCase& m : cases) {
+    INFO(std::string(m.target));
+    Call call;
+    call.target = m.target;
+    Decision d = call.run(*snap, limiter);
+    REQUIRE(d.allow);
+    CHECK(d.code == DenyCode::none);
+    if (m.rewritten) {
+      REQUIRE(d.rewritten_target.has_value());
+      CHECK(*d.rewritten_target == m.rewritten);
+    } else {
+      CHECK_FALSE(d.rewritten_target.has_value());
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("max_rows: a limit above the grant's maximum is rewritten, the rest byte-identical") {
+  const LimitCase cases[] = {
       {"/api/v1/tasks", nullptr},
       {"/api/v1/tasks?", nullptr},
       {"/api/v1/tasks?limit=50", nullptr},
@@ -512,31 +537,11 @@ TEST_CASE("max_rows: a limit above the grant's maximum is rewritten, the rest by
       {"/api/v1//tasks/../tasks?limit=1000", "/api/v1/tasks?limit=100"},
       {"http://acme:8443/api/v1/tasks?limit=1000", "/api/v1/tasks?limit=100"},
   };
-  for (const M& m : cases) {
-    INFO(std::string(m.target));
-    Call call;
-    call.target = m.target;
-    Decision d = call.run(*snap, limiter);
-    REQUIRE(d.allow);
-    CHECK(d.code == DenyCode::none);
-    if (m.rewritten) {
-      REQUIRE(d.rewritten_target.has_value());
-      CHECK(*d.rewritten_target == m.rewritten);
-    } else {
-      CHECK_FALSE(d.rewritten_target.has_value());
-    }
-  }
+  check_limit_rewrites(cases);
 }
 
 TEST_CASE("max_rows: every form an app framework reads as the limit is rewritten") {
-  auto snap = compile_ok(evaluate_config());
-  RateLimiter limiter;
-  limiter.rebind(*snap);
-  struct M {
-    const char* target;
-    const char* rewritten;  // nullptr = unchanged
-  };
-  const M cases[] = {
+  const LimitCase cases[] = {
       {"/api/v1/tasks?LIMIT=1000", "/api/v1/tasks?LIMIT=100"},
       {"/api/v1/tasks?Limit=1000", "/api/v1/tasks?Limit=100"},
       {"/api/v1/tasks?x=1;limit=1000", "/api/v1/tasks?x=1;limit=100"},
@@ -552,20 +557,7 @@ TEST_CASE("max_rows: every form an app framework reads as the limit is rewritten
       {"/api/v1/tasks?limit[a]=1000", nullptr},  // a map, not a number, for every framework
       {"/api/v1/tasks?q=limit%3D1000", nullptr},
   };
-  for (const M& m : cases) {
-    INFO(std::string(m.target));
-    Call call;
-    call.target = m.target;
-    Decision d = call.run(*snap, limiter);
-    REQUIRE(d.allow);
-    CHECK(d.code == DenyCode::none);
-    if (m.rewritten) {
-      REQUIRE(d.rewritten_target.has_value());
-      CHECK(*d.rewritten_target == m.rewritten);
-    } else {
-      CHECK_FALSE(d.rewritten_target.has_value());
-    }
-  }
+  check_limit_rewrites(cases);
 }
 
 TEST_CASE("max_rows: on_limit reject and a custom parameter name") {
