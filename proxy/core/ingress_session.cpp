@@ -177,10 +177,12 @@ void IngressSession::on_request_head(http1::RequestHead&& head) {
     return;
   }
   const IngressOptions& opts = server_.options();
-  if (opts.peer_requests && !canonicalize_target(ex)) return;
   if (opts.peer_requests) {
+    // Requests two parsers could read differently never reach policy.
+    if (!canonicalize_target(ex)) return;
     if (const char* why = check_peer_headers(ex.head.headers, opts.http.headers_with_underscores)) {
       server_.events().on_connection_event(down_->peer_address(), "bad_request", why);
+      label_with_peer(ex);
       respond_local(400, "bad_request", why, true);
       return;
     }
@@ -438,17 +440,20 @@ bool IngressSession::canonicalize_target(Exchange& ex) {
     ex.target = std::move(r.target);
     return true;
   }
-  // Never forwarded; the body, if any, is not read. Nothing is authorized,
-  // but the record names the peer the certificate identifies.
-  RequestIdentity id = server_.authorizer().identify(view_of(ex));
-  ex.peer = std::move(id.peer);
-  ex.entity_uri = std::move(id.entity_uri);
+  // Never forwarded; the body, if any, is not read.
+  label_with_peer(ex);
   const policy::Decision d = policy::refuse_target(r.status);
   std::string message(d.message);
   message.back() = ':';
   message.append(" ").append(r.detail).append(".");
   respond_local(d.status, policy::to_string(d.code), message, ex.head.body != http1::BodyKind::none);
   return false;
+}
+
+void IngressSession::label_with_peer(Exchange& ex) {
+  RequestIdentity id = server_.authorizer().identify(view_of(ex));
+  ex.peer = std::move(id.peer);
+  ex.entity_uri = std::move(id.entity_uri);
 }
 
 bool IngressSession::serve_well_known() {
@@ -465,11 +470,8 @@ bool IngressSession::serve_well_known() {
   if (ex.head.method == "GET") out += body;
   ex.decision = "allow";
   ex.reason = "node_manifest";
-  // Not authorized (any peer the CA vouches for may read the manifest), but
-  // labelled with the peer its certificate names, for metrics and audit.
-  RequestIdentity id = server_.authorizer().identify(view_of(ex));
-  ex.peer = std::move(id.peer);
-  ex.entity_uri = std::move(id.entity_uri);
+  // Not authorized (any peer the CA vouches for may read the manifest).
+  label_with_peer(ex);
   respond_local_bytes(200, std::move(out), close);
   return true;
 }

@@ -67,6 +67,10 @@ class IngressSession final : public net::Deletable,
   // Ingress: reads the request-target once (SPEC §4) into the exchange, or
   // answers 400 and returns false.
   bool canonicalize_target(Exchange& ex);
+  // For a request fedproxy answers without authorizing it (a refusal, the
+  // node manifest): the peer its certificate names, for logs, metrics and
+  // audit.
+  void label_with_peer(Exchange& ex);
   // What the authorizer sees of the exchange's request.
   RequestView view_of(const Exchange& ex) const;
   // The peer's certificate was revoked by a CRL loaded after its handshake.
