@@ -221,14 +221,18 @@ void IngressSession::on_request_head(http1::RequestHead&& head) {
                                 : ex.target                ? std::string_view(ex.target->authority)
                                                            : std::string_view();
   std::string& lines = verdict.header_lines;
-  // One allocation at most: Host, X-Request-Id and the three forwarding lines.
-  lines.reserve(lines.size() + host.size() + ex.request_id.size() + 2 * down_->peer_ip().size() + 112);
+  if (opts.peer_requests && forwarding_lines_.empty()) {
+    // The peer's address and scheme are the connection's: formatted once.
+    append_forwarding_lines(forwarding_lines_, down_->peer_ip(), down_->tls() != nullptr);
+  }
+  // One allocation at most: Host, X-Request-Id and the forwarding lines.
+  lines.reserve(lines.size() + host.size() + ex.request_id.size() + forwarding_lines_.size() + 40);
   if (!host.empty()) {
     std::erase_if(ex.head.headers, [](const http1::Header& h) { return http1::iequals(h.name, "host"); });
     append_header_line(lines, "Host", host);
   }
   append_header_line(lines, "X-Request-Id", ex.request_id);
-  if (opts.peer_requests) append_forwarding_lines(lines, down_->peer_ip(), down_->tls() != nullptr);
+  lines += forwarding_lines_;  // empty on egress
   // What was authorized, byte for byte: the limit rewrite, else the
   // canonical target; the raw target only on egress.
   const std::string_view target = !verdict.target.empty() ? std::string_view(verdict.target)

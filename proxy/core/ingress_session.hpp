@@ -89,6 +89,7 @@ class IngressSession final : public net::Deletable,
   std::string inbuf_;
   size_t inpos_ = 0;
   std::string up_out_;
+  std::string forwarding_lines_;  // X-Forwarded-For/-Proto, Forwarded for this peer (ingress)
   std::unique_ptr<Exchange> ex_;
   UpstreamConnection* up_ = nullptr;
   uint64_t created_ms_ = 0;
