@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target of tests/fuzz for SECONDS each, one after the
-# other, on a temporary copy of its seed corpus (the committed corpus never
-# grows), and prints executions, exec/s and coverage per target. Exits
+# other, on a temporary copy of its seed corpus and of its committed grown
+# corpus, if any (tests/fuzz/corpus-grown/<target>; neither grows during a
+# run), and prints executions, exec/s and coverage per target. Exits
 # non-zero if any target crashed, leaked, timed out or ran out of memory;
 # the input that did it is kept and its path printed.
 #
@@ -65,6 +66,7 @@ for t in $targets; do
   corpus="$work/$t"
   mkdir -p "$corpus"
   cp -r "$here/corpus/$t/." "$corpus/" 2>/dev/null || true
+  [ -d "$here/corpus-grown/$t" ] && cp -r "$here/corpus-grown/$t/." "$corpus/"
   seeds=$(find "$corpus" -type f | wc -l)
   mkdir -p "$artifacts/$t"
   log="$artifacts/$t/run.log"
