@@ -323,7 +323,8 @@ const std::vector<std::string_view> kUnderscoreHeaders = {"reject", "drop", "all
 const std::vector<std::string_view> kAuditKeys = {"path"};
 const std::vector<std::string_view> kLimitsKeys = {
     "max_connections",  "max_header_bytes",     "max_request_line_bytes",
-    "max_header_count", "max_conn_lifetime_ms", "max_requests_per_conn"};
+    "max_header_count", "max_conn_lifetime_ms", "max_requests_per_conn",
+    "max_chunk_extension_bytes", "max_chunk_extension_bytes_per_message"};
 const std::vector<std::string_view> kTimeoutsKeys = {
     "handshake_ms", "header_ms", "idle_ms", "upstream_connect_ms", "upstream_response_ms",
     "shutdown_grace_ms"};
@@ -1095,6 +1096,13 @@ class Loader {
     }
     if (auto* f = member(*o, "max_requests_per_conn")) {
       read_uint(*f, "limits.max_requests_per_conn", l.max_requests_per_conn, 0, 1000000000);
+    }
+    if (auto* f = member(*o, "max_chunk_extension_bytes")) {
+      read_uint(*f, "limits.max_chunk_extension_bytes", l.max_chunk_extension_bytes, 0, 1048576);
+    }
+    if (auto* f = member(*o, "max_chunk_extension_bytes_per_message")) {
+      read_uint(*f, "limits.max_chunk_extension_bytes_per_message", l.max_chunk_extension_bytes_per_message, 0,
+                16777216);
     }
   }
 

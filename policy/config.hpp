@@ -128,6 +128,9 @@ struct LimitsConfig {
   uint32_t max_header_count = 100;
   uint64_t max_conn_lifetime_ms = 0;  // 0 = off
   uint32_t max_requests_per_conn = 0; // 0 = unlimited
+  // Chunk extensions of a request body (SPEC §1): per chunk, per message.
+  uint32_t max_chunk_extension_bytes = 1024;
+  uint32_t max_chunk_extension_bytes_per_message = 16384;
 };
 
 struct TimeoutsConfig {

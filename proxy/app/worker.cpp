@@ -9,6 +9,8 @@ core::IngressOptions ingress_options(const policy::Config& cfg) {
   o.parser_limits.max_request_line = cfg.limits.max_request_line_bytes;
   o.parser_limits.max_header_bytes = cfg.limits.max_header_bytes;
   o.parser_limits.max_header_count = cfg.limits.max_header_count;
+  o.parser_limits.chunk_extensions.per_chunk = cfg.limits.max_chunk_extension_bytes;
+  o.parser_limits.chunk_extensions.per_message = cfg.limits.max_chunk_extension_bytes_per_message;
   o.max_connections = cfg.limits.max_connections;
   o.handshake_timeout_ms = cfg.timeouts.handshake_ms;
   o.header_timeout_ms = cfg.timeouts.header_ms;

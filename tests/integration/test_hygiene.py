@@ -173,6 +173,28 @@ class UnderscoreModesTest(unittest.TestCase):
         self.assertIsNone(got.header("x_federation_peer"))
 
 
+class ChunkExtensionLimitsTest(unittest.TestCase):
+    """limits.max_chunk_extension_bytes and ..._per_message are the operator's
+    (";" + name counts: 4 bytes per chunk for ";123")."""
+
+    def test_configured_limits(self):
+        pki = shared_pki()
+        with Backend() as backend:
+            cfg = base_config(pki, backend.address, limits={"max_chunk_extension_bytes": 8,
+                                                            "max_chunk_extension_bytes_per_message": 20})
+            with Proxy(cfg) as p:
+                ctx = client_context(pki, pki.client)
+                for ext, chunks, status in ((b"1234567", 1, 200), (b"12345678", 1, 400), (b"123", 6, 400),
+                                            (b"123", 5, 200)):
+                    target = "/c-" + uuid.uuid4().hex
+                    body = b"".join(b"1;" + ext + b"\r\nx\r\n" for _ in range(chunks)) + b"0\r\n\r\n"
+                    with self.subTest(ext=ext, chunks=chunks), Conn.open(p.ingress_port, ctx) as c:
+                        c.send(wire.build_request("POST", target, CHUNKED) + body)
+                        self.assertEqual(c.read_response("POST").status, status)
+                        got = backend.wait_path(target, timeout=0.5 if status == 400 else 5)
+                        self.assertEqual(got is not None, status == 200)
+
+
 class RetryTest(ProxyCase):
     """A request is retried on a fresh upstream connection only when its method
     is idempotent and no response byte arrived (SPEC §5)."""

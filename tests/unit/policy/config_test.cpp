@@ -171,6 +171,8 @@ TEST_CASE("defaults of a minimal config") {
   CHECK(c.limits.max_header_count == 100);
   CHECK(c.limits.max_conn_lifetime_ms == 0);
   CHECK(c.limits.max_requests_per_conn == 0);
+  CHECK(c.limits.max_chunk_extension_bytes == 1024);
+  CHECK(c.limits.max_chunk_extension_bytes_per_message == 16384);
   CHECK(c.timeouts.shutdown_grace_ms == 10000);
   CHECK(c.enforce == true);
   CHECK(c.limit_param == "limit");
@@ -185,7 +187,8 @@ TEST_CASE("every additional key is accepted and read") {
     "ingress": {"listen": "[::]:0", "upstream": "unix:/run/app.sock", "upstream_pool_max_idle": 0},
     "egress": {"listen": "0.0.0.0:15001", "allow_non_loopback": true},
     "limits": {"max_request_line_bytes": 4096, "max_header_count": 50,
-               "max_conn_lifetime_ms": 600000, "max_requests_per_conn": 1000},
+               "max_conn_lifetime_ms": 600000, "max_requests_per_conn": 1000,
+               "max_chunk_extension_bytes": 0, "max_chunk_extension_bytes_per_message": 4096},
     "timeouts": {"shutdown_grace_ms": 2500},
     "enforce": false, "limit_param": "page_size", "on_limit": "reject",
     "peers": [{"org": "partner-labs", "trust_level": "full",
@@ -214,6 +217,8 @@ TEST_CASE("every additional key is accepted and read") {
   CHECK(c.limits.max_header_count == 50);
   CHECK(c.limits.max_conn_lifetime_ms == 600000);
   CHECK(c.limits.max_requests_per_conn == 1000);
+  CHECK(c.limits.max_chunk_extension_bytes == 0);
+  CHECK(c.limits.max_chunk_extension_bytes_per_message == 4096);
   CHECK(c.timeouts.shutdown_grace_ms == 2500);
   CHECK(c.enforce == false);
   CHECK(c.limit_param == "page_size");
