@@ -136,6 +136,8 @@ curl_peer -H 'X-Federation-Peer: spoofed' -w '  -> HTTP %{http_code}\n' "https:/
 echo "  (the spoofed header never reached the app; limit=100000 was cut to the grant's max_rows_per_query=100)"
 
 say "2. the grant does not cover credentials: denied by policy, never forwarded"
+curl_peer -w '\n  -> HTTP %{http_code}\n' "https://localhost:$port/api/v1/credentials" | sed 's/^/  /'
+echo "  reaching it through a dot segment: parsers could disagree, so it is refused before policy"
 curl_peer -w '\n  -> HTTP %{http_code}\n' "https://localhost:$port/api/v1/notes/../credentials" --path-as-is | sed 's/^/  /'
 
 say "3. a burst beyond the grant's rate limit (burst 5) gets 429 with Retry-After"
