@@ -323,7 +323,9 @@ class KubernetesManifestTest(unittest.TestCase):
             cls.by_kind.setdefault(d["kind"], []).append(d)
         cls.deployment = cls.one("Deployment")
         cls.pod = cls.deployment["spec"]["template"]["spec"]
-        cls.fedproxy = next(c for c in cls.pod["containers"] if c["name"] == "fedproxy")
+        # fedproxy is a native sidecar: an init container with restartPolicy
+        # Always (tests/integration/test_kubernetes.py checks what that needs)
+        cls.fedproxy = next(c for c in cls.pod["initContainers"] if c["name"] == "fedproxy")
         cls.mounts = {m["name"]: m for m in cls.fedproxy["volumeMounts"]}
         cls.volumes = {v["name"]: v for v in cls.pod["volumes"]}
         cls.config_map = next(c for c in cls.by_kind["ConfigMap"] if "fedproxy.json" in c["data"])
@@ -456,7 +458,7 @@ class KubernetesManifestTest(unittest.TestCase):
         pod_sc = self.pod["securityContext"]
         self.assertTrue(pod_sc["runAsNonRoot"])
         self.assertGreater(pod_sc["runAsUser"], 0)
-        for c in self.pod["containers"]:
+        for c in self.pod["initContainers"] + self.pod["containers"]:
             with self.subTest(container=c["name"]):
                 sc = c["securityContext"]
                 self.assertIs(sc["allowPrivilegeEscalation"], False)
