@@ -443,7 +443,7 @@ class AdminAuthTest(unittest.TestCase):
         # POST /reload names its actor in the log and the audit event
         r = self.call("POST", "/reload", bearer(self.ci))
         self.assertEqual(r.status, 200, r.body)
-        self.assertEqual(r.json(), {"ok": True, "error": None})
+        self.assertEqual(r.json(), {"ok": True, "result": "ok", "restart_required": [], "error": None})
         self.assertTrue(self.proxy.wait_log(lambda x: x.get("msg") == "reload requested" and x.get("actor") == "ci"))
         events = [e for e in read_audit(self.audit) if e.get("event") == "reload"]
         self.assertTrue(events, "no audit reload event")
