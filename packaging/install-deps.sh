@@ -20,6 +20,9 @@ export DEBIAN_FRONTEND=noninteractive
 
 # Build and test tools shared by both releases. openssl/curl/python3 are the
 # real clients the integration tests use.
+# promtool (test tool: `promtool check rules` on examples/monitoring; its own
+# package since trixie, so bookworm takes it from trixie: a static Go binary,
+# no service) is installed per release below.
 # clang + libclang-rt-dev build the libFuzzer targets; python3-yaml parses the
 # Kubernetes examples in the tests.
 common_pkgs=(libuv1-dev picojson-dev libroaring-dev doctest-dev pkg-config
@@ -40,7 +43,7 @@ Package: *
 Pin: release n=trixie
 Pin-Priority: 50
 
-Package: libmbedtls-dev libmbedtls21 libmbedx509-7 libmbedcrypto16 libllhttp-dev libllhttp9.2
+Package: libmbedtls-dev libmbedtls21 libmbedx509-7 libmbedcrypto16 libllhttp-dev libllhttp9.2 promtool
 Pin: release n=trixie
 Pin-Priority: 500
 
@@ -54,13 +57,13 @@ Pin-Priority: 500
 PREF
     apt-get update -q
     apt-get install -y -q --no-install-recommends \
-      libmbedtls-dev/trixie libllhttp-dev/trixie meson/bookworm-backports \
+      libmbedtls-dev/trixie libllhttp-dev/trixie promtool/trixie meson/bookworm-backports \
       "${common_pkgs[@]}"
     ;;
   trixie|forky|sid)
     apt-get update -q
     apt-get install -y -q --no-install-recommends \
-      libmbedtls-dev libllhttp-dev meson "${common_pkgs[@]}"
+      libmbedtls-dev libllhttp-dev promtool meson "${common_pkgs[@]}"
     ;;
   *)
     echo "install-deps: unsupported release '$codename' (need Debian 12 or 13)" >&2

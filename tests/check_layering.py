@@ -31,9 +31,7 @@ RULES = {
     "proxy/app/": [("uv.h", "only proxy/net includes uv.h (app uses net wrappers)")],
 }
 # Narrow, documented exceptions: file -> allowed includes.
-EXCEPTIONS = {
-    "proxy/app/cmd_misc.cpp": {"uv.h"},  # `fedproxy version` prints uv_version_string()
-}
+EXCEPTIONS: dict = {}
 
 
 def main():

@@ -2,7 +2,10 @@
 // Requests reach these only through the admin gate (proxy/core/admin_gate.hpp).
 #include <ctime>
 
+#include "proxy/app/cert_expiry.hpp"
 #include "proxy/app/log.hpp"
+#include "proxy/app/ops_metrics.hpp"
+#include "proxy/app/prom_text.hpp"
 #include "proxy/app/runtime.hpp"
 #include "proxy/http1/serializer.hpp"
 #include "proxy/tls/peer_identity.hpp"
@@ -13,6 +16,12 @@ namespace {
 std::string q(std::string_view s) { return "\"" + http1::json_escape(s) + "\""; }
 const char* b(bool v) { return v ? "true" : "false"; }
 constexpr int64_t kExpiryWarningDays = 30;
+
+std::string string_array(const std::vector<std::string>& items) {
+  std::string j = "[";
+  for (size_t i = 0; i < items.size(); ++i) j += (i ? "," : "") + q(items[i]);
+  return j + "]";
+}
 
 // A peer's own anchors; [] = it falls back to tls.ca_bundle.
 std::string trust_anchors_json(const std::vector<policy::AnchorInfo>& anchors) {
@@ -40,7 +49,10 @@ core::AdminResponse Runtime::handle_admin(const core::AdminRequest& req) {
     core::AdminResponse r;
     bool ok = last_reload_ok_;
     r.status = ok ? 200 : 500;
-    r.body = std::string("{\"ok\":") + b(ok) + ",\"error\":" + (ok ? "null" : q(last_reload_error_)) + "}\n";
+    // ok: the new snapshot applied; result says whether some of it waits for a restart.
+    r.body = std::string("{\"ok\":") + b(ok) + ",\"result\":" + q(to_string(reload_stats_.last_result)) +
+             ",\"restart_required\":" + string_array(ok ? reload_stats_.pending_restart_keys : std::vector<std::string>{}) +
+             ",\"error\":" + (ok ? "null" : q(last_reload_error_)) + "}\n";
     return r;
   }
   if (path != "/healthz" && path != "/readyz" && path != "/status" && path != "/metrics") {
@@ -64,11 +76,10 @@ core::AdminResponse Runtime::handle_admin(const core::AdminRequest& req) {
     r.body = metrics_text();
     if (liveness_) {
       // One series per configured peer: a bounded label set.
-      r.body += "# HELP fedproxy_peer_up 1 when the peer's last heartbeats succeeded (state active).\n"
-                "# TYPE fedproxy_peer_up gauge\n";
+      prom::family(r.body, "fedproxy_peer_up", "gauge", "1 when the peer's last heartbeats succeeded (state active).");
       for (const auto& [peer, h] : liveness_->health()) {
-        r.body += "fedproxy_peer_up{peer=\"" + peer + "\",state=\"" + core::to_string(h.state) + "\"} " +
-                  (h.state == core::PeerState::active ? "1" : "0") + "\n";
+        prom::sample(r.body, "fedproxy_peer_up", {{"peer", peer}, {"state", core::to_string(h.state)}},
+                     uint64_t{h.state == core::PeerState::active ? 1u : 0u});
       }
     }
   }
@@ -96,7 +107,17 @@ std::string Runtime::metrics_text() const {
     t->events().metrics().merge_into(total);
     idle += t->upstream_idle();
   }
-  return total.render(shared_.ingress_count->active.load(), idle, snap_->server_tls == nullptr);
+  std::string out = total.render(shared_.ingress_count->active.load(), idle, snap_->server_tls == nullptr);
+  OpsMetrics ops;
+  ops.build = &build_info();
+  ops.certs = cert_expiries(*snap_, total.peer_certs());
+  if (snap_->server_tls && snap_->server_tls->bundle().crl()) {
+    std::optional<int64_t> next = snap_->server_tls->bundle().crl_next_update();
+    if (next && *next > 0) ops.crl_next_update = next;
+  }
+  ops.reloads = &reload_stats_;
+  ops.audit_write_failures = audit_ ? audit_->write_errors() : 0;
+  return out + render_ops_metrics(ops);
 }
 
 std::vector<std::string> Runtime::expiry_warnings() const {
@@ -152,9 +173,12 @@ std::string Runtime::status_json() const {
   if (last_reload_at_.empty()) {
     j += "null";
   } else {
-    j += std::string("{\"ok\":") + b(last_reload_ok_) + ",\"at\":" + q(last_reload_at_) +
+    j += std::string("{\"ok\":") + b(last_reload_ok_) + ",\"result\":" + q(to_string(reload_stats_.last_result)) +
+         ",\"at\":" + q(last_reload_at_) +
          ",\"error\":" + (last_reload_error_.empty() ? "null" : q(last_reload_error_)) + "}";
   }
+  // Settings a reload changed that wait for a restart (reload_outcome.hpp).
+  j += ",\"restart_required\":" + string_array(reload_stats_.pending_restart_keys);
   j += ",\"peers\":[";
   if (snap_->policy) {
     bool first = true;

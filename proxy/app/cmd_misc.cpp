@@ -3,18 +3,11 @@
 #include <cstdlib>
 #include <ctime>
 
-#include <llhttp.h>
-#include <mbedtls/version.h>
-#include <uv.h>
-
+#include "proxy/app/build_info.hpp"
 #include "proxy/app/cert_checks.hpp"
 #include "proxy/app/commands.hpp"
 #include "proxy/app/snapshot.hpp"
 #include "proxy/tls/tls_engine.hpp"
-
-#ifndef FEDPROXY_VERSION
-#define FEDPROXY_VERSION "unknown"
-#endif
 
 namespace fedproxy::app {
 
@@ -47,10 +40,9 @@ int cmd_version(const std::vector<std::string>& args) {
     std::puts("Usage: fedproxy version\nPrints fedproxy's version and the versions of the libraries it runs with.");
     return 0;
   }
-  char mbed[32];
-  mbedtls_version_get_string(mbed);
-  std::printf("fedproxy %s (mbedTLS %s, libuv %s, llhttp %d.%d.%d)\n", FEDPROXY_VERSION, mbed,
-              uv_version_string(), LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR, LLHTTP_VERSION_PATCH);
+  const BuildInfo& b = build_info();
+  std::printf("fedproxy %s (mbedTLS %s, libuv %s, llhttp %s)\n", b.version.c_str(), b.mbedtls.c_str(),
+              b.libuv.c_str(), b.llhttp.c_str());
   return 0;
 }
 

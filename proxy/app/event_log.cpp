@@ -2,6 +2,7 @@
 
 #include "proxy/app/audit_sink.hpp"
 #include "proxy/app/log.hpp"
+#include "proxy/net/loop.hpp"
 
 namespace fedproxy::app {
 
@@ -21,9 +22,18 @@ void EventLog::on_request_done(const core::RequestRecord& r) {
   sample.grant = r.grant.empty() ? std::string_view("none") : std::string_view(r.grant);
   sample.decision = r.decision;
   sample.status = r.status;
-  sample.duration_ms = r.duration_ms;
+  sample.duration_ns = r.duration_ns;
   sample.bytes_in = r.bytes_in;
   sample.bytes_out = r.bytes_out;
+  // The certificate a configured peer presented (ingress): its expiry is
+  // exported per peer org, the latest one seen.
+  if (r.peer && r.peer->present && !r.peer_slug.empty()) {
+    sample.peer_cert = true;
+    sample.peer_cert_not_after = r.peer->not_after;
+    sample.peer_cert_subject = r.peer->subject;
+    sample.peer_cert_sha256 = r.peer->der_sha256;
+    sample.seen_ns = net::Loop::hrtime_ns();
+  }
   metrics_.count_request(sample);
   if (audit_) audit_->request(r);
   if (!log_requests_.load(std::memory_order_relaxed)) return;

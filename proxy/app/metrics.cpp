@@ -1,29 +1,18 @@
 #include "proxy/app/metrics.hpp"
 
+#include <algorithm>
 #include <charconv>
-#include <cstdio>
+
+#include "proxy/app/prom_text.hpp"
 
 namespace fedproxy::app {
 
 namespace {
-std::string fmt_double(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.6g", v);
-  return buf;
-}
-// Prometheus label values: escape backslash, quote and newline.
-std::string label(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out;
-}
+// Every category handshake_reason_category() returns: each is exported from
+// the start (at 0), so rate() and alerts work before the first failure.
+constexpr const char* kHandshakeReasons[] = {"no_client_certificate", "revoked", "crl", "expired",
+                                             "not_yet_valid", "untrusted", "key_usage", "protocol_version",
+                                             "timeout", "peer_closed", "other"};
 }  // namespace
 
 std::string Metrics::handshake_reason_category(const std::string& r) {
@@ -50,20 +39,29 @@ void Metrics::count_request(const RequestSample& r) {
   auto st = std::to_chars(status, status + sizeof status, r.status);
   key.append(r.direction).append(1, '\0').append(r.peer).append(1, '\0').append(r.grant);
   key.append(1, '\0').append(r.decision).append(1, '\0').append(status, static_cast<size_t>(st.ptr - status));
-  double s = r.duration_ms / 1000.0;
+  const size_t bucket = static_cast<size_t>(
+      std::lower_bound(kLatencyBucketsNs.begin(), kLatencyBucketsNs.end(), r.duration_ns) - kLatencyBucketsNs.begin());
   std::lock_guard<std::mutex> lock(mu_);
   if (auto it = requests_.find(key); it != requests_.end()) {
     ++it->second;
   } else {
     requests_.emplace(key, 1);
   }
-  for (size_t i = 0; i < kLatencyBuckets.size(); ++i) {
-    if (s <= kLatencyBuckets[i]) ++latency_counts_[i];
-  }
-  ++latency_count_;
-  latency_sum_s_ += s;
+  ++latency_counts_[bucket];
+  latency_sum_ns_ += r.duration_ns;
   bytes_in_ += r.bytes_in;
   bytes_out_ += r.bytes_out;
+  if (r.peer_cert) {
+    auto it = peer_certs_.find(r.peer);
+    if (it == peer_certs_.end()) it = peer_certs_.emplace(std::string(r.peer), PeerCertSeen{}).first;
+    PeerCertSeen& seen = it->second;
+    if (seen.sha256 != r.peer_cert_sha256) {
+      seen.sha256 = r.peer_cert_sha256;
+      seen.subject = r.peer_cert_subject;
+      seen.not_after = r.peer_cert_not_after;
+    }
+    seen.seen_ns = r.seen_ns;
+  }
 }
 
 void Metrics::count_handshake_failure(const std::string& reason) {
@@ -72,76 +70,70 @@ void Metrics::count_handshake_failure(const std::string& reason) {
   ++handshake_failures_[category];
 }
 
-void Metrics::count_reload(bool ok) {
-  std::lock_guard<std::mutex> lock(mu_);
-  ++reloads_[ok ? "success" : "failure"];
-}
-
 void Metrics::merge_into(Metrics& total) const {
   std::scoped_lock lock(mu_, total.mu_);
   for (const auto& [k, n] : requests_) total.requests_[k] += n;
   for (const auto& [k, n] : handshake_failures_) total.handshake_failures_[k] += n;
-  for (const auto& [k, n] : reloads_) total.reloads_[k] += n;
   for (size_t i = 0; i < latency_counts_.size(); ++i) total.latency_counts_[i] += latency_counts_[i];
-  total.latency_count_ += latency_count_;
-  total.latency_sum_s_ += latency_sum_s_;
+  total.latency_sum_ns_ += latency_sum_ns_;
   total.bytes_in_ += bytes_in_;
   total.bytes_out_ += bytes_out_;
+  for (const auto& [peer, seen] : peer_certs_) {
+    PeerCertSeen& t = total.peer_certs_[peer];
+    if (seen.seen_ns >= t.seen_ns) t = seen;
+  }
+}
+
+std::map<std::string, PeerCertSeen> Metrics::peer_certs() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {peer_certs_.begin(), peer_certs_.end()};
 }
 
 std::string Metrics::render(uint64_t active_connections, uint64_t upstream_idle, bool insecure) const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string out;
   out.reserve(4096);
-  out += "# HELP fedproxy_requests_total Federated requests by direction, peer, grant, decision and HTTP status.\n";
-  out += "# TYPE fedproxy_requests_total counter\n";
+  prom::family(out, "fedproxy_requests_total",
+               "counter", "Federated requests by direction, peer, grant, decision and HTTP status.");
   static constexpr const char* kNames[] = {"direction", "peer", "grant", "decision", "status"};
   for (const auto& [key, n] : requests_) {
-    out += "fedproxy_requests_total{";
+    prom::Label labels[5];
     size_t from = 0;
     for (size_t i = 0; i < 5; ++i) {
       size_t to = i < 4 ? key.find('\0', from) : key.size();
-      out += (i ? ",": "");
-      out += kNames[i];
-      out += "=\"" + label(key.substr(from, to - from)) + "\"";
+      labels[i] = {kNames[i], std::string_view(key).substr(from, to - from)};
       from = to + 1;
     }
-    out += "} " + std::to_string(n) + "\n";
+    prom::sample(out, "fedproxy_requests_total", labels, 5, std::to_string(n));
   }
-  out += "# HELP fedproxy_request_duration_seconds Time from request head to end of response.\n";
-  out += "# TYPE fedproxy_request_duration_seconds histogram\n";
-  for (size_t i = 0; i < kLatencyBuckets.size(); ++i) {
-    out += "fedproxy_request_duration_seconds_bucket{le=\"" + fmt_double(kLatencyBuckets[i]) + "\"} " +
-           std::to_string(latency_counts_[i]) + "\n";
+  prom::family(out, "fedproxy_request_duration_seconds", "histogram",
+               "Time from request head to end of response (monotonic clock).");
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < kLatencyBucketsNs.size(); ++i) {
+    cumulative += latency_counts_[i];
+    std::string le = prom::decimal(kLatencyBucketsNs[i], 9);
+    prom::sample(out, "fedproxy_request_duration_seconds_bucket", {{"le", le}}, cumulative);
   }
-  out += "fedproxy_request_duration_seconds_bucket{le=\"+Inf\"} " + std::to_string(latency_count_) + "\n";
-  out += "fedproxy_request_duration_seconds_sum " + fmt_double(latency_sum_s_) + "\n";
-  out += "fedproxy_request_duration_seconds_count " + std::to_string(latency_count_) + "\n";
-  out += "# HELP fedproxy_handshake_failures_total Refused TLS handshakes by reason.\n";
-  out += "# TYPE fedproxy_handshake_failures_total counter\n";
-  for (const auto& [reason, n] : handshake_failures_) {
-    out += "fedproxy_handshake_failures_total{reason=\"" + label(reason) + "\"} " + std::to_string(n) + "\n";
+  cumulative += latency_counts_.back();
+  prom::sample(out, "fedproxy_request_duration_seconds_bucket", {{"le", "+Inf"}}, cumulative);
+  prom::sample(out, "fedproxy_request_duration_seconds_sum", {}, prom::decimal(latency_sum_ns_, 9));
+  prom::sample(out, "fedproxy_request_duration_seconds_count", {}, cumulative);
+  prom::family(out, "fedproxy_handshake_failures_total", "counter", "Refused TLS handshakes by reason.");
+  for (const char* reason : kHandshakeReasons) {
+    auto it = handshake_failures_.find(reason);
+    prom::sample(out, "fedproxy_handshake_failures_total", {{"reason", reason}},
+                 it == handshake_failures_.end() ? uint64_t{0} : it->second);
   }
-  out += "# HELP fedproxy_reloads_total Certificate/policy reloads by result.\n";
-  out += "# TYPE fedproxy_reloads_total counter\n";
-  for (const auto& [result, n] : reloads_) {
-    out += "fedproxy_reloads_total{result=\"" + result + "\"} " + std::to_string(n) + "\n";
-  }
-  out += "# HELP fedproxy_bytes_received_total Request body bytes received from peers.\n";
-  out += "# TYPE fedproxy_bytes_received_total counter\n";
-  out += "fedproxy_bytes_received_total " + std::to_string(bytes_in_) + "\n";
-  out += "# HELP fedproxy_bytes_sent_total Response body bytes sent to peers.\n";
-  out += "# TYPE fedproxy_bytes_sent_total counter\n";
-  out += "fedproxy_bytes_sent_total " + std::to_string(bytes_out_) + "\n";
-  out += "# HELP fedproxy_active_connections Open ingress connections.\n";
-  out += "# TYPE fedproxy_active_connections gauge\n";
-  out += "fedproxy_active_connections " + std::to_string(active_connections) + "\n";
-  out += "# HELP fedproxy_upstream_idle_connections Idle pooled connections to the local app.\n";
-  out += "# TYPE fedproxy_upstream_idle_connections gauge\n";
-  out += "fedproxy_upstream_idle_connections " + std::to_string(upstream_idle) + "\n";
-  out += "# HELP fedproxy_insecure_mode 1 when ingress runs without TLS (FEDPROXY_INSECURE).\n";
-  out += "# TYPE fedproxy_insecure_mode gauge\n";
-  out += std::string("fedproxy_insecure_mode ") + (insecure ? "1" : "0") + "\n";
+  prom::family(out, "fedproxy_bytes_received_total", "counter", "Request body bytes received from peers.");
+  prom::sample(out, "fedproxy_bytes_received_total", {}, bytes_in_);
+  prom::family(out, "fedproxy_bytes_sent_total", "counter", "Response body bytes sent to peers.");
+  prom::sample(out, "fedproxy_bytes_sent_total", {}, bytes_out_);
+  prom::family(out, "fedproxy_active_connections", "gauge", "Open ingress connections.");
+  prom::sample(out, "fedproxy_active_connections", {}, active_connections);
+  prom::family(out, "fedproxy_upstream_idle_connections", "gauge", "Idle pooled connections to the local app.");
+  prom::sample(out, "fedproxy_upstream_idle_connections", {}, upstream_idle);
+  prom::family(out, "fedproxy_insecure_mode", "gauge", "1 when ingress runs without TLS (FEDPROXY_INSECURE).");
+  prom::sample(out, "fedproxy_insecure_mode", {}, uint64_t{insecure ? 1u : 0u});
   return out;
 }
 

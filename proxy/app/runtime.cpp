@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <ctime>
 
 #include "proxy/app/log.hpp"
 
@@ -37,6 +38,8 @@ Runtime::~Runtime() {
 int Runtime::run() {
   // Valid until the first reload only: nothing below keeps it across loop_.run().
   const policy::Config& cfg = snap_->config;
+  started_config_ = cfg;
+  reload_stats_.last_success_unix = static_cast<int64_t>(std::time(nullptr));
   if (!cfg.audit.path.empty()) {
     std::string error;
     audit_ = AuditSink::open(cfg.audit.path, &error);
@@ -261,13 +264,14 @@ void Runtime::on_reload_due(const char* trigger, std::string_view actor) {
 
 bool Runtime::reload(const char* trigger, std::string_view actor) {
   last_reload_at_ = utc_timestamp_now();
+  const int64_t now_unix = static_cast<int64_t>(std::time(nullptr));
   SnapshotResult next = build_snapshot(config_path_);
   last_reload_ok_ = next.snapshot != nullptr;
-  events_.metrics().count_reload(last_reload_ok_);
   // Audit fields: the trigger, and for an admin request the token's name.
   policy::AuditFields fields = {{"trigger", trigger}};
   if (!actor.empty()) fields.push_back({"actor", std::string(actor)});
   if (!next.snapshot) {
+    reload_stats_.record(ReloadResult::failed, now_unix, {});
     last_reload_error_ = next.problems.front();
     for (const auto& p : next.problems) LogLine("error", "reload failed").str("trigger", trigger).str("problem", p);
     fields.push_back({"result", "failure"});
@@ -276,28 +280,32 @@ bool Runtime::reload(const char* trigger, std::string_view actor) {
     return false;
   }
   last_reload_error_.clear();
+  std::vector<std::string> restart_keys = restart_required_keys(started_config_, next.snapshot->config);
+  std::string keys;
+  for (const auto& k : restart_keys) keys += (keys.empty() ? "" : ",") + k;
+  const ReloadResult result = restart_keys.empty() ? ReloadResult::ok : ReloadResult::restart_required;
+  reload_stats_.record(result, now_unix, std::move(restart_keys));
+  const uint32_t old_interval = snap_->config.tls.watch_interval_ms;
   apply(std::move(next.snapshot));
-  LogLine("info", "reloaded").str("trigger", trigger);
+  const uint32_t interval = snap_->config.tls.watch_interval_ms;
+  if (poll_timer_ && interval != old_interval) poll_timer_->start(interval, interval);
+  LogLine done(keys.empty() ? "info" : "warn", "reloaded");
+  done.str("trigger", trigger).str("result", to_string(result));
+  if (!keys.empty()) done.str("restart_required", keys);
   log_config_warnings(next.warnings);
   if (expiry_warnings() != last_expiry_warnings_) log_expiry_warnings();
-  fields.push_back({"result", "success"});
+  fields.push_back({"result", keys.empty() ? "success" : "restart_required"});
+  if (!keys.empty()) fields.push_back({"restart_required", keys});
   if (audit_) audit_->event("reload", fields);
   return true;
 }
 
 void Runtime::apply(std::shared_ptr<const Snapshot> next) {
-  const policy::Config& old_cfg = snap_->config;
+  // Settings read only at start (listeners, workers, upstream, the switch
+  // between authenticate_only and policy mode, ...) are named by reload()'s
+  // restart_required result, not applied here.
   const policy::Config& new_cfg = next->config;
-  if (new_cfg.ingress.listen.text != old_cfg.ingress.listen.text ||
-      new_cfg.ingress.upstream.text != old_cfg.ingress.upstream.text ||
-      (new_cfg.admin.listen ? new_cfg.admin.listen->text : "") !=
-          (old_cfg.admin.listen ? old_cfg.admin.listen->text : "")) {
-    LogLine("warn", "listener or upstream addresses changed: they apply after a restart");
-  }
-  if (new_cfg.workers != old_cfg.workers) LogLine("warn", "a changed worker count applies after a restart");
-  if ((next->policy == nullptr) != (snap_->policy == nullptr)) {
-    LogLine("warn", "switching between authenticate_only and policy mode applies after a restart");
-  } else if (next->policy) {
+  if (next->policy && snap_->policy) {
     audit_trust_changes(*snap_, *next);
     // Once, before any worker sees the snapshot (see PolicyAuthorizer).
     shared_.limiter->rebind(*next->policy);

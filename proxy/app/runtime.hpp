@@ -12,6 +12,7 @@
 #include "proxy/app/audit_sink.hpp"
 #include "proxy/app/event_log.hpp"
 #include "proxy/app/readiness.hpp"
+#include "proxy/app/reload_outcome.hpp"
 #include "proxy/app/snapshot.hpp"
 #include "proxy/app/worker.hpp"
 #include "proxy/app/worker_thread.hpp"
@@ -74,7 +75,11 @@ class Runtime final : public core::AdminHandler {
   std::unique_ptr<net::Timer> poll_timer_, reload_timer_, expiry_timer_;
   std::string last_reload_at_;
   std::string last_reload_error_;
-  bool last_reload_ok_ = true;
+  bool last_reload_ok_ = true;  // the last reload's snapshot applied (ok or restart_required)
+  // What the listeners, workers and start-time objects were built from: a
+  // reload's restart_required keys are judged against it (reload_outcome.hpp).
+  policy::Config started_config_;
+  ReloadStats reload_stats_;
   bool stopping_ = false;
 };
 

@@ -29,6 +29,10 @@ struct RequestRecord {
   std::string entity_uri;
   uint64_t bytes_in = 0;   // request body bytes
   uint64_t bytes_out = 0;  // response body bytes
+  // From the request head to the end of the response, on the monotonic
+  // high-resolution clock: metrics use the nanoseconds, logs and the audit
+  // the same value in (fractional) milliseconds.
+  uint64_t duration_ns = 0;
   double duration_ms = 0;
 };
 

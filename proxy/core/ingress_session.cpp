@@ -8,6 +8,7 @@
 #include "proxy/core/ingress_server.hpp"
 #include "proxy/core/request_id.hpp"
 #include "proxy/http1/serializer.hpp"
+#include "proxy/net/loop.hpp"
 
 namespace fedproxy::core {
 
@@ -38,7 +39,7 @@ struct IngressSession::Exchange {
   // forwarded head use (SPEC §4). Empty on egress.
   std::optional<policy::CanonicalTarget> target;
   std::string request_id;
-  uint64_t start_ms = 0;
+  uint64_t start_ns = 0;  // net::Loop::hrtime_ns() when the request head was read
   bool local = false;           // answered by fedproxy itself
   bool request_done = false;    // whole request parsed
   bool response_started = false;
@@ -166,7 +167,7 @@ void IngressSession::on_request_head(http1::RequestHead&& head) {
   ex_ = std::make_unique<Exchange>();
   Exchange& ex = *ex_;
   ex.head = std::move(head);
-  ex.start_ms = server_.loop().now_ms();
+  ex.start_ns = net::Loop::hrtime_ns();
   ex.head_request = ex.head.method == "HEAD";
   const http1::Header* rid = http1::find_header(ex.head.headers, "x-request-id");
   ex.request_id = rid && http1::is_valid_request_id(rid->value) ? rid->value : new_request_id();
@@ -505,7 +506,7 @@ void IngressSession::on_parse_error() {
   }
   if (!ex_) {
     ex_ = std::make_unique<Exchange>();
-    ex_->start_ms = server_.loop().now_ms();
+    ex_->start_ns = net::Loop::hrtime_ns();
     ex_->request_id = new_request_id();
   }
   ex_->decision = "error";
@@ -532,7 +533,8 @@ void IngressSession::finish_exchange() {
   rec.entity_uri = std::move(ex.entity_uri);
   rec.bytes_in = ex.bytes_in;
   rec.bytes_out = ex.bytes_out;
-  rec.duration_ms = static_cast<double>(server_.loop().now_ms() - ex.start_ms);
+  rec.duration_ns = net::Loop::hrtime_ns() - ex.start_ns;
+  rec.duration_ms = static_cast<double>(rec.duration_ns) / 1e6;
   server_.events().on_request_done(rec);
   const auto& opts = server_.options();
   bool close = ex.close_after || !ex.head.keep_alive || draining_ || peer_eof_ || lifetime_exceeded() ||

@@ -56,6 +56,10 @@ int Loop::close_now() {
 
 uint64_t Loop::now_ms() const { return uv_now(loop_); }
 
+uint64_t Loop::hrtime_ns() { return uv_hrtime(); }
+
+const char* libuv_version() { return uv_version_string(); }
+
 void Loop::run() { uv_run(loop_, UV_RUN_DEFAULT); flush_deletes(); }
 
 bool Loop::run_once(bool block) {

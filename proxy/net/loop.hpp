@@ -44,6 +44,9 @@ class Loop {
 
   uv_loop_t* raw() { return loop_; }
   uint64_t now_ms() const;  // loop time, updated once per iteration
+  // Monotonic high-resolution clock (uv_hrtime), read now, not cached per
+  // iteration: for durations (request latency) that must not round to 0.
+  static uint64_t hrtime_ns();
   void run();
   // One iteration, blocking for I/O when block is true. False when nothing is left to run.
   bool run_once(bool block = true);
@@ -80,6 +83,10 @@ class Loop {
   bool closed_ = false;
   int close_result_ = 0;
 };
+
+// The libuv this process runs with ("1.48.0"), for `fedproxy version` and
+// fedproxy_build_info.
+const char* libuv_version();
 
 // A one-shot/repeating timer owned by a C++ object. The uv handle lives on
 // the heap and is freed by its close callback, so the owner may be destroyed

@@ -277,11 +277,13 @@ class AdminTest(unittest.TestCase):
 
     def test_reload_endpoint_and_counters(self):
         fams = self.metrics()
-        ok0 = self.value(fams, "fedproxy_reloads_total", result="success")
-        bad0 = self.value(fams, "fedproxy_reloads_total", result="failure")
-        self.assertEqual(self.get_json("/reload", "POST"), {"ok": True, "error": None})
+        ok0 = self.value(fams, "fedproxy_reloads_total", result="ok")
+        bad0 = self.value(fams, "fedproxy_reloads_total", result="failed")
+        self.assertEqual(self.get_json("/reload", "POST"),
+                         {"ok": True, "result": "ok", "restart_required": [], "error": None})
         last = self.get_json("/status")["last_reload"]
         self.assertTrue(last["ok"])
+        self.assertEqual(last["result"], "ok")
         self.assertIsNone(last["error"])
         # A broken config: 500 with the reason; the running config stays.
         with open(self.config_path) as f:
@@ -293,6 +295,7 @@ class AdminTest(unittest.TestCase):
             self.assertEqual(status, 500, body)
             err = json.loads(body)
             self.assertIs(err["ok"], False)
+            self.assertEqual(err["result"], "failed")
             self.assertTrue(err["error"])
             last = self.get_json("/status")["last_reload"]
             self.assertFalse(last["ok"])
@@ -303,8 +306,8 @@ class AdminTest(unittest.TestCase):
                 f.write(good)
         self.assertEqual(self.get_json("/reload", "POST")["ok"], True)
         fams = self.metrics()
-        self.assertEqual(self.value(fams, "fedproxy_reloads_total", result="success"), ok0 + 2)
-        self.assertGreaterEqual(self.value(fams, "fedproxy_reloads_total", result="failure"), bad0 + 1)
+        self.assertEqual(self.value(fams, "fedproxy_reloads_total", result="ok"), ok0 + 2)
+        self.assertGreaterEqual(self.value(fams, "fedproxy_reloads_total", result="failed"), bad0 + 1)
 
 
 class LogRequestsOffTest(unittest.TestCase):
@@ -386,7 +389,7 @@ class AdminAuthTest(unittest.TestCase):
     def url(self, path):
         return "http://127.0.0.1:%d%s" % (self.port, path)
 
-    def reloads(self, result="success") -> float:
+    def reloads(self, result="ok") -> float:
         status, body = admin_request(self.port, "GET", "/metrics")
         self.assertEqual(status, 200)
         return promtext.parse(body.decode())["fedproxy_reloads_total"].value(result=result) or 0.0
@@ -440,7 +443,7 @@ class AdminAuthTest(unittest.TestCase):
         # POST /reload names its actor in the log and the audit event
         r = self.call("POST", "/reload", bearer(self.ci))
         self.assertEqual(r.status, 200, r.body)
-        self.assertEqual(r.json(), {"ok": True, "error": None})
+        self.assertEqual(r.json(), {"ok": True, "result": "ok", "restart_required": [], "error": None})
         self.assertTrue(self.proxy.wait_log(lambda x: x.get("msg") == "reload requested" and x.get("actor") == "ci"))
         events = [e for e in read_audit(self.audit) if e.get("event") == "reload"]
         self.assertTrue(events, "no audit reload event")

@@ -161,8 +161,8 @@ class CertRotationUnderLoadTest(unittest.TestCase):
         st = admin_status(p.admin_port)
         self.assertTrue(st["last_reload"]["ok"], st["last_reload"])
         self.assertEqual(st["certificate"]["fingerprint_sha256"], self.fp[cur])
-        self.assertGreaterEqual(reloads_total(p.admin_port, "success"), 20)
-        self.assertGreaterEqual(reloads_total(p.admin_port, "failure"), 4,
+        self.assertGreaterEqual(reloads_total(p.admin_port, "ok"), 20)
+        self.assertGreaterEqual(reloads_total(p.admin_port, "failed"), 4,
                                 "the 4 mismatched intermediate states must count as failures")
 
     def test_kubernetes_data_symlink_swap_under_load(self):
@@ -435,7 +435,7 @@ class ReloadFailureTest(unittest.TestCase):
         snapshot kept; restore() must then be applied by the poller."""
         p = self.proxy
         self.assertEqual(self.served("before"), self.fp[self.cur])
-        failures0 = reloads_total(self.admin, "failure")
+        failures0 = reloads_total(self.admin, "failed")
         mark = log_mark(p)
         break_it()
         rec = wait_log_after(p, mark, is_reload_result, 5)
@@ -452,25 +452,25 @@ class ReloadFailureTest(unittest.TestCase):
         self.assertEqual(status, 500, body)
         self.assertIs(body.get("ok"), False, body)
         self.assertTrue(any(n in str(body.get("error")) for n in names), body)
-        self.assertGreaterEqual(reloads_total(self.admin, "failure"), failures0 + 2,
-                                "fedproxy_reloads_total{result=\"failure\"} did not count both")
+        self.assertGreaterEqual(reloads_total(self.admin, "failed"), failures0 + 2,
+                                "fedproxy_reloads_total{result=\"failed\"} did not count both")
         # the old snapshot still serves: same certificate, same policy
         self.assertEqual(self.served("while-broken"), self.fp[self.cur])
         self.assertEqual(admin_status(self.admin)["certificate"]["fingerprint_sha256"],
                          self.fp[self.cur])
         # a good file is applied by the poller, and POST /reload agrees
-        successes0 = reloads_total(self.admin, "success")
+        successes0 = reloads_total(self.admin, "ok")
         restore()
         st = wait_status(self.admin, lambda s: (s.get("last_reload") or {}).get("ok") is True, 8)
         self.assertIsNotNone(st, "the fixed file was not applied; tail:\n" + p.tail(10))
         self.assertIsNone(st["last_reload"]["error"], st["last_reload"])
-        self.assertGreater(reloads_total(self.admin, "success"), successes0)
+        self.assertGreater(reloads_total(self.admin, "ok"), successes0)
         if new_fp_index is not None:
             type(self).cur = new_fp_index
         self.assertEqual(st["certificate"]["fingerprint_sha256"], self.fp[self.cur])
         self.assertEqual(self.served("after-fix"), self.fp[self.cur])
         status, body = admin_reload(self.admin)
-        self.assertEqual((status, body), (200, {"ok": True, "error": None}))
+        self.assertEqual((status, body), (200, {"ok": True, "result": "ok", "restart_required": [], "error": None}))
 
     def test_truncated_cert(self):
         with open(self.srv[self.cur].crt, "rb") as f:
@@ -577,7 +577,7 @@ class ReloadLoopTest(unittest.TestCase):
                 t_post = time.monotonic()
                 status, body = admin_reload(p.admin_port)
                 post_s += time.monotonic() - t_post
-                self.assertEqual((status, body), (200, {"ok": True, "error": None}),
+                self.assertEqual((status, body), (200, {"ok": True, "result": "ok", "restart_required": [], "error": None}),
                                  "reload %d; tail:\n%s" % (i, p.tail(10)))
                 if i % 250 == 0 or i == n:
                     self.assertEqual(server_fingerprint(p.ingress_port, ctx), fps[pair],
@@ -589,7 +589,7 @@ class ReloadLoopTest(unittest.TestCase):
                               % (i, n, max_s))
             load.stop()
         elapsed = time.monotonic() - t_start
-        self.assertGreaterEqual(reloads_total(p.admin_port, "success"), n)
+        self.assertGreaterEqual(reloads_total(p.admin_port, "ok"), n)
         print("\n  %d reloads in %.1f s (%.1f ms each, %.1f ms of it in POST /reload)%s; "
               "VmRSS KiB %s; load: %s"
               % (n, elapsed, 1000 * elapsed / n, 1000 * post_s / n,

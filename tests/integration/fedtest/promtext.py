@@ -11,7 +11,9 @@ values, optional integer timestamp), one HELP and one TYPE per family, TYPE
 before the family's first sample, samples of a family contiguous, no
 duplicate series, the suffixes each type allows (counter: name ends in
 _total; histogram: _bucket with le / _sum / _count, buckets cumulative with
-increasing le, +Inf bucket == _count), no blank lines, final newline.
+increasing le, +Inf bucket == _count, _sum written as an exact decimal —
+no exponent, at most 9 fractional digits, as fedproxy renders its integer
+nanoseconds), no blank lines, final newline.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 
 METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+EXACT_DECIMAL = re.compile(r"\d+(\.\d{1,9})?")
 TYPES = ("counter", "gauge", "histogram", "summary", "untyped")
 
 
@@ -34,6 +37,7 @@ class Sample:
     name: str
     labels: dict
     value: float
+    raw: str = ""  # the value as written
 
 
 @dataclass
@@ -179,7 +183,7 @@ def parse(text: str) -> dict:
         if key in seen_series:
             raise PromFormatError("line %d: duplicate series %s%s" % (lineno, name, labels))
         seen_series.add(key)
-        fam.samples.append(Sample(name, labels, value))
+        fam.samples.append(Sample(name, labels, value, fields[0]))
     for fam in families.values():
         _check_family(fam)
     return families
@@ -217,6 +221,8 @@ def _check_histogram(fam: Family) -> None:
         else:
             if "le" in s.labels:
                 raise PromFormatError("%s carries an le label" % s.name)
+            if suffix == "_sum" and not EXACT_DECIMAL.fullmatch(s.raw):
+                raise PromFormatError("%s = %r is not an exact decimal" % (s.name, s.raw))
             g[suffix[1:]] = s.value
     for key, g in groups.items():
         bounds = [b for b, _ in g["buckets"]]

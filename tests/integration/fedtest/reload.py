@@ -17,7 +17,6 @@ import hashlib
 import http.client
 import json
 import os
-import re
 import secrets
 import socket
 import ssl
@@ -25,7 +24,7 @@ import tempfile
 import threading
 import time
 
-from . import wire
+from . import promtext, wire
 from .pki import NODE_URI, Issued
 from .proxy import Conn, tls_connect
 
@@ -76,23 +75,15 @@ def admin_reload(port: int, timeout: float = 30, token: str | None = None):
         raise AssertionError("POST /reload body is not JSON: %r" % body[:300])
 
 
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)')
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
 def metric_value(text: str, name: str, **labels) -> float | None:
     """The value of the sample `name{labels...}` in Prometheus text (other labels
-    of the sample are ignored), summed over matching samples; None if absent."""
+    of the sample are ignored), summed over matching samples; None if absent.
+    The text goes through the strict parser (promtext.py) first."""
     total = None
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = _SAMPLE.match(line)
-        if not m or m.group(1) != name:
-            continue
-        got = dict(_LABEL.findall(m.group(2) or ""))
-        if all(got.get(k) == v for k, v in labels.items()):
-            total = (total or 0.0) + float(m.group(3))
+    for fam in promtext.parse(text).values():
+        for s in fam.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                total = (total or 0.0) + s.value
     return total
 
 

@@ -1,0 +1,28 @@
+// The control-plane part of /metrics: what fedproxy runs (build info), what
+// it trusts and until when (certificate expiry, CRL next update), whether
+// its reloads apply (result counts, last success, pending restart) and
+// whether the audit log is being written. Data-path counters are metrics.hpp's.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "proxy/app/build_info.hpp"
+#include "proxy/app/cert_expiry.hpp"
+#include "proxy/app/reload_outcome.hpp"
+
+namespace fedproxy::app {
+
+struct OpsMetrics {
+  const BuildInfo* build = nullptr;
+  std::vector<CertExpiry> certs;
+  std::optional<int64_t> crl_next_update;  // unix seconds; nullopt: no CRL (or none with a nextUpdate)
+  const ReloadStats* reloads = nullptr;
+  uint64_t audit_write_failures = 0;  // audit lines that could not be written (0 without an audit log)
+};
+
+std::string render_ops_metrics(const OpsMetrics& m);
+
+}  // namespace fedproxy::app
