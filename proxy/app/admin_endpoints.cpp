@@ -1,6 +1,8 @@
 // The admin API (SPEC §10): /healthz, /readyz, /status, /metrics, POST /reload.
 // Requests reach these only through the admin gate (proxy/core/admin_gate.hpp).
 #include <ctime>
+#include <string>
+#include <vector>
 
 #include "proxy/app/log.hpp"
 #include "proxy/app/runtime.hpp"
@@ -12,6 +14,11 @@ namespace fedproxy::app {
 namespace {
 std::string q(std::string_view s) { return "\"" + http1::json_escape(s) + "\""; }
 const char* b(bool v) { return v ? "true" : "false"; }
+std::string json_list(const std::vector<std::string>& items) {
+  std::string j = "[";
+  for (size_t i = 0; i < items.size(); ++i) j += (i ? "," : "") + q(items[i]);
+  return j + "]";
+}
 constexpr int64_t kExpiryWarningDays = 30;
 
 // A peer's own anchors; [] = it falls back to tls.ca_bundle.
@@ -33,14 +40,19 @@ core::AdminResponse Runtime::handle_admin(const core::AdminRequest& req) {
     if (req.method != "POST") return core::AdminResponse::error(405, "method_not_allowed", "Use POST /reload.", "Allow: POST\r\n");
     LogLine("info", "reload requested")
         .str("actor", req.actor.empty() ? "anonymous" : req.actor)
-        .str("peer", req.peer)
+        .str("peer_addr", req.peer)
         .str("request_id", req.request_id);
     debouncer_.request_now(static_cast<int64_t>(loop_.now_ms()));
     on_reload_due("admin", req.actor);
+    // `fedproxy reload` (systemd's ExecReload) reads "result": only
+    // "success" is a success; restart_required was applied except for the
+    // keys named, which is not what the operator asked for.
     core::AdminResponse r;
-    bool ok = last_reload_ok_;
-    r.status = ok ? 200 : 500;
-    r.body = std::string("{\"ok\":") + b(ok) + ",\"error\":" + (ok ? "null" : q(last_reload_error_)) + "}\n";
+    const std::string result = last_reload_result();
+    r.status = last_reload_ok_ ? 200 : 500;
+    r.body = std::string("{\"ok\":") + b(result == "success") + ",\"result\":" + q(result) +
+             ",\"error\":" + (last_reload_ok_ ? "null" : q(last_reload_error_)) +
+             ",\"restart_required\":" + json_list(last_reload_restart_keys_) + "}\n";
     return r;
   }
   if (path != "/healthz" && path != "/readyz" && path != "/status" && path != "/metrics") {
@@ -83,7 +95,7 @@ void Runtime::admin_refused(const core::AdminRequest& req, const core::AdminVerd
       .str("method", req.method)
       .str("path", req.path)
       .str("host", host ? std::string_view(host->value) : std::string_view())
-      .str("peer", req.peer)
+      .str("peer_addr", req.peer)
       .str("request_id", req.request_id);
 }
 
@@ -152,8 +164,9 @@ std::string Runtime::status_json() const {
   if (last_reload_at_.empty()) {
     j += "null";
   } else {
-    j += std::string("{\"ok\":") + b(last_reload_ok_) + ",\"at\":" + q(last_reload_at_) +
-         ",\"error\":" + (last_reload_error_.empty() ? "null" : q(last_reload_error_)) + "}";
+    j += std::string("{\"ok\":") + b(last_reload_result() == "success") + ",\"result\":" + q(last_reload_result()) +
+         ",\"at\":" + q(last_reload_at_) + ",\"error\":" + (last_reload_error_.empty() ? "null" : q(last_reload_error_)) +
+         ",\"restart_required\":" + json_list(last_reload_restart_keys_) + "}";
   }
   j += ",\"peers\":[";
   if (snap_->policy) {

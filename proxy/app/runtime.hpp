@@ -12,7 +12,9 @@
 #include "proxy/app/audit_sink.hpp"
 #include "proxy/app/event_log.hpp"
 #include "proxy/app/readiness.hpp"
+#include "proxy/app/sd_notify.hpp"
 #include "proxy/app/snapshot.hpp"
+#include "proxy/app/socket_activation.hpp"
 #include "proxy/app/worker.hpp"
 #include "proxy/app/worker_thread.hpp"
 #include "proxy/core/admin_server.hpp"
@@ -27,7 +29,8 @@ void log_config_warnings(const std::vector<std::string>& warnings);
 
 class Runtime final : public core::AdminHandler {
  public:
-  Runtime(std::string config_path, std::shared_ptr<const Snapshot> snapshot);
+  // inherited: sockets from systemd socket activation (may be empty).
+  Runtime(std::string config_path, std::shared_ptr<const Snapshot> snapshot, InheritedSockets inherited = {});
   ~Runtime() override;
   int run();  // returns the exit code
 
@@ -45,7 +48,10 @@ class Runtime final : public core::AdminHandler {
   void poll_files();
   void schedule_reload();
   void on_reload_due(const char* trigger, std::string_view actor = {});
-  void apply(std::shared_ptr<const Snapshot> next);
+  // Returns the config keys whose change needs a restart (empty: all applied).
+  std::vector<std::string> apply(std::shared_ptr<const Snapshot> next);
+  // "success", "failure" or "restart_required" (SPEC §10).
+  std::string last_reload_result() const;
   void audit_trust_changes(const Snapshot& before, const Snapshot& after);
   std::string status_json() const;
   std::string metrics_text() const;
@@ -74,7 +80,21 @@ class Runtime final : public core::AdminHandler {
   std::unique_ptr<net::Timer> poll_timer_, reload_timer_, expiry_timer_;
   std::string last_reload_at_;
   std::string last_reload_error_;
-  bool last_reload_ok_ = true;
+  bool last_reload_ok_ = true;  // the new snapshot was applied
+  std::vector<std::string> last_reload_restart_keys_;
+  // What the process was started with and cannot change while it runs.
+  // Reloads compare with this, not with the last snapshot, so that undoing
+  // such a change in the file is a plain success again.
+  struct StartedWith {
+    std::string ingress_listen, ingress_upstream, egress_listen, admin_listen;
+    unsigned workers = 0;
+    bool policy = false;
+  };
+  static StartedWith started_with(const Snapshot& snap);
+  StartedWith started_;
+  SdNotifier notify_;
+  InheritedSockets inherited_;  // until start_listeners() takes them
+  std::string listening_;  // "ingress ADDR, egress ADDR, admin ADDR" for STATUS=
   bool stopping_ = false;
 };
 
