@@ -385,6 +385,25 @@ class SocketActivationTest(unittest.TestCase):
         p.send_signal(signal.SIGTERM)
         self.assertEqual(p.wait(15), 0)
 
+    def test_inherited_socket_with_two_workers(self):
+        # Worker 1 listens on its own duplicate of the inherited socket (a
+        # failure there is a fatal start); requests keep working.
+        ingress = self.listening_socket()
+        port = ingress.getsockname()[1]
+        cfg = base_config(self.pki, self.backend.address, workers=2,
+                          ingress={"listen": "127.0.0.1:%d" % port})
+        p = self.start(cfg, [ingress])
+        started, recs = self.read_logs_until(p, lambda r: r.get("msg") == "started")
+        self.assertIsNotNone(started, recs)
+        ingress.close()
+        ctx = client_context(self.pki, self.pki.client)
+        for i in range(40):
+            conn = Conn.open(port, ctx)
+            self.assertEqual(conn.request("GET", "/two-workers/%d" % i).status, 200)
+            conn.close()
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(15), 0)
+
     def test_unused_socket_is_closed_with_a_warning(self):
         extra = self.listening_socket()
         cfg = base_config(self.pki, self.backend.address)
