@@ -279,7 +279,7 @@ class AdminTest(unittest.TestCase):
         fams = self.metrics()
         ok0 = self.value(fams, "fedproxy_reloads_total", result="success")
         bad0 = self.value(fams, "fedproxy_reloads_total", result="failure")
-        self.assertEqual(self.get_json("/reload", "POST"), {"ok": True, "error": None})
+        self.assertEqual(self.get_json("/reload", "POST"), {"ok": True, "result": "success", "error": None, "restart_required": []})
         last = self.get_json("/status")["last_reload"]
         self.assertTrue(last["ok"])
         self.assertIsNone(last["error"])
@@ -440,7 +440,7 @@ class AdminAuthTest(unittest.TestCase):
         # POST /reload names its actor in the log and the audit event
         r = self.call("POST", "/reload", bearer(self.ci))
         self.assertEqual(r.status, 200, r.body)
-        self.assertEqual(r.json(), {"ok": True, "error": None})
+        self.assertEqual(r.json(), {"ok": True, "result": "success", "error": None, "restart_required": []})
         self.assertTrue(self.proxy.wait_log(lambda x: x.get("msg") == "reload requested" and x.get("actor") == "ci"))
         events = [e for e in read_audit(self.audit) if e.get("event") == "reload"]
         self.assertTrue(events, "no audit reload event")

@@ -470,7 +470,7 @@ class ReloadFailureTest(unittest.TestCase):
         self.assertEqual(st["certificate"]["fingerprint_sha256"], self.fp[self.cur])
         self.assertEqual(self.served("after-fix"), self.fp[self.cur])
         status, body = admin_reload(self.admin)
-        self.assertEqual((status, body), (200, {"ok": True, "error": None}))
+        self.assertEqual((status, body), (200, {"ok": True, "result": "success", "error": None, "restart_required": []}))
 
     def test_truncated_cert(self):
         with open(self.srv[self.cur].crt, "rb") as f:
@@ -577,7 +577,7 @@ class ReloadLoopTest(unittest.TestCase):
                 t_post = time.monotonic()
                 status, body = admin_reload(p.admin_port)
                 post_s += time.monotonic() - t_post
-                self.assertEqual((status, body), (200, {"ok": True, "error": None}),
+                self.assertEqual((status, body), (200, {"ok": True, "result": "success", "error": None, "restart_required": []}),
                                  "reload %d; tail:\n%s" % (i, p.tail(10)))
                 if i % 250 == 0 or i == n:
                     self.assertEqual(server_fingerprint(p.ingress_port, ctx), fps[pair],
