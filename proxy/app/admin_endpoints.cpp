@@ -1,6 +1,8 @@
 // The admin API (SPEC §10): /healthz, /readyz, /status, /metrics, POST /reload.
 // Requests reach these only through the admin gate (proxy/core/admin_gate.hpp).
 #include <ctime>
+#include <string>
+#include <vector>
 
 #include "proxy/app/cert_expiry.hpp"
 #include "proxy/app/log.hpp"
@@ -42,17 +44,20 @@ core::AdminResponse Runtime::handle_admin(const core::AdminRequest& req) {
     if (req.method != "POST") return core::AdminResponse::error(405, "method_not_allowed", "Use POST /reload.", "Allow: POST\r\n");
     LogLine("info", "reload requested")
         .str("actor", req.actor.empty() ? "anonymous" : req.actor)
-        .str("peer", req.peer)
+        .str("peer_addr", req.peer)
         .str("request_id", req.request_id);
     debouncer_.request_now(static_cast<int64_t>(loop_.now_ms()));
     on_reload_due("admin", req.actor);
+    // `fedproxy reload` (systemd's ExecReload) reads "result": only "ok" is
+    // a success; restart_required was applied except for the keys named,
+    // which is not what the operator asked for. 500 only when nothing applied.
     core::AdminResponse r;
-    bool ok = last_reload_ok_;
-    r.status = ok ? 200 : 500;
-    // ok: the new snapshot applied; result says whether some of it waits for a restart.
-    r.body = std::string("{\"ok\":") + b(ok) + ",\"result\":" + q(to_string(reload_stats_.last_result)) +
-             ",\"restart_required\":" + string_array(ok ? reload_stats_.pending_restart_keys : std::vector<std::string>{}) +
-             ",\"error\":" + (ok ? "null" : q(last_reload_error_)) + "}\n";
+    const ReloadResult result = reload_stats_.last_result;
+    r.status = last_reload_ok_ ? 200 : 500;
+    r.body = std::string("{\"ok\":") + b(result == ReloadResult::ok) + ",\"result\":" + q(to_string(result)) +
+             ",\"restart_required\":" +
+             string_array(last_reload_ok_ ? reload_stats_.pending_restart_keys : std::vector<std::string>{}) +
+             ",\"error\":" + (last_reload_ok_ ? "null" : q(last_reload_error_)) + "}\n";
     return r;
   }
   if (path != "/healthz" && path != "/readyz" && path != "/status" && path != "/metrics") {
@@ -94,7 +99,7 @@ void Runtime::admin_refused(const core::AdminRequest& req, const core::AdminVerd
       .str("method", req.method)
       .str("path", req.path)
       .str("host", host ? std::string_view(host->value) : std::string_view())
-      .str("peer", req.peer)
+      .str("peer_addr", req.peer)
       .str("request_id", req.request_id);
 }
 
@@ -173,7 +178,8 @@ std::string Runtime::status_json() const {
   if (last_reload_at_.empty()) {
     j += "null";
   } else {
-    j += std::string("{\"ok\":") + b(last_reload_ok_) + ",\"result\":" + q(to_string(reload_stats_.last_result)) +
+    const ReloadResult result = reload_stats_.last_result;
+    j += std::string("{\"ok\":") + b(result == ReloadResult::ok) + ",\"result\":" + q(to_string(result)) +
          ",\"at\":" + q(last_reload_at_) +
          ",\"error\":" + (last_reload_error_.empty() ? "null" : q(last_reload_error_)) + "}";
   }

@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "policy/audit.hpp"
+#include "proxy/app/args.hpp"
 #include "proxy/app/commands.hpp"
 
 namespace fedproxy::app {
@@ -20,25 +21,19 @@ const char* kAuditUsage =
     "Prints \"FILE: OK (N lines)\" and exits 0, or names the first bad line and\n"
     "exits 1. FILE \"-\" reads standard input.\n"
     "Note: a chain cannot prove its own end: removing or editing the last line(s)\n"
-    "is only detectable against a chain head recorded elsewhere.\n";
-
-int usage_error(const char* what) {
-  std::fprintf(stderr, "fedproxy audit: %s\n\n%s", what, kAuditUsage);
-  return kExitProblems;
-}
+    "is only detectable against a chain head recorded elsewhere.\n"
+    "Exit 2 on a usage error (unknown option, missing or extra argument).\n";
 
 }  // namespace
 
 int cmd_audit(const std::vector<std::string>& args) {
-  if (wants_help(args)) {
-    std::fputs(kAuditUsage, stdout);
-    return 0;
+  static const CommandSpec spec{"audit", kAuditUsage, {}, 2, 2};
+  ParsedArgs parsed;
+  if (auto done = parse_args(spec, args, &parsed)) return *done;
+  if (parsed.positional()[0] != "verify") {
+    return usage_error(spec, "unknown subcommand '" + parsed.positional()[0] + "'");
   }
-  if (args.empty()) return usage_error("missing subcommand");
-  if (args[0] != "verify") return usage_error(("unknown subcommand '" + args[0] + "'").c_str());
-  if (args.size() < 2) return usage_error("verify needs a FILE");
-  if (args.size() > 2) return usage_error("verify takes one FILE");
-  const std::string& path = args[1];
+  const std::string& path = parsed.positional()[1];
 
   policy::AuditVerifyResult res;
   if (path == "-") {

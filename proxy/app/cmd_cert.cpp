@@ -10,6 +10,7 @@
 
 #include "certwatch/cert_bundle.hpp"
 #include "certwatch/digest.hpp"
+#include "proxy/app/args.hpp"
 #include "proxy/app/commands.hpp"
 #include "proxy/http1/serializer.hpp"
 #include "proxy/tls/peer_identity.hpp"
@@ -28,12 +29,8 @@ const char* kCertUsage =
     "colons: the form of cert_fingerprint pins, manifests and /status (`openssl x509\n"
     "-fingerprint -sha256` prints the same bytes in uppercase with colons).\n"
     "--json prints one JSON object {\"file\", \"count\", \"certificates\": [...]}.\n"
-    "Exit 0; 1 on a usage error; 2 when FILE cannot be read or holds no certificate.\n";
-
-int usage_error(const std::string& what) {
-  std::fprintf(stderr, "fedproxy cert: %s\n\n%s", what.c_str(), kCertUsage);
-  return kExitProblems;
-}
+    "Exit 0; 2 on a usage error (unknown option, missing or extra argument) and when\n"
+    "FILE cannot be read or holds no certificate.\n";
 
 struct Inspected {
   tls::PeerIdentity id;
@@ -144,26 +141,14 @@ void print_text(const Inspected& c, int index, int count) {
 }  // namespace
 
 int cmd_cert(const std::vector<std::string>& args) {
-  if (wants_help(args)) {
-    std::fputs(kCertUsage, stdout);
-    return 0;
+  static const CommandSpec spec{"cert", kCertUsage, {{"--json"}}, 2, 2};
+  ParsedArgs parsed;
+  if (auto done = parse_args(spec, args, &parsed)) return *done;
+  if (parsed.positional()[0] != "inspect") {
+    return usage_error(spec, "unknown subcommand '" + parsed.positional()[0] + "'");
   }
-  if (args.empty()) return usage_error("missing subcommand");
-  if (args[0] != "inspect") return usage_error("unknown subcommand '" + args[0] + "'");
-  std::string path;
-  bool json = false;
-  for (size_t i = 1; i < args.size(); ++i) {
-    if (args[i] == "--json") {
-      json = true;
-    } else if (args[i].size() > 1 && args[i][0] == '-') {
-      return usage_error("unknown option '" + args[i] + "'");
-    } else if (path.empty()) {
-      path = args[i];
-    } else {
-      return usage_error("inspect takes one FILE");
-    }
-  }
-  if (path.empty()) return usage_error("inspect needs a FILE");
+  const std::string& path = parsed.positional()[1];
+  const bool json = parsed.has("--json");
 
   certwatch::CertListResult loaded = certwatch::load_cert_file(path);
   if (!loaded.certs) {

@@ -10,6 +10,7 @@
 
 #include "policy/anchors.hpp"
 #include "policy/manifest.hpp"
+#include "proxy/app/args.hpp"
 #include "proxy/app/commands.hpp"
 #include "proxy/app/peer_anchors.hpp"
 #include "proxy/app/snapshot.hpp"
@@ -91,28 +92,28 @@ class ManifestFetch final : private net::TransportHandler, private http1::Respon
 }  // namespace
 
 int cmd_manifest(const std::vector<std::string>& args) {
-  if (wants_help(args) || args.empty() || args[0] != "fetch") {
-    std::puts(
-        "Usage: fedproxy manifest fetch PEER --endpoint https://HOST:PORT [--config FILE]\n"
-        "Fetches PEER's manifest from /.well-known/fedproxy-manifest.json over mTLS, presenting\n"
-        "this node's certificate, and stores it as <manifests_dir>/PEER.json — only when the\n"
-        "serving certificate carries the manifest's entity_uri as a URI SAN, chains to PEER's\n"
-        "own trust anchors when it has some (peers[].ca_bundle, or the trust_bundle of the\n"
-        "manifest stored before), and the manifest's org is PEER. Exit 0 when stored, 1 otherwise.");
-    return wants_help(args) ? 0 : kExitProblems;
-  }
-  std::string peer = args.size() > 1 ? args[1] : "";
-  std::string url;
-  for (size_t i = 2; i + 1 < args.size(); ++i) {
-    if (args[i] == "--endpoint") url = args[i + 1];
-  }
+  static const CommandSpec spec{
+      "manifest",
+      "Usage: fedproxy manifest fetch PEER --endpoint https://HOST:PORT [--config FILE]\n"
+      "Fetches PEER's manifest from /.well-known/fedproxy-manifest.json over mTLS, presenting\n"
+      "this node's certificate, and stores it as <manifests_dir>/PEER.json — only when the\n"
+      "serving certificate carries the manifest's entity_uri as a URI SAN, chains to PEER's\n"
+      "own trust anchors when it has some (peers[].ca_bundle, or the trust_bundle of the\n"
+      "manifest stored before), and the manifest's org is PEER. Exit 0 when stored, 1 otherwise,\n"
+      "2 on a usage error (unknown option, missing or extra argument, no --endpoint or config).\n"
+      "FILE may also come from $FEDPROXY_CONFIG.\n",
+      {{"--endpoint", true}, {"--config", true, "-c"}},
+      2,
+      2};
+  ParsedArgs opts;
+  if (auto done = parse_args(spec, args, &opts)) return *done;
+  if (opts.positional()[0] != "fetch") return usage_error(spec, "unknown subcommand '" + opts.positional()[0] + "'");
+  const std::string& peer = opts.positional()[1];
+  if (!opts.has("--endpoint")) return usage_error(spec, "--endpoint URL is required");
+  const std::string url = *opts.value("--endpoint");
   std::string error;
-  std::string config_path = config_path_from_args(args, &error);
-  if (peer.empty() || url.empty() || config_path.empty()) {
-    std::fprintf(stderr, "fedproxy manifest fetch: need PEER, --endpoint URL and a config (%s)\n",
-                 error.empty() ? "see --help" : error.c_str());
-    return kExitProblems;
-  }
+  std::string config_path = app::config_path(opts, &error);
+  if (config_path.empty()) return usage_error(spec, error);
   tls::init_crypto();
   SnapshotResult built = build_snapshot(config_path, true);
   if (!built.snapshot || !built.snapshot->client_tls) {

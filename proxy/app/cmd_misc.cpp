@@ -1,8 +1,8 @@
-// Argument helpers, `fedproxy version` and `fedproxy check`.
+// `fedproxy version` and `fedproxy check`.
 #include <cstdio>
-#include <cstdlib>
 #include <ctime>
 
+#include "proxy/app/args.hpp"
 #include "proxy/app/build_info.hpp"
 #include "proxy/app/cert_checks.hpp"
 #include "proxy/app/commands.hpp"
@@ -11,35 +11,15 @@
 
 namespace fedproxy::app {
 
-std::string config_path_from_args(const std::vector<std::string>& args, std::string* error) {
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--config" || args[i] == "-c") {
-      if (i + 1 >= args.size()) {
-        *error = "--config needs a file";
-        return "";
-      }
-      return args[i + 1];
-    }
-    if (args[i].rfind("--config=", 0) == 0) return args[i].substr(9);
-  }
-  const char* env = std::getenv("FEDPROXY_CONFIG");
-  if (env && *env) return env;
-  *error = "no config: pass --config FILE or set FEDPROXY_CONFIG";
-  return "";
-}
-
-bool wants_help(const std::vector<std::string>& args) {
-  for (const auto& a : args) {
-    if (a == "--help" || a == "-h") return true;
-  }
-  return false;
-}
-
 int cmd_version(const std::vector<std::string>& args) {
-  if (wants_help(args)) {
-    std::puts("Usage: fedproxy version\nPrints fedproxy's version and the versions of the libraries it runs with.");
-    return 0;
-  }
+  static const CommandSpec spec{
+      "version",
+      "Usage: fedproxy version\n"
+      "Prints fedproxy's version and the versions of the libraries it runs with.\n"
+      "Exit 0; 2 on a usage error (any argument).\n",
+      {}, 0, 0};
+  ParsedArgs parsed;
+  if (auto done = parse_args(spec, args, &parsed)) return *done;
   const BuildInfo& b = build_info();
   std::printf("fedproxy %s (mbedTLS %s, libuv %s, llhttp %s)\n", b.version.c_str(), b.mbedtls.c_str(),
               b.libuv.c_str(), b.llhttp.c_str());
@@ -47,25 +27,25 @@ int cmd_version(const std::vector<std::string>& args) {
 }
 
 int cmd_check(const std::vector<std::string>& args) {
-  if (wants_help(args)) {
-    std::puts(
-        "Usage: fedproxy check --config FILE\n"
-        "Validates everything `run` would load (config, certificates, key, CA bundle, CRL,\n"
-        "manifests, peers, routes and grants)\n"
-        "and prints every problem found. Exit 0 when all is well, 1 otherwise.\n"
-        "The node certificate must also chain to tls.ca_bundle, not be revoked by tls.crl\n"
-        "and be valid now; one expiring within 30 days prints a \"warning:\" line (exit 0),\n"
-        "as do a TCP admin listener without a token (admin.token_file) and a tls.ca_bundle\n"
-        "of several CAs while some peer has no trust anchors of its own (peers[].ca_bundle,\n"
-        "manifest trust_bundle).");
-    return 0;
-  }
+  static const CommandSpec spec{
+      "check",
+      "Usage: fedproxy check --config FILE\n"
+      "Validates everything `run` would load (config, certificates, key, CA bundle, CRL,\n"
+      "manifests, peers, routes and grants)\n"
+      "and prints every problem found. Exit 0 when all is well, 1 otherwise,\n"
+      "2 on a usage error (unknown option, extra argument, no config).\n"
+      "The node certificate must also chain to tls.ca_bundle, not be revoked by tls.crl\n"
+      "and be valid now; one expiring within 30 days prints a \"warning:\" line (exit 0),\n"
+      "as do a TCP admin listener without a token (admin.token_file) and a tls.ca_bundle\n"
+      "of several CAs while some peer has no trust anchors of its own (peers[].ca_bundle,\n"
+      "manifest trust_bundle).\n"
+      "FILE may also come from $FEDPROXY_CONFIG.\n",
+      {{"--config", true, "-c"}}, 0, 0};
+  ParsedArgs parsed;
+  if (auto done = parse_args(spec, args, &parsed)) return *done;
   std::string error;
-  std::string path = config_path_from_args(args, &error);
-  if (path.empty()) {
-    std::fprintf(stderr, "fedproxy check: %s\n", error.c_str());
-    return kExitProblems;
-  }
+  std::string path = config_path(parsed, &error);
+  if (path.empty()) return usage_error(spec, error);
   tls::init_crypto();
   SnapshotResult built = build_snapshot(path);
   CertCheckFindings certs = check_node_certificate(path, static_cast<int64_t>(std::time(nullptr)));

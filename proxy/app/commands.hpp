@@ -12,14 +12,14 @@ int cmd_version(const std::vector<std::string>& args);
 int cmd_manifest(const std::vector<std::string>& args);
 int cmd_audit(const std::vector<std::string>& args);
 int cmd_cert(const std::vector<std::string>& args);
+int cmd_reload(const std::vector<std::string>& args);
 
-// Exit codes: 0 ok, 1 check found problems / usage error, 2 fatal at start
-// (and `cert inspect` on a file it cannot read or that holds no certificate).
+// Exit codes: 0 ok, 1 check found problems (a refusal, a failed reload),
+// 2 usage error (unknown option, missing or extra argument) and fatal at
+// start (and `cert inspect` on a file it cannot read or that holds no
+// certificate). Each command's --help states its own.
 constexpr int kExitProblems = 1;
 constexpr int kExitFatal = 2;
-
-// "--config FILE" (or "--config=FILE"), else $FEDPROXY_CONFIG. "" if absent.
-std::string config_path_from_args(const std::vector<std::string>& args, std::string* error);
-bool wants_help(const std::vector<std::string>& args);
+constexpr int kExitUsage = 2;
 
 }  // namespace fedproxy::app

@@ -1,15 +1,24 @@
 #include "proxy/app/event_log.hpp"
 
+#include <string_view>
+
 #include "proxy/app/audit_sink.hpp"
 #include "proxy/app/log.hpp"
 #include "proxy/net/loop.hpp"
 
 namespace fedproxy::app {
 
+namespace {
+// The log line carries the path only: a query string may hold secrets
+// (tokens, personal data) and logs are kept and shipped far more widely
+// than the audit log, which keeps only the query's hash (SPEC §10).
+std::string_view path_only(std::string_view target) { return target.substr(0, target.find('?')); }
+}  // namespace
+
 void EventLog::on_handshake_failed(const std::string& peer_address, const std::string& reason) {
   handshake_failures_.fetch_add(1, std::memory_order_relaxed);
   metrics_.count_handshake_failure(reason);
-  LogLine("warn", "handshake_failed").str("peer", peer_address).str("reason", reason);
+  LogLine("warn", "handshake_failed").str("peer_addr", peer_address).str("reason", reason);
 }
 
 void EventLog::on_request_done(const core::RequestRecord& r) {
@@ -38,7 +47,7 @@ void EventLog::on_request_done(const core::RequestRecord& r) {
   if (audit_) audit_->request(r);
   if (!log_requests_.load(std::memory_order_relaxed)) return;
   LogLine line("info", "request");
-  line.str("request_id", r.request_id).str("peer", r.peer_address);
+  line.str("request_id", r.request_id).str("peer_addr", r.peer_address);
   if (!r.peer_slug.empty()) line.str("peer_org", r.peer_slug);
   if (!r.entity_uri.empty()) {
     line.str("entity_uri", r.entity_uri);
@@ -48,7 +57,7 @@ void EventLog::on_request_done(const core::RequestRecord& r) {
   if (!r.grant.empty()) line.str("grant", r.grant);
   if (!r.resource.empty()) line.str("resource", r.resource);
   line.str("method", r.method)
-      .str("path", r.target)
+      .str("path", path_only(r.target))
       .num("status", r.status)
       .str("decision", r.decision);
   if (!r.reason.empty()) line.str("reason", r.reason);
@@ -59,7 +68,7 @@ void EventLog::on_request_done(const core::RequestRecord& r) {
 
 void EventLog::on_connection_event(const std::string& peer_address, const std::string& what,
                                    const std::string& detail) {
-  LogLine("warn", what).str("peer", peer_address).str("detail", detail);
+  LogLine("warn", what).str("peer_addr", peer_address).str("detail", detail);
 }
 
 }  // namespace fedproxy::app

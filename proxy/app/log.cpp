@@ -1,5 +1,6 @@
 #include "proxy/app/log.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -20,7 +21,30 @@ std::string utc_timestamp_now() {
   return buf;
 }
 
-LogLine::LogLine(std::string_view level, std::string_view msg) : urgent_(level != "info") {
+namespace {
+// debug 0, info 1, warn 2, error 3, fatal (and anything unknown) 4: a line
+// with a level nobody listed is never dropped.
+int level_rank(std::string_view level) {
+  if (level == "debug") return 0;
+  if (level == "info") return 1;
+  if (level == "warn") return 2;
+  if (level == "error") return 3;
+  return 4;
+}
+// Written once before any other thread starts, read by all of them.
+std::atomic<int> g_min_rank{1};
+}  // namespace
+
+bool set_log_level(std::string_view level) {
+  if (level != "debug" && level != "info" && level != "warn" && level != "error") return false;
+  g_min_rank.store(level_rank(level), std::memory_order_relaxed);
+  return true;
+}
+
+LogLine::LogLine(std::string_view level, std::string_view msg)
+    : urgent_(level != "info" && level != "debug"),
+      dropped_(level_rank(level) < g_min_rank.load(std::memory_order_relaxed)) {
+  if (dropped_) return;
   buf_.reserve(256);
   buf_ += "{\"ts\":\"";
   buf_ += utc_timestamp_now();
@@ -61,6 +85,7 @@ void end_log_batching() {
 }
 
 LogLine::~LogLine() {
+  if (dropped_) return;
   buf_ += "}\n";
   if (!t_batch.on || urgent_) {
     flush_log_batch();
@@ -72,6 +97,7 @@ LogLine::~LogLine() {
 }
 
 LogLine& LogLine::str(std::string_view key, std::string_view value) {
+  if (dropped_) return *this;
   buf_ += ",\"";
   buf_ += key;
   buf_ += "\":\"";
@@ -81,6 +107,7 @@ LogLine& LogLine::str(std::string_view key, std::string_view value) {
 }
 
 LogLine& LogLine::num(std::string_view key, int64_t value) {
+  if (dropped_) return *this;
   buf_ += ",\"";
   buf_ += key;
   buf_ += "\":";
@@ -89,6 +116,7 @@ LogLine& LogLine::num(std::string_view key, int64_t value) {
 }
 
 LogLine& LogLine::real(std::string_view key, double value) {
+  if (dropped_) return *this;
   char tmp[32];
   std::snprintf(tmp, sizeof(tmp), "%.3f", value);
   buf_ += ",\"";
@@ -99,6 +127,7 @@ LogLine& LogLine::real(std::string_view key, double value) {
 }
 
 LogLine& LogLine::boolean(std::string_view key, bool value) {
+  if (dropped_) return *this;
   buf_ += ",\"";
   buf_ += key;
   buf_ += "\":";

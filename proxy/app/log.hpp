@@ -9,6 +9,11 @@
 
 namespace fedproxy::app {
 
+// Lines below this level are not written: "debug", "info" (the default),
+// "warn", "error". "fatal" lines are always written. False for another word.
+// Set once at start, before any thread logs.
+bool set_log_level(std::string_view level);
+
 class LogLine {
  public:
   LogLine(std::string_view level, std::string_view msg);
@@ -22,7 +27,8 @@ class LogLine {
 
  private:
   std::string buf_;
-  bool urgent_;  // not "info": written at once even when batching
+  bool urgent_;
+  bool dropped_;  // below the log level: nothing is built or written  // not "info": written at once even when batching
 };
 
 // Batching (per thread, for event-loop threads): info lines are gathered and

@@ -17,17 +17,20 @@ const char* kUsage =
     "                                 show a certificate file: SANs, grant id, expiry, SHA-256\n"
     "  fedproxy manifest fetch PEER --endpoint URL --config FILE\n"
     "                                 fetch a peer's manifest over mTLS into manifests_dir\n"
+    "  fedproxy reload [--config FILE | --admin ADDR]\n"
+    "                                 ask the running proxy to reload; exit 0 only if it did\n"
     "  fedproxy version               print the version and library versions\n"
     "  fedproxy COMMAND --help        help for one command\n"
     "\n"
-    "FILE may also come from $FEDPROXY_CONFIG. Logs are JSON lines on stderr.\n";
+    "FILE may also come from $FEDPROXY_CONFIG. Logs are JSON lines on stderr.\n"
+    "Exit 2 on a usage error (unknown command or option, missing or extra argument).\n";
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::fputs(kUsage, args.empty() ? stderr : stdout);
-    return args.empty() ? fedproxy::app::kExitProblems : 0;
+    return args.empty() ? fedproxy::app::kExitUsage : 0;
   }
   std::string cmd = args[0];
   args.erase(args.begin());
@@ -36,7 +39,8 @@ int main(int argc, char** argv) {
   if (cmd == "manifest") return fedproxy::app::cmd_manifest(args);
   if (cmd == "audit") return fedproxy::app::cmd_audit(args);
   if (cmd == "cert") return fedproxy::app::cmd_cert(args);
+  if (cmd == "reload") return fedproxy::app::cmd_reload(args);
   if (cmd == "version" || cmd == "--version") return fedproxy::app::cmd_version(args);
   std::fprintf(stderr, "fedproxy: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
-  return fedproxy::app::kExitProblems;
+  return fedproxy::app::kExitUsage;
 }

@@ -1,8 +1,12 @@
 #include "proxy/app/runtime.hpp"
 
+#include <fcntl.h>
+
 #include <algorithm>
 #include <csignal>
 #include <ctime>
+#include <string>
+#include <vector>
 
 #include "proxy/app/log.hpp"
 
@@ -26,8 +30,8 @@ int fatal(const std::string& message) {
 
 }  // namespace
 
-Runtime::Runtime(std::string config_path, std::shared_ptr<const Snapshot> snapshot)
-    : config_path_(std::move(config_path)), snap_(std::move(snapshot)) {}
+Runtime::Runtime(std::string config_path, std::shared_ptr<const Snapshot> snapshot, InheritedSockets inherited)
+    : config_path_(std::move(config_path)), snap_(std::move(snapshot)), inherited_(std::move(inherited)) {}
 
 Runtime::~Runtime() {
   // A start that failed half-way leaves running threads: stop them at once.
@@ -93,6 +97,7 @@ int Runtime::run() {
   expiry_timer_->unref();
   if (audit_) audit_->event("start", {{"node", cfg.node.org}, {"config", config_path_}});
   LogLine("info", "started").str("node", cfg.node.org).str("config", config_path_);
+  notify_.ready("serving: " + listening_);
   begin_log_batching();
   loop_.add_iteration_hook(flush_log_batch);
   loop_.run();
@@ -112,27 +117,46 @@ int Runtime::run() {
 bool Runtime::start_listeners() {
   const policy::Config& cfg = snap_->config;
   const unsigned workers = std::max(1u, cfg.workers);
+  std::string error;
+  // One fatal line naming the listener, its address and the reason; no
+  // READY=1, and no "listening" line was written before (see below).
+  auto cannot_listen = [&](std::string_view listener, const policy::Endpoint& at) {
+    LogLine("fatal", error).str("listener", listener).str("address", at.text);
+    notify_.status(error);
+    return false;
+  };
+  // Sockets systemd bound for us (socket activation), matched to listeners.
   ListenPlan plan;
   plan.ingress = cfg.ingress.listen;
   plan.egress = cfg.egress.listen;
   plan.reuse_port = workers > 1;
-  worker0_ = std::make_unique<Worker>(loop_, 0, shared_, events_);
-  std::string error;
-  if (!worker0_->start(snap_, plan, &error)) {
-    fatal(error);
-    return false;
+  plan.ingress_fd = inherited_.take("ingress", cfg.ingress.listen, &error);
+  if (!error.empty()) return cannot_listen("ingress", cfg.ingress.listen);
+  if (cfg.egress.listen) {
+    plan.egress_fd = inherited_.take("egress", *cfg.egress.listen, &error);
+    if (!error.empty()) return cannot_listen("egress", *cfg.egress.listen);
   }
-  LogLine("info", "listening")
-      .str("listener", "ingress")
-      .str("address", worker0_->ingress().bound_address())
-      .boolean("tls", snap_->server_tls != nullptr);
+  int admin_fd = -1;
+  if (cfg.admin.listen) {
+    admin_fd = inherited_.take("admin", *cfg.admin.listen, &error);
+    if (!error.empty()) return cannot_listen("admin", *cfg.admin.listen);
+  }
+  for (const auto& unused : inherited_.close_unused()) {
+    LogLine("warn", "inherited socket matches no listener: closed").str("socket", unused);
+  }
+  worker0_ = std::make_unique<Worker>(loop_, 0, shared_, events_);
+  std::string failed;
+  if (!worker0_->start(snap_, plan, &error, &failed)) {
+    return cannot_listen(failed, failed == "egress" ? *cfg.egress.listen : cfg.ingress.listen);
+  }
   if (worker0_->egress()) {
     for (const auto& p : worker0_->egress_router()->set_peers(snap_->policy.get(), snap_->client_tls)) {
       LogLine("warn", "egress peer unusable").str("problem", p);
     }
-    LogLine("info", "listening").str("listener", "egress").str("address", worker0_->egress()->bound_address());
   }
-  // Workers 1..N-1 bind the addresses worker 0 got (listeners are TCP only).
+  // Workers 1..N-1 bind the addresses worker 0 got (listeners are TCP only),
+  // or listen on their own duplicate of an inherited socket (one listening
+  // socket polled by several loops: the kernel hands each connection to one).
   if (workers > 1) {
     cell_.publish(snap_);
     ListenPlan more;
@@ -142,22 +166,21 @@ bool Runtime::start_listeners() {
       more.egress = with_bound_port(*cfg.egress.listen, worker0_->egress()->bound_address());
     }
     for (unsigned i = 1; i < workers; ++i) {
-      auto t = std::make_unique<WorkerThread>(i, shared_, cell_, more);
+      ListenPlan mine = more;
+      if (plan.ingress_fd >= 0) mine.ingress_fd = ::fcntl(plan.ingress_fd, F_DUPFD_CLOEXEC, 3);
+      if (plan.egress_fd >= 0) mine.egress_fd = ::fcntl(plan.egress_fd, F_DUPFD_CLOEXEC, 3);
+      auto t = std::make_unique<WorkerThread>(i, shared_, cell_, mine);
       t->set_log_requests(cfg.log_requests);
-      if (!t->start(&error)) {
-        fatal(error);
-        return false;
-      }
+      if (!t->start(&error)) return cannot_listen("ingress", more.ingress);
       threads_.push_back(std::move(t));
     }
   }
-  if (workers > 1) LogLine("info", "workers started").num("workers", workers);
   if (worker0_->egress()) {
     liveness_ = std::make_unique<core::PeerLiveness>(
         loop_, *worker0_->egress_router(), cfg.egress.heartbeat_interval_ms,
         [this](const std::string& peer, core::PeerState from, core::PeerState to, const std::string& detail) {
           LogLine(to == core::PeerState::degraded ? "warn" : "info", "peer state changed")
-              .str("peer", peer)
+              .str("peer_org", peer)
               .str("from", core::to_string(from))
               .str("to", core::to_string(to))
               .str("detail", detail);
@@ -169,11 +192,30 @@ bool Runtime::start_listeners() {
   }
   if (cfg.admin.listen) {
     admin_ = std::make_unique<core::AdminServer>(loop_, *this);
-    if (!admin_->listen(*cfg.admin.listen, &error)) {
-      fatal(error);
-      return false;
-    }
-    LogLine("info", "listening").str("listener", "admin").str("address", admin_->bound_address());
+    if (!admin_->listen(*cfg.admin.listen, &error, admin_fd)) return cannot_listen("admin", *cfg.admin.listen);
+  }
+  // Every listener is bound: only now say so, so that a start that fails on
+  // the last one never claimed the first.
+  LogLine("info", "listening")
+      .str("listener", "ingress")
+      .str("address", worker0_->ingress().bound_address())
+      .boolean("tls", snap_->server_tls != nullptr)
+      .boolean("inherited", plan.ingress_fd >= 0);
+  listening_ = "ingress " + worker0_->ingress().bound_address();
+  if (worker0_->egress()) {
+    LogLine("info", "listening")
+        .str("listener", "egress")
+        .str("address", worker0_->egress()->bound_address())
+        .boolean("inherited", plan.egress_fd >= 0);
+    listening_ += ", egress " + worker0_->egress()->bound_address();
+  }
+  if (workers > 1) LogLine("info", "workers started").num("workers", workers);
+  if (admin_) {
+    LogLine("info", "listening")
+        .str("listener", "admin")
+        .str("address", admin_->bound_address())
+        .boolean("inherited", admin_fd >= 0);
+    listening_ += ", admin " + admin_->bound_address();
   }
   probe_ = std::make_unique<UpstreamProbe>(loop_, cfg.ingress.upstream, cfg.timeouts.upstream_connect_ms);
   return true;
@@ -183,6 +225,7 @@ void Runtime::shutdown(const char* why) {
   if (stopping_) return;
   stopping_ = true;
   const uint32_t grace_ms = snap_->config.timeouts.shutdown_grace_ms;
+  notify_.stopping(std::string("stopping on ") + why + ": draining up to " + std::to_string(grace_ms) + " ms");
   LogLine("info", "shutting down")
       .str("signal", why)
       .num("active_connections", static_cast<int64_t>(shared_.ingress_count->active.load()))
@@ -263,6 +306,7 @@ void Runtime::on_reload_due(const char* trigger, std::string_view actor) {
 }
 
 bool Runtime::reload(const char* trigger, std::string_view actor) {
+  notify_.reloading(std::string("reloading (") + trigger + ")");
   last_reload_at_ = utc_timestamp_now();
   const int64_t now_unix = static_cast<int64_t>(std::time(nullptr));
   SnapshotResult next = build_snapshot(config_path_);
@@ -277,6 +321,9 @@ bool Runtime::reload(const char* trigger, std::string_view actor) {
     fields.push_back({"result", "failure"});
     fields.push_back({"error", last_reload_error_});
     if (audit_) audit_->event("reload", fields);
+    // READY=1 again: the previous snapshot still serves.
+    notify_.ready("reload failed at " + last_reload_at_ + ", serving the previous configuration: " +
+                  last_reload_error_ + "; " + listening_);
     return false;
   }
   last_reload_error_.clear();
@@ -297,6 +344,9 @@ bool Runtime::reload(const char* trigger, std::string_view actor) {
   fields.push_back({"result", keys.empty() ? "success" : "restart_required"});
   if (!keys.empty()) fields.push_back({"restart_required", keys});
   if (audit_) audit_->event("reload", fields);
+  notify_.ready((keys.empty() ? "reloaded at " + last_reload_at_
+                              : "reloaded at " + last_reload_at_ + ", restart required for " + keys) +
+                "; " + listening_);
   return true;
 }
 
@@ -323,7 +373,7 @@ void Runtime::audit_trust_changes(const Snapshot& before, const Snapshot& after)
   for (const auto& peer : after.policy->peers()) {
     for (const auto& old : old_peers) {
       if (old.slug == peer.slug && old.trust != peer.trust && peer.trust == "none") {
-        LogLine("warn", "trust revoked").str("peer", peer.slug).str("previous_trust_level", old.trust);
+        LogLine("warn", "trust revoked").str("peer_org", peer.slug).str("previous_trust_level", old.trust);
         if (audit_) {
           audit_->event("trust_policy.revoked", {{"peer", peer.slug}, {"previous_trust_level", old.trust}});
         }

@@ -13,7 +13,9 @@
 #include "proxy/app/event_log.hpp"
 #include "proxy/app/readiness.hpp"
 #include "proxy/app/reload_outcome.hpp"
+#include "proxy/app/sd_notify.hpp"
 #include "proxy/app/snapshot.hpp"
+#include "proxy/app/socket_activation.hpp"
 #include "proxy/app/worker.hpp"
 #include "proxy/app/worker_thread.hpp"
 #include "proxy/core/admin_server.hpp"
@@ -28,7 +30,8 @@ void log_config_warnings(const std::vector<std::string>& warnings);
 
 class Runtime final : public core::AdminHandler {
  public:
-  Runtime(std::string config_path, std::shared_ptr<const Snapshot> snapshot);
+  // inherited: sockets from systemd socket activation (may be empty).
+  Runtime(std::string config_path, std::shared_ptr<const Snapshot> snapshot, InheritedSockets inherited = {});
   ~Runtime() override;
   int run();  // returns the exit code
 
@@ -80,6 +83,9 @@ class Runtime final : public core::AdminHandler {
   // reload's restart_required keys are judged against it (reload_outcome.hpp).
   policy::Config started_config_;
   ReloadStats reload_stats_;
+  SdNotifier notify_;
+  InheritedSockets inherited_;  // until start_listeners() takes them
+  std::string listening_;  // "ingress ADDR, egress ADDR, admin ADDR" for STATUS=
   bool stopping_ = false;
 };
 

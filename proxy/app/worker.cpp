@@ -31,7 +31,8 @@ Worker::Worker(net::Loop& loop, unsigned index, WorkerShared shared, EventLog& e
 
 Worker::~Worker() = default;
 
-bool Worker::start(const std::shared_ptr<const Snapshot>& snap, const ListenPlan& plan, std::string* error) {
+bool Worker::start(const std::shared_ptr<const Snapshot>& snap, const ListenPlan& plan, std::string* error,
+                   std::string* failed_listener) {
   const policy::Config& cfg = snap->config;
   if (snap->policy) {
     policy_ = std::make_unique<core::PolicyAuthorizer>(snap->policy, snap->server_tls == nullptr, shared_.limiter);
@@ -40,7 +41,10 @@ bool Worker::start(const std::shared_ptr<const Snapshot>& snap, const ListenPlan
   ingress_ = std::make_unique<core::IngressServer>(loop_, ingress_options(cfg), snap->server_tls, authorizer,
                                                    events_, shared_.ingress_count);
   ingress_->set_node_manifest(snap->node_manifest);
-  if (!ingress_->listen(plan.ingress, error, plan.reuse_port)) return false;
+  if (!ingress_->listen(plan.ingress, error, plan.reuse_port, plan.ingress_fd)) {
+    if (failed_listener) *failed_listener = "ingress";
+    return false;
+  }
   if (plan.egress) {
     core::IngressOptions opts = ingress_options(cfg);
     opts.direction = "egress";
@@ -53,7 +57,10 @@ bool Worker::start(const std::shared_ptr<const Snapshot>& snap, const ListenPlan
     egress_router_->set_peers(snap->policy.get(), snap->client_tls);
     egress_ = std::make_unique<core::IngressServer>(loop_, opts, nullptr, *egress_router_, events_,
                                                     shared_.egress_count);
-    if (!egress_->listen(*plan.egress, error, plan.reuse_port)) return false;
+    if (!egress_->listen(*plan.egress, error, plan.reuse_port, plan.egress_fd)) {
+      if (failed_listener) *failed_listener = "egress";
+      return false;
+    }
   }
   return true;
 }

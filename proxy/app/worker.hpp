@@ -41,6 +41,10 @@ struct ListenPlan {
   policy::Endpoint ingress;
   std::optional<policy::Endpoint> egress;  // none: no egress listener on this worker
   bool reuse_port = false;
+  // Sockets inherited from systemd (socket activation), -1 = bind. The
+  // worker's listener owns them.
+  int ingress_fd = -1;
+  int egress_fd = -1;
 };
 
 class Worker {
@@ -51,8 +55,10 @@ class Worker {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Builds the servers for `snap` and binds the plan's listeners.
-  bool start(const std::shared_ptr<const Snapshot>& snap, const ListenPlan& plan, std::string* error);
+  // Builds the servers for `snap` and binds the plan's listeners. On failure
+  // *failed_listener (optional) says which: "ingress" or "egress".
+  bool start(const std::shared_ptr<const Snapshot>& snap, const ListenPlan& plan, std::string* error,
+             std::string* failed_listener = nullptr);
   // A reload. Returns the egress peers that cannot be used (to be logged once).
   std::vector<std::string> apply(const std::shared_ptr<const Snapshot>& next);
   // Stop accepting, drain; after grace_ms close what is left.

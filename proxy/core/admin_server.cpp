@@ -136,7 +136,7 @@ class AdminConnection final : public net::Deletable,
 
 AdminServer::~AdminServer() { close(); }
 
-bool AdminServer::listen(const policy::Endpoint& endpoint, std::string* error) {
+bool AdminServer::listen(const policy::Endpoint& endpoint, std::string* error, int inherited_fd) {
   const bool unix_socket = endpoint.kind == policy::Endpoint::Kind::unix_socket;
   listener_ = net::Listener::create(
       loop_, endpoint,
@@ -145,7 +145,7 @@ bool AdminServer::listen(const policy::Endpoint& endpoint, std::string* error) {
         connections_.insert(c);
         c->start();
       },
-      error);
+      error, false, inherited_fd);
   if (!listener_) return false;
   bound_ = listener_->bound_address();
   return true;

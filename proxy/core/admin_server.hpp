@@ -58,7 +58,8 @@ class AdminServer {
  public:
   AdminServer(net::Loop& loop, AdminHandler& handler) : loop_(loop), handler_(handler) {}
   ~AdminServer();
-  bool listen(const policy::Endpoint& endpoint, std::string* error);
+  // inherited_fd: see net::Listener (socket activation).
+  bool listen(const policy::Endpoint& endpoint, std::string* error, int inherited_fd = -1);
   const std::string& bound_address() const { return bound_; }
   void close();  // stop listening and close open admin connections
 

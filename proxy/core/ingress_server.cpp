@@ -17,10 +17,11 @@ IngressServer::IngressServer(net::Loop& loop, IngressOptions options,
 
 IngressServer::~IngressServer() { close_all(); }
 
-bool IngressServer::listen(const policy::Endpoint& endpoint, std::string* error, bool reuse_port) {
+bool IngressServer::listen(const policy::Endpoint& endpoint, std::string* error, bool reuse_port,
+                           int inherited_fd) {
   listener_ = net::Listener::create(
       loop_, endpoint, [this](std::unique_ptr<net::Transport> t) { on_accept(std::move(t)); }, error,
-      reuse_port);
+      reuse_port, inherited_fd);
   if (!listener_) return false;
   bound_ = listener_->bound_address();
   return true;

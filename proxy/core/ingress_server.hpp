@@ -74,7 +74,9 @@ class IngressServer {
   ~IngressServer();
 
   // reuse_port: see net::Listener (one listener per worker loop).
-  bool listen(const policy::Endpoint& endpoint, std::string* error, bool reuse_port = false);
+  // inherited_fd: see net::Listener (socket activation).
+  bool listen(const policy::Endpoint& endpoint, std::string* error, bool reuse_port = false,
+              int inherited_fd = -1);
   const std::string& bound_address() const;
 
   // A reload: new handshakes use the new context, open sessions keep theirs.

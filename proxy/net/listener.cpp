@@ -77,12 +77,26 @@ int bind_reuse_port(uv_tcp_t* tcp, const sockaddr_storage& addr) {
 }  // namespace
 
 std::unique_ptr<Listener> Listener::create(Loop& loop, const policy::Endpoint& endpoint,
-                                           AcceptFn on_accept, std::string* error, bool reuse_port) {
+                                           AcceptFn on_accept, std::string* error, bool reuse_port,
+                                           int inherited_fd) {
   std::unique_ptr<Listener> l(new Listener(loop, std::move(on_accept)));
   auto* h = new Handle;
   l->handle_ = h;
   int rc;
-  if (endpoint.kind == policy::Endpoint::Kind::unix_socket) {
+  if (inherited_fd >= 0) {
+    l->is_pipe_ = endpoint.kind == policy::Endpoint::Kind::unix_socket;
+    if (l->is_pipe_) {
+      uv_pipe_init(loop.raw(), &h->s.pipe, 0);
+      rc = uv_pipe_open(&h->s.pipe, inherited_fd);
+      l->bound_ = endpoint.text;
+    } else {
+      uv_tcp_init(loop.raw(), &h->s.tcp);
+      rc = uv_tcp_open(&h->s.tcp, inherited_fd);
+    }
+    h->s.handle.data = l.get();
+    // Not adopted by the handle: closing the handle would not close it.
+    if (rc != 0) ::close(inherited_fd);
+  } else if (endpoint.kind == policy::Endpoint::Kind::unix_socket) {
     l->is_pipe_ = true;
     uv_pipe_init(loop.raw(), &h->s.pipe, 0);
     h->s.handle.data = l.get();
@@ -105,7 +119,8 @@ std::unique_ptr<Listener> Listener::create(Loop& loop, const policy::Endpoint& e
   }
   if (rc == 0) rc = uv_listen(&h->s.stream, 511, connection_cb);
   if (rc != 0) {
-    *error = "cannot listen on " + endpoint.text + ": " + uv_strerror(rc);
+    *error = "cannot listen on " + endpoint.text + (inherited_fd >= 0 ? " (inherited socket)" : "") + ": " +
+             uv_strerror(rc);
     return nullptr;  // destructor closes the handle
   }
   if (!l->is_pipe_) {

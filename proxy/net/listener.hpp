@@ -19,9 +19,13 @@ class Listener {
   // same address and the kernel spreads connections over them. A unix
   // socket is created mode 0600 (owner only), replaces a stale socket file
   // nobody accepts on, and is removed when the listener is destroyed.
+  // inherited_fd >= 0: a socket already bound and listening (systemd socket
+  // activation) of the endpoint's kind, used instead of binding; the
+  // listener owns it from here (closed even on failure), and leaves a unix
+  // socket's file to whoever made it.
   static std::unique_ptr<Listener> create(Loop& loop, const policy::Endpoint& endpoint,
                                           AcceptFn on_accept, std::string* error,
-                                          bool reuse_port = false);
+                                          bool reuse_port = false, int inherited_fd = -1);
   ~Listener();  // stops accepting (closes the handle)
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;

@@ -246,7 +246,7 @@ class CertInspectTest(unittest.TestCase):
                      ["cert", "inspect", self.pki.server.crt, "--jsn"],
                      ["cert", "inspect", self.pki.server.crt, self.pki.client.crt]):
             p = run_cli(args)
-            self.assertEqual(p.returncode, 1, "%s: %s" % (args, p.stdout + p.stderr))
+            self.assertEqual(p.returncode, 2, "%s: %s" % (args, p.stdout + p.stderr))
             self.assertIn("Usage: fedproxy cert inspect", p.stderr)
         top = run_cli(["--help"])
         self.assertIn("cert inspect FILE", top.stdout)

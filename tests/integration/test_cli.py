@@ -66,8 +66,51 @@ class CliTest(unittest.TestCase):
 
     def test_unknown_subcommand_fails(self):
         p = run_cli(["frobnicate"])
-        self.assertNotEqual(p.returncode, 0)
+        self.assertEqual(p.returncode, 2)
         self.assertIn("frobnicate", p.stdout + p.stderr)
+        self.assertEqual(run_cli([]).returncode, 2)
+
+    # -- usage errors: exit 2 and the usage line, never ignored (issue 15) -----
+    def test_unknown_option_or_extra_argument_is_exit_2(self):
+        good = self.config("usage-good")
+        cases = [
+            (["run", "--confg", good], "run"),              # the typo of the issue
+            (["run", "--config", good, "extra"], "run"),
+            (["run", "--config"], "run"),                   # missing value
+            (["run", "--config", good, "--config", good], "run"),
+            (["check", "--config", good, "--verbose"], "check"),
+            (["check", "--config", good, good], "check"),
+            (["version", "--short"], "version"),
+            (["audit", "verify", good, "--fast"], "audit verify"),
+            (["audit", "verify"], "audit verify"),
+            (["cert", "inspect", self.pki.server.crt, "--pem"], "cert inspect"),
+            (["manifest", "fetch", "peer", "--endpoint", "https://x:1", "--config", good, "--insecure"],
+             "manifest fetch"),
+            (["manifest", "fetch", "peer", "--config", good], "manifest fetch"),
+            (["reload", "--config", good, "--now"], "reload"),
+        ]
+        for args, usage in cases:
+            with self.subTest(args=args):
+                p = run_cli(args, timeout=15)
+                self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+                self.assertIn("Usage: fedproxy " + usage, p.stderr)
+                self.assertNotIn('"listening"', p.stderr)
+        # the option named in the message
+        self.assertIn("--confg", run_cli(["run", "--confg", good]).stderr)
+
+    def test_equals_form_and_short_alias(self):
+        good = self.config("usage-forms")
+        for args in (["check", "--config=" + good], ["check", "-c", good]):
+            with self.subTest(args=args):
+                p = run_cli(args)
+                self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    def test_help_states_the_usage_exit_code(self):
+        for cmd in (["run"], ["check"], ["version"], ["audit"], ["cert"], ["manifest"], ["reload"]):
+            with self.subTest(cmd=cmd):
+                p = run_cli(cmd + ["--help"])
+                self.assertEqual(p.returncode, 0)
+                self.assertRegex(p.stdout, r"2[^\n]*usage error|usage error[^\n]*2|2\s+usage error")
 
     def test_check_good_config_exit_0(self):
         p = run_cli(["check", "--config", self.config("good")])

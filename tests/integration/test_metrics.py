@@ -217,7 +217,7 @@ class MetricsTest(unittest.TestCase):
             changed["ingress"]["listen"] = "127.0.0.1:%d" % free_port()
             replace_config(changed, os.path.dirname(path), os.path.basename(path))
             status, body = admin_reload(port)
-            self.assertEqual((status, body), (200, {"ok": True, "result": "restart_required",
+            self.assertEqual((status, body), (200, {"ok": False, "result": "restart_required",
                                                     "restart_required": ["ingress.listen"], "error": None}))
             st = admin_status(port)
             self.assertEqual(st["last_reload"]["result"], "restart_required")

@@ -38,6 +38,7 @@ from fedtest.reload import admin_request, write_admin_token  # noqa: E402
 DOCKERFILE = os.path.join(REPO_ROOT, "packaging", "Dockerfile")
 DOCKERIGNORE = os.path.join(REPO_ROOT, ".dockerignore")
 UNIT = os.path.join(REPO_ROOT, "packaging", "fedproxy.service")
+SOCKET_UNIT = os.path.join(REPO_ROOT, "packaging", "fedproxy.socket")
 
 # The contract with examples/docker-compose and examples/kubernetes.
 IMAGE_ENTRYPOINT = ["fedproxy"]
@@ -527,10 +528,14 @@ class SystemdUnitTest(unittest.TestCase):
         return vals[-1]
 
     def test_exec_lines(self):
-        self.assertIn(self.last("Type"), ("exec", "simple"))
+        # notify: started = READY=1 = every listener bound (SPEC §10 systemd).
+        self.assertEqual(self.last("Type"), "notify")
+        self.assertEqual(self.last("NotifyAccess"), "main")
         self.assertEqual(self.last("ExecStart"),
                          "/usr/bin/fedproxy run --config /etc/fedproxy/fedproxy.json")
-        self.assertRegex(self.last("ExecReload"), r"^(/usr)?/bin/kill -HUP \$MAINPID$")
+        # A reload that fails must fail `systemctl reload` (kill -HUP cannot).
+        self.assertEqual(self.last("ExecReload"),
+                         "/usr/bin/fedproxy reload --config /etc/fedproxy/fedproxy.json")
         self.assertEqual(self.last("User"), "fedproxy")
         self.assertEqual(self.last("Group"), "fedproxy")
 
@@ -581,6 +586,18 @@ class SystemdUnitTest(unittest.TestCase):
         # must return an error, not kill the process.
         self.assertEqual(self.last("SystemCallErrorNumber"), "EPERM")
 
+    def test_socket_unit(self):
+        with open(SOCKET_UNIT) as f:
+            unit = parse_unit(f.read())
+        sock = unit.get("Socket", {})
+        self.assertTrue(sock.get("ListenStream"), "no ListenStream=")
+        self.assertEqual(sock.get("Service"), ["fedproxy.service"])
+        # Names fedproxy knows (socket_activation.hpp), or none (matched by address).
+        for name in sock.get("FileDescriptorName", []):
+            self.assertIn(name, ("ingress", "egress", "admin"))
+        self.assertNotEqual(sock.get("Accept", ["no"])[-1], "yes",
+                            "Accept=yes hands over connections, not a listening socket")
+
     def test_systemd_analyze_verify(self):
         tool = shutil.which("systemd-analyze")
         if tool is None:
@@ -597,10 +614,11 @@ class SystemdUnitTest(unittest.TestCase):
             path = os.path.join(d, "fedproxy.service")
             with open(path, "w") as f:
                 f.write(text)
-            r = run([tool, "verify", path], timeout=120)
+            shutil.copy(SOCKET_UNIT, os.path.join(d, "fedproxy.socket"))
+            r = run([tool, "verify", path, os.path.join(d, "fedproxy.socket")], timeout=120)
             out = r.stdout + r.stderr
             self.assertEqual(r.returncode, 0, out)
-            mine = [ln for ln in out.splitlines() if "fedproxy.service" in ln]
+            mine = [ln for ln in out.splitlines() if "fedproxy.service" in ln or "fedproxy.socket" in ln]
             self.assertFalse(mine, "systemd-analyze verify complains:\n" + "\n".join(mine))
             r = run([tool, "security", "--offline=yes", path], timeout=120)
             m = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)", r.stdout + r.stderr)

@@ -351,7 +351,7 @@ class CrlReloadTest(unittest.TestCase):
         outcome, local, detail = try_mtls_request(port, v_ctx, "/crl/victim/new-handshake")
         self.assertIn(outcome, REFUSED, "revoked client got %s %r" % (outcome, detail))
         hs = p.wait_log(lambda r: r.get("msg") == "handshake_failed"
-                        and r.get("peer") == "127.0.0.1:%d" % local, 5)
+                        and r.get("peer_addr") == "127.0.0.1:%d" % local, 5)
         self.assertIsNotNone(hs, "no handshake_failed log for the revoked client")
         self.assertIn("revoked", str(hs.get("reason", "")).lower(), hs)
         # nor does a ticket from before the CRL resume (SPEC §2)

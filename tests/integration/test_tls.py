@@ -133,7 +133,7 @@ class TlsIngressTest(unittest.TestCase):
         self.assertIn(outcome, REFUSED, "got %s: %r" % (outcome, detail))
         peer = "127.0.0.1:%d" % local
         rec = self.proxy.wait_log(lambda r: r.get("msg") == "handshake_failed"
-                                  and r.get("peer") == peer, 5)
+                                  and r.get("peer_addr") == peer, 5)
         self.assertIsNotNone(rec, "no handshake_failed log for %s; tail:\n%s"
                              % (peer, self.proxy.tail()))
         self.assertIn(reason_word, str(rec.get("reason", "")).lower(), rec)

@@ -1,0 +1,120 @@
+#include "proxy/app/admin_client.hpp"
+
+#include <netinet/in.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "proxy/net/address.hpp"
+
+namespace fedproxy::app {
+
+namespace {
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+std::string sys_error(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+// Content-Length of the head, or -1 when absent (then the body ends at EOF).
+long content_length(const std::string& head) {
+  size_t pos = 0;
+  while ((pos = head.find("\r\n", pos)) != std::string::npos) {
+    pos += 2;
+    if (head.size() - pos >= 15 && strncasecmp(head.c_str() + pos, "content-length:", 15) == 0) {
+      return std::strtol(head.c_str() + pos + 15, nullptr, 10);
+    }
+  }
+  return -1;
+}
+}  // namespace
+
+AdminReply admin_call(const policy::Endpoint& admin, const std::string& method, const std::string& path,
+                      const std::string& token, int timeout_ms) {
+  AdminReply reply;
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  if (admin.kind == policy::Endpoint::Kind::unix_socket) {
+    auto* un = reinterpret_cast<sockaddr_un*>(&ss);
+    un->sun_family = AF_UNIX;
+    if (admin.path.size() >= sizeof(un->sun_path)) {
+      reply.error = "unix socket path too long: " + admin.path;
+      return reply;
+    }
+    std::memcpy(un->sun_path, admin.path.c_str(), admin.path.size() + 1);
+    len = sizeof(sockaddr_un);
+  } else {
+    policy::Endpoint to = admin;
+    if (to.host == "0.0.0.0") to.host = "127.0.0.1";
+    if (to.host == "::") to.host = "::1";
+    if (!net::to_sockaddr(to, &ss, &reply.error)) return reply;
+    len = ss.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  }
+  Fd s;
+  s.fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s.fd < 0) {
+    reply.error = sys_error("socket");
+    return reply;
+  }
+  // Bounds connect() (Linux applies SO_SNDTIMEO to it), send() and recv().
+  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  ::setsockopt(s.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  ::setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  if (::connect(s.fd, reinterpret_cast<const sockaddr*>(&ss), len) != 0) {
+    reply.error = sys_error("cannot connect to the admin listener " + admin.text);
+    return reply;
+  }
+  std::string req = method + " " + path + " HTTP/1.1\r\nHost: localhost\r\nUser-Agent: fedproxy-cli\r\n";
+  if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
+  req += "Content-Length: 0\r\nConnection: close\r\n\r\n";
+  for (size_t off = 0; off < req.size();) {
+    ssize_t n = ::send(s.fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) {
+      reply.error = sys_error("cannot send to the admin listener " + admin.text);
+      return reply;
+    }
+    off += static_cast<size_t>(n);
+  }
+  std::string in;
+  size_t head_end = std::string::npos;
+  long body_len = -1;
+  char buf[4096];
+  for (;;) {
+    if (head_end != std::string::npos && body_len >= 0 && in.size() >= head_end + 4 + static_cast<size_t>(body_len)) break;
+    ssize_t n = ::recv(s.fd, buf, sizeof(buf), 0);
+    if (n < 0) {
+      reply.error = errno == EAGAIN || errno == EWOULDBLOCK
+                        ? "no answer from the admin listener " + admin.text + " within " + std::to_string(timeout_ms) + " ms"
+                        : sys_error("reading from the admin listener " + admin.text);
+      return reply;
+    }
+    if (n == 0) break;
+    in.append(buf, static_cast<size_t>(n));
+    if (in.size() > (1u << 20)) break;  // an admin answer is small; do not grow without bound
+    if (head_end == std::string::npos && (head_end = in.find("\r\n\r\n")) != std::string::npos) {
+      body_len = content_length(in.substr(0, head_end + 2));
+    }
+  }
+  int status = 0;
+  if (head_end == std::string::npos || std::sscanf(in.c_str(), "HTTP/1.%*d %d", &status) != 1) {
+    reply.error = "not an HTTP answer from " + admin.text;
+    return reply;
+  }
+  reply.reached = true;
+  reply.status = status;
+  reply.body = in.substr(head_end + 4);
+  if (body_len >= 0 && reply.body.size() > static_cast<size_t>(body_len)) reply.body.resize(static_cast<size_t>(body_len));
+  return reply;
+}
+
+}  // namespace fedproxy::app
