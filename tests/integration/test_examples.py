@@ -2,10 +2,13 @@
 """The deployment examples (examples/docker-compose, examples/kubernetes) are
 valid and consistent with what fedproxy really accepts.
 
-- `docker compose config` accepts compose.yaml under every profile it defines
-  (no engine needed; the compose CLI plugin alone is enough), and the compose
-  model has the shape README.md promises (sidecar in the app's network
-  namespace, read-only certificates, the bind-mounted files exist).
+- compose.yaml, read with PyYAML (anchors, profiles, short syntax expanded as
+  compose does), has the shape README.md promises under every profile it
+  defines (sidecar in the app's network namespace, read-only certificates,
+  the bind-mounted files exist). Where a compose v2 CLI is installed,
+  `docker compose config` (no engine needed) accepts it under every profile
+  and renders the same; without one that test is skipped with the reason
+  (FEDTEST_NO_COMPOSE=1 forces that).
 - The Kubernetes manifests parse and carry what fedproxy needs: the cert-manager
   Certificate (URI SAN, usages, 24h/8h, ECDSA P-256), the Secret mounted
   read-only with mode 0440, probes on the admin port, a hardened
@@ -27,7 +30,7 @@ valid and consistent with what fedproxy really accepts.
   check` gives no admin warning, and the running nodes refuse /status without it.
 
 Run: FEDPROXY_BIN=build/proxy/app/fedproxy python3 tests/integration/test_examples.py
-Needs PyYAML (python3-yaml) and the compose CLI plugin: packaging/install-deps.sh.
+Needs PyYAML (python3-yaml): packaging/install-deps.sh.
 """
 
 import copy
