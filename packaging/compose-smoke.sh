@@ -20,14 +20,16 @@ say() { echo "compose-smoke: $*"; }
 
 docker compose version >/dev/null 2>&1 || { say "docker compose v2 is missing" >&2; exit 1; }
 
-cleanup() { dc --profile tools down -v --remove-orphans >/dev/null 2>&1 || true; }
+# down and run name the default profile (openssl, from .env) and tools, so
+# that down removes every container this script can have started.
+cleanup() { dc --profile openssl --profile tools down -v --remove-orphans >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 cleanup
 
 dc up -d
 # curl in a node's network namespace, as its app would call (README.md).
 call() {  # call NODE URL -> "<status> <body>"
-  dc --profile tools run --rm -T "$1-curl" -sS -o /dev/stdout -w '\n%{http_code}' \
+  dc --profile openssl --profile tools run --rm -T "$1-curl" -sS -o /dev/stdout -w '\n%{http_code}' \
     -x http://127.0.0.1:15001 "$2"
 }
 
