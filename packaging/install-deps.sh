@@ -3,8 +3,9 @@
 # on Debian 12 (bookworm) or Debian 13 (trixie).
 #
 # Debian 12 ships mbedTLS 2.28 (no TLS 1.3) and no llhttp, so on bookworm we
-# add a trixie source pinned at priority 50 (never chosen by default) and raise
-# only the mbedTLS and llhttp packages to 500. meson comes from
+# add trixie and trixie-security pinned at priority 50 (never chosen by
+# default) and raise only the mbedTLS and llhttp packages to 500, so their
+# security updates come through `apt-get upgrade`. meson comes from
 # bookworm-backports (bookworm's 1.0 is fine too, backports is newer).
 # Everything else stays on bookworm, even after a later `apt-get upgrade`.
 set -euo pipefail
@@ -23,11 +24,15 @@ export DEBIAN_FRONTEND=noninteractive
 # promtool (test tool: `promtool check rules` on examples/monitoring; its own
 # package since trixie, so bookworm takes it from trixie: a static Go binary,
 # no service) is installed per release below.
-# clang + libclang-rt-dev build the libFuzzer targets; python3-yaml parses the
-# Kubernetes examples in the tests.
+# clang + libclang-rt-dev build the libFuzzer targets and the suite's clang
+# build; python3-yaml parses the compose and Kubernetes examples in the tests;
+# mmdebstrap makes the Debian 13 roots in which packaging/check-trixie-build.sh
+# compiles the tree with trixie's g++ and packaging/systemd-check/ boots
+# systemd (systemd-container: systemd-nspawn) to run the .deb under it;
+# dpkg-dev (dpkg-shlibdeps) builds the .deb (packaging/build-deb.sh).
 common_pkgs=(libuv1-dev picojson-dev libroaring-dev doctest-dev pkg-config
              ninja-build g++ openssl curl python3 python3-yaml ca-certificates procps
-             clang libclang-rt-dev)
+             clang libclang-rt-dev mmdebstrap systemd-container dpkg-dev)
 
 case "$codename" in
   bookworm)
@@ -37,14 +42,28 @@ URIs: http://deb.debian.org/debian
 Suites: trixie bookworm-backports
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://deb.debian.org/debian-security
+Suites: trixie-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
     cat > /etc/apt/preferences.d/fedproxy-trixie.pref <<'PREF'
 Package: *
 Pin: release n=trixie
 Pin-Priority: 50
 
+Package: *
+Pin: release n=trixie-security
+Pin-Priority: 50
+
 Package: libmbedtls-dev libmbedtls21 libmbedx509-7 libmbedcrypto16 libllhttp-dev libllhttp9.2 promtool
 Pin: release n=trixie
+Pin-Priority: 500
+
+Package: libmbedtls-dev libmbedtls21 libmbedx509-7 libmbedcrypto16 libllhttp-dev libllhttp9.2
+Pin: release n=trixie-security
 Pin-Priority: 500
 
 Package: *
@@ -57,7 +76,7 @@ Pin-Priority: 500
 PREF
     apt-get update -q
     apt-get install -y -q --no-install-recommends \
-      libmbedtls-dev/trixie libllhttp-dev/trixie promtool/trixie meson/bookworm-backports \
+      libmbedtls-dev libllhttp-dev promtool meson/bookworm-backports \
       "${common_pkgs[@]}"
     ;;
   trixie|forky|sid)
@@ -78,24 +97,28 @@ if [ "${FEDPROXY_INSTALL_BENCH:-0}" = 1 ]; then
   apt-get install -y -q --no-install-recommends wrk nginx haproxy
 fi
 
-# Test tool, not a dependency: the compose CLI plugin, so that the tests can
-# run `docker compose config` on examples/docker-compose (no engine needed).
-# Bookworm only has the old Python docker-compose 1.x, so on bookworm we take
-# the static Go binary out of trixie's docker-compose package without
-# installing that package (the apt pinning above stays as it is).
-plugin_dir=/usr/local/lib/docker/cli-plugins
-if [ ! -x "$plugin_dir/docker-compose" ] && [ "${FEDPROXY_SKIP_COMPOSE:-0}" != 1 ]; then
-  compose_release=trixie
-  [ "$codename" = bookworm ] || compose_release=$codename
-  tmp=$(mktemp -d)
-  if (cd "$tmp" && apt-get download -q "docker-compose/$compose_release" >/dev/null 2>&1); then
-    dpkg-deb -x "$tmp"/docker-compose_*.deb "$tmp/x"
-    install -D -m 0755 "$tmp/x/usr/libexec/docker/cli-plugins/docker-compose" "$plugin_dir/docker-compose"
-    echo "install-deps: compose plugin $("$plugin_dir/docker-compose" version --short 2>/dev/null) in $plugin_dir"
-  else
-    echo "install-deps: could not download docker-compose from $compose_release; compose test will fail" >&2
-  fi
-  rm -rf "$tmp"
+# Test tool, not a dependency: the compose v2 CLI, for the optional
+# `docker compose config` check of examples/docker-compose in the tests (they
+# check compose.yaml without it too) and for running the compose demo. Only
+# what Debian ships: Debian 13 has the v2 plugin (package docker-compose,
+# /usr/libexec/docker/cli-plugins); Debian 12 has only the Python
+# docker-compose 1.x, too old for compose.yaml (`depends_on: required` needs
+# v2.20+), so there it says what is missing instead of installing anything.
+# FEDPROXY_SKIP_COMPOSE=1: do not install it.
+if [ "${FEDPROXY_SKIP_COMPOSE:-0}" != 1 ]; then
+  case "$codename" in
+    bookworm)
+      if ! docker compose version >/dev/null 2>&1; then
+        echo "install-deps: note: no docker compose v2 here, and Debian 12 does not ship it" \
+             "(its docker-compose package is 1.x). The tests check compose.yaml without it and" \
+             "skip \`docker compose config\`; to run the compose demo, install Docker Engine with" \
+             "its compose plugin (v2.20 or newer), or use Debian 13 (package docker-compose)." >&2
+      fi
+      ;;
+    *)
+      apt-get install -y -q --no-install-recommends docker-compose
+      ;;
+  esac
 fi
 
 if ! pkg-config --atleast-version=3.6 mbedtls; then

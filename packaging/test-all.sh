@@ -7,7 +7,20 @@
 # connections, 5,000 reloads) and 60 s of each libFuzzer target. meson
 # prints the totals.
 #
+# It also compiles the whole tree with Debian 13's g++ in a cached trixie root
+# (packaging/check-trixie-build.sh: what the image's build stage uses, so a
+# missing #include fails here and not in `docker build`) and with clang, both
+# with -Werror, and runs the unit suite in both. Where a Docker daemon answers,
+# it builds the image and runs the compose demo's smoke check
+# (packaging/compose-smoke.sh); otherwise it prints a SKIP line saying why.
+# It builds the Debian package (packaging/build-deb.sh) and runs it under a
+# real systemd booted in systemd-nspawn (packaging/systemd-check/run.sh).
+#
 #   FEDPROXY_SKIP_INSTALL=1   do not run the apt install step
+#   FEDPROXY_SKIP_TRIXIE=1    skip the Debian 13 (trixie root) build
+#   FEDPROXY_SKIP_CLANG=1     skip the clang build
+#   FEDPROXY_SKIP_DOCKER=1    skip the image build and compose smoke check
+#   FEDPROXY_SKIP_SYSTEMD=1   skip the .deb under a real systemd (systemd-nspawn)
 #   FEDPROXY_SKIP_ASAN=1      skip the sanitizer build
 #   FEDPROXY_SKIP_FUZZ=1      skip the libFuzzer build and the 60 s fuzz runs
 set -euo pipefail
@@ -30,6 +43,54 @@ meson compile -C build -j "$jobs"
 
 echo "== tests"
 meson test -C build --print-errorlogs --num-processes "$jobs"
+
+echo "== Debian package: build it, run it under a real systemd"
+mkdir -p build/deb
+rm -f build/deb/fedproxy_*.deb
+FEDPROXY_DEB_BUILDDIR=build ./packaging/build-deb.sh build/deb
+if [ "${FEDPROXY_SKIP_SYSTEMD:-0}" != 1 ]; then
+  ./packaging/systemd-check/run.sh build/deb/fedproxy_*.deb
+else
+  echo "SKIP: the .deb under a real systemd (FEDPROXY_SKIP_SYSTEMD=1)"
+fi
+
+if [ "${FEDPROXY_SKIP_TRIXIE:-0}" != 1 ]; then
+  echo "== Debian 13 toolchain: the whole tree in a trixie root, -Werror, unit suite"
+  if [ "$(. /etc/os-release; echo "${VERSION_CODENAME:-}")" = trixie ]; then
+    echo "SKIP: trixie root build (this host is Debian 13: the build above used its g++)"
+  elif [ "$(id -u)" -ne 0 ]; then
+    echo "SKIP: trixie root build (needs root for mmdebstrap and chroot; FEDPROXY_SKIP_TRIXIE=1 to silence)"
+  else
+    FEDPROXY_JOBS=$jobs ./packaging/check-trixie-build.sh
+  fi
+else
+  echo "SKIP: trixie root build (FEDPROXY_SKIP_TRIXIE=1)"
+fi
+
+if [ "${FEDPROXY_SKIP_CLANG:-0}" != 1 ]; then
+  echo "== clang: the whole tree, -Werror, unit suite"
+  command -v clang++ >/dev/null || { echo "test-all: clang++ missing (packaging/install-deps.sh)" >&2; exit 1; }
+  # plain (-O0): the front end's warnings are what this build is for, and it
+  # compiles in half the time of an optimised build.
+  [ -f build-clang/build.ninja ] || CXX=clang++ meson setup build-clang --buildtype=plain -Dwerror=true
+  meson compile -C build-clang -j "$jobs"
+  meson test -C build-clang --suite unit --print-errorlogs --num-processes "$jobs"
+  echo "clang: OK: $(clang++ --version | head -n1): whole tree with -Werror, unit suite passed"
+else
+  echo "SKIP: clang build (FEDPROXY_SKIP_CLANG=1)"
+fi
+
+if [ "${FEDPROXY_SKIP_DOCKER:-0}" = 1 ]; then
+  echo "SKIP: docker image build (FEDPROXY_SKIP_DOCKER=1)"
+elif ! command -v docker >/dev/null; then
+  echo "SKIP: docker image build (no Docker daemon: the docker CLI is not installed)"
+elif ! docker_err=$(docker info 2>&1 >/dev/null); then
+  echo "SKIP: docker image build (no Docker daemon: $(printf '%s\n' "$docker_err" | grep -v '^\s*$' | tail -n1))"
+else
+  echo "== docker: image build, compose demo smoke check"
+  docker build -f packaging/Dockerfile -t fedproxy:local .
+  ./packaging/compose-smoke.sh
+fi
 
 if [ "${FEDPROXY_SKIP_ASAN:-0}" != 1 ]; then
   echo "== all tests under ASan+UBSan"

@@ -17,6 +17,7 @@
 #include <charconv>
 #include <cmath>
 #include <exception>
+#include <system_error>
 
 namespace fedproxy::policy {
 

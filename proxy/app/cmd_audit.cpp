@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <system_error>
 
 #include "policy/audit.hpp"
 #include "proxy/app/args.hpp"

@@ -2,6 +2,7 @@
 // See ticket_sealer.hpp for the format and the reasoning.
 #include "proxy/tls/ticket_sealer.hpp"
 
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 

@@ -143,12 +143,162 @@ def stage_packages(stage):
 
 
 def debian_release(image: str) -> str:
-    """debian:trixie-slim -> trixie (the base must be a Debian codename tag)."""
-    m = re.match(r"^(?:docker\.io/)?(?:library/)?debian:([a-z]+)(?:-slim)?(?:@sha256:[0-9a-f]+)?$",
-                 image)
+    """debian:trixie-20260803-slim -> trixie (the base must be a Debian codename
+    tag, optionally dated: debian:<codename>[-YYYYMMDD][-slim])."""
+    m = re.match(r"^(?:docker\.io/)?(?:library/)?debian:([a-z]+)(?:-\d{8})?(?:-slim)?"
+                 r"(?:@sha256:[0-9a-f]+)?$", image)
     if not m:
-        raise ValueError("base image %r is not debian:<codename>[-slim]" % image)
+        raise ValueError("base image %r is not debian:<codename>[-YYYYMMDD][-slim]" % image)
     return m.group(1)
+
+
+# --------------------------------------------------------------------------
+# Image references in examples/ and packaging/: pinned by version
+# --------------------------------------------------------------------------
+# Images this repository builds itself (compose.yaml's build:, the
+# Kubernetes example's "build it and push it"): not pulled, any tag but latest.
+LOCAL_IMAGES = {"fedproxy"}
+# docker run / create options that take a value (the image is the first
+# other word).
+DOCKER_RUN_VALUE_OPTS = {
+    "-v", "--volume", "-e", "--env", "-p", "--publish", "--name", "--mount", "-u", "--user",
+    "-w", "--workdir", "--network", "--net", "--entrypoint", "--tmpfs", "--cap-drop",
+    "--cap-add", "--security-opt", "--stop-timeout", "-h", "--hostname", "--env-file",
+    "--label", "-l", "--platform", "--pull", "--restart", "--memory", "-m", "--cpus",
+    "--health-cmd", "--user", "--group-add", "--ulimit", "--add-host", "--dns", "--device",
+    "--log-driver", "--log-opt", "--pid", "--ipc", "--uts", "--cgroupns", "--shm-size",
+    "--stop-signal", "--init-path", "--expose", "--volumes-from", "--link", "--runtime",
+}
+
+
+def image_unpinned_reason(ref: str) -> str | None:
+    """Why an image reference is not pinned to a version, or None if it is.
+    Pinned: a digest (@sha256:...), or a tag that names a version: x.y[.z]
+    (3.13-slim-trixie, 0.28.4) or a dated build (trixie-20260803-slim).
+    Not pinned: no tag, latest/stable/edge, a codename alone (trixie-slim) or
+    a bare major version (3-slim)."""
+    ref = ref.strip("'\"")
+    m = re.match(r"^\$\{[A-Za-z_][A-Za-z0-9_]*:?-([^}]*)\}$", ref)
+    if m:                                   # ${IMAGE:-default}: the default counts
+        ref = m.group(1)
+    if "@sha256:" in ref:
+        return None
+    last = ref.rsplit("/", 1)[-1]
+    name, sep, tag = last.partition(":")
+    repo = ref.rsplit(":", 1)[0] if sep else ref
+    if not sep or not tag:
+        return "no tag (means :latest)"
+    if tag in ("latest", "stable", "edge", "testing", "unstable", "rolling", "current"):
+        return "floating tag :%s" % tag
+    if repo.rsplit("/", 1)[-1] in LOCAL_IMAGES:
+        return None
+    if re.search(r"(?<![\d.])\d+\.\d+", tag) or re.search(r"(?<!\d)(19|20)\d{6}(?!\d)", tag):
+        return None
+    return "tag :%s names no version (a bare major or a codename floats)" % tag
+
+
+def image_references(text: str, filename: str):
+    """[(lineno, image)] of FROM lines (Dockerfiles), `image:` keys (YAML, also
+    in Markdown code blocks), `--image=`/`--image ` (kubectl run) and
+    `docker run|create` commands (shell and Markdown; continuations joined)."""
+    refs = []
+    base = os.path.basename(filename)
+    lines, joined, start = [], "", None
+    for no, raw in enumerate(text.splitlines(), 1):
+        if start is None:
+            start = no
+        if raw.rstrip().endswith("\\"):
+            joined += raw.rstrip()[:-1] + " "
+            continue
+        lines.append((start, joined + raw))
+        joined, start = "", None
+    for no, line in lines:
+        s = line.strip()
+        if base.startswith("Dockerfile") or base.endswith(".Dockerfile"):
+            m = re.match(r"^FROM\s+(?:--\S+\s+)*(\S+)", s, re.I)
+            if m:
+                refs.append((no, m.group(1)))
+        m = re.match(r"^(?:-\s+)?image:\s*([^\s#]+)", s)
+        if m:
+            refs.append((no, m.group(1)))
+        for m in re.finditer(r"--image[= ]([^\s'\"]+)", s):
+            refs.append((no, m.group(1)))
+        for m in re.finditer(r"\b(?:docker|podman)\s+(?:container\s+)?(?:run|create)\s+(.*)", s):
+            try:
+                words = shlex.split(m.group(1), comments=True)
+            except ValueError:
+                words = m.group(1).split()
+            i = 0
+            while i < len(words):
+                w = words[i]
+                if w in DOCKER_RUN_VALUE_OPTS:
+                    i += 2
+                    continue
+                if w.startswith("-"):
+                    i += 1
+                    continue
+                if w.startswith("$") and not w.startswith("${"):
+                    break                   # "$image": a variable, checked where set
+                refs.append((no, w))
+                break
+    return refs
+
+
+def repo_image_references():
+    """[(path relative to the repo, lineno, image)] under examples/ and packaging/."""
+    out = []
+    for top in ("examples", "packaging"):
+        for d, dirs, files in os.walk(os.path.join(REPO_ROOT, top)):
+            dirs[:] = [x for x in dirs if x not in ("run", "__pycache__") and not x.startswith(".")]
+            for f in files:
+                if not (f.endswith((".yaml", ".yml", ".sh", ".md", ".py"))
+                        or f.startswith("Dockerfile")):
+                    continue
+                path = os.path.join(d, f)
+                with open(path, errors="replace") as fh:
+                    text = fh.read()
+                rel = os.path.relpath(path, REPO_ROOT)
+                out += [(rel, no, ref) for no, ref in image_references(text, f)]
+    return out
+
+
+class ImagePinTest(unittest.TestCase):
+    """Every image the examples and the Dockerfile pull is pinned to a version."""
+
+    def test_rule(self):
+        # the check itself, so that it cannot pass vacuously
+        for ref in ("python:3.13-slim-trixie", "smallstep/step-ca:0.28.4", "curlimages/curl:8.12.1",
+                    "debian:trixie-20260803-slim", "debian:13.6", "fedproxy:local",
+                    "docker.io/library/debian:trixie@sha256:" + "0" * 64,
+                    "registry.example:5000/team/app:1.2.3", "${STEP_IMAGE:-smallstep/step-cli:0.28.7}"):
+            with self.subTest(ref=ref):
+                self.assertIsNone(image_unpinned_reason(ref))
+        for ref in ("smallstep/step-ca", "python:3-slim", "python:3", "debian:trixie",
+                    "debian:trixie-slim", "curlimages/curl:latest", "fedproxy:latest",
+                    "registry.example:5000/team/app", "${STEP_IMAGE:-smallstep/step-cli}",
+                    "node:lts", "alpine:edge"):
+            with self.subTest(ref=ref):
+                self.assertIsNotNone(image_unpinned_reason(ref))
+        text = ("services:\n  a:\n    image: python:3-slim   # comment\n"
+                "spec:\n  containers:\n    - image: curlimages/curl\n"
+                "docker run --rm -v /a:/b:ro \\\n  -e X=1 --read-only smallstep/step-cli step version\n"
+                "kubectl run c --image=busybox -- sh\n")
+        self.assertEqual(image_references(text, "x.yaml"),
+                         [(3, "python:3-slim"), (6, "curlimages/curl"),
+                          (7, "smallstep/step-cli"), (9, "busybox")])
+        self.assertEqual(image_references("# c\nFROM --platform=$X debian:trixie AS build\n",
+                                          "Dockerfile"), [(2, "debian:trixie")])
+
+    def test_examples_and_packaging_pin_every_image(self):
+        refs = repo_image_references()
+        files = {f for f, _, _ in refs}
+        # the scan finds the files that pull images (else it checks nothing)
+        for want in ("packaging/Dockerfile", "examples/docker-compose/compose.yaml",
+                     "examples/kubernetes/deployment.yaml"):
+            self.assertIn(want, files)
+        bad = ["%s:%d: %s: %s" % (f, no, ref, image_unpinned_reason(ref))
+               for f, no, ref in refs if image_unpinned_reason(ref)]
+        self.assertEqual(bad, [], "unpinned image references:\n" + "\n".join(bad))
 
 
 def exec_form(args: str):

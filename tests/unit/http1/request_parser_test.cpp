@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <cstdint>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <vector>

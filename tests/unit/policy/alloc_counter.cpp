@@ -3,6 +3,7 @@
 // translation unit: defined next to their callers, GCC inlines them and
 // warns (-Wmismatched-new-delete) about the malloc/free pairing.
 #include <atomic>
+#include <cstddef>
 #include <cstdlib>
 #include <new>
 

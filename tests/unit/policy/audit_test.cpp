@@ -11,6 +11,7 @@
 #include <picojson.h>
 
 #include <cmath>
+#include <exception>
 #include <limits>
 #include <sstream>
 #include <string>

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <system_error>
 
 using namespace fedproxy::policy;
 namespace fs = std::filesystem;
