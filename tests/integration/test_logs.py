@@ -21,7 +21,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fedtest.backend import Backend  # noqa: E402
-from fedtest.case import main, shared_pki, try_mtls_request  # noqa: E402
+from fedtest.case import BackendTestCase, main, shared_pki, start_class_proxy, try_mtls_request  # noqa: E402
 from fedtest.pki import PARTNER_URI  # noqa: E402
 from fedtest.policy import grant, new_id, peer, policy_config, read_audit  # noqa: E402
 from fedtest.proxy import (Conn, Proxy, base_config, clean_env, client_context,  # noqa: E402
@@ -45,12 +45,7 @@ class AccessLogTest(unittest.TestCase):
         cls.proxy = Proxy(policy_config(pki, cls.backend.address, peers=[peer(PEER_A, PARTNER_URI)],
                                         grants=[grant(cls.gid, PEER_A, ["tasks"])],
                                         audit={"path": cls.audit_path}))
-        try:
-            cls.proxy.start()
-        except BaseException:
-            cls.proxy.stop()
-            cls.backend.stop()
-            raise
+        start_class_proxy(cls)
 
     @classmethod
     def tearDownClass(cls):
@@ -113,17 +108,16 @@ class AccessLogTest(unittest.TestCase):
         self.assertEqual(with_peer, [], "log lines with the ambiguous 'peer' field")
 
 
-class LogLevelTest(unittest.TestCase):
+class LogLevelTest(BackendTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.pki = shared_pki()
+        super().setUpClass()
         cls.dir = tempfile.mkdtemp(prefix="fedtest-loglevel-")
-        cls.backend = Backend().start()
 
     @classmethod
     def tearDownClass(cls):
-        cls.backend.stop()
+        super().tearDownClass()
         shutil.rmtree(cls.dir, ignore_errors=True)
 
     def busy_config(self, name):

@@ -23,7 +23,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fedtest.backend import Backend  # noqa: E402
-from fedtest.case import main, shared_pki  # noqa: E402
+from fedtest.case import BackendTestCase, main, shared_pki  # noqa: E402
 from fedtest.proxy import (Conn, Proxy, base_config, clean_env, client_context,  # noqa: E402
                            fedproxy_bin, free_port, run_cli, write_config)
 from fedtest.reload import admin_request, write_admin_token  # noqa: E402
@@ -107,18 +107,9 @@ def is_ready(m):
     return m.get("READY") == "1"
 
 
-class NotifyTest(unittest.TestCase):
+class NotifyTest(BackendTestCase):
     """READY=1 once every listener accepts, RELOADING=1/READY=1 around each
     reload (SIGHUP, POST /reload, failed or not), STOPPING=1 at SIGTERM."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.pki = shared_pki()
-        cls.backend = Backend().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.backend.stop()
 
     def setUp(self):
         self.ports = {"ingress": free_port(), "admin": free_port()}
@@ -299,19 +290,10 @@ os.execv(sys.argv[3], sys.argv[3:])
 """
 
 
-class SocketActivationTest(unittest.TestCase):
+class SocketActivationTest(BackendTestCase):
     """$LISTEN_FDS sockets are used instead of binding: matched by address
     (ingress) or by $LISTEN_FDNAMES (admin, whose config port 0 matches no
     address), and a real mTLS request goes through the inherited socket."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.pki = shared_pki()
-        cls.backend = Backend().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.backend.stop()
 
     def listening_socket(self):
         s = socket.socket()
@@ -440,19 +422,10 @@ class SocketActivationTest(unittest.TestCase):
         self.assertNotIn('"msg":"listening"', err)
 
 
-class ReloadCommandTest(unittest.TestCase):
+class ReloadCommandTest(BackendTestCase):
     """`fedproxy reload` (ExecReload): 0 only when the reload applied
     everything; 1 when it failed or needs a restart or was refused; 2 on a
     usage error; 3 when nothing answers."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.pki = shared_pki()
-        cls.backend = Backend().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.backend.stop()
 
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="fedtest-reloadcmd-")

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fedtest import wire  # noqa: E402
 from fedtest.backend import Backend  # noqa: E402
-from fedtest.case import (start_class_proxy, stop_class_proxy, assert_not_received, main, s_client, shared_pki,  # noqa: E402
+from fedtest.case import (BackendTestCase, start_class_proxy, stop_class_proxy, assert_not_received, main, s_client, shared_pki,  # noqa: E402
                           try_mtls_request)
 from fedtest.proxy import (TLS13_SUITES, Conn, Proxy, base_config,  # noqa: E402
                            client_context, tls_connect)
@@ -197,17 +197,8 @@ class RevocationTest(TlsIngressTest):
         self._refused(self.pki.client_revoked, "/tls/revoked", "revoked")
 
 
-class DualTrustAndCrlVariantsTest(unittest.TestCase):
+class DualTrustAndCrlVariantsTest(BackendTestCase):
     """Several CAs in ca_bundle (rotation window) and a DER CRL."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.pki = shared_pki()
-        cls.backend = Backend().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.backend.stop()
 
     def test_both_cas_of_a_dual_bundle_trusted(self):
         cfg = base_config(self.pki, self.backend.address,

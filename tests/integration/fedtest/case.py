@@ -12,6 +12,7 @@ import sys
 import unittest
 
 from . import wire
+from .backend import Backend
 from .pki import Pki
 
 _PKI = None
@@ -27,6 +28,21 @@ def shared_pki() -> Pki:
         else:
             print("fedtest: PKI kept in", _PKI.root, file=sys.stderr)
     return _PKI
+
+
+class BackendTestCase(unittest.TestCase):
+    """A test class whose tests share the process's PKI (cls.pki) and one
+    recording backend (cls.backend), started once and stopped at the end.
+    Subclasses that need more call super().setUpClass() first."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = shared_pki()
+        cls.backend = Backend().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.backend.stop()
 
 
 def start_class_proxy(cls) -> None:
