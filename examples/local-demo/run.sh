@@ -156,7 +156,7 @@ curl_peer -H 'Transfer-Encoding: chunked' -H 'Content-Length: 5' --data-binary '
 
 say "6. admin: probes and metrics are open; everything else needs the node's admin token"
 curl -sS "http://127.0.0.1:$admin/healthz" | sed 's/^/  /'
-curl -sS "http://127.0.0.1:$admin/metrics" | grep -E '^fedproxy_(requests_total|handshake_failures_total)' | sed 's/^/  /'
+curl -sS "http://127.0.0.1:$admin/metrics" | grep -E '^fedproxy_(requests_total|handshake_failures_total)' | grep -v ' 0$' | sed 's/^/  /'
 echo "  \$ curl -X POST http://127.0.0.1:$admin/reload                       (no token)"
 curl -sS -X POST -w '\n  -> HTTP %{http_code}\n' "http://127.0.0.1:$admin/reload" | sed 's/^/  /'
 echo "  \$ curl -X POST -H 'Authorization: Bearer <acme-admin.token>' http://127.0.0.1:$admin/reload"
