@@ -422,7 +422,14 @@ TlsEngine::Status TlsEngine::read_into(char* out, size_t cap, size_t* produced) 
       retried = false;
       continue;
     }
-    if (ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || ret == 0) {
+    if (ret == 0) {
+      // An empty application-data record (RFC 8446 §5.1 allows them): no
+      // bytes, not the end of the stream. Our BIO never reports EOF (the
+      // transport does), so 0 cannot mean that here. mbedTLS itself refuses
+      // a fourth empty record in a row (its guard against a CPU-burning peer).
+      continue;
+    }
+    if (ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) {
       closed_ = true;
       compact_input();
       return Status::closed;

@@ -72,6 +72,10 @@ class RawClient {
       return r;
     }
   }
+  // mbedtls_ssl_write; with len 0 it sends one empty application-data record.
+  int write(const char* data, size_t len) {
+    return mbedtls_ssl_write(&ssl_, reinterpret_cast<const unsigned char*>(data), len);
+  }
   void feed(const std::string& s) { in_ += s; }
   std::string take_output() {
     std::string o;

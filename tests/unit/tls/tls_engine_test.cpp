@@ -446,6 +446,57 @@ TEST_CASE("tampered application record") {
   CHECK(server.write("x", 1) == Status::error);
 }
 
+TEST_CASE("zero-length application-data records are not the end of the stream") {
+  // RFC 8446 §5.1 allows them; mbedTLS's read returns 0 for one, which is
+  // not EOF (our BIO never reports EOF: the transport does).
+  TlsEnv env;
+  tls::TlsEngine server(env.server_ctx());
+  RawClientOptions o;
+  o.own = env.client_bundle.get();
+  o.trust = env.server_bundle.get();
+  RawClient client(o);
+  Status st;
+  REQUIRE(client.run_against(server, &st) == 0);
+  REQUIRE(server.handshake_done());
+  std::string sink;
+  client.read(sink);  // the session ticket
+  const std::string req = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+  SUBCASE("two empty records, then a request, all in one read") {
+    REQUIRE(client.write("", 0) == 0);
+    REQUIRE(client.write("", 0) == 0);
+    REQUIRE(client.write(req.data(), req.size()) == static_cast<int>(req.size()));
+    std::string c2s = client.take_output();
+    server.feed(c2s.data(), c2s.size());
+    std::string got;
+    CHECK(server.read(got) == Status::ok);
+    CHECK(got == req);
+  }
+  SUBCASE("empty records arriving on their own, the request later") {
+    for (int i = 0; i < 2; ++i) {
+      REQUIRE(client.write("", 0) == 0);
+      std::string c2s = client.take_output();
+      server.feed(c2s.data(), c2s.size());
+      std::string got;
+      CHECK(server.read(got) == Status::ok);
+      CHECK(got.empty());
+    }
+    REQUIRE(client.write(req.data(), req.size()) == static_cast<int>(req.size()));
+    std::string c2s = client.take_output();
+    server.feed(c2s.data(), c2s.size());
+    std::string got;
+    CHECK(server.read(got) == Status::ok);
+    CHECK(got == req);
+  }
+  SUBCASE("four in a row: mbedTLS's own guard against a peer burning CPU") {
+    for (int i = 0; i < 4; ++i) REQUIRE(client.write("", 0) == 0);
+    std::string c2s = client.take_output();
+    server.feed(c2s.data(), c2s.size());
+    std::string got;
+    CHECK(server.read(got) == Status::error);
+  }
+}
+
 TEST_CASE("key types: RSA-2048 and P-384 nodes") {
   TlsEnv env;
   for (KeyType kt : {KeyType::rsa2048, KeyType::p384}) {
