@@ -207,8 +207,29 @@ void Transport::flush_early() {
   if (h_->early.empty()) return;
   std::string early;
   early.swap(h_->early);
-  queued_ -= early.size();
+  queue_shrank(early.size());
   write(early.data(), early.size());
+  // Often all of it leaves at once by uv_try_write, with no write callback:
+  // the writer paused by the early queue must still hear the edge.
+  maybe_drained();
+}
+
+// Every change of queued_ goes through queue_grew/queue_shrank, and every
+// place where it may have shrunk below the low watermark ends in
+// maybe_drained(): a writer paused above the high watermark hears the
+// "drained" edge whichever way the bytes left (write callback, synchronous
+// try_write, the early buffer flushed at connect).
+void Transport::queue_grew(size_t n) {
+  queued_ += n;
+  if (queued_ > kHighWatermark) was_above_high_ = true;
+}
+
+void Transport::queue_shrank(size_t n) { queued_ -= n; }
+
+void Transport::maybe_drained() {
+  if (closed_ || graceful_ || !was_above_high_ || queued_ > kLowWatermark) return;
+  was_above_high_ = false;
+  if (handler_) handler_->on_transport_drained();
 }
 
 void Transport::on_read(ssize_t nread, const char* data) {
@@ -290,8 +311,7 @@ void Transport::write(const char* data, size_t len) {
   if (closed_ || shutdown_sent_ || len == 0) return;
   if (!connected_) {
     h_->early.append(data, len);
-    queued_ += len;
-    if (queued_ > kHighWatermark) was_above_high_ = true;
+    queue_grew(len);
     return;
   }
   if (graceful_) {  // closing: nothing is gathered any more
@@ -459,19 +479,18 @@ void Transport::raw_write(std::string&& bytes) {
   auto* w = new WriteReq;
   w->data = std::move(bytes);
   uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-  queued_ += w->data.size();
+  queue_grew(w->data.size());
   int rc = uv_write(&w->req, &h_->s.stream, &buf, 1, write_cb);
   if (rc != 0) {
-    queued_ -= w->data.size();
+    queue_shrank(w->data.size());
     delete w;
     fail(std::string("write: ") + uv_strerror(rc));
     return;
   }
-  if (queued_ > kHighWatermark) was_above_high_ = true;
 }
 
 void Transport::on_write_done(size_t bytes, int status) {
-  queued_ -= bytes;
+  queue_shrank(bytes);
   if (closed_) return;
   if (status < 0) {
     fail(std::string("write: ") + uv_strerror(status));
@@ -482,10 +501,7 @@ void Transport::on_write_done(size_t bytes, int status) {
     maybe_finish_graceful();
     return;
   }
-  if (was_above_high_ && queued_ <= kLowWatermark) {
-    was_above_high_ = false;
-    if (handler_) handler_->on_transport_drained();
-  }
+  maybe_drained();
 }
 
 void Transport::pause_reading(PauseReason reason) {

@@ -139,6 +139,10 @@ class Transport final : public Deletable, public Flushable {
   Handles* h_;
   TransportHandler* handler_ = nullptr;
   std::unique_ptr<tls::TlsEngine> tls_;
+  // The write queue and its backpressure edges (see queue_grew).
+  void queue_grew(size_t n);
+  void queue_shrank(size_t n);
+  void maybe_drained();
   size_t queued_ = 0;
   std::string corked_;  // written this iteration, not yet encrypted/sent
   bool flush_scheduled_ = false;

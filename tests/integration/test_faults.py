@@ -1,0 +1,99 @@
+"""Faults a sidecar meets in production (issue 16), judged by what the app received.
+
+  * uploads on a cold upstream pool: the request body streams in while the
+    connection to the app is still being opened (a fresh process has no
+    pooled connection). The bytes queued before the connection existed
+    pushed the upstream side above its high watermark, the client's side was
+    paused, and the queue then left by a synchronous write, with no write
+    callback and so no "drained" edge: the upload hung until idle_ms. Every
+    change of the queue now goes through one place that emits the edge.
+  * 16 concurrent 4 MiB uploads on one process, all answered, bodies intact.
+
+    FEDPROXY_BIN=build/proxy/app/fedproxy python3 tests/integration/test_faults.py
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import threading
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fedtest import wire  # noqa: E402
+from fedtest.case import BackendTestCase, main  # noqa: E402
+from fedtest.proxy import Conn, Proxy, base_config, client_context  # noqa: E402
+
+MIB = 1 << 20
+# Each upload must be answered well before idle_ms (where a hung one ended).
+ANSWER_WITHIN_S = 10
+
+
+def upload(port: int, ctx, size: int, chunked: bool) -> dict:
+    """One upload of `size` pattern bytes on a new connection; the app's echo."""
+    headers = [("Content-Type", "application/octet-stream")]
+    if chunked:
+        headers.append(("Transfer-Encoding", "chunked"))
+    else:
+        headers.append(("Content-Length", str(size)))
+    with Conn.open(port, ctx, timeout=ANSWER_WITHIN_S) as conn:
+        conn.send(wire.build_request("POST", "/upload", headers))
+        for piece in wire.pattern_chunks(size):
+            conn.send(wire.chunk(piece) if chunked else piece)
+        if chunked:
+            conn.send(wire.LAST_CHUNK)
+        resp = conn.read_response("POST")
+    assert resp.status == 200, (resp.status, resp.body[:200])
+    return json.loads(resp.body)
+
+
+class ColdPoolUploadTest(BackendTestCase):
+
+    def check_echo(self, echo: dict, size: int, chunked: bool):
+        self.assertEqual(echo["body_len"], size)
+        self.assertEqual(echo["body_sha256"], wire.pattern_sha256(size))
+        self.assertEqual(echo["framing"], "chunked" if chunked else "length")
+
+    def test_first_uploads_of_fresh_processes(self):
+        # Four fresh processes, the first requests each gets are uploads
+        # (before: 7 of 8 hung on a fresh process).
+        ctx = client_context(self.pki, self.pki.client)
+        for round_ in range(4):
+            with Proxy(base_config(self.pki, self.backend.address)) as p:
+                for chunked in (False, True):
+                    with self.subTest(round=round_, chunked=chunked):
+                        self.check_echo(upload(p.ingress_port, ctx, MIB, chunked), MIB, chunked)
+
+    def test_sequential_uploads_from_start(self):
+        ctx = client_context(self.pki, self.pki.client)
+        with Proxy(base_config(self.pki, self.backend.address)) as p:
+            for i in range(20):
+                chunked = bool(i % 2)
+                with self.subTest(upload=i):
+                    self.check_echo(upload(p.ingress_port, ctx, MIB, chunked), MIB, chunked)
+
+    def test_concurrent_large_uploads(self):
+        ctx = client_context(self.pki, self.pki.client)
+        size = 4 * MIB
+        results, errors = {}, {}
+        with Proxy(base_config(self.pki, self.backend.address)) as p:
+            def run(i):
+                try:
+                    results[i] = upload(p.ingress_port, ctx, size, bool(i % 2))
+                except Exception as e:  # noqa: BLE001 - reported below
+                    errors[i] = repr(e)
+            threads = [threading.Thread(target=run, args=(i,)) for i in range(16)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+        self.assertEqual(errors, {})
+        self.assertEqual(len(results), 16)
+        for i, echo in results.items():
+            self.check_echo(echo, size, bool(i % 2))
+
+
+if __name__ == "__main__":
+    main()
