@@ -320,6 +320,10 @@ void IngressSession::on_upstream_head(http1::ResponseHead&& head) {
 void IngressSession::on_upstream_body(const char* data, size_t len) {
   Exchange& ex = *ex_;
   ex.bytes_out += len;
+  // The response moves: idle_ms is a deadline on progress, not on the whole
+  // exchange (a long download is not idle). A client that stops reading
+  // stops this too (the app is paused behind it) and is cut at idle_ms.
+  timer_.start(server_.options().idle_timeout_ms);
   if (ex.chunked_out) {
     std::string& frame = scratch_buffer();
     http1::write_chunk(data, len, frame);

@@ -58,13 +58,23 @@ bool UpstreamConnection::above_high_watermark() const {
   return transport_ && transport_->above_high_watermark();
 }
 
+// While the client's side is full we stop reading the app, so the app's
+// silence is our doing: the response deadline (which measures the app) waits
+// too, and restarts in full when reading resumes. The client's side has its
+// own deadline meanwhile.
 void UpstreamConnection::pause_reading() {
-  if (transport_) transport_->pause_reading(net::PauseReason::peer_backpressure);
+  if (!transport_) return;
+  transport_->pause_reading(net::PauseReason::peer_backpressure);
+  if (waiting_for_response()) timer_.stop();
 }
 
 void UpstreamConnection::resume_reading() {
-  if (transport_) transport_->resume_reading(net::PauseReason::peer_backpressure);
+  if (!transport_) return;
+  transport_->resume_reading(net::PauseReason::peer_backpressure);
+  if (waiting_for_response()) arm_response_timer();
 }
+
+bool UpstreamConnection::waiting_for_response() const { return connected_ && user_ && !idle_ && !gone_; }
 
 void UpstreamConnection::abandon() {
   user_ = nullptr;

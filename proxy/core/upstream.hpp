@@ -91,6 +91,7 @@ class UpstreamConnection final : public net::Deletable,
   void close_and_delete();
   void fail(UpstreamFailure failure, const std::string& reason);
   void arm_response_timer();
+  bool waiting_for_response() const;  // an exchange is on, on a connected transport
 
   // TransportHandler
   void on_transport_connected() override;

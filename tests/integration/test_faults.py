@@ -8,6 +8,13 @@
     callback and so no "drained" edge: the upload hung until idle_ms. Every
     change of the queue now goes through one place that emits the edge.
   * 16 concurrent 4 MiB uploads on one process, all answered, bodies intact.
+  * a client that stops reading for longer than upstream_response_ms still
+    gets its whole response: the response deadline measures the app's
+    silence, not the time fedproxy itself holds the app back for a slow
+    client;
+  * a download that takes longer than idle_ms while it flows is not cut
+    (idle_ms is a deadline on progress), and one whose client stops reading
+    for good is cut at idle_ms.
 
     FEDPROXY_BIN=build/proxy/app/fedproxy python3 tests/integration/test_faults.py
 """
@@ -17,8 +24,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
+import ssl
 import sys
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -93,6 +103,98 @@ class ColdPoolUploadTest(BackendTestCase):
         self.assertEqual(len(results), 16)
         for i, echo in results.items():
             self.check_echo(echo, size, bool(i % 2))
+
+
+class SlowReaderTest(BackendTestCase):
+    RESPONSE_MS = 400
+
+    def test_client_paused_longer_than_the_response_timeout(self):
+        size = 16 * MIB
+        cfg = base_config(self.pki, self.backend.address,
+                          timeouts={"upstream_response_ms": self.RESPONSE_MS})
+        with Proxy(cfg) as p:
+            raw = socket.socket()
+            # A small receive window, so fedproxy's queue towards us fills and
+            # it stops reading from the app while we pause.
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+            raw.settimeout(ANSWER_WITHIN_S)
+            raw.connect(("127.0.0.1", p.ingress_port))
+            sock = client_context(self.pki, self.pki.client).wrap_socket(raw, server_hostname="localhost")
+            try:
+                sock.sendall(wire.build_request("GET", "/bytes/%d" % size))
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    buf += sock.recv(65536)
+                head, _, body_start = buf.partition(b"\r\n\r\n")
+                self.assertTrue(head.startswith(b"HTTP/1.1 200"), head[:100])
+                time.sleep(3 * self.RESPONSE_MS / 1000)  # we stop reading
+                h = hashlib.sha256(body_start)
+                got = len(body_start)
+                while got < size:
+                    data = sock.recv(1 << 20)
+                    if not data:
+                        break
+                    h.update(data)
+                    got += len(data)
+            finally:
+                sock.close()
+        self.assertEqual(got, size, "the response was cut after %d of %d bytes" % (got, size))
+        self.assertEqual(h.hexdigest(), wire.pattern_sha256(size))
+
+
+class LongDownloadTest(BackendTestCase):
+    IDLE_MS = 1000
+
+    def slow_client(self, port):
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+        raw.settimeout(ANSWER_WITHIN_S)
+        raw.connect(("127.0.0.1", port))
+        return client_context(self.pki, self.pki.client).wrap_socket(raw, server_hostname="localhost")
+
+    def test_flowing_download_outlasts_idle_ms(self):
+        size = 16 * MIB
+        with Proxy(base_config(self.pki, self.backend.address,
+                               timeouts={"idle_ms": self.IDLE_MS})) as p:
+            sock = self.slow_client(p.ingress_port)
+            try:
+                sock.sendall(wire.build_request("GET", "/bytes/%d" % size))
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    buf += sock.recv(65536)
+                _, _, body = buf.partition(b"\r\n\r\n")
+                got, t0 = len(body), time.monotonic()
+                while got < size:
+                    data = sock.recv(65536)
+                    if not data:
+                        break
+                    got += len(data)
+                    time.sleep(0.004)  # a slow reader: the whole takes > idle_ms
+                took = time.monotonic() - t0
+            finally:
+                sock.close()
+        self.assertEqual(got, size, "cut after %d of %d bytes (%.1f s)" % (got, size, took))
+        self.assertGreater(took, self.IDLE_MS / 1000)
+
+    def test_client_that_stops_reading_is_cut_at_idle_ms(self):
+        with Proxy(base_config(self.pki, self.backend.address,
+                               timeouts={"idle_ms": self.IDLE_MS})) as p:
+            sock = self.slow_client(p.ingress_port)
+            try:
+                sock.sendall(wire.build_request("GET", "/bytes/%d" % (64 * MIB)))
+                time.sleep(3 * self.IDLE_MS / 1000)  # never read
+                got, deadline = 0, time.monotonic() + ANSWER_WITHIN_S
+                while time.monotonic() < deadline:
+                    try:
+                        data = sock.recv(1 << 20)
+                    except (ConnectionError, ssl.SSLError):
+                        break
+                    if not data:
+                        break
+                    got += len(data)
+            finally:
+                sock.close()
+        self.assertLess(got, 64 * MIB, "the stalled download was not cut")
 
 
 if __name__ == "__main__":
