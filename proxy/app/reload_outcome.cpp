@@ -39,29 +39,12 @@ std::vector<std::string> restart_required_keys(const policy::Config& a, const po
   // Objects built at start from these (upstream pool and probe, audit file,
   // heartbeat timer, the authorizer kind).
   changed(a.ingress.upstream.text != b.ingress.upstream.text, "ingress.upstream");
-  changed(a.ingress.upstream_pool_max_idle != b.ingress.upstream_pool_max_idle, "ingress.upstream_pool_max_idle");
   changed(a.audit.path != b.audit.path, "audit.path");
   changed(a.egress.heartbeat_interval_ms != b.egress.heartbeat_interval_ms, "egress.heartbeat_interval_ms");
   changed(policy_mode(a) != policy_mode(b), "authenticate_only");
-  // Connection options are copied into each listener at start.
-  const auto& ta = a.timeouts;
-  const auto& tb = b.timeouts;
-  changed(ta.handshake_ms != tb.handshake_ms, "timeouts.handshake_ms");
-  changed(ta.header_ms != tb.header_ms, "timeouts.header_ms");
-  changed(ta.idle_ms != tb.idle_ms, "timeouts.idle_ms");
-  changed(ta.upstream_connect_ms != tb.upstream_connect_ms, "timeouts.upstream_connect_ms");
-  changed(ta.upstream_response_ms != tb.upstream_response_ms, "timeouts.upstream_response_ms");
-  const auto& la = a.limits;
-  const auto& lb = b.limits;
-  changed(la.max_connections != lb.max_connections, "limits.max_connections");
-  changed(la.max_header_bytes != lb.max_header_bytes, "limits.max_header_bytes");
-  changed(la.max_request_line_bytes != lb.max_request_line_bytes, "limits.max_request_line_bytes");
-  changed(la.max_header_count != lb.max_header_count, "limits.max_header_count");
-  changed(la.max_conn_lifetime_ms != lb.max_conn_lifetime_ms, "limits.max_conn_lifetime_ms");
-  changed(la.max_requests_per_conn != lb.max_requests_per_conn, "limits.max_requests_per_conn");
-  changed(la.max_chunk_extension_bytes != lb.max_chunk_extension_bytes, "limits.max_chunk_extension_bytes");
-  changed(la.max_chunk_extension_bytes_per_message != lb.max_chunk_extension_bytes_per_message,
-          "limits.max_chunk_extension_bytes_per_message");
+  // Timeouts, limits, http rules and the idle-pool size apply at a reload
+  // (Worker::apply -> IngressServer/EgressRouter::set_run_time_options); a
+  // pending graceful stop keeps the shutdown_grace_ms it started with.
   return keys;
 }
 

@@ -26,6 +26,17 @@ core::IngressOptions ingress_options(const policy::Config& cfg) {
   return o;
 }
 
+core::IngressOptions egress_options(const policy::Config& cfg) {
+  core::IngressOptions opts = ingress_options(cfg);
+  opts.direction = "egress";
+  opts.peer_requests = false;  // the client is the local app; the peer's fedproxy canonicalizes
+  opts.unavailable_code = "peer_unavailable";
+  opts.unavailable_message = "The peer cannot be reached.";
+  opts.timeout_message = "The peer did not answer in time.";
+  opts.invalid_response_message = "The peer sent an invalid response.";
+  return opts;
+}
+
 Worker::Worker(net::Loop& loop, unsigned index, WorkerShared shared, EventLog& events)
     : loop_(loop), index_(index), shared_(std::move(shared)), events_(events) {}
 
@@ -46,13 +57,7 @@ bool Worker::start(const std::shared_ptr<const Snapshot>& snap, const ListenPlan
     return false;
   }
   if (plan.egress) {
-    core::IngressOptions opts = ingress_options(cfg);
-    opts.direction = "egress";
-    opts.peer_requests = false;  // the client is the local app; the peer's fedproxy canonicalizes
-    opts.unavailable_code = "peer_unavailable";
-    opts.unavailable_message = "The peer cannot be reached.";
-    opts.timeout_message = "The peer did not answer in time.";
-    opts.invalid_response_message = "The peer sent an invalid response.";
+    core::IngressOptions opts = egress_options(cfg);
     egress_router_ = std::make_unique<core::EgressRouter>(loop_, opts.upstream);
     egress_router_->set_peers(snap->policy.get(), snap->client_tls);
     egress_ = std::make_unique<core::IngressServer>(loop_, opts, nullptr, *egress_router_, events_,
@@ -70,9 +75,12 @@ std::vector<std::string> Worker::apply(const std::shared_ptr<const Snapshot>& ne
   // Runtime says so); otherwise the new policy applies from the next request.
   if (policy_ && next->policy) policy_->set_snapshot(next->policy);
   if (next->server_tls) ingress_->set_tls(next->server_tls);
-  ingress_->set_http_rules(next->config.http);
+  ingress_->set_run_time_options(ingress_options(next->config));
   ingress_->set_node_manifest(next->node_manifest);
   if (!egress_router_) return {};
+  const core::IngressOptions egress = egress_options(next->config);
+  egress_->set_run_time_options(egress);
+  egress_router_->set_run_time_options(egress.upstream);
   return egress_router_->set_peers(next->policy.get(), next->client_tls);
 }
 

@@ -91,5 +91,7 @@ class Worker {
 
 // Options shared by the ingress and egress servers, from the config.
 core::IngressOptions ingress_options(const policy::Config& cfg);
+// The same for the egress listener (the local app is the client, peers are upstream).
+core::IngressOptions egress_options(const policy::Config& cfg);
 
 }  // namespace fedproxy::app

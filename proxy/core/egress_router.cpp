@@ -162,4 +162,12 @@ void EgressRouter::close_idle() {
   for (auto& [key, pool] : pools_) pool->close_idle(true);
 }
 
+void EgressRouter::set_run_time_options(const UpstreamOptions& from) {
+  base_.connect_timeout_ms = from.connect_timeout_ms;
+  base_.response_timeout_ms = from.response_timeout_ms;
+  base_.idle_timeout_ms = from.idle_timeout_ms;
+  base_.max_idle = from.max_idle;
+  for (auto& [key, pool] : pools_) pool->set_run_time_options(base_);
+}
+
 }  // namespace fedproxy::core

@@ -28,6 +28,8 @@ class EgressRouter final : public Authorizer {
 
   Verdict authorize(const RequestView& request) override;
   void close_idle();
+  // A reload: the timeouts of `from` for every peer's pool, now and later.
+  void set_run_time_options(const UpstreamOptions& from);
 
   // For liveness probes: the configured peers and how to reach each.
   std::vector<std::string> peer_slugs() const;

@@ -66,4 +66,16 @@ void IngressServer::close_all() {
   pool_.close_idle(true);
 }
 
+void IngressServer::set_run_time_options(const IngressOptions& from) {
+  options_.parser_limits = from.parser_limits;
+  options_.max_connections = from.max_connections;
+  options_.handshake_timeout_ms = from.handshake_timeout_ms;
+  options_.header_timeout_ms = from.header_timeout_ms;
+  options_.idle_timeout_ms = from.idle_timeout_ms;
+  options_.max_conn_lifetime_ms = from.max_conn_lifetime_ms;
+  options_.max_requests_per_conn = from.max_requests_per_conn;
+  options_.http = from.http;
+  pool_.set_run_time_options(from.upstream);
+}
+
 }  // namespace fedproxy::core

@@ -88,7 +88,12 @@ class IngressServer {
   uint64_t tls_generation() const { return tls_generation_; }
   void set_authorizer(Authorizer& authorizer) { authorizer_ = &authorizer; }
   // A reload: the http section applies from the next request on.
-  void set_http_rules(const policy::HttpConfig& http) { options_.http = http; }
+  // A reload: limits, timeouts and HTTP rules of `from` apply to new
+  // connections, and to the next request and the next deadline of the open
+  // ones (sessions read options() when they need a value). What `from`
+  // cannot change at run time (direction, the upstream's endpoint) is not
+  // taken.
+  void set_run_time_options(const IngressOptions& from);
   // The node's own manifest, served at /.well-known/fedproxy-manifest.json
   // to any peer whose certificate verifies (before policy: a peer fetching
   // it does not know us yet).

@@ -146,6 +146,9 @@ class UpstreamPool {
   // A reload: new connections use the new client context (and forget
   // sessions saved under the old one).
   void set_tls(std::shared_ptr<const tls::TlsContext> tls);
+  // A reload: the timeouts and the idle-pool size of `from` apply to the
+  // next connection and the next exchange (endpoint and identity stay).
+  void set_run_time_options(const UpstreamOptions& from);
   // TLS session resumption: the latest session a connection of this pool
   // saved, offered by the next new connection.
   void save_session(const tls::TlsEngine& engine);

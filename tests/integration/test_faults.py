@@ -34,7 +34,9 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fedtest import wire  # noqa: E402
 from fedtest.case import BackendTestCase, main  # noqa: E402
+from fedtest.policy import replace_config  # noqa: E402
 from fedtest.proxy import Conn, Proxy, base_config, client_context  # noqa: E402
+from fedtest.reload import admin_reload  # noqa: E402
 
 MIB = 1 << 20
 # Each upload must be answered well before idle_ms (where a hung one ended).
@@ -195,6 +197,30 @@ class LongDownloadTest(BackendTestCase):
             finally:
                 sock.close()
         self.assertLess(got, 64 * MIB, "the stalled download was not cut")
+
+
+class ReloadAppliesTimeoutsTest(BackendTestCase):
+
+    def header_cut_after(self, port) -> float:
+        """Seconds until fedproxy closes a connection whose head never ends."""
+        with Conn.open(port, client_context(self.pki, self.pki.client), timeout=15) as conn:
+            conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            t0 = time.monotonic()
+            closed, _ = conn.closed_within(12)
+            self.assertTrue(closed, "the slow head was never cut")
+            return time.monotonic() - t0
+
+    def test_header_ms_changed_by_a_reload(self):
+        cfg = base_config(self.pki, self.backend.address, timeouts={"header_ms": 6000})
+        with Proxy(cfg) as p:
+            before = self.header_cut_after(p.ingress_port)
+            self.assertGreater(before, 5)
+            cfg["timeouts"]["header_ms"] = 300
+            replace_config(cfg, os.path.dirname(p.config_path), os.path.basename(p.config_path))
+            status, body = admin_reload(p.admin_port)
+            self.assertEqual((status, body["result"], body["restart_required"]), (200, "ok", []))
+            after = self.header_cut_after(p.ingress_port)
+            self.assertLess(after, 2.5, "header_ms 300 from the reload did not apply")
 
 
 if __name__ == "__main__":

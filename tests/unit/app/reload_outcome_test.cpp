@@ -70,16 +70,25 @@ TEST_CASE("restart keys: several at once, in a fixed order") {
   b.timeouts.idle_ms = 5;
   b.ingress.listen = ep("[::1]:8443");
   b.ingress.upstream = ep("unix:/run/app.sock");
-  CHECK(restart_required_keys(a, b) == Keys{"ingress.listen", "workers", "ingress.upstream", "timeouts.idle_ms"});
+  CHECK(restart_required_keys(a, b) == Keys{"ingress.listen", "workers", "ingress.upstream"});
 }
 
-TEST_CASE("restart keys: start-time objects and connection options") {
+TEST_CASE("restart keys: start-time objects; connection options apply at a reload") {
   Config a = base();
   Config b = base();
   b.audit.path = "/var/log/fedproxy/audit.jsonl";
   b.limits.max_connections = 5;
   b.egress.heartbeat_interval_ms = 1;
-  CHECK(restart_required_keys(a, b) == Keys{"audit.path", "egress.heartbeat_interval_ms", "limits.max_connections"});
+  CHECK(restart_required_keys(a, b) == Keys{"audit.path", "egress.heartbeat_interval_ms"});
+  // Applied by Worker::apply: never a restart.
+  b = base();
+  b.timeouts.header_ms = 1;
+  b.timeouts.handshake_ms = 2;
+  b.timeouts.upstream_response_ms = 3;
+  b.limits.max_header_bytes = 4096;
+  b.limits.max_requests_per_conn = 7;
+  b.ingress.upstream_pool_max_idle = 1;
+  CHECK(restart_required_keys(a, b).empty());
 }
 
 TEST_CASE("restart keys: switching between policy and authenticate_only mode") {
