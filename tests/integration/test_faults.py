@@ -26,6 +26,7 @@ import json
 import os
 import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -105,6 +106,34 @@ class ColdPoolUploadTest(BackendTestCase):
         self.assertEqual(len(results), 16)
         for i, echo in results.items():
             self.check_echo(echo, size, bool(i % 2))
+
+
+class AbortedUploadTest(BackendTestCase):
+
+    def open_fds(self, pid: int) -> int:
+        return len(os.listdir("/proc/%d/fd" % pid))
+
+    def test_aborted_uploads_free_their_connections(self):
+        ctx = client_context(self.pki, self.pki.client)
+        with Proxy(base_config(self.pki, self.backend.address)) as p:
+            baseline = self.open_fds(p.pid)
+            for how in ("fin", "rst"):
+                with self.subTest(abort=how):
+                    conn = Conn.open(p.ingress_port, ctx)
+                    conn.send(wire.build_request("POST", "/upload", [("Content-Length", str(MIB))]))
+                    conn.send(b"x" * (300 * 1024))  # past the upstream's high watermark
+                    self.assertTrue(self.backend.wait_for(
+                        lambda reqs: any(r.path == "/upload" for r in reqs), 5), "no upload at the app")
+                    self.assertGreater(self.open_fds(p.pid), baseline)
+                    if how == "rst":
+                        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    conn.close()
+                    deadline = time.monotonic() + 1.0
+                    while time.monotonic() < deadline and self.open_fds(p.pid) > baseline:
+                        time.sleep(0.02)
+                    self.assertLessEqual(self.open_fds(p.pid), baseline,
+                                         "descriptors still open 1 s after the client aborted")
+                    self.backend.reset()
 
 
 class SlowReaderTest(BackendTestCase):
