@@ -62,6 +62,28 @@ def upload(port: int, ctx, size: int, chunked: bool) -> dict:
     return json.loads(resp.body)
 
 
+def small_window_client(pki, port: int):
+    """An mTLS client with a 32 KiB receive window, so fedproxy's queue
+    towards it fills (and it pauses the app) as soon as it stops reading."""
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+    raw.settimeout(ANSWER_WITHIN_S)
+    raw.connect(("127.0.0.1", port))
+    return client_context(pki, pki.client).wrap_socket(raw, server_hostname="localhost")
+
+
+def read_head(sock) -> tuple[bytes, bytes]:
+    """The response head, and the body bytes that came with it."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(65536)
+        if not data:
+            raise AssertionError("closed before the response head: %r" % buf[:200])
+        buf += data
+    head, _, body = buf.partition(b"\r\n\r\n")
+    return head, body
+
+
 class ColdPoolUploadTest(BackendTestCase):
 
     def check_echo(self, echo: dict, size: int, chunked: bool):
@@ -144,19 +166,10 @@ class SlowReaderTest(BackendTestCase):
         cfg = base_config(self.pki, self.backend.address,
                           timeouts={"upstream_response_ms": self.RESPONSE_MS})
         with Proxy(cfg) as p:
-            raw = socket.socket()
-            # A small receive window, so fedproxy's queue towards us fills and
-            # it stops reading from the app while we pause.
-            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
-            raw.settimeout(ANSWER_WITHIN_S)
-            raw.connect(("127.0.0.1", p.ingress_port))
-            sock = client_context(self.pki, self.pki.client).wrap_socket(raw, server_hostname="localhost")
+            sock = small_window_client(self.pki, p.ingress_port)
             try:
                 sock.sendall(wire.build_request("GET", "/bytes/%d" % size))
-                buf = b""
-                while b"\r\n\r\n" not in buf:
-                    buf += sock.recv(65536)
-                head, _, body_start = buf.partition(b"\r\n\r\n")
+                head, body_start = read_head(sock)
                 self.assertTrue(head.startswith(b"HTTP/1.1 200"), head[:100])
                 time.sleep(3 * self.RESPONSE_MS / 1000)  # we stop reading
                 h = hashlib.sha256(body_start)
@@ -176,24 +189,14 @@ class SlowReaderTest(BackendTestCase):
 class LongDownloadTest(BackendTestCase):
     IDLE_MS = 1000
 
-    def slow_client(self, port):
-        raw = socket.socket()
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
-        raw.settimeout(ANSWER_WITHIN_S)
-        raw.connect(("127.0.0.1", port))
-        return client_context(self.pki, self.pki.client).wrap_socket(raw, server_hostname="localhost")
-
     def test_flowing_download_outlasts_idle_ms(self):
         size = 16 * MIB
         with Proxy(base_config(self.pki, self.backend.address,
                                timeouts={"idle_ms": self.IDLE_MS})) as p:
-            sock = self.slow_client(p.ingress_port)
+            sock = small_window_client(self.pki, p.ingress_port)
             try:
                 sock.sendall(wire.build_request("GET", "/bytes/%d" % size))
-                buf = b""
-                while b"\r\n\r\n" not in buf:
-                    buf += sock.recv(65536)
-                _, _, body = buf.partition(b"\r\n\r\n")
+                _, body = read_head(sock)
                 got, t0 = len(body), time.monotonic()
                 while got < size:
                     data = sock.recv(65536)
@@ -210,7 +213,7 @@ class LongDownloadTest(BackendTestCase):
     def test_client_that_stops_reading_is_cut_at_idle_ms(self):
         with Proxy(base_config(self.pki, self.backend.address,
                                timeouts={"idle_ms": self.IDLE_MS})) as p:
-            sock = self.slow_client(p.ingress_port)
+            sock = small_window_client(self.pki, p.ingress_port)
             try:
                 sock.sendall(wire.build_request("GET", "/bytes/%d" % (64 * MIB)))
                 time.sleep(3 * self.IDLE_MS / 1000)  # never read
