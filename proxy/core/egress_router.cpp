@@ -163,10 +163,7 @@ void EgressRouter::close_idle() {
 }
 
 void EgressRouter::set_run_time_options(const UpstreamOptions& from) {
-  base_.connect_timeout_ms = from.connect_timeout_ms;
-  base_.response_timeout_ms = from.response_timeout_ms;
-  base_.idle_timeout_ms = from.idle_timeout_ms;
-  base_.max_idle = from.max_idle;
+  take_run_time_options(base_, from);
   for (auto& [key, pool] : pools_) pool->set_run_time_options(base_);
 }
 

@@ -223,12 +223,14 @@ void UpstreamPool::SessionDeleter::operator()(mbedtls_ssl_session* s) const {
   delete s;
 }
 
-void UpstreamPool::set_run_time_options(const UpstreamOptions& from) {
-  options_.connect_timeout_ms = from.connect_timeout_ms;
-  options_.response_timeout_ms = from.response_timeout_ms;
-  options_.idle_timeout_ms = from.idle_timeout_ms;
-  options_.max_idle = from.max_idle;
+void take_run_time_options(UpstreamOptions& to, const UpstreamOptions& from) {
+  to.connect_timeout_ms = from.connect_timeout_ms;
+  to.response_timeout_ms = from.response_timeout_ms;
+  to.idle_timeout_ms = from.idle_timeout_ms;
+  to.max_idle = from.max_idle;
 }
+
+void UpstreamPool::set_run_time_options(const UpstreamOptions& from) { take_run_time_options(options_, from); }
 
 void UpstreamPool::set_tls(std::shared_ptr<const tls::TlsContext> tls) {
   options_.tls = std::move(tls);

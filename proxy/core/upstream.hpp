@@ -60,6 +60,10 @@ struct UpstreamOptions {
   uint32_t max_idle = 64;
 };
 
+// What a reload may change in an upstream's options: the timeouts and the
+// idle-pool size (never the endpoint or the identity checks).
+void take_run_time_options(UpstreamOptions& to, const UpstreamOptions& from);
+
 class UpstreamPool;
 
 class UpstreamConnection final : public net::Deletable,
