@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/base/outcome.hpp"
 #include "proxy/tls/peer_identity.hpp"
 
 namespace fedproxy::core {
@@ -23,6 +24,7 @@ struct RequestRecord {
   int status = 0;
   std::string decision;  // allow | deny | shadow_deny | error
   std::string reason;    // error code when not forwarded, "" otherwise
+  base::Outcome outcome = base::Outcome::completed;  // how the exchange ended (SPEC §10)
   std::string peer_slug;   // from policy, "" when unknown
   std::string grant;
   std::string resource;
