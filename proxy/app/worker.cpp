@@ -28,7 +28,7 @@ core::IngressOptions ingress_options(const policy::Config& cfg) {
 
 core::IngressOptions egress_options(const policy::Config& cfg) {
   core::IngressOptions opts = ingress_options(cfg);
-  opts.direction = "egress";
+  opts.direction = core::Direction::egress;
   opts.peer_requests = false;  // the client is the local app; the peer's fedproxy canonicalizes
   opts.unavailable_code = "peer_unavailable";
   opts.unavailable_message = "The peer cannot be reached.";

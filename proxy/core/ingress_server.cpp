@@ -1,6 +1,6 @@
 #include "proxy/core/ingress_server.hpp"
 
-#include "proxy/core/ingress_session.hpp"
+#include "proxy/core/proxy_session.hpp"
 
 namespace fedproxy::core {
 
@@ -38,14 +38,14 @@ void IngressServer::on_accept(std::unique_ptr<net::Transport> transport) {
     return;
   }
   accepted_here_.fetch_add(1, std::memory_order_relaxed);
-  auto* session = new IngressSession(*this, std::move(transport));
+  auto* session = new ProxySession(*this, std::move(transport));
   sessions_.insert(session);
   // Each connection keeps the TLS context it started with (mbedTLS needs the
   // config to outlive the session); a reload only affects new connections.
   session->start(tls_ ? std::make_unique<tls::TlsEngine>(tls_) : nullptr);
 }
 
-void IngressServer::session_gone(IngressSession* session) {
+void IngressServer::session_gone(ProxySession* session) {
   if (sessions_.erase(session)) count_->release();
 }
 
@@ -53,7 +53,7 @@ void IngressServer::begin_shutdown() {
   shutting_down_ = true;
   listener_.reset();
   // begin_drain may remove sessions from the set: iterate over a copy.
-  std::vector<IngressSession*> sessions(sessions_.begin(), sessions_.end());
+  std::vector<ProxySession*> sessions(sessions_.begin(), sessions_.end());
   for (auto* s : sessions) s->begin_drain();
   pool_.close_idle(true);
 }
@@ -61,9 +61,20 @@ void IngressServer::begin_shutdown() {
 void IngressServer::close_all() {
   shutting_down_ = true;
   listener_.reset();
-  std::vector<IngressSession*> sessions(sessions_.begin(), sessions_.end());
+  std::vector<ProxySession*> sessions(sessions_.begin(), sessions_.end());
   for (auto* s : sessions) s->close_now();
   pool_.close_idle(true);
+}
+
+PhaseTimeouts IngressServer::phase_timeouts() const {
+  PhaseTimeouts t;
+  t.handshake_ms = options_.handshake_timeout_ms;
+  t.header_ms = options_.header_timeout_ms;
+  t.idle_ms = options_.idle_timeout_ms;
+  t.upstream_connect_ms = options_.upstream.connect_timeout_ms;
+  t.upstream_response_ms = options_.upstream.response_timeout_ms;
+  t.tunnel_idle_ms = options_.tunnel_idle_timeout_ms;
+  return t;
 }
 
 void IngressServer::set_run_time_options(const IngressOptions& from) {
@@ -74,6 +85,7 @@ void IngressServer::set_run_time_options(const IngressOptions& from) {
   options_.idle_timeout_ms = from.idle_timeout_ms;
   options_.max_conn_lifetime_ms = from.max_conn_lifetime_ms;
   options_.max_requests_per_conn = from.max_requests_per_conn;
+  options_.tunnel_idle_timeout_ms = from.tunnel_idle_timeout_ms;
   options_.http = from.http;
   pool_.set_run_time_options(from.upstream);
 }

@@ -1,5 +1,5 @@
 // The ingress listener: accepts peer connections (TLS or, in insecure mode,
-// plain), runs one IngressSession per connection, owns the upstream pool and
+// plain), runs one ProxySession per connection, owns the upstream pool and
 // drains sessions on shutdown.
 #pragma once
 
@@ -17,6 +17,7 @@
 #include "proxy/core/upstream.hpp"
 #include "proxy/http1/request_parser.hpp"
 #include "proxy/net/listener.hpp"
+#include "proxy/core/session_machine.hpp"
 #include "proxy/tls/tls_context.hpp"
 
 namespace fedproxy::core {
@@ -36,7 +37,8 @@ struct IngressOptions {
   const char* unavailable_message = "The local application cannot be reached.";
   const char* timeout_message = "The local application did not answer in time.";
   const char* invalid_response_message = "The local application sent an invalid response.";
-  const char* direction = "ingress";  // "egress" on the egress listener (metrics label)
+  Direction direction = Direction::ingress;
+  uint32_t tunnel_idle_timeout_ms = 300000;  // an upgraded (WebSocket) connection
   // Ingress: requests come from peers, so the request-target is canonicalized
   // before anything reads it (SPEC §4, under http.path_policy), the header
   // section passes the hygiene rules and the app is told the peer's address
@@ -46,7 +48,7 @@ struct IngressOptions {
   policy::HttpConfig http;  // path_policy, headers_with_underscores
 };
 
-class IngressSession;
+class ProxySession;
 
 // Connection counts of one listener kind across all worker loops: the
 // max_connections limit is for the process, not per worker.
@@ -105,6 +107,8 @@ class IngressServer {
   void begin_shutdown();
   // Close everything at once (grace period over).
   void close_all();
+  // The deadlines of a session's phases, from the current options.
+  PhaseTimeouts phase_timeouts() const;
   size_t active_sessions() const { return sessions_.size(); }  // on this loop
   // Across every worker sharing the ConnectionCount; safe from any thread.
   uint64_t total_active() const { return count_->active.load(std::memory_order_relaxed); }
@@ -120,7 +124,7 @@ class IngressServer {
   Authorizer& authorizer() { return *authorizer_; }
   CoreEvents& events() { return events_; }
   bool shutting_down() const { return shutting_down_; }
-  void session_gone(IngressSession* session);
+  void session_gone(ProxySession* session);
 
  private:
   void on_accept(std::unique_ptr<net::Transport> transport);
@@ -134,7 +138,7 @@ class IngressServer {
   UpstreamPool pool_;
   std::unique_ptr<net::Listener> listener_;
   std::string bound_;
-  std::unordered_set<IngressSession*> sessions_;
+  std::unordered_set<ProxySession*> sessions_;
   bool shutting_down_ = false;
   std::shared_ptr<ConnectionCount> count_;
   std::atomic<uint64_t> accepted_here_{0};

@@ -133,6 +133,7 @@ void UpstreamConnection::on_transport_connected() {
   } else {
     timer_.stop();
   }
+  if (user_) user_->on_upstream_connected();
 }
 
 void UpstreamConnection::on_transport_data(const char* data, size_t len) {

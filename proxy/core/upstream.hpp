@@ -36,6 +36,8 @@ class UpstreamUser {
   virtual void on_upstream_failed(UpstreamFailure failure, const std::string& reason,
                                   bool reused_connection, bool got_bytes) = 0;
   virtual void on_upstream_drained() = 0;
+  // A new connection is established (and its peer identity checked).
+  virtual void on_upstream_connected() {}
 
  protected:
   ~UpstreamUser() = default;
@@ -86,6 +88,7 @@ class UpstreamConnection final : public net::Deletable,
   void abandon();
 
   bool reused() const { return exchanges_ > 1; }
+  bool connecting() const { return !connected_; }
 
  private:
   friend class UpstreamPool;

@@ -1,7 +1,13 @@
-// One peer connection on the ingress listener: TLS handshake, HTTP/1.1
-// request parsing, the authorization decision, forwarding to the local app
-// and streaming the response back. One exchange at a time: pipelined requests
-// wait in the input buffer (bounded) and are answered in order.
+// One client connection of a listener, in either direction: on ingress a
+// peer's fedproxy over mTLS, forwarded to the local app; on egress the local
+// app, forwarded to a peer over mTLS. TLS handshake, HTTP/1.1 request
+// parsing, the authorization decision, forwarding and streaming the response
+// back. One exchange at a time: pipelined requests wait in the input buffer
+// (bounded) and are answered in order.
+//
+// The phase, its deadline and the outcome of each exchange are decided by a
+// pure SessionMachine; this class is the glue that feeds it events from the
+// transports and the upstream connection and executes what it decides.
 #pragma once
 
 #include <cstdint>
@@ -9,7 +15,9 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/base/outcome.hpp"
 #include "proxy/core/authorizer.hpp"
+#include "proxy/core/session_machine.hpp"
 #include "proxy/core/upstream.hpp"
 #include "proxy/http1/request_parser.hpp"
 #include "proxy/net/loop.hpp"
@@ -19,13 +27,13 @@ namespace fedproxy::core {
 
 class IngressServer;
 
-class IngressSession final : public net::Deletable,
+class ProxySession final : public net::Deletable,
                              private net::TransportHandler,
                              private http1::RequestSink,
                              private UpstreamUser {
  public:
-  IngressSession(IngressServer& server, std::unique_ptr<net::Transport> downstream);
-  ~IngressSession() override;
+  ProxySession(IngressServer& server, std::unique_ptr<net::Transport> downstream);
+  ~ProxySession() override;
   void start(std::unique_ptr<tls::TlsEngine> tls);
   // Server shutdown: close if idle, else after the current response.
   void begin_drain();
@@ -51,6 +59,7 @@ class IngressSession final : public net::Deletable,
   void on_upstream_failed(UpstreamFailure failure, const std::string& reason, bool reused,
                           bool got_bytes) override;
   void on_upstream_drained() override;
+  void on_upstream_connected() override;
 
   void pump();
   void forward(std::string_view head_bytes);
@@ -77,14 +86,25 @@ class IngressSession final : public net::Deletable,
   bool revoked_since_handshake();
   void on_parse_error();
   void finish_exchange();
-  void update_timer();
+  // The audit/metrics record of the current exchange: exactly once, when the
+  // machine says one is owed.
+  void report(base::Outcome outcome);
+  // How an exchange whose response ended ended.
+  base::Outcome outcome_of_response() const;
+  // Re-arm the one timer at the machine's deadline.
+  void sync_timer();
   void on_timeout();
+  // The connection ends now: a record owed by the machine for `cut` is
+  // written first.
+  void cut(Cut cause);
   void finish(bool graceful);  // close the session (once)
   bool lifetime_exceeded() const;
+  uint64_t now() const;
 
   IngressServer& server_;
   std::unique_ptr<net::Transport> down_;
   http1::RequestParser parser_;
+  SessionMachine machine_;
   net::Timer timer_;
   std::string inbuf_;
   size_t inpos_ = 0;
@@ -95,13 +115,13 @@ class IngressSession final : public net::Deletable,
   uint64_t created_ms_ = 0;
   uint64_t tls_generation_ = 0;  // the server's TLS snapshot at accept
   uint64_t requests_ = 0;
-  bool handshake_done_ = false;
   bool draining_ = false;
   bool peer_eof_ = false;
-  bool finished_ = false;
+  bool finished_ = false;  // finish() ran: no event reaches this session
+  // pump() re-entrancy: events raised while a parse pass runs are handled
+  // by the same pass.
   bool in_pump_ = false;
   bool pump_again_ = false;
-  bool header_timer_armed_ = false;
 };
 
 }  // namespace fedproxy::core

@@ -1,4 +1,4 @@
-#include "proxy/core/ingress_session.hpp"
+#include "proxy/core/proxy_session.hpp"
 
 #include <chrono>
 #include <optional>
@@ -33,7 +33,7 @@ int64_t unix_ms_now() {
 }
 }  // namespace
 
-struct IngressSession::Exchange {
+struct ProxySession::Exchange {
   http1::RequestHead head;
   // Ingress: the canonical target, the one value policy, audit and the
   // forwarded head use (SPEC §4). Empty on egress.
@@ -59,43 +59,47 @@ struct IngressSession::Exchange {
   std::vector<UpstreamPool*> fallbacks;  // egress: next endpoints to try
 };
 
-IngressSession::IngressSession(IngressServer& server, std::unique_ptr<net::Transport> downstream)
+ProxySession::ProxySession(IngressServer& server, std::unique_ptr<net::Transport> downstream)
     : server_(server),
       down_(std::move(downstream)),
       parser_(server.options().parser_limits, *this),
+      machine_(server.options().direction, server.phase_timeouts(), server.loop().now_ms(), true),
       timer_(server.loop(), [this] { on_timeout(); }) {
   created_ms_ = server_.loop().now_ms();
   tls_generation_ = server_.tls_generation();
   down_->set_handler(this);
 }
 
-IngressSession::~IngressSession() = default;
+ProxySession::~ProxySession() = default;
 
-void IngressSession::start(std::unique_ptr<tls::TlsEngine> tls) {
-  if (tls) timer_.start(server_.options().handshake_timeout_ms);
+void ProxySession::start(std::unique_ptr<tls::TlsEngine> tls) {
   down_->start(std::move(tls));  // plain: calls on_transport_connected() now
+  sync_timer();
 }
 
-void IngressSession::on_transport_connected() {
-  handshake_done_ = true;
-  update_timer();
+uint64_t ProxySession::now() const { return server_.loop().now_ms(); }
+
+void ProxySession::on_transport_connected() {
+  machine_.handshake_done(now());
+  sync_timer();
 }
 
-void IngressSession::on_transport_data(const char* data, size_t len) {
+void ProxySession::on_transport_data(const char* data, size_t len) {
   if (finished_) return;
   if (inpos_ == inbuf_.size()) {
     inbuf_.clear();
     inpos_ = 0;
   }
   inbuf_.append(data, len);
-  if (ex_ && !ex_->request_done) timer_.start(server_.options().idle_timeout_ms);  // body inactivity
+  if (ex_ && !ex_->request_done) machine_.progress(now());  // the body moves
   pump();
 }
 
-void IngressSession::on_transport_eof() {
+void ProxySession::on_transport_eof() {
   peer_eof_ = true;
   if (!ex_) {
     // Between requests (or mid-head: the peer gave up): nothing to answer.
+    machine_.close();
     finish(true);
     return;
   }
@@ -103,26 +107,31 @@ void IngressSession::on_transport_eof() {
     // The peer stopped in the middle of its request body.
     server_.events().on_connection_event(down_->peer_address(), "client_aborted",
                                          "connection closed during the request body");
-    finish(false);
+    cut(Cut::client_eof);
     return;
   }
   ex_->close_after = true;  // half-close after a full request: still answer it
 }
 
-void IngressSession::on_transport_error(const std::string& reason) {
-  if (!handshake_done_) {
+void ProxySession::on_transport_error(const std::string& reason) {
+  if (machine_.phase() == Phase::handshake) {
     server_.events().on_handshake_failed(down_->peer_address(), reason);
   } else {
     server_.events().on_connection_event(down_->peer_address(), "connection_error", reason);
   }
-  finish(false);
+  cut(Cut::client_error);
 }
 
-void IngressSession::on_transport_drained() {
+void ProxySession::on_transport_drained() {
+  if (finished_) return;
   if (up_) up_->resume_reading();
+  // The client read what we had queued: progress, and no longer our wait.
+  machine_.client_backpressure(false);
+  machine_.progress(now());
+  sync_timer();
 }
 
-void IngressSession::pump() {
+void ProxySession::pump() {
   if (in_pump_) {
     pump_again_ = true;
     return;
@@ -160,10 +169,11 @@ void IngressSession::pump() {
   } else {
     down_->resume_reading(net::PauseReason::input_backlog);
   }
-  update_timer();
+  if (!ex_ && parser_.in_message()) machine_.head_started(now());
+  sync_timer();
 }
 
-void IngressSession::on_request_head(http1::RequestHead&& head) {
+void ProxySession::on_request_head(http1::RequestHead&& head) {
   ex_ = std::make_unique<Exchange>();
   Exchange& ex = *ex_;
   ex.head = std::move(head);
@@ -171,8 +181,8 @@ void IngressSession::on_request_head(http1::RequestHead&& head) {
   ex.head_request = ex.head.method == "HEAD";
   const http1::Header* rid = http1::find_header(ex.head.headers, "x-request-id");
   ex.request_id = rid && http1::is_valid_request_id(rid->value) ? rid->value : new_request_id();
-  header_timer_armed_ = false;
-  timer_.start(server_.options().idle_timeout_ms);
+  machine_.set_timeouts(server_.phase_timeouts());  // a reload reaches the next request
+  machine_.head_read(now());  // from here one record is owed
   if (ex.head.version_minor >= 1 && !http1::find_header(ex.head.headers, "host")) {
     respond_local(400, "bad_request", "An HTTP/1.1 request needs a Host header.", true);  // RFC 9112 §3.2
     return;
@@ -254,16 +264,19 @@ void IngressSession::on_request_head(http1::RequestHead&& head) {
   }
 }
 
-void IngressSession::flush_upstream() {
+void ProxySession::flush_upstream() {
   if (up_out_.empty()) return;
   if (up_) {
     up_->write(up_out_);
-    if (up_->above_high_watermark()) down_->pause_reading(net::PauseReason::peer_backpressure);
+    if (up_->above_high_watermark()) {
+      down_->pause_reading(net::PauseReason::peer_backpressure);
+      machine_.upstream_backpressure(true);
+    }
   }
   up_out_.clear();
 }
 
-void IngressSession::forward(std::string_view head_bytes) {
+void ProxySession::forward(std::string_view head_bytes) {
   std::string error;
   const auto& opts = server_.options();
   up_ = ex_->pool->acquire(this, ex_->head.method, &error);
@@ -274,9 +287,10 @@ void IngressSession::forward(std::string_view head_bytes) {
     return;
   }
   up_write(head_bytes.data(), head_bytes.size());
+  machine_.forwarded(now(), up_->connecting());
 }
 
-void IngressSession::on_request_body(const char* data, size_t len) {
+void ProxySession::on_request_body(const char* data, size_t len) {
   Exchange& ex = *ex_;
   ex.bytes_in += len;
   if (ex.local || !up_) return;  // answered already: the body is dropped
@@ -287,9 +301,10 @@ void IngressSession::on_request_body(const char* data, size_t len) {
   }
 }
 
-void IngressSession::on_request_complete() {
+void ProxySession::on_request_complete() {
   Exchange& ex = *ex_;
   ex.request_done = true;
+  machine_.request_complete(now());
   if (up_ && !ex.local) {
     if (ex.head.body == http1::BodyKind::chunked) http1::write_last_chunk(up_out_);
     up_->request_done();
@@ -297,10 +312,11 @@ void IngressSession::on_request_complete() {
   pump_again_ = true;
 }
 
-void IngressSession::on_upstream_head(http1::ResponseHead&& head) {
+void ProxySession::on_upstream_head(http1::ResponseHead&& head) {
   Exchange& ex = *ex_;
   ex.response_started = true;
   ex.status = head.status;
+  machine_.response_started(now());
   bool keep_alive = ex.head.keep_alive && !draining_ && !lifetime_exceeded() && !peer_eof_ &&
                     ex.head.version_minor >= 1;
   if (!keep_alive) ex.close_after = true;
@@ -317,13 +333,13 @@ void IngressSession::on_upstream_head(http1::ResponseHead&& head) {
   down_->write(bytes);
 }
 
-void IngressSession::on_upstream_body(const char* data, size_t len) {
+void ProxySession::on_upstream_body(const char* data, size_t len) {
   Exchange& ex = *ex_;
   ex.bytes_out += len;
   // The response moves: idle_ms is a deadline on progress, not on the whole
   // exchange (a long download is not idle). A client that stops reading
   // stops this too (the app is paused behind it) and is cut at idle_ms.
-  timer_.start(server_.options().idle_timeout_ms);
+  machine_.progress(now());
   if (ex.chunked_out) {
     std::string& frame = scratch_buffer();
     http1::write_chunk(data, len, frame);
@@ -331,10 +347,14 @@ void IngressSession::on_upstream_body(const char* data, size_t len) {
   } else {
     down_->write(data, len);
   }
-  if (up_ && down_->above_high_watermark()) up_->pause_reading();
+  if (up_ && down_->above_high_watermark()) {
+    up_->pause_reading();
+    machine_.client_backpressure(true);
+  }
+  sync_timer();
 }
 
-void IngressSession::on_upstream_complete() {
+void ProxySession::on_upstream_complete() {
   Exchange& ex = *ex_;
   up_ = nullptr;  // the connection went back to the pool (or was closed)
   if (ex.chunked_out) {
@@ -347,7 +367,7 @@ void IngressSession::on_upstream_complete() {
   pump();
 }
 
-void IngressSession::on_upstream_failed(UpstreamFailure failure, const std::string& reason,
+void ProxySession::on_upstream_failed(UpstreamFailure failure, const std::string& reason,
                                         bool reused, bool got_bytes) {
   up_ = nullptr;
   Exchange& ex = *ex_;
@@ -377,7 +397,7 @@ void IngressSession::on_upstream_failed(UpstreamFailure failure, const std::stri
   }
   if (ex.response_started) {
     // Part of the response is out: the peer can only learn by the close.
-    finish(false);
+    cut(Cut::upstream_failed);
     return;
   }
   const auto& opts = server_.options();
@@ -394,9 +414,19 @@ void IngressSession::on_upstream_failed(UpstreamFailure failure, const std::stri
   }
 }
 
-void IngressSession::on_upstream_drained() { down_->resume_reading(net::PauseReason::peer_backpressure); }
+void ProxySession::on_upstream_drained() {
+  down_->resume_reading(net::PauseReason::peer_backpressure);
+  machine_.upstream_backpressure(false);
+  machine_.progress(now());
+  sync_timer();
+}
 
-void IngressSession::respond_local(int status, const char* code, const std::string& message,
+void ProxySession::on_upstream_connected() {
+  machine_.upstream_connected(now());
+  sync_timer();
+}
+
+void ProxySession::respond_local(int status, const char* code, const std::string& message,
                                    bool close, const std::string& extra_headers) {
   Exchange& ex = *ex_;
   if (ex.reason.empty() || ex.decision == "allow") {
@@ -408,7 +438,7 @@ void IngressSession::respond_local(int status, const char* code, const std::stri
                       closing);
 }
 
-void IngressSession::respond_local_bytes(int status, std::string bytes, bool close) {
+void ProxySession::respond_local_bytes(int status, std::string bytes, bool close) {
   Exchange& ex = *ex_;
   up_out_.clear();
   if (up_) {
@@ -416,6 +446,7 @@ void IngressSession::respond_local_bytes(int status, std::string bytes, bool clo
     up_ = nullptr;
   }
   down_->resume_reading(net::PauseReason::peer_backpressure);
+  machine_.answered_locally(now());
   ex.local = true;
   ex.response_started = true;
   ex.response_done = true;
@@ -426,7 +457,7 @@ void IngressSession::respond_local_bytes(int status, std::string bytes, bool clo
   if (!in_pump_) pump();
 }
 
-bool IngressSession::revoked_since_handshake() {
+bool ProxySession::revoked_since_handshake() {
   if (!down_->tls() || tls_generation_ == server_.tls_generation()) return false;
   const tls::TlsContext* current = server_.current_tls();
   if (!current || !current->bundle().crl()) return false;
@@ -436,14 +467,14 @@ bool IngressSession::revoked_since_handshake() {
   return true;
 }
 
-RequestView IngressSession::view_of(const Exchange& ex) const {
+RequestView ProxySession::view_of(const Exchange& ex) const {
   static const tls::PeerIdentity kNoIdentity;  // plain (insecure) ingress
   const tls::PeerIdentity& peer = down_->tls() ? down_->tls()->peer() : kNoIdentity;
   return RequestView{peer, ex.head, down_->peer_ip(), ex.request_id, unix_ms_now(),
                      ex.target ? &*ex.target : nullptr};
 }
 
-bool IngressSession::canonicalize_target(Exchange& ex) {
+bool ProxySession::canonicalize_target(Exchange& ex) {
   policy::TargetResult r = policy::canonicalize_target(ex.head.target, ex.head.method, server_.options().http.path_policy);
   if (r.status == policy::TargetStatus::ok) {
     ex.target = std::move(r.target);
@@ -459,13 +490,13 @@ bool IngressSession::canonicalize_target(Exchange& ex) {
   return false;
 }
 
-void IngressSession::label_with_peer(Exchange& ex) {
+void ProxySession::label_with_peer(Exchange& ex) {
   RequestIdentity id = server_.authorizer().identify(view_of(ex));
   ex.peer = std::move(id.peer);
   ex.entity_uri = std::move(id.entity_uri);
 }
 
-bool IngressSession::serve_well_known() {
+bool ProxySession::serve_well_known() {
   Exchange& ex = *ex_;
   if (!ex.target || ex.target->path() != "/.well-known/fedproxy-manifest.json" || !server_.node_manifest()) {
     return false;
@@ -485,7 +516,7 @@ bool IngressSession::serve_well_known() {
   return true;
 }
 
-void IngressSession::on_parse_error() {
+void ProxySession::on_parse_error() {
   int status = 400;
   const char* code = "bad_request";
   const char* message = "The request is malformed or ambiguous.";
@@ -505,24 +536,48 @@ void IngressSession::on_parse_error() {
   }
   server_.events().on_connection_event(down_->peer_address(), code, parser_.error_detail());
   if (ex_ && ex_->response_started) {
-    finish(false);  // the response is already on its way: just stop
+    cut(Cut::malformed);  // the response is already on its way: just stop
     return;
   }
   if (!ex_) {
     ex_ = std::make_unique<Exchange>();
     ex_->start_ns = net::Loop::hrtime_ns();
     ex_->request_id = new_request_id();
+    machine_.head_read(now());  // a refused head is audited too
   }
   ex_->decision = "error";
   ex_->reason = code;
   respond_local(status, code, message, true);
 }
 
-void IngressSession::finish_exchange() {
+void ProxySession::finish_exchange() {
   Exchange& ex = *ex_;
   ++requests_;
+  const auto& opts = server_.options();
+  bool close = ex.close_after || !ex.head.keep_alive || draining_ || peer_eof_ || lifetime_exceeded() ||
+               (opts.max_requests_per_conn && requests_ >= opts.max_requests_per_conn);
+  if (auto owed = machine_.exchange_done(now(), outcome_of_response(), !close)) report(*owed);
+  ex_.reset();
+  if (close) {
+    finish(true);
+    return;
+  }
+  machine_.set_timeouts(server_.phase_timeouts());
+  parser_.resume();
+}
+
+base::Outcome ProxySession::outcome_of_response() const {
+  const Exchange& ex = *ex_;
+  if (!ex.local || ex.decision == "allow") return base::Outcome::completed;  // the app's (or our manifest) answer
+  if (ex.status == 504) return base::Outcome::upstream_timeout;
+  if (ex.status == 502) return base::Outcome::upstream_error;
+  return base::Outcome::denied;  // refused by policy, limits or the parser
+}
+
+void ProxySession::report(base::Outcome outcome) {
+  Exchange& ex = *ex_;
   RequestRecord rec;
-  rec.direction = server_.options().direction;
+  rec.direction = to_string(server_.options().direction);
   rec.request_id = ex.request_id;
   rec.peer_address = down_->peer_address();
   rec.peer = down_->tls() ? &down_->tls()->peer() : nullptr;
@@ -531,6 +586,7 @@ void IngressSession::finish_exchange() {
   rec.status = ex.status;
   rec.decision = std::move(ex.decision);
   rec.reason = std::move(ex.reason);
+  rec.outcome = outcome;
   rec.peer_slug = std::move(ex.peer);
   rec.grant = std::move(ex.grant);
   rec.resource = std::move(ex.resource);
@@ -540,67 +596,68 @@ void IngressSession::finish_exchange() {
   rec.duration_ns = net::Loop::hrtime_ns() - ex.start_ns;
   rec.duration_ms = static_cast<double>(rec.duration_ns) / 1e6;
   server_.events().on_request_done(rec);
-  const auto& opts = server_.options();
-  bool close = ex.close_after || !ex.head.keep_alive || draining_ || peer_eof_ || lifetime_exceeded() ||
-               (opts.max_requests_per_conn && requests_ >= opts.max_requests_per_conn);
-  ex_.reset();
-  if (close) {
-    finish(true);
-    return;
-  }
-  parser_.resume();
 }
 
-bool IngressSession::lifetime_exceeded() const {
+bool ProxySession::lifetime_exceeded() const {
   uint64_t limit = server_.options().max_conn_lifetime_ms;
   return limit && server_.loop().now_ms() - created_ms_ >= limit;
 }
 
-void IngressSession::update_timer() {
-  if (finished_ || !handshake_done_) return;
-  if (ex_) return;  // exchange timers are set where the exchange moves
-  if (parser_.in_message()) {
-    // Reading a request head: one deadline from its first byte, not reset by
-    // more bytes, so a slowloris client cannot keep it alive.
-    if (!header_timer_armed_) {
-      header_timer_armed_ = true;
-      timer_.start(server_.options().header_timeout_ms);
-    }
+void ProxySession::sync_timer() {
+  if (finished_) return;
+  std::optional<uint64_t> deadline = machine_.deadline();
+  if (!deadline) {
+    timer_.stop();
     return;
   }
-  header_timer_armed_ = false;
-  timer_.start(server_.options().idle_timeout_ms);
+  uint64_t t = now();
+  timer_.start(*deadline > t ? *deadline - t : 0);
 }
 
-void IngressSession::on_timeout() {
+void ProxySession::on_timeout() {
   if (finished_) return;
-  if (!handshake_done_) {
+  std::optional<uint64_t> deadline = machine_.deadline();
+  if (deadline && *deadline > now()) {  // moved since the timer was armed
+    sync_timer();
+    return;
+  }
+  const Phase phase = machine_.phase();
+  if (phase == Phase::handshake) {
     server_.events().on_handshake_failed(down_->peer_address(), "handshake timed out");
-    finish(false);
-    return;
-  }
-  if (ex_) {
-    server_.events().on_connection_event(down_->peer_address(), "timeout",
-                                         "no progress on the request within idle_ms");
-    finish(false);
-    return;
-  }
-  if (parser_.in_message()) {
+  } else if (phase == Phase::read_head) {
     server_.events().on_connection_event(down_->peer_address(), "header_timeout",
                                          "request headers not complete within header_ms");
+  } else if (ex_) {
+    server_.events().on_connection_event(
+        down_->peer_address(), "timeout",
+        std::string("no progress in phase ") + to_string(phase) + ", waiting on the " +
+            to_string(machine_.waiting_on()));
   }
+  if (auto owed = machine_.expired(); owed && ex_) report(*owed);
   finish(false);
 }
 
-void IngressSession::begin_drain() {
-  draining_ = true;
-  if (!ex_ && !parser_.in_message()) finish(true);
+void ProxySession::cut(Cut cause) {
+  if (finished_) return;
+  if (auto owed = machine_.cut(cause); owed && ex_) report(*owed);
+  finish(false);
 }
 
-void IngressSession::close_now() { finish(false); }
+void ProxySession::begin_drain() {
+  draining_ = true;
+  if (!ex_ && !parser_.in_message()) {
+    machine_.close();
+    finish(true);
+  }
+}
 
-void IngressSession::finish(bool graceful) {
+void ProxySession::close_now() { cut(Cut::shutdown); }
+
+void ProxySession::finish(bool graceful) {
   if (finished_) return;
+  // Every way out passes here: a record still owed is written now, so no
+  // exchange that was read ends unaudited.
+  if (auto owed = machine_.cut(Cut::client_error); owed && ex_) report(*owed);
   finished_ = true;
   timer_.stop();
   if (up_) {
