@@ -31,7 +31,7 @@ export DEBIAN_FRONTEND=noninteractive
 # systemd (systemd-container: systemd-nspawn) to run the .deb under it;
 # dpkg-dev (dpkg-shlibdeps) builds the .deb (packaging/build-deb.sh).
 common_pkgs=(libuv1-dev picojson-dev libroaring-dev doctest-dev pkg-config
-             ninja-build g++ openssl curl python3 python3-yaml ca-certificates procps
+             ninja-build g++ openssl curl python3 python3-yaml python3-websockets ca-certificates procps
              clang libclang-rt-dev mmdebstrap systemd-container dpkg-dev)
 
 case "$codename" in

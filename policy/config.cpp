@@ -329,7 +329,7 @@ const std::vector<std::string_view> kLimitsKeys = {
     "max_chunk_extension_bytes", "max_chunk_extension_bytes_per_message"};
 const std::vector<std::string_view> kTimeoutsKeys = {
     "handshake_ms", "header_ms", "idle_ms", "upstream_connect_ms", "upstream_response_ms",
-    "shutdown_grace_ms"};
+    "tunnel_idle_ms", "shutdown_grace_ms"};
 const std::vector<std::string_view> kTrustLevels = {"none", "verified", "full"};
 const std::vector<std::string_view> kOnLimit = {"rewrite", "reject"};
 
@@ -1118,6 +1118,7 @@ class Loader {
         {"idle_ms", &t.idle_ms},
         {"upstream_connect_ms", &t.upstream_connect_ms},
         {"upstream_response_ms", &t.upstream_response_ms},
+        {"tunnel_idle_ms", &t.tunnel_idle_ms},
     };
     for (auto [key, field] : fields) {
       if (auto* f = member(*o, key)) read_uint(*f, std::string("timeouts.") + key, *field, 1, kMaxTimeoutMs);

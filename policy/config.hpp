@@ -139,6 +139,7 @@ struct TimeoutsConfig {
   uint32_t idle_ms = 60000;
   uint32_t upstream_connect_ms = 5000;
   uint32_t upstream_response_ms = 60000;
+  uint32_t tunnel_idle_ms = 300000;  // a WebSocket tunnel without a byte either way
   uint32_t shutdown_grace_ms = 10000;
 };
 

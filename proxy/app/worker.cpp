@@ -20,6 +20,7 @@ core::IngressOptions ingress_options(const policy::Config& cfg) {
   o.upstream.endpoint = cfg.ingress.upstream;
   o.upstream.connect_timeout_ms = cfg.timeouts.upstream_connect_ms;
   o.upstream.response_timeout_ms = cfg.timeouts.upstream_response_ms;
+  o.tunnel_idle_timeout_ms = cfg.timeouts.tunnel_idle_ms;
   o.upstream.idle_timeout_ms = cfg.timeouts.idle_ms;
   o.upstream.max_idle = cfg.ingress.upstream_pool_max_idle;
   o.http = cfg.http;

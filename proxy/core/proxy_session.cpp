@@ -48,6 +48,8 @@ struct ProxySession::Exchange {
   bool chunked_out = false;     // response body re-framed as chunked
   bool head_request = false;
   bool retried = false;
+  bool upgrade = false;  // a WebSocket handshake, forwarded as one
+  bool tunnel = false;   // the app answered 101: raw bytes both ways
   int status = 0;
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
@@ -90,6 +92,10 @@ void ProxySession::on_transport_data(const char* data, size_t len) {
     inbuf_.clear();
     inpos_ = 0;
   }
+  if (ex_ && ex_->tunnel) {
+    tunnel_to_upstream(data, len);
+    return;
+  }
   inbuf_.append(data, len);
   if (ex_ && !ex_->request_done) machine_.progress(now());  // the body moves
   pump();
@@ -101,6 +107,13 @@ void ProxySession::on_transport_eof() {
     // Between requests (or mid-head: the peer gave up): nothing to answer.
     machine_.close();
     finish(true);
+    return;
+  }
+  if (ex_->tunnel) {
+    // The client closed its side of the tunnel: the tunnel ends.
+    ex_->response_done = true;
+    ex_->close_after = true;
+    pump();
     return;
   }
   if (!ex_->request_done) {
@@ -220,6 +233,7 @@ void ProxySession::on_request_head(http1::RequestHead&& head) {
                   verdict.extra_response_headers);
     return;
   }
+  ex.upgrade = http1::is_websocket_upgrade(ex.head);  // before its Connection/Upgrade go
   http1::remove_hop_by_hop(ex.head.headers);
   strip_peer_asserted_headers(ex.head.headers);
   bool strip_auth = verdict.strip_authorization;
@@ -250,7 +264,9 @@ void ProxySession::on_request_head(http1::RequestHead&& head) {
                                   : ex.target              ? std::string_view(ex.target->text)
                                                            : std::string_view(ex.head.target);
   std::string bytes;
-  http1::write_request_head(ex.head, target, true, bytes, lines);
+  http1::write_request_head(ex.head, target,
+                            ex.upgrade ? http1::ConnectionLine::websocket_upgrade : http1::ConnectionLine::keep_alive,
+                            bytes, lines);
   ex.pool = verdict.pool ? verdict.pool : &server_.pool();
   ex.fallbacks = std::move(verdict.fallbacks);
   if (ex.head.body == http1::BodyKind::none) {
@@ -286,6 +302,7 @@ void ProxySession::forward(std::string_view head_bytes) {
                   ex_->head.body != http1::BodyKind::none && !ex_->request_done);
     return;
   }
+  if (ex_->upgrade) up_->expect_upgrade();
   up_write(head_bytes.data(), head_bytes.size());
   machine_.forwarded(now(), up_->connecting());
 }
@@ -317,6 +334,10 @@ void ProxySession::on_upstream_head(http1::ResponseHead&& head) {
   ex.response_started = true;
   ex.status = head.status;
   machine_.response_started(now());
+  if (head.status == 101 && ex.upgrade) {
+    start_tunnel(std::move(head));
+    return;
+  }
   bool keep_alive = ex.head.keep_alive && !draining_ && !lifetime_exceeded() && !peer_eof_ &&
                     ex.head.version_minor >= 1;
   if (!keep_alive) ex.close_after = true;
@@ -336,6 +357,16 @@ void ProxySession::on_upstream_head(http1::ResponseHead&& head) {
 void ProxySession::on_upstream_body(const char* data, size_t len) {
   Exchange& ex = *ex_;
   ex.bytes_out += len;
+  if (ex.tunnel) {
+    machine_.progress(now());
+    down_->write(data, len);
+    if (up_ && down_->above_high_watermark()) {
+      up_->pause_reading();
+      machine_.client_backpressure(true);
+    }
+    sync_timer();
+    return;
+  }
   // The response moves: idle_ms is a deadline on progress, not on the whole
   // exchange (a long download is not idle). A client that stops reading
   // stops this too (the app is paused behind it) and is cut at idle_ms.
@@ -357,6 +388,7 @@ void ProxySession::on_upstream_body(const char* data, size_t len) {
 void ProxySession::on_upstream_complete() {
   Exchange& ex = *ex_;
   up_ = nullptr;  // the connection went back to the pool (or was closed)
+  if (ex.tunnel) ex.close_after = true;  // the app closed the tunnel
   if (ex.chunked_out) {
     std::string last;
     http1::write_last_chunk(last);
@@ -412,6 +444,40 @@ void ProxySession::on_upstream_failed(UpstreamFailure failure, const std::string
                   failure == UpstreamFailure::bad_response ? opts.invalid_response_message : opts.unavailable_message,
                   !ex.request_done);
   }
+}
+
+void ProxySession::start_tunnel(http1::ResponseHead&& head) {
+  Exchange& ex = *ex_;
+  ex.tunnel = true;
+  ex.close_after = true;  // the connection ends with the tunnel
+  http1::remove_hop_by_hop(head.headers);
+  std::string& bytes = scratch_buffer();
+  http1::write_switching_protocols_head(head, bytes);
+  down_->write(bytes);
+  machine_.tunnel_started(now());
+  // Bytes the client sent after its handshake are the tunnel's first.
+  if (inpos_ < inbuf_.size()) {
+    std::string early = inbuf_.substr(inpos_);
+    inbuf_.clear();
+    inpos_ = 0;
+    tunnel_to_upstream(early.data(), early.size());
+  }
+  down_->resume_reading(net::PauseReason::input_backlog);
+  sync_timer();
+}
+
+void ProxySession::tunnel_to_upstream(const char* data, size_t len) {
+  Exchange& ex = *ex_;
+  ex.bytes_in += len;
+  machine_.progress(now());
+  if (up_) {
+    up_->write(data, len);
+    if (up_->above_high_watermark()) {
+      down_->pause_reading(net::PauseReason::peer_backpressure);
+      machine_.upstream_backpressure(true);
+    }
+  }
+  sync_timer();
 }
 
 void ProxySession::on_upstream_drained() {

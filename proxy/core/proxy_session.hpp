@@ -62,6 +62,10 @@ class ProxySession final : public net::Deletable,
   void on_upstream_connected() override;
 
   void pump();
+  // WebSocket: after the app's 101, bytes pass raw both ways until either
+  // side closes or tunnel_idle_ms passes without a byte.
+  void start_tunnel(http1::ResponseHead&& head);
+  void tunnel_to_upstream(const char* data, size_t len);
   void forward(std::string_view head_bytes);
   // Bytes for the app are collected while a parse pass runs and written only
   // after it ends without error, so a request found malformed within the

@@ -74,7 +74,9 @@ void UpstreamConnection::resume_reading() {
   if (waiting_for_response()) arm_response_timer();
 }
 
-bool UpstreamConnection::waiting_for_response() const { return connected_ && user_ && !idle_ && !gone_; }
+bool UpstreamConnection::waiting_for_response() const {
+  return connected_ && user_ && !idle_ && !gone_ && !tunnel_;
+}
 
 void UpstreamConnection::abandon() {
   user_ = nullptr;
@@ -144,6 +146,10 @@ void UpstreamConnection::on_transport_data(const char* data, size_t len) {
     return;
   }
   got_bytes_ = true;
+  if (tunnel_) {
+    user_->on_upstream_body(data, len);  // the tunnel's idle deadline is the session's
+    return;
+  }
   arm_response_timer();
   size_t pos = 0;
   while (pos < len && !gone_) {
@@ -157,6 +163,12 @@ void UpstreamConnection::on_transport_data(const char* data, size_t len) {
     if (n == 0) break;
   }
   if (gone_ || !response_complete_) return;
+  if (tunnel_) {
+    // 101: what follows the head is the upgraded protocol's.
+    timer_.stop();
+    if (pos < len) user_->on_upstream_body(data + pos, len - pos);
+    return;
+  }
   // The response is complete. Reuse only a clean connection: keep-alive, the
   // whole request sent, and no stray bytes after the response.
   parser_.resume();
@@ -176,6 +188,13 @@ void UpstreamConnection::on_transport_data(const char* data, size_t len) {
 }
 
 void UpstreamConnection::on_transport_eof() {
+  if (tunnel_ && user_) {
+    UpstreamUser* user = user_;
+    user_ = nullptr;
+    close_and_delete();
+    user->on_upstream_complete();  // the tunnel's end
+    return;
+  }
   if (user_ && parser_.in_message() && parser_.finish() && response_complete_) {
     // until-close body ended by the close: that is its normal end.
     UpstreamUser* user = user_;
@@ -202,6 +221,7 @@ void UpstreamConnection::on_transport_drained() {
 
 void UpstreamConnection::on_response_head(http1::ResponseHead&& head) {
   keep_alive_ = head.keep_alive;
+  tunnel_ = head.status == 101;  // the parser allows it only after expect_upgrade()
   if (user_) user_->on_upstream_head(std::move(head));
 }
 

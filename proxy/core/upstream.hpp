@@ -89,6 +89,10 @@ class UpstreamConnection final : public net::Deletable,
 
   bool reused() const { return exchanges_ > 1; }
   bool connecting() const { return !connected_; }
+  // The request asks for a WebSocket upgrade: a 101 turns this connection
+  // into a tunnel. Its bytes then reach the user as on_upstream_body, raw;
+  // on_upstream_complete is its close. Never pooled again.
+  void expect_upgrade() { parser_.expect_upgrade(); }
 
  private:
   friend class UpstreamPool;
@@ -124,6 +128,7 @@ class UpstreamConnection final : public net::Deletable,
   bool keep_alive_ = false;
   bool got_bytes_ = false;
   bool session_saved_ = false;
+  bool tunnel_ = false;  // after a 101: raw bytes both ways
   uint64_t exchanges_ = 0;
 };
 

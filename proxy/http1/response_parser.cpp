@@ -151,7 +151,18 @@ int ResponseParser::end_header() {
 int ResponseParser::cb_headers_complete() {
   if (parser_.http_major != 1 || parser_.http_minor > 1) return fail("unsupported HTTP version");
   const int status = parser_.status_code;
-  if (status == 101) return fail("101 Switching Protocols is not supported");
+  if (status == 101) {
+    if (!upgrade_expected_) return fail("101 Switching Protocols without an upgrade request");
+    head_.status = 101;
+    head_.version_minor = parser_.http_minor;
+    head_.body = BodyKind::none;
+    head_.keep_alive = false;
+    parser_.flags |= F_SKIPBODY;
+    parser_.upgrade = 0;  // we stop at message complete ourselves
+    head_done_ = true;
+    sink_.on_response_head(std::move(head_));
+    return 1;
+  }
   if (status < 200) {
     // Interim response (100, 102, 103, ...): swallowed. 1xx never has a
     // body, whatever its headers say: skip it.
@@ -205,6 +216,7 @@ int ResponseParser::cb_message_complete() {
   head_done_ = false;
   paused_ = true;
   head_request_ = false;
+  upgrade_expected_ = false;
   raw_head_bytes_ = 0;
   sink_.on_response_complete();
   return HPE_PAUSED;

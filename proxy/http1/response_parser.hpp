@@ -2,7 +2,9 @@
 // sends back. Pauses after every complete message.
 //
 // 1xx responses are swallowed (in_message() stays true until the final
-// response completes); 101 is refused (failed()), as is any
+// response completes); 101 is refused (failed()) unless expect_upgrade()
+// was called for this response, when it is a final, body-less response after
+// which the parser stops (the rest of the stream is the tunnel's); so is any
 // Transfer-Encoding other than exactly "chunked" and versions other than
 // 1.0/1.1, and chunk extensions over the limits of SPEC §1 (they are never
 // passed on). max_header_bytes counts the status text plus header names and
@@ -39,6 +41,8 @@ class ResponseParser {
   // The head of a response to HEAD still reports the framing its headers
   // announce (content_length / chunked / until_close) so it can be passed on.
   void expect_response_to(std::string_view method);
+  // The request asked for a WebSocket upgrade: a 101 ends the HTTP stream.
+  void expect_upgrade() { upgrade_expected_ = true; }
 
   size_t feed(const char* data, size_t len);  // like RequestParser::feed
   void resume();
@@ -74,6 +78,7 @@ class ResponseParser {
   detail::ChunkExtensionBudget chunk_extensions_;
   bool head_request_ = false;
   bool interim_ = false;  // current message is 1xx: swallowed
+  bool upgrade_expected_ = false;
   bool paused_ = false;
   bool in_message_ = false;
   bool failed_ = false;

@@ -28,11 +28,16 @@ size_t headers_size(const Headers& headers) {
   return n;
 }
 
+void put_connection(ConnectionLine line, std::string& out) {
+  switch (line) {
+    case ConnectionLine::keep_alive: out.append("Connection: keep-alive\r\n"); break;
+    case ConnectionLine::close: out.append("Connection: close\r\n"); break;
+    case ConnectionLine::websocket_upgrade: out.append(kWebSocketUpgradeLines); break;
+  }
+}
+
 void put_connection(bool keep_alive, std::string& out) {
-  if (keep_alive)
-    out.append("Connection: keep-alive\r\n");
-  else
-    out.append("Connection: close\r\n");
+  put_connection(keep_alive ? ConnectionLine::keep_alive : ConnectionLine::close, out);
 }
 
 }  // namespace
@@ -118,6 +123,12 @@ void put_content_length(uint64_t length, std::string& out) {
 
 void write_request_head(const RequestHead& head, std::string_view target, bool keep_alive,
                         std::string& out, std::string_view extra_lines) {
+  write_request_head(head, target, keep_alive ? ConnectionLine::keep_alive : ConnectionLine::close, out,
+                     extra_lines);
+}
+
+void write_request_head(const RequestHead& head, std::string_view target, ConnectionLine connection,
+                        std::string& out, std::string_view extra_lines) {
   out.reserve(out.size() + head.method.size() + target.size() + headers_size(head.headers) + extra_lines.size() +
               96);
   out.append(head.method);
@@ -139,7 +150,7 @@ void write_request_head(const RequestHead& head, std::string_view target, bool k
         out.append("Content-Length: 0\r\n");
       break;
   }
-  put_connection(keep_alive, out);
+  put_connection(connection, out);
   out.append("\r\n", 2);
 }
 
@@ -171,6 +182,41 @@ void write_response_head(const ResponseHead& head, bool keep_alive, std::string&
       break;
   }
   put_connection(keep_alive, out);
+  out.append("\r\n", 2);
+}
+
+namespace {
+// Whether a comma-separated header value lists `token` (case-insensitive).
+bool lists_token(std::string_view v, std::string_view token) {
+  while (!v.empty()) {
+    const size_t comma = v.find(',');
+    std::string_view t = v.substr(0, comma);
+    while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+    while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+    if (iequals(t, token)) return true;
+    if (comma == std::string_view::npos) break;
+    v.remove_prefix(comma + 1);
+  }
+  return false;
+}
+}  // namespace
+
+bool is_websocket_upgrade(const RequestHead& head) {
+  if (head.method != "GET" || head.version_minor < 1 || head.body != BodyKind::none) return false;
+  bool upgrade = false, connection = false;
+  for (const Header& h : head.headers) {
+    if (iequals(h.name, "upgrade")) upgrade = upgrade || lists_token(h.value, "websocket");
+    if (iequals(h.name, "connection")) connection = connection || lists_token(h.value, "upgrade");
+  }
+  return upgrade && connection;
+}
+
+void write_switching_protocols_head(const ResponseHead& head, std::string& out) {
+  out.append("HTTP/1.1 101 ");
+  out.append(head.reason.empty() ? std::string_view("Switching Protocols") : std::string_view(head.reason));
+  out.append("\r\n", 2);
+  put_end_to_end_headers(head.headers, out);
+  out.append(kWebSocketUpgradeLines);
   out.append("\r\n", 2);
 }
 

@@ -25,6 +25,11 @@ void remove_hop_by_hop(Headers& headers);
 // extra_lines: preformatted "Name: value\r\n" lines added after the headers.
 void write_request_head(const RequestHead& head, std::string_view target,
                         bool keep_alive, std::string& out, std::string_view extra_lines = {});
+// The same with the Connection line chosen: keep-alive, close, or the
+// WebSocket upgrade lines.
+enum class ConnectionLine { keep_alive, close, websocket_upgrade };
+void write_request_head(const RequestHead& head, std::string_view target, ConnectionLine connection,
+                        std::string& out, std::string_view extra_lines = {});
 
 // "HTTP/1.1 status reason\r\n" + headers + framing + Connection + "\r\n".
 // until_close bodies are re-framed as chunked for HTTP/1.1 clients.
@@ -32,6 +37,19 @@ void write_request_head(const RequestHead& head, std::string_view target,
 // framing header and must be ended by closing the connection.
 void write_response_head(const ResponseHead& head, bool keep_alive, std::string& out,
                          bool chunked_ok = true);
+
+// A WebSocket handshake request (RFC 6455 §4.1): GET, HTTP/1.1, no body,
+// "Upgrade: websocket" and "upgrade" among the Connection tokens. The only
+// upgrade fedproxy carries (SPEC §1); any other Upgrade is dropped.
+bool is_websocket_upgrade(const RequestHead& head);
+
+// The lines that ask the next hop for the upgrade, added after
+// remove_hop_by_hop stripped the client's own.
+inline constexpr std::string_view kWebSocketUpgradeLines = "Connection: Upgrade\r\nUpgrade: websocket\r\n";
+
+// "HTTP/1.1 101 ...\r\n" + end-to-end headers + the upgrade lines: the head
+// after which the connection is a tunnel.
+void write_switching_protocols_head(const ResponseHead& head, std::string& out);
 
 // Chunked framing helpers: "<hex>\r\n<data>\r\n" and "0\r\n\r\n".
 // write_chunk writes nothing for len == 0 (that would be the last chunk).

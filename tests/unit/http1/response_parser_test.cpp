@@ -216,3 +216,30 @@ TEST_CASE("response chunk extensions are bounded like request ones") {
   for (int i = 0; i < 100; ++i) many += "1;" + std::string(199, 'e') + "\r\nx\r\n";
   CHECK(run_response(many + "0\r\n\r\n", 0).failed);
 }
+
+TEST_CASE("after an upgrade request, 101 is a final response and the rest is the tunnel's") {
+  ResponseRecorder rec;
+  ResponseParser p(rec);
+  p.expect_response_to("GET");
+  p.expect_upgrade();
+  const std::string head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+  const std::string frames = "\x81\x05hello";
+  const std::string in = head + frames;
+  size_t n = p.feed(in.data(), in.size());
+  CHECK_FALSE(p.failed());
+  CHECK(n == head.size());  // the frame bytes are not parsed as HTTP
+  REQUIRE(rec.heads.size() == 1);
+  CHECK(rec.heads[0].status == 101);
+  CHECK(rec.heads[0].body == BodyKind::none);
+  CHECK(p.paused());
+  // The expectation is for one response only.
+  ResponseParser q(rec);
+  q.expect_upgrade();
+  const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+  q.feed(ok.data(), ok.size());
+  q.resume();
+  const std::string again = "HTTP/1.1 101 Switching Protocols\r\n\r\n";
+  q.feed(again.data(), again.size());
+  CHECK(q.failed());
+}

@@ -341,3 +341,28 @@ TEST_CASE("is_valid_request_id") {
     CHECK(is_valid_request_id(std::string(1, static_cast<char>(c))) == want);
   }
 }
+
+TEST_CASE("a WebSocket handshake is recognized by RFC 6455 §4.1 only") {
+  auto head = [](std::string method, int minor, Headers headers, BodyKind body = BodyKind::none) {
+    RequestHead h;
+    h.method = std::move(method);
+    h.version_minor = minor;
+    h.headers = std::move(headers);
+    h.body = body;
+    return h;
+  };
+  CHECK(is_websocket_upgrade(head("GET", 1, {{"Upgrade", "websocket"}, {"Connection", "Upgrade"}})));
+  CHECK(is_websocket_upgrade(head("GET", 1, {{"upgrade", "WebSocket"}, {"connection", "keep-alive, upgrade"}})));
+  CHECK_FALSE(is_websocket_upgrade(head("GET", 1, {{"Upgrade", "h2c"}, {"Connection", "Upgrade"}})));
+  CHECK_FALSE(is_websocket_upgrade(head("GET", 1, {{"Upgrade", "websocket"}})));
+  CHECK_FALSE(is_websocket_upgrade(head("POST", 1, {{"Upgrade", "websocket"}, {"Connection", "Upgrade"}})));
+  CHECK_FALSE(is_websocket_upgrade(head("GET", 0, {{"Upgrade", "websocket"}, {"Connection", "Upgrade"}})));
+  CHECK_FALSE(is_websocket_upgrade(
+      head("GET", 1, {{"Upgrade", "websocket"}, {"Connection", "Upgrade"}}, BodyKind::content_length)));
+  // Forwarded with exactly one Connection line: the upgrade's.
+  std::string out;
+  RequestHead h = head("GET", 1, {{"Upgrade", "websocket"}, {"Connection", "Upgrade"}, {"Sec-WebSocket-Key", "k"}});
+  remove_hop_by_hop(h.headers);
+  write_request_head(h, "/ws", ConnectionLine::websocket_upgrade, out);
+  CHECK(out == "GET /ws HTTP/1.1\r\nSec-WebSocket-Key: k\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+}
