@@ -102,23 +102,24 @@ class AdminConnection final : public net::Deletable,
   }
 
   // The one place admin responses are written: refusals in the SPEC §6 shape
-  // (make_error_response), everything else with the codec's response head.
+  // (make_error_response), everything else as they are, both through the
+  // codec's one local-response writer.
   void respond(const AdminResponse& r, std::string_view request_id) {
     const bool keep_alive = head_.keep_alive && r.status != 400;
-    const bool head_only = head_.method == "HEAD";
     std::string out;
+    http1::LocalResponse lr;
+    lr.status = r.status;
+    lr.close = !keep_alive;
+    lr.head_only = head_.method == "HEAD";
+    lr.extra_headers = r.extra_headers;
     if (!r.error_code.empty()) {
-      out = http1::make_error_response(r.status, r.error_code, r.message, request_id, !keep_alive,
-                                       r.extra_headers);
-      if (head_only) out.resize(out.find("\r\n\r\n") + 4);  // the head alone answers HEAD
+      const std::string body = http1::make_error_body(r.error_code, r.message, request_id);
+      lr.body = body;
+      http1::write_local_response(lr, out);
     } else {
-      http1::ResponseHead h;
-      h.status = r.status;
-      h.headers.push_back({"Content-Type", r.content_type});
-      h.body = http1::BodyKind::content_length;
-      h.content_length = r.body.size();
-      http1::write_response_head(h, keep_alive, out);
-      if (!head_only) out += r.body;
+      lr.content_type = r.content_type;
+      lr.body = r.body;
+      http1::write_local_response(lr, out);
     }
     t_->write(out);
     if (!keep_alive) finish(true);

@@ -570,10 +570,13 @@ bool ProxySession::serve_well_known() {
   if (ex.head.method != "GET" && ex.head.method != "HEAD") return false;
   const std::string& body = *server_.node_manifest();
   bool close = ex.head.body != http1::BodyKind::none || !ex.head.keep_alive;
-  std::string out = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
-                    std::to_string(body.size()) + "\r\nX-Request-Id: " + ex.request_id +
-                    (close ? "\r\nConnection: close\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n");
-  if (ex.head.method == "GET") out += body;
+  http1::LocalResponse r;
+  r.body = body;
+  r.request_id = ex.request_id;
+  r.close = close;
+  r.head_only = ex.head.method == "HEAD";
+  std::string out;
+  http1::write_local_response(r, out);
   ex.decision = "allow";
   ex.reason = "node_manifest";
   // Not authorized (any peer the CA vouches for may read the manifest).

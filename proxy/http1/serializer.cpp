@@ -339,9 +339,7 @@ std::string json_escape(std::string_view s) {
   return out;
 }
 
-std::string make_error_response(int status, std::string_view code, std::string_view message,
-                                 std::string_view request_id, bool close,
-                                 std::string_view extra_headers) {
+std::string make_error_body(std::string_view code, std::string_view message, std::string_view request_id) {
   std::string body;
   body.reserve(48 + code.size() + message.size() + request_id.size());
   body.append("{\"error\":\"");
@@ -351,21 +349,40 @@ std::string make_error_response(int status, std::string_view code, std::string_v
   body.append("\",\"request_id\":\"");
   body.append(json_escape(request_id));
   body.append("\"}");
+  return body;
+}
 
+std::string make_error_response(int status, std::string_view code, std::string_view message,
+                                 std::string_view request_id, bool close,
+                                 std::string_view extra_headers) {
+  const std::string body = make_error_body(code, message, request_id);
+
+  LocalResponse r;
+  r.status = status;
+  r.body = body;
+  r.close = close;
+  r.extra_headers = extra_headers;
   std::string out;
-  out.reserve(160 + extra_headers.size() + body.size());
-  out.append("HTTP/1.1 ");
-  put_uint(static_cast<uint64_t>(status < 0 ? 0 : status), out);
-  out.push_back(' ');
-  out.append(reason_phrase(status));
-  out.append("\r\nContent-Type: application/json\r\nContent-Length: ");
-  put_uint(body.size(), out);
-  out.append("\r\n", 2);
-  if (close) out.append("Connection: close\r\n");
-  out.append(extra_headers);
-  out.append("\r\n", 2);
-  out.append(body);
+  write_local_response(r, out);
   return out;
+}
+
+void write_local_response(const LocalResponse& r, std::string& out) {
+  out.reserve(out.size() + 160 + r.extra_headers.size() + r.request_id.size() + r.body.size());
+  out.append("HTTP/1.1 ");
+  put_uint(static_cast<uint64_t>(r.status < 0 ? 0 : r.status), out);
+  out.push_back(' ');
+  out.append(reason_phrase(r.status));
+  out.append("\r\nContent-Type: ");
+  out.append(r.content_type);
+  out.append("\r\nContent-Length: ");
+  put_uint(r.body.size(), out);
+  out.append("\r\n", 2);
+  if (!r.request_id.empty()) out.append("X-Request-Id: ").append(r.request_id).append("\r\n", 2);
+  if (r.close) out.append("Connection: close\r\n");
+  out.append(r.extra_headers);
+  out.append("\r\n", 2);
+  if (!r.head_only) out.append(r.body);
 }
 
 namespace {

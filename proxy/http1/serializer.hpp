@@ -58,13 +58,29 @@ void write_last_chunk(std::string& out);
 
 const char* reason_phrase(int status);
 
-// A complete response fedproxy itself produces (SPEC §6):
+// A complete response fedproxy itself produces, not the app (refusals, the
+// node manifest, the admin endpoints): the one writer of such responses.
+struct LocalResponse {
+  int status = 200;
+  std::string_view content_type = "application/json";
+  std::string_view body;
+  std::string_view request_id;  // an X-Request-Id header when not empty
+  bool close = false;           // "Connection: close" (keep-alive is HTTP/1.1's default)
+  std::string_view extra_headers;  // preformatted "Name: value\r\n" lines
+  bool head_only = false;          // answers HEAD: the head alone (Content-Length kept)
+};
+void write_local_response(const LocalResponse& r, std::string& out);
+
+// A refusal in the SPEC §6 shape, through write_local_response:
 // Content-Type: application/json, body {"error","message","request_id"},
 // Content-Length, Connection: close when close is true.
 // extra_headers: preformatted "Name: value\r\n" lines (e.g. Retry-After).
 std::string make_error_response(int status, std::string_view code, std::string_view message,
                                 std::string_view request_id, bool close,
                                 std::string_view extra_headers = {});
+
+// {"error","message","request_id"}: the SPEC §6 body.
+std::string make_error_body(std::string_view code, std::string_view message, std::string_view request_id);
 
 std::string json_escape(std::string_view s);
 

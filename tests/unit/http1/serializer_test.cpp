@@ -366,3 +366,19 @@ TEST_CASE("a WebSocket handshake is recognized by RFC 6455 §4.1 only") {
   write_request_head(h, "/ws", ConnectionLine::websocket_upgrade, out);
   CHECK(out == "GET /ws HTTP/1.1\r\nSec-WebSocket-Key: k\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
 }
+
+TEST_CASE("one local-response writer: body, request id, close, HEAD") {
+  LocalResponse r;
+  r.body = "{}";
+  r.request_id = "rid-9";
+  std::string out;
+  write_local_response(r, out);
+  CHECK(out == "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nX-Request-Id: rid-9\r\n\r\n{}");
+  r.head_only = true;
+  r.close = true;
+  r.content_type = "text/plain";
+  out.clear();
+  write_local_response(r, out);
+  CHECK(out == "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nX-Request-Id: rid-9\r\n"
+               "Connection: close\r\n\r\n");
+}
