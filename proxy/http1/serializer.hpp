@@ -48,8 +48,6 @@ std::string make_error_response(int status, std::string_view code, std::string_v
                                 std::string_view request_id, bool close,
                                 std::string_view extra_headers = {});
 
-std::string json_escape(std::string_view s);
-
 // X-Request-Id kept when 1..128 chars of [A-Za-z0-9._:-].
 bool is_valid_request_id(std::string_view id);
 
