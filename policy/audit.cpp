@@ -19,94 +19,18 @@
 #include <exception>
 #include <system_error>
 
+#include "policy/json.hpp"
+
 namespace fedproxy::policy {
 
 namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
 
-void append_u_escape(std::string& out, unsigned cp) {
-  out += "\\u";
-  out += kHex[(cp >> 12) & 0xf];
-  out += kHex[(cp >> 8) & 0xf];
-  out += kHex[(cp >> 4) & 0xf];
-  out += kHex[cp & 0xf];
-}
-
-// Length of the valid UTF-8 sequence at s[i], or 0 when it is not valid; in
-// that case *bad_len is the length of the maximal ill-formed subpart (>= 1),
-// which becomes one U+FFFD (Unicode's "substitution of maximal subparts").
-size_t utf8_sequence(std::string_view s, size_t i, size_t* bad_len) {
-  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = b(i);
-  size_t need;
-  unsigned char lo = 0x80, hi = 0xbf;  // range of the second byte
-  if (c < 0x80) return 1;
-  if (c >= 0xc2 && c <= 0xdf) {
-    need = 2;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    need = 3;
-    if (c == 0xe0) lo = 0xa0;           // no overlongs
-    if (c == 0xed) hi = 0x9f;           // no surrogates
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    need = 4;
-    if (c == 0xf0) lo = 0x90;           // no overlongs
-    if (c == 0xf4) hi = 0x8f;           // nothing above U+10FFFF
-  } else {
-    *bad_len = 1;
-    return 0;
-  }
-  for (size_t k = 1; k < need; ++k) {
-    if (i + k >= s.size()) {
-      *bad_len = k;
-      return 0;
-    }
-    const unsigned char lo_k = k == 1 ? lo : 0x80, hi_k = k == 1 ? hi : 0xbf;
-    if (b(i + k) < lo_k || b(i + k) > hi_k) {
-      *bad_len = k;
-      return 0;
-    }
-  }
-  return need;
-}
-
-// A JSON string literal: quotes and backslashes escaped, control characters
-// (C0, DEL, C1) and U+2028/U+2029 as \uXXXX, invalid UTF-8 as \ufffd, so the
-// line is always valid JSON and safe to print on a terminal.
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  size_t i = 0;
-  while (i < s.size()) {
-    size_t bad = 0;
-    const size_t n = utf8_sequence(s, i, &bad);
-    if (n == 0) {
-      out += "\\ufffd";
-      i += bad;
-      continue;
-    }
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (n == 1) {
-      if (c == '"') {
-        out += "\\\"";
-      } else if (c == '\\') {
-        out += "\\\\";
-      } else if (c < 0x20 || c == 0x7f) {
-        append_u_escape(out, c);
-      } else {
-        out += static_cast<char>(c);
-      }
-    } else if (n == 2 && c == 0xc2 && static_cast<unsigned char>(s[i + 1]) < 0xa0) {
-      append_u_escape(out, static_cast<unsigned char>(s[i + 1]));  // C1 control U+0080..U+009F
-    } else if (n == 3 && c == 0xe2 && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
-               (static_cast<unsigned char>(s[i + 2]) == 0xa8 || static_cast<unsigned char>(s[i + 2]) == 0xa9)) {
-      append_u_escape(out, 0x2000u | (static_cast<unsigned char>(s[i + 2]) - 0x80u));  // U+2028, U+2029
-    } else {
-      out.append(s.substr(i, n));
-    }
-    i += n;
-  }
-  out += '"';
-}
+// A JSON string literal (policy/json.hpp): control characters (C0, DEL, C1)
+// and U+2028/U+2029 escaped, invalid UTF-8 as \ufffd, so the line is always
+// valid JSON and safe to print on a terminal.
+void append_json_string(std::string& out, std::string_view s) { json::append_quoted(out, s); }
 
 void add_key(std::string& out, std::string_view key) {
   out += ',';

@@ -23,6 +23,7 @@
 #include <thread>
 #include <utility>
 
+#include "policy/json.hpp"
 #include "policy/target.hpp"
 #include "policy/validate.hpp"
 
@@ -118,177 +119,23 @@ std::string join(const std::vector<std::string_view>& words) {
 }
 
 // ---------------------------------------------------------------------------
-// Strict JSON parsing: picojson's parser driven by a context that reports
-// duplicate keys (picojson would keep the last silently), bounds nesting
-// depth and refuses numbers that overflow a double (picojson would throw).
+// Strict JSON parsing (policy/json.hpp). Syntax errors become one problem
+// naming line and column; duplicate keys become problems at their location
+// and validation goes on (every problem is listed); a number that overflows
+// a double makes validating the document pointless.
+using json::index_path;
+using json::key_path;
 
-struct ParseNotes {
-  std::vector<ConfigProblem>* problems;
-  std::string failure;  // why the parse stopped, when the context refused
-  bool fatal = false;   // a problem that makes validating the document pointless
-};
-
-std::string key_path(const std::string& parent, std::string_view key) {
-  bool plain = !key.empty();
-  for (char c : key) {
-    plain = plain && (is_alpha(c) || is_digit(c) || c == '_' || c == '-' || c == '$');
-  }
-  std::string out = parent;
-  if (plain) {
-    if (!out.empty()) out += '.';
-    out += key;
-  } else {
-    out += '[';
-    out += quote(key);
-    out += ']';
-  }
-  return out;
-}
-
-std::string index_path(const std::string& parent, size_t i) {
-  return parent + "[" + std::to_string(i) + "]";
-}
-
-class StrictContext {
- public:
-  StrictContext(value* out, size_t depth, std::string path, ParseNotes* notes)
-      : out_(out), depth_(depth), path_(std::move(path)), notes_(notes) {}
-  StrictContext(const StrictContext&) = delete;
-  StrictContext& operator=(const StrictContext&) = delete;
-
-  bool set_null() {
-    *out_ = value();
-    return true;
-  }
-  bool set_bool(bool b) {
-    *out_ = value(b);
-    return true;
-  }
-  bool set_int64(int64_t i) {
-    *out_ = value(i);
-    return true;
-  }
-  // picojson ignores this return value, so an overflowing number is recorded
-  // as a problem at its location (and the document is not validated further).
-  bool set_number(double f) {
-    if (!std::isfinite(f)) {
-      notes_->problems->push_back({path_.empty() ? "(root)" : path_, "number out of range"});
-      notes_->fatal = true;
-      *out_ = value();
-      return true;
-    }
-    *out_ = value(f);
-    return true;
-  }
-  template <typename Iter>
-  bool parse_string(picojson::input<Iter>& in) {
-    *out_ = value(picojson::string_type, false);
-    return picojson::_parse_string(out_->get<std::string>(), in);
-  }
-  bool parse_array_start() {
-    if (depth_ == 0) {
-      notes_->failure = "nested too deeply";
-      return false;
-    }
-    --depth_;
-    *out_ = value(picojson::array_type, false);
-    return true;
-  }
-  template <typename Iter>
-  bool parse_array_item(picojson::input<Iter>& in, size_t index) {
-    array& a = out_->get<array>();
-    a.push_back(value());
-    StrictContext child(&a.back(), depth_, index_path(path_, index), notes_);
-    return picojson::_parse(child, in);
-  }
-  bool parse_array_stop(size_t) {
-    ++depth_;
-    return true;
-  }
-  bool parse_object_start() {
-    if (depth_ == 0) {
-      notes_->failure = "nested too deeply";
-      return false;
-    }
-    --depth_;
-    *out_ = value(picojson::object_type, false);
-    return true;
-  }
-  template <typename Iter>
-  bool parse_object_item(picojson::input<Iter>& in, const std::string& key) {
-    object& o = out_->get<object>();
-    std::string child_path = key_path(path_, key);
-    if (o.count(key) != 0) {
-      notes_->problems->push_back(
-          {child_path, "duplicate key (only one value per key is allowed)"});
-    }
-    value& slot = o[key];
-    slot = value();
-    StrictContext child(&slot, depth_, std::move(child_path), notes_);
-    return picojson::_parse(child, in);
-  }
-  bool parse_object_stop() {
-    ++depth_;
-    return true;
-  }
-
- private:
-  value* out_;
-  size_t depth_;
-  std::string path_;
-  ParseNotes* notes_;
-};
-
-// Parses text into *out. Syntax errors become one problem naming line and
-// column; duplicate keys become problems too (parsing continues).
 bool parse_json_strict(const std::string& text, value* out, std::vector<ConfigProblem>* problems) {
-  ParseNotes notes{problems, {}};
-  size_t start = 0;
-  if (text.starts_with("\xEF\xBB\xBF")) start = 3;  // tolerate a UTF-8 BOM
-  picojson::input<std::string::const_iterator> in(text.cbegin() + static_cast<long>(start),
-                                                  text.cend());
-  StrictContext ctx(out, kMaxJsonDepth, "", &notes);
-  bool ok = picojson::_parse(ctx, in);
-  std::string reason;
-  if (ok && notes.fatal) return false;
-  if (ok) {
-    in.skip_ws();
-    if (in.getc() != -1) {
-      in.ungetc();
-      ok = false;
-      reason = "unexpected content after the end of the JSON value";
-    }
+  std::vector<json::Problem> found;
+  json::ReadOptions options;
+  options.max_depth = kMaxJsonDepth;
+  bool usable = json::read_strict(text, out, &found, options);
+  for (json::Problem& p : found) {
+    if (p.kind != json::Problem::Kind::duplicate_key) usable = false;
+    problems->push_back({std::move(p.where), std::move(p.message)});
   }
-  if (ok) return true;
-
-  size_t offset = static_cast<size_t>(in.cur() - text.cbegin());
-  size_t line = 1, column = 1;
-  for (size_t i = 0; i < offset && i < text.size(); ++i) {
-    if (text[i] == '\n') {
-      ++line;
-      column = 1;
-    } else {
-      ++column;
-    }
-  }
-  if (reason.empty()) reason = notes.failure;
-  if (reason.empty()) {
-    if (offset >= text.size()) {
-      reason = "unexpected end of input";
-    } else {
-      unsigned char c = static_cast<unsigned char>(text[offset]);
-      if (c >= 0x20 && c < 0x7f) {
-        reason = std::string("unexpected character '") + static_cast<char>(c) + "'";
-      } else {
-        char buf[40];
-        std::snprintf(buf, sizeof buf, "unexpected byte 0x%02x", c);
-        reason = buf;
-      }
-    }
-  }
-  problems->push_back({"line " + std::to_string(line) + ", column " + std::to_string(column),
-                       "invalid JSON: " + reason});
-  return false;
+  return usable;
 }
 
 const value* member(const object& o, std::string_view key) {

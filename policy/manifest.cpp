@@ -19,6 +19,7 @@
 #include <map>
 #include <system_error>
 
+#include "policy/json.hpp"
 #include "policy/validate.hpp"
 
 namespace fedproxy::policy {
@@ -34,109 +35,16 @@ namespace {
 constexpr size_t kMaxManifestBytes = 1u << 20;
 constexpr size_t kMaxDepth = 32;
 
-struct StrictNotes {
-  std::string failure;  // why the context refused to continue
-};
-
-// picojson parse context: depth bound, duplicate keys and out-of-range
-// numbers refused (picojson itself would keep the last key silently and
-// throw on an infinite number).
-class StrictContext {
- public:
-  StrictContext(value* out, size_t depth, StrictNotes* notes) : out_(out), depth_(depth), notes_(notes) {}
-  bool set_null() {
-    *out_ = value();
-    return true;
-  }
-  bool set_bool(bool b) {
-    *out_ = value(b);
-    return true;
-  }
-  bool set_int64(int64_t i) {
-    *out_ = value(i);
-    return true;
-  }
-  bool set_number(double f) {
-    if (!std::isfinite(f)) {
-      // picojson ignores this return value: the note is checked afterwards.
-      notes_->failure = "number out of range";
-      *out_ = value();
-      return false;
-    }
-    *out_ = value(f);
-    return true;
-  }
-  template <typename Iter>
-  bool parse_string(picojson::input<Iter>& in) {
-    *out_ = value(picojson::string_type, false);
-    return picojson::_parse_string(out_->get<std::string>(), in);
-  }
-  bool parse_array_start() {
-    if (depth_ == 0) {
-      notes_->failure = "nested too deeply";
-      return false;
-    }
-    --depth_;
-    *out_ = value(picojson::array_type, false);
-    return true;
-  }
-  template <typename Iter>
-  bool parse_array_item(picojson::input<Iter>& in, size_t) {
-    array& a = out_->get<array>();
-    a.push_back(value());
-    StrictContext child(&a.back(), depth_, notes_);
-    return picojson::_parse(child, in);
-  }
-  bool parse_array_stop(size_t) {
-    ++depth_;
-    return true;
-  }
-  bool parse_object_start() {
-    if (depth_ == 0) {
-      notes_->failure = "nested too deeply";
-      return false;
-    }
-    --depth_;
-    *out_ = value(picojson::object_type, false);
-    return true;
-  }
-  template <typename Iter>
-  bool parse_object_item(picojson::input<Iter>& in, const std::string& key) {
-    object& o = out_->get<object>();
-    if (o.count(key) != 0) {
-      notes_->failure = "duplicate key " + quote(key);
-      return false;
-    }
-    StrictContext child(&o[key], depth_, notes_);
-    return picojson::_parse(child, in);
-  }
-  bool parse_object_stop() {
-    ++depth_;
-    return true;
-  }
-
- private:
-  value* out_;
-  size_t depth_;
-  StrictNotes* notes_;
-};
-
-// Empty on success, else the reason.
+// Empty on success, else the reason: the first problem of the strict reader
+// (policy/json.hpp), with its location.
 std::string parse_strict(const std::string& text, value* out) {
-  StrictNotes notes;
-  size_t start = text.starts_with("\xEF\xBB\xBF") ? 3 : 0;
-  picojson::input<std::string::const_iterator> in(text.cbegin() + static_cast<long>(start),
-                                                  text.cend());
-  StrictContext ctx(out, kMaxDepth, &notes);
-  bool ok = picojson::_parse(ctx, in);
-  if (ok && !notes.failure.empty()) return notes.failure;
-  if (ok) {
-    in.skip_ws();
-    if (in.getc() != -1) return "unexpected content after the end of the JSON value";
-    return {};
-  }
-  if (!notes.failure.empty()) return notes.failure;
-  return "syntax error at line " + std::to_string(in.line());
+  std::vector<json::Problem> problems;
+  json::ReadOptions options;
+  options.max_depth = kMaxDepth;
+  if (json::read_strict(text, out, &problems, options) || problems.empty()) return {};
+  const json::Problem& p = problems.front();
+  std::string message = p.message.starts_with("invalid JSON: ") ? p.message.substr(14) : p.message;
+  return p.where == "(root)" ? message : message + " (at " + p.where + ")";
 }
 
 std::string location(const std::string& source, const std::string& path) {

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "policy/host.hpp"
+#include "policy/json.hpp"
 
 namespace fedproxy::policy::detail {
 
@@ -31,64 +32,9 @@ int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
   return era * 146097 + static_cast<int64_t>(doe) - 719468;
 }
 
-void append_u16(std::string& out, uint32_t u) {
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "\\u%04x", u);
-  out += buf;
-}
-
+// Canonical JSON: ASCII only (every other character as \uXXXX).
 void append_string(std::string& out, const std::string& s) {
-  out += '"';
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default:
-          if (c < 0x20 || c == 0x7f) {
-            append_u16(out, c);
-          } else {
-            out += static_cast<char>(c);
-          }
-      }
-      ++i;
-      continue;
-    }
-    // Decode one UTF-8 sequence; anything malformed becomes U+FFFD.
-    size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
-    uint32_t cp = len == 4 ? c & 0x07 : len == 3 ? c & 0x0f : c & 0x1f;
-    bool ok = len != 0 && i + len <= s.size();
-    for (size_t k = 1; ok && k < len; ++k) {
-      unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      ok = (cc & 0xc0) == 0x80;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    if (ok) {
-      static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-      ok = cp >= kMin[len] && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
-    }
-    if (!ok) {
-      append_u16(out, 0xfffd);
-      ++i;
-      continue;
-    }
-    if (cp >= 0x10000) {
-      cp -= 0x10000;
-      append_u16(out, 0xd800 + (cp >> 10));
-      append_u16(out, 0xdc00 + (cp & 0x3ff));
-    } else {
-      append_u16(out, cp);
-    }
-    i += len;
-  }
-  out += '"';
+  json::append_quoted(out, s, json::NonAscii::escape);
 }
 
 void append_json(std::string& out, const picojson::value& v) {
@@ -135,23 +81,7 @@ size_t edit_distance(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-std::string quote(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  out += '"';
-  return out;
-}
+std::string quote(std::string_view s) { return json::quote(s); }
 
 std::optional<std::string> slug_error(std::string_view s) {
   static constexpr std::string_view kReserved[] = {"local",  "user",  "marketplace",

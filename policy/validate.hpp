@@ -15,7 +15,7 @@
 
 namespace fedproxy::policy::detail {
 
-// "\"text\"" with quotes, backslashes and control bytes escaped, for messages.
+// "\"text\"" for messages: a JSON string literal (policy/json.hpp, json::quote).
 std::string quote(std::string_view s);
 
 // SPEC §3 slug rule: ^[a-z0-9]([a-z0-9-]{1,61}[a-z0-9])?$, no "--", not reserved.

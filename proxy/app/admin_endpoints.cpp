@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "policy/json.hpp"
 #include "proxy/app/cert_expiry.hpp"
 #include "proxy/app/log.hpp"
 #include "proxy/app/ops_metrics.hpp"
@@ -15,7 +16,7 @@
 namespace fedproxy::app {
 
 namespace {
-std::string q(std::string_view s) { return "\"" + http1::json_escape(s) + "\""; }
+std::string q(std::string_view s) { return policy::json::quote(s); }
 const char* b(bool v) { return v ? "true" : "false"; }
 constexpr int64_t kExpiryWarningDays = 30;
 

@@ -5,6 +5,7 @@
 #include "proxy/app/audit_sink.hpp"
 #include "proxy/app/log.hpp"
 #include "proxy/net/loop.hpp"
+#include "proxy/tls/tls_engine.hpp"
 
 namespace fedproxy::app {
 
@@ -18,7 +19,10 @@ std::string_view path_only(std::string_view target) { return target.substr(0, ta
 void EventLog::on_handshake_failed(const std::string& peer_address, const std::string& reason) {
   handshake_failures_.fetch_add(1, std::memory_order_relaxed);
   metrics_.count_handshake_failure(reason);
-  LogLine("warn", "handshake_failed").str("peer_addr", peer_address).str("reason", reason);
+  // reason: one word of tls::kFailureCodes (as in the metric); detail: the text.
+  std::string_view detail;
+  const char* code = tls::failure_code_of(reason, &detail);
+  LogLine("warn", "handshake_failed").str("peer_addr", peer_address).str("reason", code).str("detail", detail);
 }
 
 void EventLog::on_request_done(const core::RequestRecord& r) {

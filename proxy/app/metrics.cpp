@@ -4,31 +4,11 @@
 #include <charconv>
 
 #include "proxy/app/prom_text.hpp"
+#include "proxy/tls/tls_engine.hpp"
 
 namespace fedproxy::app {
 
-namespace {
-// Every category handshake_reason_category() returns: each is exported from
-// the start (at 0), so rate() and alerts work before the first failure.
-constexpr const char* kHandshakeReasons[] = {"no_client_certificate", "revoked", "crl", "expired",
-                                             "not_yet_valid", "untrusted", "key_usage", "protocol_version",
-                                             "timeout", "peer_closed", "other"};
-}  // namespace
-
-std::string Metrics::handshake_reason_category(const std::string& r) {
-  auto has = [&](const char* s) { return r.find(s) != std::string::npos; };
-  if (has("no client certificate")) return "no_client_certificate";
-  if (has("revoked")) return "revoked";
-  if (has("CRL")) return "crl";
-  if (has("expired")) return "expired";
-  if (has("not yet valid")) return "not_yet_valid";
-  if (has("not trusted") || has("unknown CA")) return "untrusted";
-  if (has("key usage")) return "key_usage";
-  if (has("version")) return "protocol_version";
-  if (has("timed out")) return "timeout";
-  if (has("closed")) return "peer_closed";
-  return "other";
-}
+std::string Metrics::handshake_reason_category(const std::string& r) { return tls::failure_code_of(r); }
 
 void Metrics::count_request(const RequestSample& r) {
   // The key is built in a per-thread buffer and looked up first: a label set
@@ -119,7 +99,9 @@ std::string Metrics::render(uint64_t active_connections, uint64_t upstream_idle,
   prom::sample(out, "fedproxy_request_duration_seconds_sum", {}, prom::decimal(latency_sum_ns_, 9));
   prom::sample(out, "fedproxy_request_duration_seconds_count", {}, cumulative);
   prom::family(out, "fedproxy_handshake_failures_total", "counter", "Refused TLS handshakes by reason.");
-  for (const char* reason : kHandshakeReasons) {
+  // Every code is exported from the start (at 0), so rate() and alerts work
+  // before the first failure; the set is closed (tls::kFailureCodes).
+  for (const char* reason : tls::kFailureCodes) {
     auto it = handshake_failures_.find(reason);
     prom::sample(out, "fedproxy_handshake_failures_total", {{"reason", reason}},
                  it == handshake_failures_.end() ? uint64_t{0} : it->second);

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "policy/json.hpp"
+
 namespace fedproxy::http1 {
 
 namespace {
@@ -274,80 +276,15 @@ const char* reason_phrase(int status) {
   }
 }
 
-namespace {
-
-// Length of the well-formed UTF-8 sequence at s[i], or 0 when it is not one
-// (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF).
-size_t utf8_sequence(std::string_view s, size_t i) {
-  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = b(i);
-  const size_t left = s.size() - i;
-  auto cont = [&](size_t k) { return (b(k) & 0xC0) == 0x80; };
-  if (c >= 0xC2 && c <= 0xDF) return (left >= 2 && cont(i + 1)) ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    if (left < 3 || !cont(i + 1) || !cont(i + 2)) return 0;
-    if (c == 0xE0 && b(i + 1) < 0xA0) return 0;  // overlong
-    if (c == 0xED && b(i + 1) > 0x9F) return 0;  // surrogate
-    return 3;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    if (left < 4 || !cont(i + 1) || !cont(i + 2) || !cont(i + 3)) return 0;
-    if (c == 0xF0 && b(i + 1) < 0x90) return 0;  // overlong
-    if (c == 0xF4 && b(i + 1) > 0x8F) return 0;  // above U+10FFFF
-    return 4;
-  }
-  return 0;
-}
-
-}  // namespace
-
-std::string json_escape(std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(s.size() + 8);
-  for (size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      const size_t n = utf8_sequence(s, i);
-      if (n == 0) {
-        out.append("\\ufffd");  // invalid UTF-8 byte: keep the JSON valid
-        ++i;
-      } else {
-        out.append(s.substr(i, n));
-        i += n;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
-      case '\b': out.append("\\b"); break;
-      case '\f': out.append("\\f"); break;
-      default:
-        if (c < 0x20 || c == 0x7F) {
-          const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
-          out.append(esc, sizeof(esc));
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-    ++i;
-  }
-  return out;
-}
-
 std::string make_error_body(std::string_view code, std::string_view message, std::string_view request_id) {
   std::string body;
   body.reserve(48 + code.size() + message.size() + request_id.size());
   body.append("{\"error\":\"");
-  body.append(json_escape(code));
+  body.append(policy::json::escape(code));
   body.append("\",\"message\":\"");
-  body.append(json_escape(message));
+  body.append(policy::json::escape(message));
   body.append("\",\"request_id\":\"");
-  body.append(json_escape(request_id));
+  body.append(policy::json::escape(request_id));
   body.append("\"}");
   return body;
 }

@@ -82,8 +82,6 @@ std::string make_error_response(int status, std::string_view code, std::string_v
 // {"error","message","request_id"}: the SPEC §6 body.
 std::string make_error_body(std::string_view code, std::string_view message, std::string_view request_id);
 
-std::string json_escape(std::string_view s);
-
 // X-Request-Id kept when 1..128 chars of [A-Za-z0-9._:-].
 bool is_valid_request_id(std::string_view id);
 

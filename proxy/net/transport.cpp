@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #include <uv.h>
 
@@ -17,6 +18,9 @@ namespace {
 constexpr uint64_t kLingerMs = 2000;
 // How long a graceful close may wait for a slow reader to take queued bytes.
 constexpr uint64_t kGracefulFlushMs = 30000;
+// After a failed TLS handshake: how long the socket stays open for our alert
+// to leave and the peer to read it (see Transport::linger_after_alert).
+constexpr uint64_t kAlertLingerMs = 1000;
 
 struct WriteReq {
   uv_write_t req;
@@ -39,6 +43,10 @@ struct Transport::Handles {
   Loop* loop = nullptr;
   int open = 0;
   bool is_pipe = false;
+  // Detached from its Transport after a failed handshake: FIN sent after the
+  // alert, input discarded, closed on the peer's EOF or the linger timer.
+  bool orphan = false;
+  bool orphan_closing = false;
   // Plaintext written before the connection (or TLS handshake) was ready.
   std::string early;
 };
@@ -58,9 +66,20 @@ void alloc_cb(uv_handle_t* h, size_t, uv_buf_t* buf) {
   buf->len = Loop::kReadBufferSize;
 }
 
+void close_orphan(Transport::Handles* hs) {
+  if (hs->orphan_closing) return;
+  hs->orphan_closing = true;
+  uv_close(&hs->s.handle, on_handle_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&hs->linger), on_handle_closed);
+}
+
 void read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   auto* hs = handles_of(reinterpret_cast<uv_handle_t*>(s));
-  if (hs->owner) hs->owner->on_read(nread, buf->base);
+  if (hs->owner) {
+    hs->owner->on_read(nread, buf->base);
+  } else if (hs->orphan && nread < 0) {
+    close_orphan(hs);  // the peer closed (or reset): nothing left to wait for
+  }
 }
 
 void write_cb(uv_write_t* req, int status) {
@@ -83,7 +102,11 @@ void shutdown_cb(uv_shutdown_t* req, int) {
 
 void linger_cb(uv_timer_t* t) {
   auto* hs = static_cast<Transport::Handles*>(t->data);
-  if (hs->owner) hs->owner->on_linger_timeout();
+  if (hs->owner) {
+    hs->owner->on_linger_timeout();
+  } else if (hs->orphan) {
+    close_orphan(hs);
+  }
 }
 
 Transport::Handles* new_handles(Loop& loop, bool is_pipe) {
@@ -194,7 +217,7 @@ void Transport::on_connect_result(int status) {
   if (tls_) {
     auto st = tls_->handshake();  // client speaks first
     flush_tls();
-    if (st == tls::TlsEngine::Status::error) fail("tls: " + tls_->error_reason());
+    if (st == tls::TlsEngine::Status::error) fail_tls();
     return;
   }
   if (handler_) handler_->on_transport_connected();  // see on_read: same ordering rule
@@ -243,7 +266,7 @@ void Transport::on_read(ssize_t nread, const char* data) {
       uv_read_stop(&h_->s.stream);
       reading_ = false;
       if (tls_ && !tls_->handshake_done()) {
-        fail("tls: peer closed the connection during the handshake");
+        fail("peer_closed: peer closed the connection during the handshake");
         return;
       }
       if (handler_) handler_->on_transport_eof();
@@ -266,7 +289,7 @@ void Transport::on_read(ssize_t nread, const char* data) {
     flush_tls();
     if (closed_) return;
     if (st == tls::TlsEngine::Status::error) {
-      fail("tls: " + tls_->error_reason());
+      fail_tls();
       return;
     }
     if (!tls_->handshake_done()) return;
@@ -303,7 +326,7 @@ void Transport::on_read(ssize_t nread, const char* data) {
     reading_ = false;
     handler_->on_transport_eof();
   } else if (st == tls::TlsEngine::Status::error) {
-    fail("tls: " + tls_->error_reason());
+    fail_tls();
   }
 }
 
@@ -370,7 +393,7 @@ void Transport::write_large(const char* data, size_t len) {
 
 bool Transport::seal(const char* data, size_t len) {
   if (tls_->write(data, len) != tls::TlsEngine::Status::ok) {
-    fail("tls: " + tls_->error_reason());
+    fail_tls();
     return false;
   }
   return true;
@@ -590,6 +613,49 @@ void Transport::close() {
   h_->owner = nullptr;  // from here on libuv callbacks do not reach this object
   uv_close(&h_->s.handle, on_handle_closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&h_->linger), on_handle_closed);
+  if (self_owned_) loop_.defer_delete(this);
+}
+
+// A failed TLS session: the reason is "<code>: <detail>" (code from
+// tls::kFailureCodes, the label of "handshake failures by reason").
+void Transport::fail_tls() {
+  if (closed_) return;
+  std::string reason = std::string(tls_->error_code()) + ": " + tls_->error_reason();
+  flush_tls();  // the engine's last words (its alert) go out first
+  if (closed_) return;
+  if (tls_->handshake_done() || tls_->alert_sent() < 0) {
+    fail(reason);
+    return;
+  }
+  TransportHandler* handler = handler_;
+  linger_after_alert();
+  if (handler) handler->on_transport_error(reason);
+}
+
+// Closing at once would lose the alert we just wrote: libuv cancels a queued
+// write, and a close with unread input (the client's request often follows
+// its Finished) makes the kernel send a reset, which can destroy the alert
+// in flight before the peer reads it. So the socket is handed to the loop on
+// its own: FIN once the alert is written, input read and discarded, closed
+// on the peer's EOF or after kAlertLingerMs. For the owner the transport is
+// closed now (no callbacks, close() is a no-op).
+void Transport::linger_after_alert() {
+  if (flush_scheduled_) {
+    flush_scheduled_ = false;
+    loop_.cancel_flush(this);
+  }
+  closed_ = true;
+  handler_ = nullptr;
+  Handles* hs = h_;
+  hs->owner = nullptr;
+  hs->orphan = true;
+  if (uv_shutdown(&hs->shutdown_req, &hs->s.stream, shutdown_cb) != 0) {
+    close_orphan(hs);
+  } else {
+    if (!reading_) uv_read_start(&hs->s.stream, alloc_cb, read_cb);
+    reading_ = true;
+    uv_timer_start(&hs->linger, linger_cb, kAlertLingerMs, 0);
+  }
   if (self_owned_) loop_.defer_delete(this);
 }
 

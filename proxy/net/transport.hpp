@@ -131,6 +131,8 @@ class Transport final : public Deletable, public Flushable {
   void flush_early();  // plaintext written before the connection was ready
   void flush_tls();
   void fail(const std::string& reason);
+  void fail_tls();            // the TLS engine failed: its reason, after its alert
+  void linger_after_alert();  // close, letting a handshake alert reach the peer
   void update_reading();
   void maybe_finish_graceful();
   void capture_peer_address();

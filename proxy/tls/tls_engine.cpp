@@ -87,28 +87,57 @@ const char* alert_name(unsigned code) {
   }
 }
 
-// One reason per verification failure, most fundamental first. These strings
-// are a closed set: they label the "handshake failures by reason" metric.
-const char* reason_from_flags(uint32_t f) {
-  if (f & MBEDTLS_X509_BADCERT_MISSING) return "no certificate";
-  if (f & MBEDTLS_X509_BADCERT_NOT_TRUSTED) return "certificate not trusted (unknown CA)";
-  if (f & MBEDTLS_X509_BADCERT_REVOKED) return "certificate revoked";
-  if (f & MBEDTLS_X509_BADCERT_EXPIRED) return "certificate expired";
-  if (f & MBEDTLS_X509_BADCERT_FUTURE) return "certificate not yet valid";
-  if (f & MBEDTLS_X509_BADCRL_EXPIRED) return "CRL expired";
-  if (f & MBEDTLS_X509_BADCRL_FUTURE) return "CRL not yet valid";
-  if (f & MBEDTLS_X509_BADCRL_NOT_TRUSTED) return "CRL not trusted";
-  if (f & (MBEDTLS_X509_BADCERT_KEY_USAGE | MBEDTLS_X509_BADCERT_EXT_KEY_USAGE | MBEDTLS_X509_BADCERT_NS_CERT_TYPE)) {
-    return "key usage not allowed";
+// One reason per verification failure, most fundamental first (an untrusted
+// certificate's dates mean nothing), with its failure code and the alert that
+// names it (RFC 8446 §6.2; not-yet-valid has none of its own: bad_certificate,
+// as OpenSSL sends). These strings are a closed set.
+struct FlagReason {
+  uint32_t flags;
+  const char* text;
+  const char* code;
+  unsigned char alert;
+};
+
+constexpr FlagReason kFlagReasons[] = {
+    {MBEDTLS_X509_BADCERT_MISSING, "no certificate", "no_certificate", MBEDTLS_SSL_ALERT_MSG_CERT_REQUIRED},
+    {MBEDTLS_X509_BADCERT_NOT_TRUSTED, "certificate not trusted (unknown CA)", "untrusted_issuer",
+     MBEDTLS_SSL_ALERT_MSG_UNKNOWN_CA},
+    {MBEDTLS_X509_BADCERT_REVOKED, "certificate revoked", "certificate_revoked", MBEDTLS_SSL_ALERT_MSG_CERT_REVOKED},
+    {MBEDTLS_X509_BADCERT_EXPIRED, "certificate expired", "certificate_expired", MBEDTLS_SSL_ALERT_MSG_CERT_EXPIRED},
+    {MBEDTLS_X509_BADCERT_FUTURE, "certificate not yet valid", "certificate_not_yet_valid",
+     MBEDTLS_SSL_ALERT_MSG_BAD_CERT},
+    {MBEDTLS_X509_BADCRL_EXPIRED, "CRL expired", "crl_stale", MBEDTLS_SSL_ALERT_MSG_CERT_UNKNOWN},
+    {MBEDTLS_X509_BADCRL_FUTURE, "CRL not yet valid", "crl_stale", MBEDTLS_SSL_ALERT_MSG_CERT_UNKNOWN},
+    {MBEDTLS_X509_BADCRL_NOT_TRUSTED, "CRL not trusted", "crl_stale", MBEDTLS_SSL_ALERT_MSG_CERT_UNKNOWN},
+    {MBEDTLS_X509_BADCERT_KEY_USAGE | MBEDTLS_X509_BADCERT_EXT_KEY_USAGE | MBEDTLS_X509_BADCERT_NS_CERT_TYPE,
+     "key usage not allowed", "bad_certificate", MBEDTLS_SSL_ALERT_MSG_UNSUPPORTED_CERT},
+    {MBEDTLS_X509_BADCERT_CN_MISMATCH, "certificate name mismatch", "bad_certificate", MBEDTLS_SSL_ALERT_MSG_BAD_CERT},
+    {MBEDTLS_X509_BADCERT_BAD_MD | MBEDTLS_X509_BADCERT_BAD_PK | MBEDTLS_X509_BADCERT_BAD_KEY |
+         MBEDTLS_X509_BADCRL_BAD_MD | MBEDTLS_X509_BADCRL_BAD_PK | MBEDTLS_X509_BADCRL_BAD_KEY,
+     "certificate algorithm or key size not allowed", "bad_certificate", MBEDTLS_SSL_ALERT_MSG_UNSUPPORTED_CERT},
+    {MBEDTLS_X509_BADCERT_SKIP_VERIFY, "certificate verification skipped", "bad_certificate",
+     MBEDTLS_SSL_ALERT_MSG_BAD_CERT},
+    {~uint32_t{0}, "certificate rejected", "bad_certificate", MBEDTLS_SSL_ALERT_MSG_BAD_CERT},
+};
+
+const FlagReason* reason_from_flags(uint32_t f) {
+  if (f == 0) return nullptr;
+  for (const FlagReason& r : kFlagReasons) {
+    if (f & r.flags) return &r;
   }
-  if (f & MBEDTLS_X509_BADCERT_CN_MISMATCH) return "certificate name mismatch";
-  if (f & (MBEDTLS_X509_BADCERT_BAD_MD | MBEDTLS_X509_BADCERT_BAD_PK | MBEDTLS_X509_BADCERT_BAD_KEY |
-           MBEDTLS_X509_BADCRL_BAD_MD | MBEDTLS_X509_BADCRL_BAD_PK | MBEDTLS_X509_BADCRL_BAD_KEY)) {
-    return "certificate algorithm or key size not allowed";
-  }
-  if (f & MBEDTLS_X509_BADCERT_SKIP_VERIFY) return "certificate verification skipped";
-  if (f != 0) return "certificate rejected";
   return nullptr;
+}
+
+// TLS record header: type, version (2), length (2).
+constexpr size_t kRecordHeader = 5;
+constexpr unsigned char kRecordAlert = 21;
+constexpr unsigned char kRecordApplicationData = 23;  // TLS 1.3: every encrypted record
+
+// cur_out_ctr is a big-endian 64-bit counter.
+void decrement_counter(unsigned char* ctr, size_t len) {
+  for (size_t i = len; i-- > 0;) {
+    if (ctr[i]-- != 0) break;
+  }
 }
 
 }  // namespace
@@ -327,6 +356,10 @@ TlsEngine::Status TlsEngine::handshake() {
   if (handshake_done_) return Status::ok;
   CurrentEngine scope(this);
   for (;;) {
+    // For fail(): where this call's output starts, and which alert (if any)
+    // mbedTLS pends in it (0 = close_notify, never pended).
+    out_mark_ = out_.size();
+    ssl_.MBEDTLS_PRIVATE(alert_type) = 0;
     int ret = mbedtls_ssl_handshake(&ssl_);
     if (ret == 0) {
       on_handshake_complete();
@@ -552,76 +585,107 @@ const char* TlsEngine::protocol_version() const {
 }
 
 TlsEngine::Status TlsEngine::fail(int ret) {
+  const bool in_handshake = !handshake_done_;
   failed_ = true;
   last_error_ = ret;
   peer_.present = false;
   uint32_t flags = verify_flags_;
   const uint32_t result = mbedtls_ssl_get_verify_result(&ssl_);
   if (result != 0xFFFFFFFFu) flags |= result;
-  const char* by_flags = reason_from_flags(flags);
+  const FlagReason* by_flags = reason_from_flags(flags);
+  // The alert mbedTLS pended for this failure (handshake() clears the field
+  // before each call; 0 = none): it tells apart failures that share a code.
+  const int pended = in_handshake ? ssl_.MBEDTLS_PRIVATE(alert_type) : 0;
+  int alert = -1;  // what the peer should hear from us
+  auto set = [&](const char* code, std::string text, int a) {
+    error_code_ = code;
+    error_reason_ = std::move(text);
+    alert = a;
+  };
+  auto set_by_flags = [&](const FlagReason& r) {
+    if (std::strcmp(r.code, "no_certificate") == 0) {
+      // certificate_required is the server's alert (RFC 8446 §4.4.2.4).
+      set(r.code, is_client_ ? "no server certificate" : "no client certificate",
+          is_client_ ? MBEDTLS_SSL_ALERT_MSG_DECODE_ERROR : r.alert);
+    } else {
+      set(r.code, r.text, r.alert);
+    }
+  };
   switch (ret) {
     case MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE:
-      error_reason_ = "no client certificate";
+      // mbedTLS pends the SSLv3 no_certificate (41) here; TLS 1.3 says 116.
+      set("no_certificate", "no client certificate", MBEDTLS_SSL_ALERT_MSG_CERT_REQUIRED);
       break;
     case MBEDTLS_ERR_X509_CERT_VERIFY_FAILED:
     case MBEDTLS_ERR_SSL_BAD_CERTIFICATE:
-      if (by_flags != nullptr && std::strcmp(by_flags, "no certificate") == 0) {
-        error_reason_ = is_client_ ? "no server certificate" : "no client certificate";
+      if (by_flags != nullptr) {
+        set_by_flags(*by_flags);
       } else {
-        error_reason_ = by_flags != nullptr ? by_flags : "bad certificate";
+        set("bad_certificate", "bad certificate", MBEDTLS_SSL_ALERT_MSG_BAD_CERT);
       }
       break;
     case MBEDTLS_ERR_SSL_BAD_PROTOCOL_VERSION:
-      error_reason_ = "protocol version not supported";
+      set("protocol_version", "protocol version not supported", MBEDTLS_SSL_ALERT_MSG_PROTOCOL_VERSION);
       break;
     case MBEDTLS_ERR_SSL_HANDSHAKE_FAILURE:
-      // Measured: no common suite (alert sent) or no common group (no alert).
-      error_reason_ = by_flags != nullptr ? by_flags : "no shared cipher suite or parameters";
+      if (by_flags != nullptr) {
+        set_by_flags(*by_flags);
+      } else if (pended == MBEDTLS_SSL_ALERT_MSG_DECRYPT_ERROR) {
+        // CertificateVerify signature or Finished MAC (RFC 8446 §4.4.3/4.4.4).
+        set("bad_signature", "handshake signature or Finished did not verify", MBEDTLS_SSL_ALERT_MSG_DECRYPT_ERROR);
+      } else {
+        // Measured: no common suite (mbedTLS alerts) or no common group (it
+        // does not; we send handshake_failure then).
+        set("handshake_failure", "no shared cipher suite or parameters", MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE);
+      }
       break;
     case MBEDTLS_ERR_SSL_INVALID_MAC:
-      // TLS 1.3 + mbedTLS: a peer that rejects our certificate sends its alert
-      // under keys we are no longer (server) / not yet (client... see #10877)
-      // using, so its rejection arrives as an undecryptable record.
+      // mbedTLS sends bad_record_mac itself. Before our own alerts were sent
+      // under the right keys (send_failure_alert), an mbedTLS peer's
+      // rejection arrived as an undecryptable record (Mbed-TLS #10877); a
+      // peer with that bug still shows up like this.
       if (!handshake_done_ && !is_client_) {
-        error_reason_ = "bad record MAC during handshake (the client probably rejected our certificate)";
+        set("bad_record_mac", "bad record MAC during handshake (the client probably rejected our certificate)", -1);
       } else if (handshake_done_ && is_client_ && !records_read_) {
-        error_reason_ = "bad record MAC right after handshake (the server probably rejected our certificate)";
+        set("bad_record_mac", "bad record MAC right after handshake (the server probably rejected our certificate)",
+            -1);
       } else {
-        error_reason_ = "bad record MAC (decryption failed)";
+        set("bad_record_mac", "bad record MAC (decryption failed)", -1);
       }
       break;
     case MBEDTLS_ERR_SSL_INVALID_RECORD:
-      error_reason_ = "invalid TLS record (peer not speaking TLS?)";
+      set("not_tls", "invalid TLS record (peer not speaking TLS?)", -1);
       break;
     case MBEDTLS_ERR_SSL_DECODE_ERROR:
-      error_reason_ = "malformed handshake message";
+      set("protocol_error", "malformed handshake message", pended ? pended : MBEDTLS_SSL_ALERT_MSG_DECODE_ERROR);
       break;
     case MBEDTLS_ERR_SSL_ILLEGAL_PARAMETER:
-      error_reason_ = "illegal parameter in handshake";
+      set("protocol_error", "illegal parameter in handshake", pended ? pended : MBEDTLS_SSL_ALERT_MSG_ILLEGAL_PARAMETER);
       break;
     case MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE:
-      error_reason_ = "unexpected message";
+      set("protocol_error", "unexpected message", pended ? pended : MBEDTLS_SSL_ALERT_MSG_UNEXPECTED_MESSAGE);
       break;
     case MBEDTLS_ERR_SSL_UNSUPPORTED_EXTENSION:
-      error_reason_ = "unsupported extension";
+      set("protocol_error", "unsupported extension", pended ? pended : MBEDTLS_SSL_ALERT_MSG_UNSUPPORTED_EXT);
       break;
     case MBEDTLS_ERR_SSL_CONN_EOF:
-      error_reason_ = "connection closed";
+      set("peer_closed", "connection closed", -1);
       break;
     case MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY:
-      error_reason_ = "peer closed during handshake";
+      set("peer_closed", "peer closed during handshake", -1);
       break;
     case MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE: {
       // mbedTLS has no getter for the received alert; the record it just
-      // processed is still in in_msg (level, description).
+      // processed is still in in_msg (level, description). Never answered.
       const unsigned char* msg = ssl_.MBEDTLS_PRIVATE(in_msg);
-      const char* name = msg != nullptr ? alert_name(msg[1]) : nullptr;
-      if (name != nullptr) {
-        error_reason_ = std::string("peer sent alert: ") + name;
-      } else if (msg != nullptr) {
-        error_reason_ = "peer sent alert: " + std::to_string(msg[1]);
+      if (msg != nullptr && ssl_.MBEDTLS_PRIVATE(in_msgtype) == MBEDTLS_SSL_MSG_ALERT) {
+        alert_received_ = msg[1];
+        const char* name = alert_name(msg[1]);
+        set("peer_alert", name != nullptr ? std::string("peer sent alert: ") + name
+                                          : "peer sent alert: " + std::to_string(msg[1]),
+            -1);
       } else {
-        error_reason_ = "peer sent alert";
+        set("peer_alert", "peer sent alert", -1);
       }
       break;
     }
@@ -629,17 +693,112 @@ TlsEngine::Status TlsEngine::fail(int ret) {
       if (ret <= -0x2000 && ret > -0x3000 && by_flags == nullptr) {
         // X.509 layer: the peer's certificate could not be parsed (an
         // unknown critical extension is -0x2562, Ed25519 -0x262E).
-        error_reason_ = "unsupported or malformed peer certificate (" + hex_code(ret) + ")";
+        set("bad_certificate", "unsupported or malformed peer certificate (" + hex_code(ret) + ")",
+            pended ? pended : MBEDTLS_SSL_ALERT_MSG_BAD_CERT);
       } else if (by_flags != nullptr) {
-        error_reason_ = by_flags;
+        set_by_flags(*by_flags);
       } else if (handshake_done_) {
-        error_reason_ = "TLS error (" + hex_code(ret) + ")";
+        set("other", "TLS error (" + hex_code(ret) + ")", -1);
       } else {
-        error_reason_ = "handshake failure (" + hex_code(ret) + ")";
+        set("handshake_failure", "handshake failure (" + hex_code(ret) + ")",
+            pended ? pended : MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE);
       }
       break;
   }
+  if (in_handshake && alert >= 0) {
+    // Did mbedTLS send an alert of its own in this call (always its last
+    // record)? A pended one, or the one mbedtls_ssl_verify_certificate()
+    // sends directly.
+    const bool mbedtls_alerted = pended != 0 || ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED ||
+                                 ret == MBEDTLS_ERR_SSL_BAD_CERTIFICATE || ret == MBEDTLS_ERR_SSL_CA_CHAIN_REQUIRED;
+    send_failure_alert(alert, mbedtls_alerted);
+  }
   return Status::error;
+}
+
+// The fatal alert for a failed handshake, exactly once, under the keys the
+// peer reads with. mbedTLS 3.6 sends most alerts itself, but in TLS 1.3
+//  - a server failing on the client's second flight (its certificate,
+//    CertificateVerify, Finished) sends it under its handshake keys, while
+//    every record after the server's Finished must use the application keys
+//    (RFC 8446 §4.4.4; Mbed-TLS #10877): no client can decrypt it;
+//  - a client failing on the server's flight sends it in plaintext while the
+//    server reads handshake-encrypted records: the server cannot read it;
+//  - some alerts are not the most precise one (no_certificate 41, an SSLv3
+//    alert, where TLS 1.3 has certificate_required 116) or missing (no
+//    common group).
+// So: drop mbedTLS's alert record from this call's output (it has not left
+// the engine yet; its sequence number is given back), switch to the right
+// keys, and send ours.
+void TlsEngine::send_failure_alert(int alert, bool mbedtls_alerted) {
+  // mbedTLS's alert, if it sent one in this call: the last record written
+  // (a plaintext alert record, or a short encrypted one; out_msgtype is the
+  // outer type then, application_data, so it cannot tell).
+  size_t last = std::string::npos;
+  if (out_.size() > out_mark_) {
+    size_t pos = out_mark_;
+    while (pos + kRecordHeader <= out_.size()) {
+      const size_t len = (static_cast<size_t>(static_cast<unsigned char>(out_[pos + 3])) << 8) |
+                         static_cast<unsigned char>(out_[pos + 4]);
+      if (pos + kRecordHeader + len > out_.size()) break;
+      last = pos;
+      pos += kRecordHeader + len;
+    }
+    if (pos != out_.size()) last = std::string::npos;
+    if (last != std::string::npos) {
+      const auto type = static_cast<unsigned char>(out_[last]);
+      const size_t len = out_.size() - last - kRecordHeader;
+      const bool plain_alert = type == kRecordAlert && len == 2;
+      // 2 bytes + inner type, padded (MBEDTLS_SSL_CID_TLS1_3_PADDING_GRANULARITY), + tag
+      const bool sealed_alert = mbedtls_alerted && type == kRecordApplicationData && len <= 64;
+      if (!plain_alert && !sealed_alert) last = std::string::npos;
+    }
+  }
+  mbedtls_ssl_transform* const current = ssl_.MBEDTLS_PRIVATE(transform_out);
+  mbedtls_ssl_transform* want = current;
+  if (!is_client_ && ssl_.MBEDTLS_PRIVATE(transform_application) != nullptr) {
+    want = ssl_.MBEDTLS_PRIVATE(transform_application);  // past our Finished
+  } else if (is_client_ && current == nullptr && ssl_.MBEDTLS_PRIVATE(transform_in) != nullptr) {
+    want = ssl_.MBEDTLS_PRIVATE(transform_in);  // the handshake keys (one transform, both directions)
+  }
+  unsigned char* const ctr = ssl_.MBEDTLS_PRIVATE(cur_out_ctr);
+  constexpr size_t kCtrLen = sizeof(ssl_.MBEDTLS_PRIVATE(cur_out_ctr));
+  if (last != std::string::npos) {
+    const bool plain = current == nullptr && out_.size() - last == kRecordHeader + 2;
+    if (want == current && plain && static_cast<unsigned char>(out_[last + 6]) == alert) {
+      alert_sent_ = alert;  // already the right one, readable
+      return;
+    }
+    out_.resize(last);
+    decrement_counter(ctr, kCtrLen);
+  }
+  if (want != current) {
+    ssl_.MBEDTLS_PRIVATE(transform_out) = want;  // what mbedtls_ssl_set_outbound_transform() does
+    std::memset(ctr, 0, kCtrLen);
+  }
+  int rc = mbedtls_ssl_send_alert_message(&ssl_, MBEDTLS_SSL_ALERT_LEVEL_FATAL, static_cast<unsigned char>(alert));
+  if (rc == 0 && ssl_.MBEDTLS_PRIVATE(out_left) != 0) {
+    // It flushed earlier output instead (cannot happen with our BIO): again.
+    rc = mbedtls_ssl_send_alert_message(&ssl_, MBEDTLS_SSL_ALERT_LEVEL_FATAL, static_cast<unsigned char>(alert));
+  }
+  if (rc == 0) alert_sent_ = alert;
+}
+
+const char* failure_code_of(std::string_view reason, std::string_view* detail) {
+  if (detail != nullptr) *detail = reason;
+  for (const char* code : kFailureCodes) {
+    const size_t n = std::strlen(code);
+    if (reason.size() >= n + 2 && reason.compare(0, n, code) == 0 && reason.compare(n, 2, ": ") == 0) {
+      if (detail != nullptr) *detail = reason.substr(n + 2);
+      return code;
+    }
+  }
+  if (reason.find("timed out") != std::string_view::npos) return "timeout";
+  if (reason.find("reset") != std::string_view::npos || reason.find("closed") != std::string_view::npos ||
+      reason.find("end of file") != std::string_view::npos) {
+    return "peer_closed";
+  }
+  return "other";
 }
 
 }  // namespace fedproxy::tls

@@ -76,12 +76,22 @@ class TlsEngine {
   bool save_session(mbedtls_ssl_session* out) const;
 
   const PeerIdentity& peer() const { return peer_; }
-  // Precise reason of the last failure: "no client certificate",
+  // Precise reason of the last failure, as text: "no client certificate",
   // "certificate expired", "certificate not trusted (unknown CA)",
   // "certificate revoked", "CRL expired", "key usage not allowed",
   // "protocol version not supported", "handshake failure (-0x....)", ...
   // The full, closed list is in TlsEngine::fail() (tls_engine.cpp).
   const std::string& error_reason() const { return error_reason_; }
+  // The same failure as one word of kFailureCodes (a bounded metric label):
+  // "no_certificate", "untrusted_issuer", ...; "" while nothing failed.
+  const char* error_code() const { return error_code_; }
+  // The fatal alert this engine sent when its handshake failed (RFC 8446
+  // §6.2 code: 116 certificate_required, 48 unknown_ca, ...), -1 if none.
+  // Sent under the keys the peer reads with at that moment (see fail()).
+  int alert_sent() const { return alert_sent_; }
+  // The fatal alert the peer sent us (the failure was "peer sent alert: ..."),
+  // -1 if none.
+  int alert_received() const { return alert_received_; }
   const char* ciphersuite() const;  // after the handshake
   // Negotiated protocol after the handshake ("TLSv1.3"), else "unknown".
   const char* protocol_version() const;
@@ -146,9 +156,42 @@ class TlsEngine {
   std::string peer_cert_der_;                // client: server leaf (DER), for save_session()
   std::vector<std::string> peer_chain_der_;  // client: its verified CA chain (DER), top down, likewise
   std::string error_reason_;
+  const char* error_code_ = "";
+  int alert_sent_ = -1;
+  int alert_received_ = -1;
+  size_t out_mark_ = 0;  // out_.size() when the current mbedtls_ssl_handshake() call began
+  void send_failure_alert(int alert, bool mbedtls_alerted);
 };
 
 // Initialise PSA crypto once per process (thread-safe, idempotent).
 bool init_crypto();
+
+// Why a TLS connection failed, as a closed vocabulary: the label of the
+// "handshake failures by reason" metric and the "reason" of the log line.
+inline constexpr const char* kFailureCodes[] = {
+    "no_certificate",             // the peer sent no certificate
+    "untrusted_issuer",           // its chain does not end at a trusted CA
+    "certificate_expired",        //
+    "certificate_not_yet_valid",  //
+    "certificate_revoked",        // listed on the loaded CRL
+    "crl_stale",                  // the CRL is past nextUpdate (fail closed) or unusable
+    "bad_certificate",            // key usage, name, algorithm, unparsable, ...
+    "bad_signature",              // CertificateVerify or Finished did not verify
+    "protocol_version",           // not TLS 1.3
+    "handshake_failure",          // no shared cipher suite / group / parameters
+    "protocol_error",             // malformed or unexpected handshake message
+    "peer_alert",                 // the peer refused us (its alert says why)
+    "bad_record_mac",             // undecryptable record
+    "not_tls",                    // the peer does not speak TLS
+    "peer_closed",                // the peer closed or reset the connection
+    "timeout",                    // the handshake did not finish in time
+    "other",
+};
+
+// A transport error string is "<code>: <detail>" when the code is one of
+// kFailureCodes; this returns that code, or for other strings (socket errors,
+// "handshake timed out") the closest one ("timeout", "peer_closed", "other").
+// *detail (optional) receives the text after the code.
+const char* failure_code_of(std::string_view reason, std::string_view* detail = nullptr);
 
 }  // namespace fedproxy::tls

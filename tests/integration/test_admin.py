@@ -258,7 +258,7 @@ class AdminTest(unittest.TestCase):
         self.assertNotIn(b"/api/v1", body)
 
     def test_handshake_failures_counted_by_reason(self):
-        before = self.value(self.metrics(), "fedproxy_handshake_failures_total", reason="no_client_certificate")
+        before = self.value(self.metrics(), "fedproxy_handshake_failures_total", reason="no_certificate")
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.load_verify_locations(self.pki.ca.crt)
         ctx.check_hostname = False
@@ -272,7 +272,7 @@ class AdminTest(unittest.TestCase):
                 c.close()
             except (OSError, ssl.SSLError):
                 pass
-        self.wait_metric("fedproxy_handshake_failures_total", None, {"reason": "no_client_certificate"},
+        self.wait_metric("fedproxy_handshake_failures_total", None, {"reason": "no_certificate"},
                          before + 2)
 
     def test_reload_endpoint_and_counters(self):

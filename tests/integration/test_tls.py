@@ -127,7 +127,7 @@ class TlsIngressTest(unittest.TestCase):
         self.assertIn(outcome, REFUSED, detail)
         self.assertEqual(outcome, "handshake_error", "TLS 1.2 handshake must fail: %s" % detail)
 
-    def _refused(self, issued, target, reason_word):
+    def _refused(self, issued, target, code, detail_word):
         ctx = client_context(self.pki, issued)
         outcome, local, detail = try_mtls_request(self.port, ctx, target)
         self.assertIn(outcome, REFUSED, "got %s: %r" % (outcome, detail))
@@ -136,7 +136,9 @@ class TlsIngressTest(unittest.TestCase):
                                   and r.get("peer_addr") == peer, 5)
         self.assertIsNotNone(rec, "no handshake_failed log for %s; tail:\n%s"
                              % (peer, self.proxy.tail()))
-        self.assertIn(reason_word, str(rec.get("reason", "")).lower(), rec)
+        # reason: the bounded code (the metric's label); detail: the text
+        self.assertEqual(rec.get("reason"), code, rec)
+        self.assertIn(detail_word, str(rec.get("detail", "")).lower(), rec)
         for key in ("ts", "level"):
             self.assertIn(key, rec)
         # it never reached the app
@@ -145,13 +147,13 @@ class TlsIngressTest(unittest.TestCase):
         return rec
 
     def test_no_client_cert_refused(self):
-        self._refused(None, "/tls/nocert", "no client certificate")
+        self._refused(None, "/tls/nocert", "no_certificate", "no client certificate")
 
     def test_untrusted_ca_refused(self):
-        self._refused(self.pki.client_untrusted, "/tls/untrusted", "not trusted")
+        self._refused(self.pki.client_untrusted, "/tls/untrusted", "untrusted_issuer", "not trusted")
 
     def test_expired_cert_refused(self):
-        self._refused(self.pki.client_expired, "/tls/expired", "expired")
+        self._refused(self.pki.client_expired, "/tls/expired", "certificate_expired", "expired")
 
     def test_no_client_cert_refused_openssl_and_curl(self):
         p = s_client(self.pki, self.port, "-tls1_3",
@@ -194,7 +196,7 @@ class RevocationTest(TlsIngressTest):
         super().setUpClass()
 
     def test_revoked_cert_refused(self):
-        self._refused(self.pki.client_revoked, "/tls/revoked", "revoked")
+        self._refused(self.pki.client_revoked, "/tls/revoked", "certificate_revoked", "revoked")
 
 
 class DualTrustAndCrlVariantsTest(BackendTestCase):

@@ -276,18 +276,6 @@ TEST_CASE("reason_phrase") {
   CHECK(std::string(reason_phrase(0)) == "Unknown");
 }
 
-TEST_CASE("json_escape") {
-  CHECK(json_escape("plain text") == "plain text");
-  CHECK(json_escape("a\"b\\c") == "a\\\"b\\\\c");
-  CHECK(json_escape("l1\nl2\r\t") == "l1\\nl2\\r\\t");
-  CHECK(json_escape(std::string("\0\x01\x1f\x7f", 4)) == "\\u0000\\u0001\\u001f\\u007f");
-  CHECK(json_escape("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80") == "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
-  CHECK(json_escape("bad\xff") == "bad\\ufffd");
-  CHECK(json_escape("\xc0\xaf") == "\\ufffd\\ufffd");      // overlong '/'
-  CHECK(json_escape("\xed\xa0\x80") == "\\ufffd\\ufffd\\ufffd");  // surrogate
-  CHECK(json_escape("\xe2\x82") == "\\ufffd\\ufffd");      // truncated
-}
-
 TEST_CASE("make_error_response") {
   const std::string r = make_error_response(400, "bad_request", "The request is malformed.", "req-1", true);
   const std::string body = R"({"error":"bad_request","message":"The request is malformed.","request_id":"req-1"})";

@@ -61,6 +61,14 @@ class RawClient {
   RawClient& operator=(const RawClient&) = delete;
 
   int handshake() { return mbedtls_ssl_handshake(&ssl_); }
+  // After MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE: the alert's description byte
+  // (still in the record mbedTLS just processed), else -1.
+  int last_alert() const {
+    if (ssl_.MBEDTLS_PRIVATE(in_msgtype) != MBEDTLS_SSL_MSG_ALERT || ssl_.MBEDTLS_PRIVATE(in_msg) == nullptr) {
+      return -1;
+    }
+    return ssl_.MBEDTLS_PRIVATE(in_msg)[1];
+  }
   int read(std::string& out) {
     unsigned char buf[4096];
     for (;;) {

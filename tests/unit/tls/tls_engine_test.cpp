@@ -33,15 +33,22 @@ bool is_spec_suite(const std::string& s) {
 
 // Handshake expected to fail on the server; returns the server reason and
 // (through client_reason) what the client saw.
+// Every server-side rejection reaches our client engine as the server's alert,
+// and the server's code and alert agree with its reason.
 std::string failing_server_reason(TlsEnv& env, std::shared_ptr<const certwatch::CertBundle> client_bundle,
-                                  std::string* client_reason = nullptr, tls::TlsOptions server_opts = {}) {
+                                  std::string* client_reason = nullptr, tls::TlsOptions server_opts = {},
+                                  std::string* server_code = nullptr) {
   tls::TlsEngine server(env.server_ctx(server_opts));
   tls::TlsEngine client(TlsEnv::context(tls::Role::client, std::move(client_bundle)));
   TlsPair pair(client, server);
   CHECK_FALSE(pair.handshake());
   CHECK(pair.server_status == Status::error);
+  CHECK(pair.client_status == Status::error);
   CHECK_FALSE(server.peer().present);
+  CHECK(server.alert_sent() > 0);
+  CHECK(client.alert_received() == server.alert_sent());
   if (client_reason != nullptr) *client_reason = client.error_reason();
+  if (server_code != nullptr) *server_code = server.error_code();
   return server.error_reason();
 }
 
@@ -256,9 +263,51 @@ TEST_CASE("server rejects a client without certificate") {
   int client_ret = client.run_against(server, &st);
   CHECK(st == Status::error);
   CHECK(server.error_reason() == "no client certificate");
+  CHECK(std::string(server.error_code()) == "no_certificate");
   CHECK_FALSE(server.peer().present);
-  // mbedTLS #10877: the client cannot read the server's alert.
-  CHECK(client_ret == MBEDTLS_ERR_SSL_INVALID_MAC);
+  // certificate_required (not mbedTLS's SSLv3 no_certificate), under the
+  // server's application keys: the client, done with its handshake, reads it.
+  CHECK(server.alert_sent() == MBEDTLS_SSL_ALERT_MSG_CERT_REQUIRED);
+  CHECK(client_ret == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE);
+  CHECK(client.last_alert() == MBEDTLS_SSL_ALERT_MSG_CERT_REQUIRED);
+}
+
+TEST_CASE("our client engine hears certificate_required, exactly one alert") {
+  TlsEnv env;
+  tls::TlsEngine server(env.server_ctx());
+  // A client context without a certificate of its own.
+  auto no_cert = make_bundle(env.dir, "nocert-client", env.client_node, env.ca.cert_pem());
+  tls::TlsOptions o;
+  std::string err;
+  auto cctx = tls::TlsContext::create(tls::Role::client, no_cert, o, &err);
+  REQUIRE(cctx != nullptr);
+  // Test-only: withdraw the certificate from the (not yet used) config.
+  REQUIRE(mbedtls_ssl_conf_own_cert(const_cast<mbedtls_ssl_config*>(cctx->config()), nullptr, nullptr) == 0);
+  tls::TlsEngine client(cctx);
+  // Drive by hand to see the server's last output on its own.
+  REQUIRE(client.handshake() == Status::want_io);
+  std::string c1 = client.take_output();
+  server.feed(c1.data(), c1.size());
+  REQUIRE(server.handshake() == Status::want_io);
+  std::string s1 = server.take_output();
+  client.feed(s1.data(), s1.size());
+  REQUIRE(client.handshake() == Status::ok);  // TLS 1.3: the client is done after its Finished
+  std::string c2 = client.take_output();
+  server.feed(c2.data(), c2.size());
+  REQUIRE(server.handshake() == Status::error);
+  std::string alert = server.take_output();
+  // One encrypted record (outer type application_data), nothing else.
+  REQUIRE(alert.size() >= 5);
+  CHECK(static_cast<unsigned char>(alert[0]) == 23);
+  CHECK(alert.size() == 5 + ((static_cast<size_t>(static_cast<unsigned char>(alert[3])) << 8) |
+                             static_cast<unsigned char>(alert[4])));
+  client.feed(alert.data(), alert.size());
+  std::string got;
+  CHECK(client.read(got) == Status::error);
+  CHECK(client.alert_received() == MBEDTLS_SSL_ALERT_MSG_CERT_REQUIRED);
+  CHECK(client.error_reason() == "peer sent alert: certificate_required");
+  CHECK(std::string(client.error_code()) == "peer_alert");
+  CHECK(server.error_reason() == "no client certificate");
 }
 
 TEST_CASE("client certificate from an untrusted CA") {
@@ -269,8 +318,9 @@ TEST_CASE("client certificate from an untrusted CA") {
   std::string client_reason;
   CHECK(failing_server_reason(env, env.client_bundle_for(other, c, "rogue"), &client_reason) ==
         "certificate not trusted (unknown CA)");
-  // mbedTLS #10877: the client cannot decrypt the server's alert.
-  CHECK(client_reason == "bad record MAC right after handshake (the server probably rejected our certificate)");
+  // Sent under the server's application keys (mbedTLS alone would use its
+  // handshake keys, which no client reads with any more: Mbed-TLS #10877).
+  CHECK(client_reason == "peer sent alert: unknown_ca");
 }
 
 TEST_CASE("expired and not-yet-valid client certificates") {
@@ -279,10 +329,17 @@ TEST_CASE("expired and not-yet-valid client certificates") {
   c.uri_sans = {kClientUri};
   c.not_before = now_unix() - 10 * 86400;
   c.not_after = now_unix() - 86400;
-  CHECK(failing_server_reason(env, env.client_bundle_for(env.ca, c, "expired")) == "certificate expired");
+  std::string client_reason, code;
+  CHECK(failing_server_reason(env, env.client_bundle_for(env.ca, c, "expired"), &client_reason, {}, &code) ==
+        "certificate expired");
+  CHECK(code == "certificate_expired");
+  CHECK(client_reason == "peer sent alert: certificate_expired");
   c.not_before = now_unix() + 86400;
   c.not_after = now_unix() + 10 * 86400;
-  CHECK(failing_server_reason(env, env.client_bundle_for(env.ca, c, "future")) == "certificate not yet valid");
+  CHECK(failing_server_reason(env, env.client_bundle_for(env.ca, c, "future"), &client_reason, {}, &code) ==
+        "certificate not yet valid");
+  CHECK(code == "certificate_not_yet_valid");
+  CHECK(client_reason == "peer sent alert: bad_certificate");  // TLS has no not-yet-valid alert
 }
 
 TEST_CASE("client certificate without clientAuth extended key usage") {
@@ -290,7 +347,11 @@ TEST_CASE("client certificate without clientAuth extended key usage") {
   CertSpec c;
   c.uri_sans = {kClientUri};
   c.client_auth = false;  // serverAuth only
-  CHECK(failing_server_reason(env, env.client_bundle_for(env.ca, c, "serveronly")) == "key usage not allowed");
+  std::string client_reason, code;
+  CHECK(failing_server_reason(env, env.client_bundle_for(env.ca, c, "serveronly"), &client_reason, {}, &code) ==
+        "key usage not allowed");
+  CHECK(code == "bad_certificate");
+  CHECK(client_reason == "peer sent alert: unsupported_certificate");
 }
 
 TEST_CASE("critical grant extension is refused by mbedTLS") {
@@ -319,9 +380,13 @@ TEST_CASE("server certificate from an untrusted CA: the client rejects it") {
   CHECK_FALSE(pair.handshake());
   CHECK(pair.client_status == Status::error);
   CHECK(client.error_reason() == "certificate not trusted (unknown CA)");
-  // Measured: the mbedTLS client's alert is not readable by the mbedTLS
-  // server either (sent before the client switched to handshake keys).
-  CHECK(server.error_reason() == "bad record MAC during handshake (the client probably rejected our certificate)");
+  CHECK(std::string(client.error_code()) == "untrusted_issuer");
+  // mbedTLS alone sends this alert in plaintext, which the server (reading
+  // handshake-encrypted records by then) cannot take; ours goes under the
+  // client's handshake keys.
+  CHECK(client.alert_sent() == MBEDTLS_SSL_ALERT_MSG_UNKNOWN_CA);
+  CHECK(server.error_reason() == "peer sent alert: unknown_ca");
+  CHECK(server.alert_received() == MBEDTLS_SSL_ALERT_MSG_UNKNOWN_CA);
 }
 
 TEST_CASE("client hostname check when a server name is given") {
@@ -380,7 +445,9 @@ TEST_CASE("client offering TLS 1.2 only is refused") {
   int client_ret = client.run_against(server, &st);
   CHECK(st == Status::error);
   CHECK(server.error_reason() == "protocol version not supported");
+  CHECK(std::string(server.error_code()) == "protocol_version");
   CHECK(client_ret == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE);  // plaintext alert: readable
+  CHECK(client.last_alert() == MBEDTLS_SSL_ALERT_MSG_PROTOCOL_VERSION);
 }
 
 TEST_CASE("no shared cipher suite") {
@@ -398,7 +465,9 @@ TEST_CASE("no shared cipher suite") {
   int client_ret = client.run_against(server, &st);
   CHECK(st == Status::error);
   CHECK(server.error_reason() == "no shared cipher suite or parameters");
+  CHECK(std::string(server.error_code()) == "handshake_failure");
   CHECK(client_ret == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE);
+  CHECK(client.last_alert() == MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE);
 }
 
 TEST_CASE("server honours a client that prefers another of the three suites") {
@@ -425,6 +494,8 @@ TEST_CASE("plaintext HTTP to the TLS port") {
   server.feed(req, sizeof req - 1);
   CHECK(server.handshake() == Status::error);
   CHECK(server.error_reason() == "invalid TLS record (peer not speaking TLS?)");
+  CHECK(std::string(server.error_code()) == "not_tls");
+  CHECK(server.alert_sent() == -1);  // no answer to plaintext (SPEC §2)
 }
 
 TEST_CASE("tampered application record") {
@@ -564,6 +635,10 @@ TEST_CASE("CRL: revoked client, stale CRL fail-closed and fail-open") {
       TlsPair pair(client, server);
       CHECK_FALSE(pair.handshake());
       CHECK(server.error_reason() == "certificate revoked");
+      CHECK(std::string(server.error_code()) == "certificate_revoked");
+      CHECK(server.alert_sent() == MBEDTLS_SSL_ALERT_MSG_CERT_REVOKED);
+      CHECK(client.alert_received() == MBEDTLS_SSL_ALERT_MSG_CERT_REVOKED);
+      CHECK(client.error_reason() == "peer sent alert: certificate_revoked");
     }
     {
       tls::TlsEngine server(sctx);
@@ -578,6 +653,8 @@ TEST_CASE("CRL: revoked client, stale CRL fail-closed and fail-open") {
     TlsPair pair(client, server);
     CHECK_FALSE(pair.handshake());
     CHECK(server.error_reason() == "CRL expired");
+    CHECK(std::string(server.error_code()) == "crl_stale");
+    CHECK(client.error_reason() == "peer sent alert: certificate_unknown");
   }
   SUBCASE("CRL past nextUpdate: crl_fail_open accepts") {
     tls::TlsEngine server(server_with(*stale_crl, "crl-stale-open", true));
@@ -610,7 +687,7 @@ TEST_CASE("client engine reads a plaintext alert from the server") {
   CHECK(client.error_reason() == "peer sent alert: handshake_failure");
 }
 
-TEST_CASE("no shared key-exchange group: the mbedTLS server fails without an alert") {
+TEST_CASE("no shared key-exchange group: mbedTLS sends no alert, we send handshake_failure") {
   TlsEnv env;
   auto sctx = env.server_ctx();
   static const uint16_t kOnlyBrainpool[] = {MBEDTLS_SSL_IANA_TLS_GROUP_BP256R1, MBEDTLS_SSL_IANA_TLS_GROUP_NONE};
@@ -620,6 +697,7 @@ TEST_CASE("no shared key-exchange group: the mbedTLS server fails without an ale
   TlsPair pair(client, server);
   CHECK_FALSE(pair.handshake());
   CHECK(server.error_reason() == "no shared cipher suite or parameters");
-  CHECK_FALSE(server.has_output());      // measured: nothing is sent
-  CHECK(pair.client_status == Status::want_io);  // the client waits (until TCP close / timeout)
+  CHECK(server.alert_sent() == MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE);
+  CHECK(pair.client_status == Status::error);  // it no longer waits for the TCP close
+  CHECK(client.error_reason() == "peer sent alert: handshake_failure");
 }
