@@ -128,6 +128,9 @@ class _AuditFailureScenario(unittest.TestCase):
         cls.proxy.stop() if getattr(cls, "proxy", None) else None
         if getattr(cls, "backend", None):
             cls.backend.stop()
+        if os.environ.get("FEDTEST_KEEP") and os.path.exists(cls.audit):
+            shutil.copy(cls.audit, os.path.join(cls.tmp, "audit.jsonl"))  # the tmpfs goes away
+            print("fedtest: audit log kept in", cls.tmp, file=sys.stderr)
         if subprocess.run(["umount", cls.mnt], capture_output=True).returncode != 0:
             subprocess.run(["umount", "-l", cls.mnt], capture_output=True)
         if not os.environ.get("FEDTEST_KEEP"):
