@@ -37,10 +37,14 @@ bool AuditSink::reopen(std::string* error) {
   std::lock_guard<std::mutex> lock(mu_);
   std::string previous_head;
   if (!open_file(error, &previous_head)) return false;
-  // First line of the new file, before any worker's next record.
-  append_locked([&](const std::string& ts) {
-    return chain_.format_event(ts, "audit.reopened", {{"previous_chain_head", previous_head}});
-  });
+  // First line of the new file, before any worker's next record (and before
+  // a pending gap event, which then follows it).
+  const std::string ts = utc_timestamp_now();
+  if (!write_locked(chain_.format_event(ts, "audit.reopened", {{"previous_chain_head", previous_head}}), ts)) {
+    lose_locked(ts);
+  } else if (lost_pending_ > 0) {
+    write_gap_locked(ts);
+  }
   return true;
 }
 
@@ -108,6 +112,10 @@ void AuditSink::append_locked(Format&& format) {
   // Taken under the lock: the lines stay in time order across workers.
   const std::string ts = utc_timestamp_now();
   if ((lost_pending_ == 0 || write_gap_locked(ts)) && write_locked(format(ts), ts)) return;
+  lose_locked(ts);
+}
+
+void AuditSink::lose_locked(const std::string& ts) {
   if (lost_pending_ == 0) failing_since_ = ts;
   ++lost_pending_;
   ++lost_records_;

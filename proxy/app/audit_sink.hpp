@@ -43,7 +43,8 @@ class AuditSink {
   // While failing: try to write the gap event (and so leave the failing state).
   void retry();
   // Log rotation: close and open the path again. A new (empty) file starts a
-  // new chain whose first line records the last hash of the previous file.
+  // new chain whose first line records the last hash of the previous file
+  // (an "audit.reopened" event; a pending gap event follows it).
   bool reopen(std::string* error);
   // audit.on_failure applies at a reload.
   void set_on_failure(OnFailure on_failure);
@@ -76,6 +77,7 @@ class AuditSink {
   void append_locked(Format&& format);
   bool write_locked(policy::AuditChain::Line line, const std::string& ts);
   bool write_gap_locked(const std::string& ts);
+  void lose_locked(const std::string& ts);  // a record that could not be written
   void update_refusing_locked();
 
   mutable std::mutex mu_;  // guards everything below

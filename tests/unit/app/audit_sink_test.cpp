@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -298,4 +299,34 @@ TEST_CASE("AuditSink: a reopened file continues the chain of what was written") 
   send(*sink, "r2");
   check_verifies(slurp(path));
   CHECK(parse_all(slurp(path)).size() == 2);
+}
+
+TEST_CASE("AuditSink: rotation while failing: the new file starts with audit.reopened, then the gap") {
+  TempDir dir;
+  const std::string path = dir.file("audit.jsonl");
+  std::string error;
+  auto sink = AuditSink::open(path, AuditSink::OnFailure::reject, &error, kFaulty);
+  REQUIRE(sink);
+  send(*sink, "r1");
+  g_fault = Fault::enospc;
+  send(*sink, "lost1");
+  send(*sink, "lost2");
+  REQUIRE(sink->refusing().load());
+
+  const std::string rotated = dir.file("audit.jsonl.1");
+  REQUIRE(std::rename(path.c_str(), rotated.c_str()) == 0);
+  g_fault = Fault::none;
+  REQUIRE(sink->reopen(&error));
+  CHECK_FALSE(sink->refusing().load());
+  send(*sink, "r2");
+
+  check_verifies(slurp(rotated));
+  const std::string text = slurp(path);
+  check_verifies(text);
+  auto lines = parse_all(text);
+  REQUIRE(lines.size() == 3);
+  CHECK(str(lines[0], "event") == "audit.reopened");
+  CHECK(str(lines[1], "event") == "gap");
+  CHECK(lines[1].at("lost").get<double>() == 2);
+  CHECK(str(lines[2], "request_id") == "r2");
 }
