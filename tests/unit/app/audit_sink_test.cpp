@@ -8,8 +8,6 @@
 #include <doctest/doctest.h>
 #include <picojson.h>
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
