@@ -3,9 +3,10 @@
 // Line format (compact JSON, fixed key order, every line ends in "\n"):
 //   request: {"ts":..,"type":"request","request_id":..,"peer":..,"entity_uri":..,
 //             "grant":..,"method":..,"path":..,"resource":..,"decision":..,
-//             "reason":..,"status":N,"bytes_in":N,"bytes_out":N,
+//             "reason":..,"outcome":..,"status":N,"bytes_in":N,"bytes_out":N,
 //             "duration_ms":N.NNN,"query_hash":..,"cert_fingerprint":..,"prev":..}
 //   event:   {"ts":..,"type":"event","event":..,<field>:<string>...,"prev":..}
+//   gap:     {"ts":..,"type":"event","event":"gap","lost":N,"since":..,"error":..,"prev":..}
 // "prev" is the lowercase hex SHA-256 of the previous line's text without its
 // newline; the first line of a file carries genesis() (64 zeros).
 #include "policy/audit.hpp"
@@ -116,15 +117,16 @@ const std::string& AuditChain::genesis() {
   return g;
 }
 
-std::string AuditChain::seal(std::string body) {
+AuditChain::Line AuditChain::seal(std::string body) const {
   add_string(body, "prev", prev_);
   body += '}';
-  prev_ = sha256_hex(body);
-  body += '\n';
-  return body;
+  Line line{std::move(body), {}};
+  line.hash = sha256_hex(line.text);
+  line.text += '\n';
+  return line;
 }
 
-std::string AuditChain::request_line(const AuditRequest& r) {
+AuditChain::Line AuditChain::format_request(const AuditRequest& r) const {
   std::string s = "{\"ts\":";
   append_json_string(s, r.ts);
   add_string(s, "type", "request");
@@ -137,6 +139,7 @@ std::string AuditChain::request_line(const AuditRequest& r) {
   add_string(s, "resource", r.resource);
   add_string(s, "decision", r.decision);
   add_string(s, "reason", r.reason);
+  add_string(s, "outcome", r.outcome);
   add_int(s, "status", r.status);
   add_int(s, "bytes_in", r.bytes_in);
   add_int(s, "bytes_out", r.bytes_out);
@@ -146,7 +149,8 @@ std::string AuditChain::request_line(const AuditRequest& r) {
   return seal(std::move(s));
 }
 
-std::string AuditChain::event_line(std::string_view ts, std::string_view event, const AuditFields& fields) {
+AuditChain::Line AuditChain::format_event(std::string_view ts, std::string_view event,
+                                          const AuditFields& fields) const {
   std::string s = "{\"ts\":";
   append_json_string(s, ts);
   add_string(s, "type", "event");
@@ -159,6 +163,30 @@ std::string AuditChain::event_line(std::string_view ts, std::string_view event, 
     add_string(s, k, value);
   }
   return seal(std::move(s));
+}
+
+AuditChain::Line AuditChain::format_gap(std::string_view ts, uint64_t lost, std::string_view since,
+                                        std::string_view error) const {
+  std::string s = "{\"ts\":";
+  append_json_string(s, ts);
+  add_string(s, "type", "event");
+  add_string(s, "event", "gap");
+  add_int(s, "lost", lost);
+  add_string(s, "since", since);
+  add_string(s, "error", error);
+  return seal(std::move(s));
+}
+
+std::string AuditChain::request_line(const AuditRequest& r) {
+  Line line = format_request(r);
+  advance(std::move(line.hash));
+  return std::move(line.text);
+}
+
+std::string AuditChain::event_line(std::string_view ts, std::string_view event, const AuditFields& fields) {
+  Line line = format_event(ts, event, fields);
+  advance(std::move(line.hash));
+  return std::move(line.text);
 }
 
 std::string sha256_hex(std::string_view data) {

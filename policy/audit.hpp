@@ -25,6 +25,7 @@ struct AuditRequest {
   std::string resource;
   std::string decision;    // allow | deny | shadow_deny | error
   std::string reason;      // error code or ""
+  std::string outcome;     // how the exchange ended: completed | denied | client_aborted | ...
   int status = 0;
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
@@ -41,14 +42,29 @@ class AuditChain {
   static const std::string& genesis();
   explicit AuditChain(std::string prev = genesis()) : prev_(std::move(prev)) {}
 
-  // Complete lines ending in "\n"; each call advances the chain.
-  std::string request_line(const AuditRequest& r);
+  // A complete line (ending in "\n") chained to prev(), and the hash the
+  // chain moves to once that line is in the file. A writer formats, writes,
+  // and calls advance() only when the whole line was written, so the chain
+  // never runs ahead of the file.
+  struct Line {
+    std::string text;
+    std::string hash;
+  };
+  Line format_request(const AuditRequest& r) const;
   // Event line: {"ts","type":"event","event":<name>, fields..., "prev"}.
+  Line format_event(std::string_view ts, std::string_view event, const AuditFields& fields) const;
+  // {"ts","type":"event","event":"gap","lost":N,"since":<ts of the first
+  // loss>,"error":<why>,"prev"}: records that could not be written.
+  Line format_gap(std::string_view ts, uint64_t lost, std::string_view since, std::string_view error) const;
+  void advance(std::string hash) { prev_ = std::move(hash); }
+
+  // Format and advance at once (for writers that cannot fail, and tests).
+  std::string request_line(const AuditRequest& r);
   std::string event_line(std::string_view ts, std::string_view event, const AuditFields& fields);
   const std::string& prev() const { return prev_; }
 
  private:
-  std::string seal(std::string body);  // adds "prev", hashes, advances
+  Line seal(std::string body) const;  // adds "prev", hashes
   std::string prev_;
 };
 

@@ -169,7 +169,8 @@ const std::vector<std::string_view> kRouteKeys = {"prefix", "resource", "sensiti
 const std::vector<std::string_view> kHttpKeys = {"path_policy", "headers_with_underscores"};
 const std::vector<std::string_view> kPathPolicies = {"reject", "rewrite"};
 const std::vector<std::string_view> kUnderscoreHeaders = {"reject", "drop", "allow"};
-const std::vector<std::string_view> kAuditKeys = {"path"};
+const std::vector<std::string_view> kAuditKeys = {"path", "on_failure"};
+const std::vector<std::string_view> kAuditOnFailure = {"reject", "continue"};
 const std::vector<std::string_view> kLimitsKeys = {
     "max_connections",  "max_header_bytes",     "max_request_line_bytes",
     "max_header_count", "max_conn_lifetime_ms", "max_requests_per_conn",
@@ -922,6 +923,10 @@ class Loader {
     if (!o) return;
     check_keys(*o, "audit", kAuditKeys);
     if (auto* f = member(*o, "path")) read_path(*f, "audit.path", audit.path, true);
+    std::string s;
+    if (auto* f = member(*o, "on_failure"); f && read_enum(*f, "audit.on_failure", kAuditOnFailure, s)) {
+      audit.on_failure = s == "continue" ? AuditConfig::OnFailure::continue_ : AuditConfig::OnFailure::reject;
+    }
   }
 
   void load_limits(const value& v, LimitsConfig& l) {
@@ -1029,6 +1034,10 @@ bool Endpoint::is_loopback() const {
     return std::memcmp(v6.s6_addr, kMapped, 12) == 0 && v6.s6_addr[12] == 127;
   }
   return false;
+}
+
+const char* to_string(AuditConfig::OnFailure f) {
+  return f == AuditConfig::OnFailure::continue_ ? "continue" : "reject";
 }
 
 std::string ConfigProblem::to_string() const {

@@ -119,7 +119,15 @@ struct HttpConfig {
 
 struct AuditConfig {
   std::string path;  // "" = no audit log
+  // What fedproxy does while audit lines cannot be written (SPEC §10):
+  enum class OnFailure : uint8_t {
+    reject,     // "reject": fail closed, 503 audit_unavailable and /readyz 503
+    continue_,  // "continue": serve, and write a "gap" event once writing works again
+  };
+  OnFailure on_failure = OnFailure::reject;
 };
+
+const char* to_string(AuditConfig::OnFailure f);
 
 struct LimitsConfig {
   uint32_t max_connections = 10000;

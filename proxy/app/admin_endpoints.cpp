@@ -37,6 +37,16 @@ std::string trust_anchors_json(const std::vector<policy::AnchorInfo>& anchors) {
   }
   return j + "]";
 }
+// /status "audit": the file, its chain head and whether lines are written.
+std::string audit_status_json(const AuditSink& audit) {
+  const AuditSink::Health h = audit.health();
+  return "{\"path\":" + q(audit.path()) + ",\"chain_head\":" + q(audit.chain_head()) +
+         ",\"state\":" + q(h.failing ? "failing" : "ok") + ",\"on_failure\":" + q(policy::to_string(h.on_failure)) +
+         ",\"write_failures\":" + std::to_string(h.write_failures) +
+         ",\"lost_records\":" + std::to_string(h.lost_records) +
+         ",\"failing_since\":" + (h.failing ? q(h.failing_since) : std::string("null")) +
+         ",\"last_error\":" + (h.last_error.empty() ? std::string("null") : q(h.last_error)) + "}";
+}
 }  // namespace
 
 core::AdminResponse Runtime::handle_admin(const core::AdminRequest& req) {
@@ -72,9 +82,13 @@ core::AdminResponse Runtime::handle_admin(const core::AdminRequest& req) {
     r.body = "{\"status\":\"ok\"}\n";
   } else if (path == "/readyz") {
     bool upstream = probe_ && probe_->upstream_ok();
-    bool ready = !stopping_ && upstream;
+    // audit.on_failure "reject": not ready while requests are refused.
+    bool audit = !audit_ || !audit_->refusing().load(std::memory_order_relaxed);
+    bool ready = !stopping_ && upstream && audit;
     r.status = ready ? 200 : 503;
-    r.body = std::string("{\"ready\":") + b(ready) + ",\"upstream\":" + b(upstream) + "}\n";
+    r.body = std::string("{\"ready\":") + b(ready) + ",\"upstream\":" + b(upstream);
+    if (audit_) r.body += std::string(",\"audit\":") + b(audit);  // with an audit log only
+    r.body += "}\n";
   } else if (path == "/status") {
     r.body = status_json();
   } else {
@@ -122,7 +136,10 @@ std::string Runtime::metrics_text() const {
     if (next && *next > 0) ops.crl_next_update = next;
   }
   ops.reloads = &reload_stats_;
-  ops.audit_write_failures = audit_ ? audit_->write_errors() : 0;
+  if (audit_) {
+    const AuditSink::Health h = audit_->health();
+    ops.audit = OpsMetrics::Audit{h.write_failures, h.lost_records, !h.failing};
+  }
   return out + render_ops_metrics(ops);
 }
 
@@ -221,7 +238,7 @@ std::string Runtime::status_json() const {
        ",\"egress_active\":" + std::to_string(shared_.egress_count->active.load()) + "}";
   j += ",\"upstream\":{\"address\":" + q(cfg.ingress.upstream.text) + ",\"reachable\":" +
        b(probe_ && probe_->upstream_ok()) + "}";
-  if (audit_) j += ",\"audit\":{\"path\":" + q(audit_->path()) + ",\"chain_head\":" + q(audit_->chain_head()) + "}";
+  if (audit_) j += ",\"audit\":" + audit_status_json(*audit_);
   j += ",\"warnings\":[";
   for (size_t i = 0; i < warnings.size(); ++i) j += (i ? "," : "") + q(warnings[i]);
   j += "]}\n";

@@ -1,71 +1,26 @@
 #include "proxy/app/audit_sink.hpp"
 
-#include <cerrno>
-#include <cstring>
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <utility>
 
 #include "policy/policy.hpp"
 #include "proxy/app/log.hpp"
+#include "proxy/base/outcome.hpp"
 
 namespace fedproxy::app {
 
-namespace {
-
-// The file's last line (without its newline) and whether the file ends in
-// a newline. Reads at most the last 64 KiB.
-std::string read_last_line(int rfd, bool* ends_with_newline) {
-  *ends_with_newline = true;
-  struct stat st {};
-  if (fstat(rfd, &st) != 0 || st.st_size == 0) return "";
-  off_t size = st.st_size;
-  off_t start = size > 65536 ? size - 65536 : 0;
-  std::string tail(static_cast<size_t>(size - start), '\0');
-  ssize_t n = pread(rfd, tail.data(), tail.size(), start);
-  if (n <= 0) return "";
-  tail.resize(static_cast<size_t>(n));
-  *ends_with_newline = tail.back() == '\n';
-  if (*ends_with_newline) tail.pop_back();
-  size_t begin = tail.rfind('\n');
-  return begin == std::string::npos ? tail : tail.substr(begin + 1);
-}
-
-}  // namespace
-
-std::unique_ptr<AuditSink> AuditSink::open(const std::string& path, std::string* error) {
-  std::unique_ptr<AuditSink> sink(new AuditSink(path));
+std::unique_ptr<AuditSink> AuditSink::open(const std::string& path, OnFailure on_failure, std::string* error,
+                                           const AuditFileIo& io) {
+  std::unique_ptr<AuditSink> sink(new AuditSink(path, on_failure, io));
   std::string head;
   if (!sink->open_file(error, &head)) return nullptr;
   return sink;
 }
 
-AuditSink::~AuditSink() {
-  if (fd_ >= 0) {
-    fsync(fd_);
-    ::close(fd_);
-  }
-}
-
 bool AuditSink::open_file(std::string* error, std::string* previous_head) {
-  int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-  if (fd < 0) {
-    *error = path_ + ": cannot open audit log: " + std::strerror(errno);
-    return false;
-  }
-  // Reading needs its own descriptor: this one is write-only.
+  auto file = std::make_unique<AuditFile>(*io_);
   std::string last;
-  bool ends_with_newline = true;
-  if (int rfd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC); rfd >= 0) {
-    last = read_last_line(rfd, &ends_with_newline);
-    ::close(rfd);
-  }
-  // A line cut short by a crash: end it, so it stays visible to
-  // `fedproxy audit verify` instead of being glued to the next record.
-  if (!ends_with_newline && ::write(fd, "\n", 1) != 1) ++write_errors_;
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = fd;
+  if (!file->open(path_, &last, error)) return false;
+  file_ = std::move(file);
   *previous_head = chain_.prev();
   if (last.empty()) {
     chain_ = policy::AuditChain();
@@ -82,9 +37,21 @@ bool AuditSink::reopen(std::string* error) {
   std::lock_guard<std::mutex> lock(mu_);
   std::string previous_head;
   if (!open_file(error, &previous_head)) return false;
-  // First line of the new file, before any worker's next record.
-  write_line(chain_.event_line(utc_timestamp_now(), "audit.reopened", {{"previous_chain_head", previous_head}}));
+  // First line of the new file, before any worker's next record (and before
+  // a pending gap event, which then follows it).
+  const std::string ts = utc_timestamp_now();
+  if (!write_locked(chain_.format_event(ts, "audit.reopened", {{"previous_chain_head", previous_head}}), ts)) {
+    lose_locked(ts);
+  } else if (lost_pending_ > 0) {
+    write_gap_locked(ts);
+  }
   return true;
+}
+
+void AuditSink::set_on_failure(OnFailure on_failure) {
+  std::lock_guard<std::mutex> lock(mu_);
+  on_failure_ = on_failure;
+  update_refusing_locked();
 }
 
 std::string AuditSink::chain_head() const {
@@ -92,25 +59,72 @@ std::string AuditSink::chain_head() const {
   return chain_.prev();
 }
 
-uint64_t AuditSink::write_errors() const {
+AuditSink::Health AuditSink::health() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return write_errors_;
+  Health h;
+  h.failing = lost_pending_ > 0;
+  h.on_failure = on_failure_;
+  h.write_failures = write_failures_;
+  h.lost_records = lost_records_;
+  h.lost_pending = lost_pending_;
+  h.failing_since = failing_since_;
+  h.last_error = last_error_;
+  return h;
 }
 
-void AuditSink::write_line(const std::string& line) {
-  const char* p = line.data();
-  size_t left = line.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd_, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      ++write_errors_;
-      LogLine("error", "audit write failed").str("path", path_).str("error", std::strerror(errno));
-      return;
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
+void AuditSink::update_refusing_locked() {
+  refusing_.store(lost_pending_ > 0 && on_failure_ == OnFailure::reject, std::memory_order_relaxed);
+}
+
+bool AuditSink::write_locked(policy::AuditChain::Line line, const std::string& ts) {
+  std::string error;
+  if (file_->append(line.text, &error)) {
+    chain_.advance(std::move(line.hash));
+    return true;
   }
+  ++write_failures_;
+  last_error_ = std::move(error);
+  if (lost_pending_ == 0) {
+    // Once per failure, not per line: the counters and /status say the rest.
+    LogLine("error", "audit write failed")
+        .str("path", path_)
+        .str("error", last_error_)
+        .str("on_failure", policy::to_string(on_failure_))
+        .str("since", ts);
+  }
+  return false;
+}
+
+bool AuditSink::write_gap_locked(const std::string& ts) {
+  if (!write_locked(chain_.format_gap(ts, lost_pending_, failing_since_, last_error_), ts)) return false;
+  LogLine("warn", "audit log writable again")
+      .str("path", path_)
+      .num("lost", static_cast<int64_t>(lost_pending_))
+      .str("since", failing_since_);
+  lost_pending_ = 0;
+  failing_since_.clear();
+  update_refusing_locked();
+  return true;
+}
+
+template <typename Format>
+void AuditSink::append_locked(Format&& format) {
+  // Taken under the lock: the lines stay in time order across workers.
+  const std::string ts = utc_timestamp_now();
+  if ((lost_pending_ == 0 || write_gap_locked(ts)) && write_locked(format(ts), ts)) return;
+  lose_locked(ts);
+}
+
+void AuditSink::lose_locked(const std::string& ts) {
+  if (lost_pending_ == 0) failing_since_ = ts;
+  ++lost_pending_;
+  ++lost_records_;
+  update_refusing_locked();
+}
+
+void AuditSink::retry() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (lost_pending_ > 0) write_gap_locked(utc_timestamp_now());
 }
 
 void AuditSink::request(const core::RequestRecord& r) {
@@ -130,6 +144,7 @@ void AuditSink::request(const core::RequestRecord& r) {
   a.resource = r.resource;
   a.decision = r.decision;
   a.reason = r.reason;
+  a.outcome = std::string(base::to_string(r.outcome));
   a.status = r.status;
   a.bytes_in = r.bytes_in;
   a.bytes_out = r.bytes_out;
@@ -138,16 +153,16 @@ void AuditSink::request(const core::RequestRecord& r) {
   // so the hash covers the normalised path without normalising again.
   a.query_hash = policy::query_hash(a.method, a.path, query);
   if (r.peer && r.peer->present) a.cert_fingerprint = r.peer->der_sha256;
-  // Workers share the chain: taking the timestamp under the lock keeps the
-  // lines in time order.
   std::lock_guard<std::mutex> lock(mu_);
-  a.ts = utc_timestamp_now();
-  write_line(chain_.request_line(a));
+  append_locked([&](const std::string& ts) {
+    a.ts = ts;
+    return chain_.format_request(a);
+  });
 }
 
 void AuditSink::event(std::string_view name, const policy::AuditFields& fields) {
   std::lock_guard<std::mutex> lock(mu_);
-  write_line(chain_.event_line(utc_timestamp_now(), name, fields));
+  append_locked([&](const std::string& ts) { return chain_.format_event(ts, name, fields); });
 }
 
 }  // namespace fedproxy::app

@@ -55,9 +55,21 @@ std::string render_ops_metrics(const OpsMetrics& m) {
     prom::sample(out, "fedproxy_restart_required", {{"key", key}}, uint64_t{1});
   }
 
+  // The counters are 0 without an audit log; the gauge is there only with one.
+  const OpsMetrics::Audit audit = m.audit.value_or(OpsMetrics::Audit{});
   prom::family(out, "fedproxy_audit_write_failures_total", "counter",
-               "Audit log lines that could not be written (disk full, I/O error).");
-  prom::sample(out, "fedproxy_audit_write_failures_total", {}, m.audit_write_failures);
+               "Audit log writes that failed (disk full, I/O error): records, gap events and retries.");
+  prom::sample(out, "fedproxy_audit_write_failures_total", {}, audit.write_failures);
+  prom::family(out, "fedproxy_audit_records_lost_total", "counter",
+               "Audit records (requests and events) that were never written; a gap event in the log counts "
+               "them once writing works again.");
+  prom::sample(out, "fedproxy_audit_records_lost_total", {}, audit.lost_records);
+  if (m.audit) {
+    prom::family(out, "fedproxy_audit_healthy", "gauge",
+                 "1 while audit lines are written, 0 while they cannot be (with audit.on_failure \"reject\", "
+                 "requests are refused meanwhile).");
+    prom::sample(out, "fedproxy_audit_healthy", {}, uint64_t{audit.healthy ? 1u : 0u});
+  }
   return out;
 }
 

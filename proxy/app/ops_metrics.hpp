@@ -20,7 +20,12 @@ struct OpsMetrics {
   std::vector<CertExpiry> certs;
   std::optional<int64_t> crl_next_update;  // unix seconds; nullopt: no CRL (or none with a nextUpdate)
   const ReloadStats* reloads = nullptr;
-  uint64_t audit_write_failures = 0;  // audit lines that could not be written (0 without an audit log)
+  struct Audit {
+    uint64_t write_failures = 0;  // write attempts that failed (records, gap events, retries)
+    uint64_t lost_records = 0;    // records that were never written
+    bool healthy = true;          // false while lines cannot be written
+  };
+  std::optional<Audit> audit;  // nullopt: no audit log configured
 };
 
 std::string render_ops_metrics(const OpsMetrics& m);

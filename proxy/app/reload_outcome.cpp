@@ -45,6 +45,8 @@ std::vector<std::string> restart_required_keys(const policy::Config& a, const po
   // Timeouts, limits, http rules and the idle-pool size apply at a reload
   // (Worker::apply -> IngressServer/EgressRouter::set_run_time_options); a
   // pending graceful stop keeps the shutdown_grace_ms it started with.
+  // audit.on_failure applies at a reload too (Runtime::apply ->
+  // AuditSink::set_on_failure).
   return keys;
 }
 

@@ -23,6 +23,8 @@ policy::Endpoint with_bound_port(policy::Endpoint e, const std::string& bound) {
   return e;
 }
 
+constexpr uint64_t kAuditRetryMs = 1000;
+
 int fatal(const std::string& message) {
   LogLine("fatal", message);
   return 2;
@@ -46,7 +48,7 @@ int Runtime::run() {
   reload_stats_.last_success_unix = static_cast<int64_t>(std::time(nullptr));
   if (!cfg.audit.path.empty()) {
     std::string error;
-    audit_ = AuditSink::open(cfg.audit.path, &error);
+    audit_ = AuditSink::open(cfg.audit.path, cfg.audit.on_failure, &error);
     if (!audit_) return fatal(error);
     events_.set_audit(audit_.get());
   }
@@ -95,6 +97,13 @@ int Runtime::run() {
   expiry_timer_ = std::make_unique<net::Timer>(loop_, [this] { log_expiry_warnings(); });
   expiry_timer_->start(86400000, 86400000);
   expiry_timer_->unref();
+  if (audit_) {
+    // While the audit log cannot be written, try again every second even
+    // without traffic (under "reject" a refusing proxy gets none: /readyz 503).
+    audit_retry_timer_ = std::make_unique<net::Timer>(loop_, [this] { audit_->retry(); });
+    audit_retry_timer_->start(kAuditRetryMs, kAuditRetryMs);
+    audit_retry_timer_->unref();
+  }
   if (audit_) audit_->event("start", {{"node", cfg.node.org}, {"config", config_path_}});
   LogLine("info", "started").str("node", cfg.node.org).str("config", config_path_);
   notify_.ready("serving: " + listening_);
@@ -243,6 +252,7 @@ void Runtime::shutdown(const char* why) {
   poll_timer_.reset();
   reload_timer_.reset();
   expiry_timer_.reset();
+  audit_retry_timer_.reset();
 }
 
 void log_config_warnings(const std::vector<std::string>& warnings) {
@@ -362,6 +372,7 @@ void Runtime::apply(std::shared_ptr<const Snapshot> next) {
   }
   for (const auto& p : worker0_->apply(next)) LogLine("warn", "egress peer unusable").str("problem", p);
   events_.set_log_requests(new_cfg.log_requests);
+  if (audit_) audit_->set_on_failure(new_cfg.audit.on_failure);
   for (auto& t : threads_) t->set_log_requests(new_cfg.log_requests);
   cell_.publish(next);
   for (auto& t : threads_) t->notify();

@@ -75,7 +75,7 @@ class Runtime final : public core::AdminHandler {
   std::unique_ptr<net::Timer> insecure_timer_;
   certwatch::WatchSet watch_;
   certwatch::ReloadDebouncer debouncer_;
-  std::unique_ptr<net::Timer> poll_timer_, reload_timer_, expiry_timer_;
+  std::unique_ptr<net::Timer> poll_timer_, reload_timer_, expiry_timer_, audit_retry_timer_;
   std::string last_reload_at_;
   std::string last_reload_error_;
   bool last_reload_ok_ = true;  // the last reload's snapshot applied (ok or restart_required)

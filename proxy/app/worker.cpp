@@ -1,5 +1,6 @@
 #include "proxy/app/worker.hpp"
 
+#include "proxy/app/audit_sink.hpp"
 #include "proxy/app/log.hpp"
 
 namespace fedproxy::app {
@@ -49,8 +50,12 @@ bool Worker::start(const std::shared_ptr<const Snapshot>& snap, const ListenPlan
   if (snap->policy) {
     policy_ = std::make_unique<core::PolicyAuthorizer>(snap->policy, snap->server_tls == nullptr, shared_.limiter);
   }
-  core::Authorizer& authorizer = policy_ ? static_cast<core::Authorizer&>(*policy_) : pass_through_;
-  ingress_ = std::make_unique<core::IngressServer>(loop_, ingress_options(cfg), snap->server_tls, authorizer,
+  core::Authorizer* authorizer = policy_ ? static_cast<core::Authorizer*>(policy_.get()) : &pass_through_;
+  if (shared_.audit) {
+    ingress_gate_ = std::make_unique<core::AuditGate>(*authorizer, shared_.audit->refusing());
+    authorizer = ingress_gate_.get();
+  }
+  ingress_ = std::make_unique<core::IngressServer>(loop_, ingress_options(cfg), snap->server_tls, *authorizer,
                                                    events_, shared_.ingress_count);
   ingress_->set_node_manifest(snap->node_manifest);
   if (!ingress_->listen(plan.ingress, error, plan.reuse_port, plan.ingress_fd)) {
@@ -61,8 +66,12 @@ bool Worker::start(const std::shared_ptr<const Snapshot>& snap, const ListenPlan
     core::IngressOptions opts = egress_options(cfg);
     egress_router_ = std::make_unique<core::EgressRouter>(loop_, opts.upstream);
     egress_router_->set_peers(snap->policy.get(), snap->client_tls);
-    egress_ = std::make_unique<core::IngressServer>(loop_, opts, nullptr, *egress_router_, events_,
-                                                    shared_.egress_count);
+    core::Authorizer* router = egress_router_.get();
+    if (shared_.audit) {
+      egress_gate_ = std::make_unique<core::AuditGate>(*router, shared_.audit->refusing());
+      router = egress_gate_.get();
+    }
+    egress_ = std::make_unique<core::IngressServer>(loop_, opts, nullptr, *router, events_, shared_.egress_count);
     if (!egress_->listen(*plan.egress, error, plan.reuse_port, plan.egress_fd)) {
       if (failed_listener) *failed_listener = "egress";
       return false;

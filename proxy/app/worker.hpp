@@ -16,6 +16,7 @@
 #include "policy/policy.hpp"
 #include "proxy/app/event_log.hpp"
 #include "proxy/app/snapshot.hpp"
+#include "proxy/core/audit_gate.hpp"
 #include "proxy/core/authorizer.hpp"
 #include "proxy/core/egress_router.hpp"
 #include "proxy/core/ingress_server.hpp"
@@ -31,7 +32,7 @@ struct WorkerShared {
   std::shared_ptr<policy::RateLimiter> limiter;  // rebound by the Runtime only
   std::shared_ptr<core::ConnectionCount> ingress_count = std::make_shared<core::ConnectionCount>();
   std::shared_ptr<core::ConnectionCount> egress_count = std::make_shared<core::ConnectionCount>();
-  AuditSink* audit = nullptr;
+  AuditSink* audit = nullptr;  // its refusing() flag gates every listener's requests
 };
 
 // Where a worker listens. Worker 0 binds the configured addresses; the
@@ -83,6 +84,8 @@ class Worker {
   EventLog& events_;
   core::PassThroughAuthorizer pass_through_;
   std::unique_ptr<core::PolicyAuthorizer> policy_;
+  // audit.on_failure "reject": in front of the ingress and egress authorizers.
+  std::unique_ptr<core::AuditGate> ingress_gate_, egress_gate_;
   std::unique_ptr<core::IngressServer> ingress_;
   std::unique_ptr<core::EgressRouter> egress_router_;
   std::unique_ptr<core::IngressServer> egress_;  // the same session code, routed to peers

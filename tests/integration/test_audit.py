@@ -37,8 +37,10 @@ URI_B = "spiffe://beta.example/nodes/primary"
 URI_NOBODY = "spiffe://stranger.example/nodes/audit"
 
 FIELDS = ("ts", "request_id", "peer", "entity_uri", "grant", "method", "path", "resource",
-          "decision", "reason", "status", "bytes_in", "bytes_out", "duration_ms", "query_hash",
+          "decision", "reason", "outcome", "status", "bytes_in", "bytes_out", "duration_ms", "query_hash",
           "cert_fingerprint")
+OUTCOMES = ("completed", "denied", "client_aborted", "client_timeout", "upstream_error", "upstream_timeout",
+            "shutdown_cut")
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 IN_FLIGHT = 4
@@ -214,6 +216,7 @@ class AuditLogTest(unittest.TestCase):
             missing = [f for f in FIELDS if f not in rec]
             self.assertEqual(missing, [], "missing %s in %r" % (missing, rec))
             self.assertRegex(rec["ts"], TS_RE)
+            self.assertIn(rec["outcome"], OUTCOMES)
             self.assertRegex(rec["query_hash"], HEX64)
             self.assertRegex(rec["cert_fingerprint"], HEX64)
             self.assertRegex(rec.get("prev", ""), HEX64)

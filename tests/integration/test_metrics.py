@@ -15,7 +15,7 @@
   certificate the peer presented; the CRL's nextUpdate likewise;
 - reloads: ok, failed and restart_required (changing ingress.listen) in the
   POST /reload answer, /status and the counters, with the last success time;
-- failed audit writes are counted (audit.path on /dev/full);
+- failed audit writes and lost records are counted (audit.path on /dev/full);
 - every metric named by examples/monitoring/fedproxy-alerts.yaml and
   grafana-dashboard.json exists in a real scrape, and `promtool check rules`
   accepts the rules (skipped, visibly, without promtool).
@@ -294,9 +294,11 @@ class MetricsTest(unittest.TestCase):
 
 
 class AuditWriteFailureTest(unittest.TestCase):
-    """Every audit line that cannot be written is counted (audit.path on
-    /dev/full: each write fails with ENOSPC). Only counted: what the proxy then
-    does with the request is audit.on_failure's business (another issue)."""
+    """Every audit record that cannot be written is counted (audit.path on
+    /dev/full: each write fails with ENOSPC), and so is every failed write
+    (records, and the retries fedproxy makes every second). What the proxy
+    does with the requests meanwhile (audit.on_failure) is
+    test_audit_failure.py's business; here they are refused (the default)."""
 
     @classmethod
     def setUpClass(cls):
@@ -314,16 +316,22 @@ class AuditWriteFailureTest(unittest.TestCase):
     def tearDownClass(cls):
         stop_class_proxy(cls)
 
-    def failures(self) -> float:
-        return scrape(self.proxy.admin_port)[1]["fedproxy_audit_write_failures_total"].value()
+    def value(self, name: str) -> float:
+        return scrape(self.proxy.admin_port)[1][name].value()
 
     def test_each_lost_line_is_counted(self):
-        before = self.failures()
+        lost = lambda: self.value("fedproxy_audit_records_lost_total")  # noqa: E731
+        failures = lambda: self.value("fedproxy_audit_write_failures_total")  # noqa: E731
+        before = lost()
         self.assertGreaterEqual(before, 1)  # the start event
+        failures_before = failures()
+        self.assertGreaterEqual(failures_before, before)
         with Conn.open(self.proxy.ingress_port, self.ctx) as c:
             for _ in range(3):
-                c.request("GET", "/api/v1/tasks/1")
-        self.assertTrue(wait_until(lambda: self.failures() == before + 3, 5), self.failures())
+                self.assertEqual(c.request("GET", "/api/v1/tasks/1").status, 503)
+        self.assertTrue(wait_until(lambda: lost() == before + 3, 5), lost())
+        self.assertGreaterEqual(failures(), failures_before + 3)
+        self.assertEqual(self.value("fedproxy_audit_healthy"), 0)
         self.assertTrue(self.proxy.find_logs(lambda r: r.get("msg") == "audit write failed"))
 
 

@@ -35,6 +35,7 @@ AuditRequest sample_request() {
   r.resource = "tasks";
   r.decision = "allow";
   r.reason = "";
+  r.outcome = "completed";
   r.status = 200;
   r.bytes_in = 12;
   r.bytes_out = 3456;
@@ -181,18 +182,18 @@ TEST_CASE("audit: exact line format, key order and chaining (known answer)") {
         "{\"ts\":\"2026-01-02T03:04:05.678Z\",\"type\":\"request\",\"request_id\":\"req-1\","
         "\"peer\":\"partner-labs\",\"entity_uri\":\"spiffe://partner.example/nodes/b\",\"grant\":\"g-1\","
         "\"method\":\"GET\",\"path\":\"/api/v1/tasks\",\"resource\":\"tasks\",\"decision\":\"allow\","
-        "\"reason\":\"\",\"status\":200,\"bytes_in\":12,\"bytes_out\":3456,\"duration_ms\":1.500,"
+        "\"reason\":\"\",\"outcome\":\"completed\",\"status\":200,\"bytes_in\":12,\"bytes_out\":3456,\"duration_ms\":1.500,"
         "\"query_hash\":\"6d4534afce2076d297a85e3700278c5c41a1e47cd5d169ba8bf6dba70055a91f\","
         "\"cert_fingerprint\":\"ab:cd\",\"prev\":\"" + kZeros + "\"}\n");
   // printf '%s' "<line 1 without newline>" | sha256sum
-  const std::string h1 = "28e9d00c65a025d1dd8cf1bdde45a3a3fe781d7b4a3bf2248dd0c33a258bd01f";
+  const std::string h1 = "6d6f348495c5c6282b96a332055203e291f19616724a528a5adc49c6f5cd5248";
   CHECK(chain.prev() == h1);
   CHECK(sha256_hex(strip_nl(l1)) == h1);
 
   const std::string l2 = chain.event_line("2026-01-02T03:04:06.000Z", "reload", {{"result", "ok"}, {"generation", "2"}});
   CHECK(l2 == "{\"ts\":\"2026-01-02T03:04:06.000Z\",\"type\":\"event\",\"event\":\"reload\",\"result\":\"ok\","
               "\"generation\":\"2\",\"prev\":\"" + h1 + "\"}\n");
-  CHECK(chain.prev() == "83cd67684cfd1ff847f991fb385812bef1473b4e49fee83af2b17ea8f86a088c");
+  CHECK(chain.prev() == "46e3347fb7dbc37a2cb1c7b15dcfb3b05a9159a9476ab88a771f9e13c02533d3");
 
   auto res = verify(l1 + l2);
   CHECK(res.ok);
@@ -511,4 +512,41 @@ TEST_CASE("audit: verify reads a large log line by line") {
   auto res = verify(text);
   CHECK(res.ok);
   CHECK(res.lines == 5000);
+}
+
+TEST_CASE("audit: format_* leave the chain where it is until advance(); a gap line chains like any other") {
+  AuditChain chain;
+  const std::string first = chain.event_line("t0", "start", {});
+  const std::string head = chain.prev();
+
+  // A line that never reached the file: formatted, not advanced over.
+  const AuditChain::Line lost = chain.format_request(sample_request());
+  CHECK(chain.prev() == head);
+  CHECK(lost.hash == sha256_hex(strip_nl(lost.text)));
+
+  const AuditChain::Line gap = chain.format_gap("t2", 3, "t1", "No space left on device");
+  CHECK(gap.text == "{\"ts\":\"t2\",\"type\":\"event\",\"event\":\"gap\",\"lost\":3,\"since\":\"t1\","
+                    "\"error\":\"No space left on device\",\"prev\":\"" + head + "\"}\n");
+  CHECK(chain.prev() == head);
+  chain.advance(gap.hash);
+  CHECK(chain.prev() == gap.hash);
+  const AuditChain::Line next = chain.format_event("t3", "stop", {});
+  chain.advance(next.hash);
+
+  auto obj = parse_line(strip_nl(gap.text));
+  CHECK(obj.at("lost").get<double>() == 3);
+  auto ok = verify(first + gap.text + next.text);
+  CHECK(ok.ok);
+  CHECK(ok.lines == 3);
+  // A chain advanced over a line the file does not hold does not verify.
+  CHECK_FALSE(verify(first + next.text).ok);
+}
+
+TEST_CASE("audit: request lines carry the outcome after the reason") {
+  AuditChain chain;
+  AuditRequest r = sample_request();
+  r.outcome = "client_aborted";
+  const std::string line = strip_nl(chain.request_line(r));
+  CHECK(line.find("\"reason\":\"\",\"outcome\":\"client_aborted\",\"status\":200") != std::string::npos);
+  CHECK(parse_line(line).at("outcome").get<std::string>() == "client_aborted");
 }

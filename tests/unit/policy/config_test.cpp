@@ -74,7 +74,7 @@ const char* kSpecExample = R"({
               "max_rows_per_query": 500, "rate_limit": {"rps": 50, "burst": 100},
               "source_cidrs": ["10.0.0.0/8"], "expires_at": "2027-04-13T00:00:00Z",
               "status": "active", "approved_sensitive": false}],
-  "audit": {"path": "audit.jsonl"},
+  "audit": {"path": "audit.jsonl", "on_failure": "reject"},
   "limits": {"max_connections": 10000, "max_header_bytes": 16384},
   "timeouts": {"handshake_ms": 10000, "header_ms": 10000, "idle_ms": 60000,
                "upstream_connect_ms": 5000, "upstream_response_ms": 60000}
@@ -129,6 +129,7 @@ TEST_CASE("the SPEC §11 example parses and every field comes out right") {
   CHECK(g.get("max_rows_per_query").get<int64_t>() == 500);
   CHECK(g.get("filters").get("tasks").get("include_personal").get<bool>() == true);
   CHECK(c.audit.path == "/etc/fedproxy/audit.jsonl");
+  CHECK(c.audit.on_failure == AuditConfig::OnFailure::reject);
   CHECK(c.limits.max_connections == 10000);
   CHECK(c.limits.max_header_bytes == 16384);
   CHECK(c.timeouts.handshake_ms == 10000);
@@ -165,6 +166,7 @@ TEST_CASE("defaults of a minimal config") {
   CHECK(c.routes.empty());
   CHECK(c.grants.empty());
   CHECK(c.audit.path == "");
+  CHECK(c.audit.on_failure == AuditConfig::OnFailure::reject);
   CHECK(c.limits.max_connections == 10000);
   CHECK(c.limits.max_header_bytes == 16384);
   CHECK(c.limits.max_request_line_bytes == 8192);
@@ -499,6 +501,10 @@ TEST_CASE("validation rules") {
       {R"("grants": {})", "grants", "must be an array"},
       {R"("audit": [])", "audit", "must be an object, got an array"},
       {R"("audit": {"path": ""})", "audit.path", "must not be empty"},
+      {R"("audit": {"path": "a", "on_failure": "ignore"})", "audit.on_failure",
+       "must be one of reject, continue (got \"ignore\")"},
+      {R"("audit": {"on_failure": "contine"})", "audit.on_failure", "did you mean \"continue\"?"},
+      {R"("audit": {"on_failure": false})", "audit.on_failure", "must be a string"},
       {R"("limits": null)", "limits", "must be an object"},
       {R"("timeouts": 1)", "timeouts", "must be an object"},
       {R"("enforce": "false")", "enforce", "must be true or false"},
@@ -793,6 +799,17 @@ TEST_CASE("a UTF-8 byte order mark is tolerated") {
 TEST_CASE("NUL bytes in strings are refused") {
   auto r = parse(with(R"("tls": {"cert": "a\u0000b"})"));
   CHECK(find_problem(r, "tls.cert", "NUL"));
+}
+
+TEST_CASE("audit.on_failure: reject by default, continue when asked") {
+  auto r = parse_config(with(R"("audit": {"path": "/var/log/a.jsonl", "on_failure": "continue"})"), "/srv");
+  require_ok(r);
+  CHECK(r.config->audit.on_failure == AuditConfig::OnFailure::continue_);
+  CHECK(std::string(to_string(r.config->audit.on_failure)) == "continue");
+  auto d = parse_config(with(R"("audit": {"path": "/var/log/a.jsonl"})"), "/srv");
+  require_ok(d);
+  CHECK(d.config->audit.on_failure == AuditConfig::OnFailure::reject);
+  CHECK(std::string(to_string(d.config->audit.on_failure)) == "reject");
 }
 
 TEST_CASE("relative paths resolve against base_dir; env overrides against the cwd") {
