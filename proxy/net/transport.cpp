@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "proxy/net/address.hpp"
+#include "proxy/net/resolver.hpp"
 
 namespace fedproxy::net {
 
@@ -137,6 +138,26 @@ std::unique_ptr<Transport> Transport::connect(Loop& loop, const policy::Endpoint
     t->handler_ = handler;
     return t;
   }
+  if (!is_ip_literal(endpoint.host)) {
+    // A host name: connect to a cached address, or ask the resolver and
+    // connect when it answers (the caller's connect deadline runs meanwhile).
+    t->host_ = endpoint.host;
+    t->port_ = endpoint.port;
+    Resolver& resolver = loop.resolver();
+    if (const auto* addresses = resolver.fresh(endpoint.host)) {
+      if (!t->connect_to(addresses->front(), error)) return nullptr;
+      t->handler_ = handler;
+      return t;
+    }
+    Transport* raw = t.get();
+    t->lookup_id_ = resolver.resolve(endpoint.host, [raw](const Resolution& r) { raw->on_resolved(r); });
+    if (t->lookup_id_ == 0) {
+      *error = "connect to " + endpoint.text + ": cannot resolve " + endpoint.host + ": the loop is closing";
+      return nullptr;
+    }
+    t->handler_ = handler;
+    return t;
+  }
   sockaddr_storage addr{};
   if (!to_sockaddr(endpoint, &addr, error)) return nullptr;  // destructor closes handles
   int rc = uv_tcp_connect(&hs->connect_req, &hs->s.tcp, reinterpret_cast<const sockaddr*>(&addr),
@@ -147,6 +168,35 @@ std::unique_ptr<Transport> Transport::connect(Loop& loop, const policy::Endpoint
   }
   t->handler_ = handler;
   return t;
+}
+
+bool Transport::connect_to(const std::string& ip, std::string* error) {
+  policy::Endpoint at;
+  at.host = ip;
+  at.port = port_;
+  at.text = peer_address_;
+  sockaddr_storage addr{};
+  if (!to_sockaddr(at, &addr, error)) return false;
+  int rc = uv_tcp_connect(&h_->connect_req, &h_->s.tcp, reinterpret_cast<const sockaddr*>(&addr), connect_cb);
+  if (rc != 0) {
+    *error = "connect to " + peer_address_ + " (" + ip + "): " + uv_strerror(rc);
+    return false;
+  }
+  return true;
+}
+
+void Transport::on_resolved(const Resolution& r) {
+  lookup_id_ = 0;
+  if (closed_) return;
+  if (!r.ok) {
+    fail("connect to " + peer_address_ + ": " + r.error);
+    return;
+  }
+  std::string error;
+  if (!connect_to(r.addresses.front(), &error)) {
+    loop_.resolver().invalidate(host_);
+    fail(error);
+  }
 }
 
 void Transport::capture_peer_address() {
@@ -185,6 +235,8 @@ void Transport::start(std::unique_ptr<tls::TlsEngine> tls) {
 void Transport::on_connect_result(int status) {
   if (closed_) return;
   if (status < 0) {
+    // The name may have moved: the next connect looks it up again.
+    if (!host_.empty()) loop_.resolver().invalidate(host_);
     fail(std::string("connect to ") + peer_address_ + ": " + uv_strerror(status));
     return;
   }
@@ -587,6 +639,10 @@ void Transport::close() {
   }
   closed_ = true;
   handler_ = nullptr;
+  if (lookup_id_ != 0) {
+    loop_.resolver().cancel(lookup_id_);
+    lookup_id_ = 0;
+  }
   h_->owner = nullptr;  // from here on libuv callbacks do not reach this object
   uv_close(&h_->s.handle, on_handle_closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&h_->linger), on_handle_closed);

@@ -19,6 +19,8 @@
 
 namespace fedproxy::net {
 
+struct Resolution;
+
 class TransportHandler {
  public:
   // TCP connect finished (client) or TLS handshake completed.
@@ -57,7 +59,10 @@ class Transport final : public Deletable, public Flushable {
   // Start a client connection to endpoint; the handler later hears
   // on_transport_connected() (after the TLS handshake when tls is given) or
   // on_transport_error(). An immediate failure returns nullptr with *error set
-  // and calls no handler.
+  // and calls no handler. A TCP endpoint whose host is a name (not an IP
+  // literal or "localhost") is resolved first by the loop's Resolver, never
+  // blocking; a failed lookup is an on_transport_error naming the host and
+  // the resolver's error, and a failed connect invalidates the cached name.
   static std::unique_ptr<Transport> connect(Loop& loop, const policy::Endpoint& endpoint,
                                             TransportHandler* handler,
                                             std::unique_ptr<tls::TlsEngine> tls,
@@ -104,6 +109,8 @@ class Transport final : public Deletable, public Flushable {
   // listener, not on the data path. False for a unix socket or a closed one.
   bool local_address(std::string* ip, uint16_t* port) const;
   tls::TlsEngine* tls() const { return tls_.get(); }
+  // The host name is still being resolved (no TCP connect started yet).
+  bool resolving() const { return lookup_id_ != 0; }
   uint64_t bytes_in() const { return bytes_in_; }
   uint64_t bytes_out() const { return bytes_out_; }
 
@@ -134,6 +141,8 @@ class Transport final : public Deletable, public Flushable {
   void update_reading();
   void maybe_finish_graceful();
   void capture_peer_address();
+  bool connect_to(const std::string& ip, std::string* error);
+  void on_resolved(const Resolution& r);
 
   Loop& loop_;
   Handles* h_;
@@ -158,6 +167,10 @@ class Transport final : public Deletable, public Flushable {
   uint64_t bytes_out_ = 0;
   std::string peer_address_;
   std::string peer_ip_;
+  // Client connections to a host name: the name, the port, and the pending lookup.
+  std::string host_;
+  uint16_t port_ = 0;
+  uint64_t lookup_id_ = 0;
 };
 
 }  // namespace fedproxy::net
