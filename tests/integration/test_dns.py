@@ -41,10 +41,16 @@ from fedtest.proxy import Conn, Proxy, assert_json_error, base_config, client_co
 from fedtest.reload import admin_request, is_reload_result, log_mark, wait_log_after  # noqa: E402
 
 N_PEERS = 1000
-SLOW_MS = 3000
+SLOW_MS = 5000
 # What "at once" means here (the task: 1 s). FEDTEST_DNS_BOUND_S raises it
 # for sanitizer builds.
 BOUND_S = float(os.environ.get("FEDTEST_DNS_BOUND_S", "1.0"))
+REPORT = bool(os.environ.get("FEDTEST_VERBOSE"))
+
+
+def report(what: str, seconds: float) -> None:
+    if REPORT:
+        print("test_dns: %s %.3f s" % (what, seconds), file=sys.stderr)
 
 
 def slow_peers(n: int, domain: str) -> list:
@@ -77,10 +83,11 @@ class SlowResolverTest(unittest.TestCase):
         cls.gid = new_id()
         peers = [peer("partner-labs", PARTNER_URI, endpoints=["https://partner-labs.slow.invalid:8443"])]
         peers += slow_peers(N_PEERS, "slow.invalid")
-        # Heartbeats at their default: a first round for every peer at start.
+        # Heartbeat rounds overlap (each probe gives up after the 1 s connect
+        # deadline): lookups are queued and running all the time, SIGTERM included.
         cls.cfg = policy_config(cls.pki, cls.backend.address, peers=peers,
                                 grants=[grant(cls.gid, "partner-labs", ["tasks"])],
-                                egress={"listen": "127.0.0.1:0"},
+                                egress={"listen": "127.0.0.1:0", "heartbeat_interval_ms": 700},
                                 timeouts={"upstream_connect_ms": 1000})
         cls.env = {"FEDPROXY_TEST_RESOLV_DELAY_MS": str(SLOW_MS), "FEDPROXY_TEST_HOSTS_FILE": cls.hosts}
         cls.ctx = client_context(cls.pki, cls.pki.client)
@@ -109,6 +116,7 @@ class SlowResolverTest(unittest.TestCase):
             self.ingress_ok(p.ingress_port, "start")
             self.healthz_ok(p.admin_port)
             started = time.monotonic() - t0
+            report("start to first answer", started)
             self.assertLess(started, BOUND_S,
                             "listening and answering took %.2f s with %d slow peer names" % (started, N_PEERS))
 
@@ -118,6 +126,7 @@ class SlowResolverTest(unittest.TestCase):
             r = egress_get(p.ports["egress"], "/api/v1/tasks/e1", "partner-labs")
             took = time.monotonic() - t
             assert_json_error(self, r, 502, "peer_unavailable")
+            report("egress 502 while resolving", took)
             self.assertLess(took, 3.0)
             rec = p.wait_log(lambda x: "partner-labs.slow.invalid" in str(x.get("detail", "")), 5)
             self.assertIsNotNone(rec, "no log line names the host being resolved:\n" + p.tail())
@@ -157,6 +166,7 @@ class SlowResolverTest(unittest.TestCase):
             stop.set()
             th.join(15)
             self.assertEqual(errors, [])
+            report("slowest request around the reload", worst[0])
             self.assertLess(worst[0], BOUND_S, "a request took %.2f s around the reload" % worst[0])
             self.ingress_ok(p.ingress_port, "after")
 
@@ -166,7 +176,8 @@ class SlowResolverTest(unittest.TestCase):
             rc = p.wait_exit(10)
             took = time.monotonic() - t
             self.assertEqual(rc, 0, p.tail())
-            self.assertLess(took, 2.0, "SIGTERM took %.2f s with slow lookups in flight" % took)
+            report("SIGTERM to exit", took)
+            self.assertLess(took, BOUND_S, "SIGTERM took %.2f s with slow lookups in flight" % took)
         finally:
             p.stop()
 
@@ -199,6 +210,7 @@ class ReResolveTest(unittest.TestCase):
         tmp = tempfile.mkdtemp(prefix="fedtest-dns-a-")
         hosts = os.path.join(tmp, "hosts")
         write_hosts(hosts, hosts_text)
+        os.makedirs(os.path.join(tmp, "peers"))
         eg = {"listen": "127.0.0.1:0", "heartbeat_interval_ms": 600000}
         eg.update(egress)
         cfg = base_config(self.pki, "127.0.0.1:9", egress=eg, manifests_dir=os.path.join(tmp, "peers"))
