@@ -88,7 +88,9 @@ class SlowResolverTest(unittest.TestCase):
         cls.cfg = policy_config(cls.pki, cls.backend.address, peers=peers,
                                 grants=[grant(cls.gid, "partner-labs", ["tasks"])],
                                 egress={"listen": "127.0.0.1:0", "heartbeat_interval_ms": 700},
-                                timeouts={"upstream_connect_ms": 1000})
+                                timeouts={"upstream_connect_ms": 1000},
+                                # Two loops, two resolvers and caches, one threadpool.
+                                workers=2)
         cls.env = {"FEDPROXY_TEST_RESOLV_DELAY_MS": str(SLOW_MS), "FEDPROXY_TEST_HOSTS_FILE": cls.hosts}
         cls.ctx = client_context(cls.pki, cls.pki.client)
 

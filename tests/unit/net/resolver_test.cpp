@@ -5,10 +5,13 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <vector>
+
 #include <unistd.h>
 
 #include "proxy/net/loop.hpp"
@@ -130,4 +133,23 @@ TEST_CASE("resolver: a cancelled slow lookup neither answers nor holds the loop"
   }
   CHECK(steady_ms() - t0 < 3000);
   CHECK(fedproxy::net::Resolver::lookups_in_threadpool() == 0);
+}
+
+TEST_CASE("resolver: after the TTL the name is looked up again") {
+  Seams seams("192.0.2.1 ttl.example\n");
+  Loop loop;
+  auto& r = loop.resolver();
+  r.set_ttls(50, 50);
+  std::string addr;
+  r.resolve("ttl.example", [&](const Resolution& res) { addr = res.addresses.at(0); });
+  loop.run();
+  CHECK(addr == "192.0.2.1");
+  seams.write("192.0.2.2 ttl.example\n");
+  fedproxy::net::Timer after_ttl(loop, [&] {
+    r.resolve("ttl.example", [&](const Resolution& res) { addr = res.addresses.at(0); });
+  });
+  after_ttl.start(80);
+  loop.run();
+  CHECK(addr == "192.0.2.2");
+  CHECK(r.lookups_started() == 2);
 }
