@@ -90,6 +90,14 @@ void DnsCache::invalidate(const std::string& name) {
   if (!it->second.in_flight && it->second.waiters.empty()) entries_.erase(it);
 }
 
+void DnsCache::prefer(const std::string& name, const std::string& address) {
+  auto it = entries_.find(name);
+  if (it == entries_.end() || !it->second.ok) return;
+  auto& a = it->second.addresses;
+  auto pos = std::find(a.begin(), a.end(), address);
+  if (pos != a.end()) std::rotate(a.begin(), pos, pos + 1);
+}
+
 size_t DnsCache::drop_waiters() {
   size_t n = 0;
   for (auto& [name, e] : entries_) {

@@ -64,6 +64,9 @@ class DnsCache {
   bool abort_lookup(const std::string& name);
   // Forget the cached answer of name; a lookup in flight is not affected.
   void invalidate(const std::string& name);
+  // Move address to the front of name's cached answer (it connected when
+  // earlier ones did not). The TTL is unchanged; unknown addresses are ignored.
+  void prefer(const std::string& name, const std::string& address);
   // Drop every waiter (the resolver closes); returns how many there were.
   size_t drop_waiters();
 

@@ -237,6 +237,8 @@ void Resolver::cancel(uint64_t id) {
 
 void Resolver::invalidate(const std::string& host) { cache_.invalidate(lower(host)); }
 
+void Resolver::prefer(const std::string& host, const std::string& address) { cache_.prefer(lower(host), address); }
+
 void Resolver::close() {
   if (closed_) return;
   closed_ = true;

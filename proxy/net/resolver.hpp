@@ -64,6 +64,9 @@ class Resolver {
   void cancel(uint64_t id);
   // A connect to an address of host failed: look it up again next time.
   void invalidate(const std::string& host);
+  // A connect to this address of host worked after earlier ones failed:
+  // hand it out first while the answer is cached.
+  void prefer(const std::string& host, const std::string& address);
   // The loop is closing: no more callbacks; lookups are cancelled.
   void close();
 

@@ -145,7 +145,8 @@ std::unique_ptr<Transport> Transport::connect(Loop& loop, const policy::Endpoint
     t->port_ = endpoint.port;
     Resolver& resolver = loop.resolver();
     if (const auto* addresses = resolver.fresh(endpoint.host)) {
-      if (!t->connect_to(addresses->front(), error)) return nullptr;
+      t->addresses_ = *addresses;
+      if (!t->connect_next_address(error)) return nullptr;
       t->handler_ = handler;
       return t;
     }
@@ -170,19 +171,50 @@ std::unique_ptr<Transport> Transport::connect(Loop& loop, const policy::Endpoint
   return t;
 }
 
-bool Transport::connect_to(const std::string& ip, std::string* error) {
-  policy::Endpoint at;
-  at.host = ip;
-  at.port = port_;
-  at.text = peer_address_;
-  sockaddr_storage addr{};
-  if (!to_sockaddr(at, &addr, error)) return false;
-  int rc = uv_tcp_connect(&h_->connect_req, &h_->s.tcp, reinterpret_cast<const sockaddr*>(&addr), connect_cb);
-  if (rc != 0) {
-    *error = "connect to " + peer_address_ + " (" + ip + "): " + uv_strerror(rc);
-    return false;
+// The next address of the name, in the resolver's order, on fresh handles
+// when an earlier attempt used the current ones. False (with *error: every
+// address tried and why) when none is left that could be started.
+bool Transport::connect_next_address(std::string* error) {
+  while (next_address_ < addresses_.size()) {
+    const std::string& ip = addresses_[next_address_++];
+    if (next_address_ > 1) renew_handles();
+    policy::Endpoint at;
+    at.host = ip;
+    at.port = port_;
+    at.text = peer_address_;
+    sockaddr_storage addr{};
+    std::string why;
+    int rc = 0;
+    if (!to_sockaddr(at, &addr, &why)) {
+      rc = UV_EINVAL;
+    } else {
+      rc = uv_tcp_connect(&h_->connect_req, &h_->s.tcp, reinterpret_cast<const sockaddr*>(&addr), connect_cb);
+      if (rc == 0) return true;
+      why = uv_strerror(rc);
+    }
+    note_attempt(ip, why);
   }
-  return true;
+  *error = "connect to " + peer_address_ + ": " + attempts_;
+  return false;
+}
+
+void Transport::note_attempt(const std::string& ip, const std::string& why) {
+  if (!attempts_.empty()) attempts_ += "; ";
+  attempts_ += ip + ": " + why;
+}
+
+// A new TCP handle (and linger timer) for the next address: a handle whose
+// connect failed cannot connect again. The old ones close and free themselves.
+void Transport::renew_handles() {
+  Handles* old = h_;
+  Handles* hs = new_handles(loop_, false);
+  hs->early.swap(old->early);
+  old->owner = nullptr;
+  uv_close(&old->s.handle, on_handle_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&old->linger), on_handle_closed);
+  h_ = hs;
+  hs->owner = this;
+  reading_ = false;
 }
 
 void Transport::on_resolved(const Resolution& r) {
@@ -192,8 +224,9 @@ void Transport::on_resolved(const Resolution& r) {
     fail("connect to " + peer_address_ + ": " + r.error);
     return;
   }
+  addresses_ = r.addresses;
   std::string error;
-  if (!connect_to(r.addresses.front(), &error)) {
+  if (!connect_next_address(&error)) {
     loop_.resolver().invalidate(host_);
     fail(error);
   }
@@ -235,11 +268,21 @@ void Transport::start(std::unique_ptr<tls::TlsEngine> tls) {
 void Transport::on_connect_result(int status) {
   if (closed_) return;
   if (status < 0) {
-    // The name may have moved: the next connect looks it up again.
-    if (!host_.empty()) loop_.resolver().invalidate(host_);
-    fail(std::string("connect to ") + peer_address_ + ": " + uv_strerror(status));
+    if (host_.empty()) {
+      fail(std::string("connect to ") + peer_address_ + ": " + uv_strerror(status));
+      return;
+    }
+    // A name: its next address, within the same connect deadline.
+    note_attempt(addresses_[next_address_ - 1], uv_strerror(status));
+    std::string error;
+    if (connect_next_address(&error)) return;
+    // Every address failed; the name may have moved: the next connect looks it up again.
+    loop_.resolver().invalidate(host_);
+    fail(error);
     return;
   }
+  // A later address answered: later connects try it first.
+  if (next_address_ > 1) loop_.resolver().prefer(host_, addresses_[next_address_ - 1]);
   capture_peer_address();
   if (!h_->is_pipe) uv_tcp_nodelay(&h_->s.tcp, 1);
   update_reading();

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "policy/config.hpp"
 #include "proxy/net/loop.hpp"
@@ -62,7 +63,8 @@ class Transport final : public Deletable, public Flushable {
   // and calls no handler. A TCP endpoint whose host is a name (not an IP
   // literal or "localhost") is resolved first by the loop's Resolver, never
   // blocking; a failed lookup is an on_transport_error naming the host and
-  // the resolver's error, and a failed connect invalidates the cached name.
+  // the resolver's error. Its addresses are tried in order until one
+  // connects; when none does, the cached name is invalidated.
   static std::unique_ptr<Transport> connect(Loop& loop, const policy::Endpoint& endpoint,
                                             TransportHandler* handler,
                                             std::unique_ptr<tls::TlsEngine> tls,
@@ -141,7 +143,9 @@ class Transport final : public Deletable, public Flushable {
   void update_reading();
   void maybe_finish_graceful();
   void capture_peer_address();
-  bool connect_to(const std::string& ip, std::string* error);
+  bool connect_next_address(std::string* error);
+  void note_attempt(const std::string& ip, const std::string& why);
+  void renew_handles();
   void on_resolved(const Resolution& r);
 
   Loop& loop_;
@@ -167,10 +171,15 @@ class Transport final : public Deletable, public Flushable {
   uint64_t bytes_out_ = 0;
   std::string peer_address_;
   std::string peer_ip_;
-  // Client connections to a host name: the name, the port, and the pending lookup.
+  // Client connections to a host name: the name, the port, the pending
+  // lookup, its addresses (tried in order until one connects) and what
+  // each failed attempt reported.
   std::string host_;
   uint16_t port_ = 0;
   uint64_t lookup_id_ = 0;
+  std::vector<std::string> addresses_;
+  size_t next_address_ = 0;
+  std::string attempts_;
 };
 
 }  // namespace fedproxy::net

@@ -16,7 +16,8 @@ deterministic.
   connect deadline, naming the host; SIGTERM ends the process promptly.
 - ReResolveTest: a peer name first mapped to an address where nothing
   listens, then to the live peer: the next request after the change succeeds
-  without a restart (a failed connect invalidates the name); a name that did
+  without a restart (a failed connect invalidates the name); a name with a
+  dead and a live address connects to the live one; a name that did
   not resolve is retried once the negative TTL is over; `fedproxy manifest
   fetch` resolves through the same path.
 
@@ -249,6 +250,17 @@ class ReResolveTest(unittest.TestCase):
                       "--config", a.config_path], env=env)
         self.assertEqual(cp.returncode, 1)
         self.assertIn("cannot resolve %s" % name, cp.stderr)
+
+    def test_every_address_of_a_name_is_tried(self):
+        name = "partner-labs.multi.test"
+        # The first address refuses; the connection goes on to the second.
+        a, _, _ = self.start_a(name, "127.0.0.2 %s\n127.0.0.1 %s\n" % (name, name))
+        eg = a.ports["egress"]
+        for i in range(3):
+            r = egress_get(eg, "/api/v1/tasks/multi%d" % i, "partner-labs")
+            self.assertEqual(r.status, 200, r.body[:300])
+        # A refused address within a name is no request failure.
+        self.assertEqual(a.find_logs(lambda x: "upstream_failed" == x.get("msg")), [])
 
     def test_a_failed_lookup_is_retried_after_the_negative_ttl(self):
         name = "partner-labs.late.test"

@@ -149,3 +149,14 @@ TEST_CASE("dns cache: expired entries are pruned beyond max_entries; live ones s
   CHECK(c.fresh("late", 55) != nullptr);
   CHECK(c.drop_waiters() == 1);
 }
+
+TEST_CASE("dns cache: prefer moves the address that connected to the front") {
+  DnsCache c = make(30000, 5000);
+  c.ask("multi.example", 1, 0);
+  c.complete("multi.example", true, {"192.0.2.1", "192.0.2.2", "192.0.2.3"}, "", 0);
+  c.prefer("multi.example", "192.0.2.3");
+  CHECK(*c.fresh("multi.example", 1) == Addrs{"192.0.2.3", "192.0.2.1", "192.0.2.2"});
+  c.prefer("multi.example", "198.51.100.9");  // not an address of the name: ignored
+  c.prefer("other.example", "192.0.2.1");
+  CHECK(*c.fresh("multi.example", 1) == Addrs{"192.0.2.3", "192.0.2.1", "192.0.2.2"});
+}
