@@ -184,11 +184,8 @@ bool Transport::connect_next_address(std::string* error) {
     at.text = peer_address_;
     sockaddr_storage addr{};
     std::string why;
-    int rc = 0;
-    if (!to_sockaddr(at, &addr, &why)) {
-      rc = UV_EINVAL;
-    } else {
-      rc = uv_tcp_connect(&h_->connect_req, &h_->s.tcp, reinterpret_cast<const sockaddr*>(&addr), connect_cb);
+    if (to_sockaddr(at, &addr, &why)) {
+      int rc = uv_tcp_connect(&h_->connect_req, &h_->s.tcp, reinterpret_cast<const sockaddr*>(&addr), connect_cb);
       if (rc == 0) return true;
       why = uv_strerror(rc);
     }
