@@ -157,7 +157,8 @@ const std::vector<std::string_view> kTlsKeys = {
     "ticket_rotation_ms", "session_tickets"};
 const std::vector<std::string_view> kIngressKeys = {"listen", "upstream",
                                                     "upstream_pool_max_idle"};
-const std::vector<std::string_view> kEgressKeys = {"listen", "allow_non_loopback", "heartbeat_interval_ms"};
+const std::vector<std::string_view> kEgressKeys = {"listen", "allow_non_loopback", "heartbeat_interval_ms",
+                                                   "dns_ttl_ms", "dns_negative_ttl_ms"};
 const std::vector<std::string_view> kAdminKeys = {"listen", "token_file", "tokens", "allowed_hosts"};
 const std::vector<std::string_view> kAdminTokenKeys = {"name", "file"};
 // The actor of admin.token_file (admin.tokens name theirs).
@@ -557,6 +558,10 @@ class Loader {
     }
     if (auto* f = member(*o, "heartbeat_interval_ms")) {
       read_uint(*f, "egress.heartbeat_interval_ms", eg.heartbeat_interval_ms, 100, kMaxTimeoutMs);
+    }
+    if (auto* f = member(*o, "dns_ttl_ms")) read_uint(*f, "egress.dns_ttl_ms", eg.dns_ttl_ms, 0, kMaxTimeoutMs);
+    if (auto* f = member(*o, "dns_negative_ttl_ms")) {
+      read_uint(*f, "egress.dns_negative_ttl_ms", eg.dns_negative_ttl_ms, 0, kMaxTimeoutMs);
     }
     if (auto* f = member(*o, "listen")) {
       if (f->is<picojson::null>()) {

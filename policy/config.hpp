@@ -17,7 +17,10 @@ namespace fedproxy::policy {
 struct Endpoint {
   enum class Kind { tcp, unix_socket };
   Kind kind = Kind::tcp;
-  std::string host;   // for tcp: literal IPv4/IPv6 address (no brackets) or "localhost"
+  // for tcp: literal IPv4/IPv6 address (no brackets) or "localhost"; peer
+  // endpoints (manifests, never the config's own addresses) may hold a DNS
+  // name, resolved at connect time (proxy/net/resolver.hpp)
+  std::string host;
   uint16_t port = 0;  // 0 = let the kernel choose (tests use this)
   std::string path;   // for unix_socket
   std::string text;   // as written in the config, for messages
@@ -55,6 +58,12 @@ struct EgressConfig {
   // Peer liveness (SPEC §7 "peers.heartbeat_interval"): how often each
   // peer's manifest is fetched over mTLS.
   uint32_t heartbeat_interval_ms = 60000;
+  // Peer endpoints named by DNS are resolved at connect time, off the loop
+  // (never at load), and cached per worker: a successful answer for
+  // dns_ttl_ms (getaddrinfo reports no TTL), a failure for
+  // dns_negative_ttl_ms. 0 = no caching (concurrent lookups still coalesce).
+  uint32_t dns_ttl_ms = 30000;
+  uint32_t dns_negative_ttl_ms = 5000;
 };
 
 // One admin bearer token (SPEC §10, §12): read from `path` with every

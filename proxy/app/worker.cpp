@@ -2,6 +2,7 @@
 
 #include "proxy/app/audit_sink.hpp"
 #include "proxy/app/log.hpp"
+#include "proxy/net/resolver.hpp"
 
 namespace fedproxy::app {
 
@@ -47,6 +48,7 @@ Worker::~Worker() = default;
 bool Worker::start(const std::shared_ptr<const Snapshot>& snap, const ListenPlan& plan, std::string* error,
                    std::string* failed_listener) {
   const policy::Config& cfg = snap->config;
+  loop_.resolver().set_ttls(cfg.egress.dns_ttl_ms, cfg.egress.dns_negative_ttl_ms);
   if (snap->policy) {
     policy_ = std::make_unique<core::PolicyAuthorizer>(snap->policy, snap->server_tls == nullptr, shared_.limiter);
   }
@@ -87,6 +89,7 @@ std::vector<std::string> Worker::apply(const std::shared_ptr<const Snapshot>& ne
   if (next->server_tls) ingress_->set_tls(next->server_tls);
   ingress_->set_run_time_options(ingress_options(next->config));
   ingress_->set_node_manifest(next->node_manifest);
+  loop_.resolver().set_ttls(next->config.egress.dns_ttl_ms, next->config.egress.dns_negative_ttl_ms);
   if (!egress_router_) return {};
   const core::IngressOptions egress = egress_options(next->config);
   egress_->set_run_time_options(egress);

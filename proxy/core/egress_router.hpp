@@ -21,8 +21,10 @@ class EgressRouter final : public Authorizer {
   EgressRouter(net::Loop& loop, UpstreamOptions base) : loop_(loop), base_(std::move(base)) {}
   // (Re)load the peers. Pools are kept across reloads (keyed by endpoint and
   // expected identity), so open connections are never orphaned; new
-  // connections use the new client context. Returns problems (unresolvable
-  // endpoints), one line each; such peers answer 502 peer_unavailable.
+  // connections use the new client context. Never resolves a name (host
+  // names are looked up at connect time, off the loop). Returns problems
+  // (endpoints that are not valid https:// URLs), one line each; a peer
+  // without a usable endpoint answers 502 peer_unavailable.
   std::vector<std::string> set_peers(const policy::Snapshot* snapshot,
                                      std::shared_ptr<const tls::TlsContext> client_tls);
 

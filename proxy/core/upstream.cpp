@@ -12,7 +12,10 @@ UpstreamConnection::UpstreamConnection(UpstreamPool& pool)
           close_and_delete();  // idle too long in the pool
         } else if (!connected_) {
           fail(UpstreamFailure::connect_failed,
-               "connect to " + pool_.options().endpoint.text + " timed out");
+               "connect to " + pool_.options().endpoint.text + " timed out" +
+                   (transport_ && transport_->resolving()
+                        ? " while resolving " + pool_.options().endpoint.host
+                        : std::string()));
         } else {
           fail(UpstreamFailure::timeout, "no response from " + pool_.options().endpoint.text +
                                              " within " +

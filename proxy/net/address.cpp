@@ -1,8 +1,10 @@
 #include "proxy/net/address.hpp"
 
 #include <arpa/inet.h>
-#include <netdb.h>
 #include <netinet/in.h>
+
+#include <cctype>
+#include <cstdint>
 
 #include <uv.h>
 
@@ -17,6 +19,12 @@ bool to_sockaddr(const policy::Endpoint& endpoint, sockaddr_storage* out, std::s
   }
   if (error) *error = "not an IP address: " + endpoint.text;
   return false;
+}
+
+bool is_ip_literal(const std::string& host) {
+  if (host == "localhost") return true;
+  unsigned char buf[sizeof(in6_addr)];
+  return uv_inet_pton(AF_INET, host.c_str(), buf) == 0 || uv_inet_pton(AF_INET6, host.c_str(), buf) == 0;
 }
 
 std::string format_sockaddr(const sockaddr* sa, std::string* ip) {
@@ -59,23 +67,32 @@ std::optional<policy::Endpoint> endpoint_from_url(std::string_view url, std::str
     host = std::string(rest.substr(0, colon));
     if (colon != std::string_view::npos) port = std::string(rest.substr(colon + 1));
   }
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
-  if (rc != 0 || res == nullptr) {
-    *error = "endpoint " + std::string(url) + ": cannot resolve " + host + ": " + gai_strerror(rc);
+  if (host.empty()) {
+    *error = "endpoint " + std::string(url) + ": missing host";
     return std::nullopt;
   }
-  std::string ip;
-  std::string text = format_sockaddr(res->ai_addr, &ip);
-  freeaddrinfo(res);
+  uint32_t port_number = 0;
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      (port_number = static_cast<uint32_t>(std::stoul(port))) == 0 || port_number > 65535) {
+    *error = "endpoint " + std::string(url) + ": invalid port \"" + port + "\"";
+    return std::nullopt;
+  }
+  for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (!is_ip_literal(host)) {
+    // A DNS name: letters, digits, '-', '_' and dots (no lookup here).
+    if (host.size() > 253 || host.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-_.") != std::string::npos) {
+      *error = "endpoint " + std::string(url) + ": invalid host name \"" + host + "\"";
+      return std::nullopt;
+    }
+  } else if (host.find(':') != std::string::npos && (rest.empty() || rest.front() != '[')) {
+    *error = "endpoint " + std::string(url) + ": IPv6 addresses must be written in brackets";
+    return std::nullopt;
+  }
   policy::Endpoint ep;
   ep.kind = policy::Endpoint::Kind::tcp;
-  ep.host = ip;
-  ep.port = static_cast<uint16_t>(std::stoi(port));
-  ep.text = text;
+  ep.host = host;
+  ep.port = static_cast<uint16_t>(port_number);
+  ep.text = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + port;
   return ep;
 }
 

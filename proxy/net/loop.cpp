@@ -5,6 +5,8 @@
 
 #include <uv.h>
 
+#include "proxy/net/resolver.hpp"
+
 namespace fedproxy::net {
 
 Loop::Loop()
@@ -36,6 +38,9 @@ Loop::~Loop() { close_now(); }
 int Loop::close_now() {
   if (closed_) return close_result_;
   closed_ = true;
+  // No answers from here on; lookups still running finish during the run
+  // below and free themselves.
+  if (resolver_) resolver_->close();
   flush_writes();
   uv_close(reinterpret_cast<uv_handle_t*>(idle_),
            [](uv_handle_t* h) { delete reinterpret_cast<uv_idle_t*>(h); });
@@ -52,6 +57,11 @@ int Loop::close_now() {
   close_result_ = uv_loop_close(loop_);
   if (close_result_ == 0) delete loop_;  // else leak on purpose: handles still reference it
   return close_result_;
+}
+
+Resolver& Loop::resolver() {
+  if (!resolver_) resolver_ = std::make_unique<Resolver>(*this);
+  return *resolver_;
 }
 
 uint64_t Loop::now_ms() const { return uv_now(loop_); }

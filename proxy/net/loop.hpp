@@ -18,6 +18,8 @@ typedef struct uv_prepare_s uv_prepare_t;
 
 namespace fedproxy::net {
 
+class Resolver;
+
 // Objects whose destruction must wait for a loop boundary (never in the middle
 // of one of their own callbacks) derive from this and call Loop::defer_delete.
 class Deletable {
@@ -66,6 +68,8 @@ class Loop {
   static constexpr size_t kReadBufferSize = 64 * 1024;
   // True when uv_loop_close succeeded in the destructor path (for tests).
   int close_result() const { return close_result_; }
+  // This loop's host-name resolver and its cache (created on first use).
+  Resolver& resolver();
   int close_now();  // close the loop now; returns uv_loop_close's result
 
  private:
@@ -80,6 +84,7 @@ class Loop {
   std::deque<Flushable*> to_flush_;
   std::vector<std::function<void()>> hooks_;
   std::unique_ptr<char[]> read_buffer_;
+  std::unique_ptr<Resolver> resolver_;
   bool closed_ = false;
   int close_result_ = 0;
 };

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "proxy/net/address.hpp"
+#include "proxy/net/resolver.hpp"
 
 namespace fedproxy::net {
 
@@ -160,6 +161,27 @@ std::unique_ptr<Transport> Transport::connect(Loop& loop, const policy::Endpoint
     t->handler_ = handler;
     return t;
   }
+  if (!is_ip_literal(endpoint.host)) {
+    // A host name: connect to a cached address, or ask the resolver and
+    // connect when it answers (the caller's connect deadline runs meanwhile).
+    t->host_ = endpoint.host;
+    t->port_ = endpoint.port;
+    Resolver& resolver = loop.resolver();
+    if (const auto* addresses = resolver.fresh(endpoint.host)) {
+      t->addresses_ = *addresses;
+      if (!t->connect_next_address(error)) return nullptr;
+      t->handler_ = handler;
+      return t;
+    }
+    Transport* raw = t.get();
+    t->lookup_id_ = resolver.resolve(endpoint.host, [raw](const Resolution& r) { raw->on_resolved(r); });
+    if (t->lookup_id_ == 0) {
+      *error = "connect to " + endpoint.text + ": cannot resolve " + endpoint.host + ": the loop is closing";
+      return nullptr;
+    }
+    t->handler_ = handler;
+    return t;
+  }
   sockaddr_storage addr{};
   if (!to_sockaddr(endpoint, &addr, error)) return nullptr;  // destructor closes handles
   int rc = uv_tcp_connect(&hs->connect_req, &hs->s.tcp, reinterpret_cast<const sockaddr*>(&addr),
@@ -170,6 +192,64 @@ std::unique_ptr<Transport> Transport::connect(Loop& loop, const policy::Endpoint
   }
   t->handler_ = handler;
   return t;
+}
+
+// The next address of the name, in the resolver's order, on fresh handles
+// when an earlier attempt used the current ones. False (with *error: every
+// address tried and why) when none is left that could be started.
+bool Transport::connect_next_address(std::string* error) {
+  while (next_address_ < addresses_.size()) {
+    const std::string& ip = addresses_[next_address_++];
+    if (next_address_ > 1) renew_handles();
+    policy::Endpoint at;
+    at.host = ip;
+    at.port = port_;
+    at.text = peer_address_;
+    sockaddr_storage addr{};
+    std::string why;
+    if (to_sockaddr(at, &addr, &why)) {
+      int rc = uv_tcp_connect(&h_->connect_req, &h_->s.tcp, reinterpret_cast<const sockaddr*>(&addr), connect_cb);
+      if (rc == 0) return true;
+      why = uv_strerror(rc);
+    }
+    note_attempt(ip, why);
+  }
+  *error = "connect to " + peer_address_ + ": " + attempts_;
+  return false;
+}
+
+void Transport::note_attempt(const std::string& ip, const std::string& why) {
+  if (!attempts_.empty()) attempts_ += "; ";
+  attempts_ += ip + ": " + why;
+}
+
+// A new TCP handle (and linger timer) for the next address: a handle whose
+// connect failed cannot connect again. The old ones close and free themselves.
+void Transport::renew_handles() {
+  Handles* old = h_;
+  Handles* hs = new_handles(loop_, false);
+  hs->early.swap(old->early);
+  old->owner = nullptr;
+  uv_close(&old->s.handle, on_handle_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&old->linger), on_handle_closed);
+  h_ = hs;
+  hs->owner = this;
+  reading_ = false;
+}
+
+void Transport::on_resolved(const Resolution& r) {
+  lookup_id_ = 0;
+  if (closed_) return;
+  if (!r.ok) {
+    fail("connect to " + peer_address_ + ": " + r.error);
+    return;
+  }
+  addresses_ = r.addresses;
+  std::string error;
+  if (!connect_next_address(&error)) {
+    loop_.resolver().invalidate(host_);
+    fail(error);
+  }
 }
 
 void Transport::capture_peer_address() {
@@ -208,9 +288,21 @@ void Transport::start(std::unique_ptr<tls::TlsEngine> tls) {
 void Transport::on_connect_result(int status) {
   if (closed_) return;
   if (status < 0) {
-    fail(std::string("connect to ") + peer_address_ + ": " + uv_strerror(status));
+    if (host_.empty()) {
+      fail(std::string("connect to ") + peer_address_ + ": " + uv_strerror(status));
+      return;
+    }
+    // A name: its next address, within the same connect deadline.
+    note_attempt(addresses_[next_address_ - 1], uv_strerror(status));
+    std::string error;
+    if (connect_next_address(&error)) return;
+    // Every address failed; the name may have moved: the next connect looks it up again.
+    loop_.resolver().invalidate(host_);
+    fail(error);
     return;
   }
+  // A later address answered: later connects try it first.
+  if (next_address_ > 1) loop_.resolver().prefer(host_, addresses_[next_address_ - 1]);
   capture_peer_address();
   if (!h_->is_pipe) uv_tcp_nodelay(&h_->s.tcp, 1);
   update_reading();
@@ -610,6 +702,10 @@ void Transport::close() {
   }
   closed_ = true;
   handler_ = nullptr;
+  if (lookup_id_ != 0) {
+    loop_.resolver().cancel(lookup_id_);
+    lookup_id_ = 0;
+  }
   h_->owner = nullptr;  // from here on libuv callbacks do not reach this object
   uv_close(&h_->s.handle, on_handle_closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&h_->linger), on_handle_closed);

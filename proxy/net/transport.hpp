@@ -12,12 +12,15 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "policy/config.hpp"
 #include "proxy/net/loop.hpp"
 #include "proxy/tls/tls_engine.hpp"
 
 namespace fedproxy::net {
+
+struct Resolution;
 
 class TransportHandler {
  public:
@@ -57,7 +60,11 @@ class Transport final : public Deletable, public Flushable {
   // Start a client connection to endpoint; the handler later hears
   // on_transport_connected() (after the TLS handshake when tls is given) or
   // on_transport_error(). An immediate failure returns nullptr with *error set
-  // and calls no handler.
+  // and calls no handler. A TCP endpoint whose host is a name (not an IP
+  // literal or "localhost") is resolved first by the loop's Resolver, never
+  // blocking; a failed lookup is an on_transport_error naming the host and
+  // the resolver's error. Its addresses are tried in order until one
+  // connects; when none does, the cached name is invalidated.
   static std::unique_ptr<Transport> connect(Loop& loop, const policy::Endpoint& endpoint,
                                             TransportHandler* handler,
                                             std::unique_ptr<tls::TlsEngine> tls,
@@ -104,6 +111,8 @@ class Transport final : public Deletable, public Flushable {
   // listener, not on the data path. False for a unix socket or a closed one.
   bool local_address(std::string* ip, uint16_t* port) const;
   tls::TlsEngine* tls() const { return tls_.get(); }
+  // The host name is still being resolved (no TCP connect started yet).
+  bool resolving() const { return lookup_id_ != 0; }
   uint64_t bytes_in() const { return bytes_in_; }
   uint64_t bytes_out() const { return bytes_out_; }
 
@@ -136,6 +145,10 @@ class Transport final : public Deletable, public Flushable {
   void update_reading();
   void maybe_finish_graceful();
   void capture_peer_address();
+  bool connect_next_address(std::string* error);
+  void note_attempt(const std::string& ip, const std::string& why);
+  void renew_handles();
+  void on_resolved(const Resolution& r);
 
   Loop& loop_;
   Handles* h_;
@@ -160,6 +173,15 @@ class Transport final : public Deletable, public Flushable {
   uint64_t bytes_out_ = 0;
   std::string peer_address_;
   std::string peer_ip_;
+  // Client connections to a host name: the name, the port, the pending
+  // lookup, its addresses (tried in order until one connects) and what
+  // each failed attempt reported.
+  std::string host_;
+  uint16_t port_ = 0;
+  uint64_t lookup_id_ = 0;
+  std::vector<std::string> addresses_;
+  size_t next_address_ = 0;
+  std::string attempts_;
 };
 
 }  // namespace fedproxy::net

@@ -158,6 +158,8 @@ TEST_CASE("defaults of a minimal config") {
   REQUIRE(c.egress.listen.has_value());
   CHECK(c.egress.listen->text == "127.0.0.1:15001");
   CHECK(c.egress.allow_non_loopback == false);
+  CHECK(c.egress.dns_ttl_ms == 30000);
+  CHECK(c.egress.dns_negative_ttl_ms == 5000);
   REQUIRE(c.admin.listen.has_value());
   CHECK(c.admin.listen->text == "127.0.0.1:9901");
   CHECK(c.workers == 1);
@@ -493,6 +495,8 @@ TEST_CASE("validation rules") {
       {R"("ingress": {"upstream_pool_max_idle": -1})", "ingress.upstream_pool_max_idle", "(got -1)"},
       {R"("egress": 5)", "egress", "must be an object"},
       {R"("egress": {"allow_non_loopback": null})", "egress.allow_non_loopback", "must be true or false"},
+      {R"("egress": {"dns_ttl_ms": -1})", "egress.dns_ttl_ms", "between 0 and"},
+      {R"("egress": {"dns_negative_ttl_ms": "5s"})", "egress.dns_negative_ttl_ms", "integer"},
       {R"("manifests_dir": 3)", "manifests_dir", "must be a path string"},
       {R"("manifests_dir": "")", "manifests_dir", "must not be empty"},
       {R"("peers": {})", "peers", "must be an array, got an object"},
