@@ -4,6 +4,7 @@
 
 #include "proxy/app/audit_sink.hpp"
 #include "proxy/app/log.hpp"
+#include "proxy/base/outcome.hpp"
 #include "proxy/net/loop.hpp"
 #include "proxy/tls/tls_engine.hpp"
 
@@ -65,6 +66,7 @@ void EventLog::on_request_done(const core::RequestRecord& r) {
       .num("status", r.status)
       .str("decision", r.decision);
   if (!r.reason.empty()) line.str("reason", r.reason);
+  line.str("outcome", base::to_string(r.outcome));
   line.num("bytes_in", static_cast<int64_t>(r.bytes_in))
       .num("bytes_out", static_cast<int64_t>(r.bytes_out))
       .real("duration_ms", r.duration_ms);

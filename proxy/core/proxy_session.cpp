@@ -283,8 +283,10 @@ void ProxySession::on_request_head(http1::RequestHead&& head) {
 void ProxySession::flush_upstream() {
   if (up_out_.empty()) return;
   if (up_) {
+    // A write can fail at once (the app reset the connection): the failure
+    // reaches on_upstream_failed inside it, which clears up_.
     up_->write(up_out_);
-    if (up_->above_high_watermark()) {
+    if (up_ && up_->above_high_watermark()) {
       down_->pause_reading(net::PauseReason::peer_backpressure);
       machine_.upstream_backpressure(true);
     }
@@ -471,8 +473,8 @@ void ProxySession::tunnel_to_upstream(const char* data, size_t len) {
   ex.bytes_in += len;
   machine_.progress(now());
   if (up_) {
-    up_->write(data, len);
-    if (up_->above_high_watermark()) {
+    up_->write(data, len);  // may fail at once and clear up_ (see flush_upstream)
+    if (up_ && up_->above_high_watermark()) {
       down_->pause_reading(net::PauseReason::peer_backpressure);
       machine_.upstream_backpressure(true);
     }

@@ -46,7 +46,9 @@ void UpstreamConnection::begin(UpstreamUser* user, std::string_view method) {
   got_bytes_ = false;
   ++exchanges_;
   parser_.expect_response_to(method);
-  if (connected_) arm_response_timer();
+  // upstream_response_ms runs from the request sent (request_done), not
+  // while the client is still uploading: that wait is the session's.
+  if (connected_) timer_.stop();
 }
 
 void UpstreamConnection::arm_response_timer() { timer_.start(pool_.options().response_timeout_ms); }
@@ -55,7 +57,10 @@ void UpstreamConnection::write(const char* data, size_t len) {
   if (transport_) transport_->write(data, len);
 }
 
-void UpstreamConnection::request_done() { request_done_ = true; }
+void UpstreamConnection::request_done() {
+  request_done_ = true;
+  if (waiting_for_response()) arm_response_timer();
+}
 
 bool UpstreamConnection::above_high_watermark() const {
   return transport_ && transport_->above_high_watermark();
@@ -78,7 +83,8 @@ void UpstreamConnection::resume_reading() {
 }
 
 bool UpstreamConnection::waiting_for_response() const {
-  return connected_ && user_ && !idle_ && !gone_ && !tunnel_;
+  // Sent whole, or answering already (an early response): the app's turn.
+  return connected_ && user_ && !idle_ && !gone_ && !tunnel_ && (request_done_ || got_bytes_);
 }
 
 void UpstreamConnection::abandon() {
@@ -133,10 +139,10 @@ void UpstreamConnection::on_transport_connected() {
     }
   }
   connected_ = true;
-  if (user_) {
+  if (user_ && request_done_) {
     arm_response_timer();
   } else {
-    timer_.stop();
+    timer_.stop();  // a body still streams in: the session's deadline covers it
   }
   if (user_) user_->on_upstream_connected();
 }

@@ -15,6 +15,11 @@
   * a download that takes longer than idle_ms while it flows is not cut
     (idle_ms is a deadline on progress), and one whose client stops reading
     for good is cut at idle_ms.
+  * every exchange that was read ends in exactly one audit record whose
+    `outcome` names how it ended (SPEC §10): the app resetting mid-response
+    or mid-upload, the client aborting, a stalled client, a silent app, a
+    request still running when the shutdown grace ends; `audit verify`
+    passes on the file.
 
     FEDPROXY_BIN=build/proxy/app/fedproxy python3 tests/integration/test_faults.py
 """
@@ -24,10 +29,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import socket
 import ssl
 import struct
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -35,8 +42,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fedtest import wire  # noqa: E402
 from fedtest.case import BackendTestCase, main  # noqa: E402
-from fedtest.policy import replace_config  # noqa: E402
-from fedtest.proxy import Conn, Proxy, base_config, client_context  # noqa: E402
+from fedtest.policy import read_audit, replace_config, wait_audit  # noqa: E402
+from fedtest.proxy import Conn, Proxy, base_config, client_context, run_cli  # noqa: E402
 from fedtest.reload import admin_reload  # noqa: E402
 
 MIB = 1 << 20
@@ -104,7 +111,7 @@ class ColdPoolUploadTest(BackendTestCase):
     def test_sequential_uploads_from_start(self):
         ctx = client_context(self.pki, self.pki.client)
         with Proxy(base_config(self.pki, self.backend.address)) as p:
-            for i in range(20):
+            for i in range(50):
                 chunked = bool(i % 2)
                 with self.subTest(upload=i):
                     self.check_echo(upload(p.ingress_port, ctx, MIB, chunked), MIB, chunked)
@@ -253,6 +260,110 @@ class ReloadAppliesTimeoutsTest(BackendTestCase):
             self.assertEqual((status, body["result"], body["restart_required"]), (200, "ok", []))
             after = self.header_cut_after(p.ingress_port)
             self.assertLess(after, 2.5, "header_ms 300 from the reload did not apply")
+
+
+class OutcomeTest(BackendTestCase):
+    """One audit record per exchange, with the outcome of its end."""
+
+    def audit_config(self, tmp: str, **over) -> dict:
+        return base_config(self.pki, self.backend.address, audit={"path": os.path.join(tmp, "audit.jsonl")},
+                           **over)
+
+    def record(self, path: str, rid: str) -> dict:
+        rec = wait_audit(path, lambda r: r.get("request_id") == rid, 5)
+        self.assertIsNotNone(rec, "no audit record for %s" % rid)
+        self.assertEqual(sum(1 for r in read_audit(path) if r.get("request_id") == rid), 1,
+                         "more than one record for %s" % rid)
+        return rec
+
+    def verify(self, path: str):
+        p = run_cli(["audit", "verify", path], timeout=20)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    def test_each_end_has_its_outcome(self):
+        tmp = tempfile.mkdtemp(prefix="fedtest-outcome-")
+        cfg = self.audit_config(tmp, timeouts={"idle_ms": 800, "upstream_response_ms": 600})
+        path = cfg["audit"]["path"]
+        ctx = client_context(self.pki, self.pki.client)
+        with Proxy(cfg) as p:
+            # The app resets half way through its response: the client's
+            # connection is closed (it cannot be told otherwise).
+            with Conn.open(p.ingress_port, ctx) as conn:
+                conn.send(wire.build_request("GET", "/resetbody/%d" % MIB, [("X-Request-Id", "o-reset-resp")]))
+                closed, _ = conn.closed_within(5)
+                self.assertTrue(closed, "the client's connection stayed open after the app reset")
+            rec = self.record(path, "o-reset-resp")
+            self.assertEqual(rec["outcome"], "upstream_error")
+            self.assertEqual(rec["status"], 200)
+            self.assertGreater(rec["bytes_out"], 0)
+
+            # The app resets while the upload streams in: 502, the app saw a
+            # partial body only.
+            with Conn.open(p.ingress_port, ctx) as conn:
+                conn.send(wire.build_request("POST", "/resetread", [("Content-Length", str(MIB)),
+                                                                     ("X-Request-Id", "o-reset-up")]))
+                try:
+                    for piece in wire.pattern_chunks(MIB):
+                        conn.send(piece)
+                    resp = conn.read_response("POST")
+                    self.assertEqual(resp.status, 502)
+                except OSError:
+                    pass  # the close may race the rest of the upload: the record decides
+            rec = self.record(path, "o-reset-up")
+            self.assertEqual(rec["outcome"], "upstream_error")
+
+            # The client aborts mid-upload.
+            conn = Conn.open(p.ingress_port, ctx)
+            conn.send(wire.build_request("POST", "/upload", [("Content-Length", str(MIB)),
+                                                             ("X-Request-Id", "o-abort")]))
+            conn.send(b"x" * 1000)
+            self.assertTrue(self.backend.wait_for(lambda reqs: any(r.path == "/upload" for r in reqs), 5))
+            conn.close()
+            self.assertEqual(self.record(path, "o-abort")["outcome"], "client_aborted")
+
+            # The client stops sending its body: cut at idle_ms.
+            with Conn.open(p.ingress_port, ctx) as conn:
+                conn.send(wire.build_request("POST", "/upload", [("Content-Length", "100"),
+                                                                 ("X-Request-Id", "o-stall")]))
+                conn.send(b"x" * 10)
+                closed, _ = conn.closed_within(5)
+                self.assertTrue(closed)
+            self.assertEqual(self.record(path, "o-stall")["outcome"], "client_timeout")
+
+            # The app does not answer within upstream_response_ms: 504.
+            with Conn.open(p.ingress_port, ctx) as conn:
+                resp = conn.request("GET", "/slow/2000", [("X-Request-Id", "o-slow")])
+                self.assertEqual(resp.status, 504)
+            self.assertEqual(self.record(path, "o-slow")["outcome"], "upstream_timeout")
+
+            # A normal exchange, and a refusal of ours.
+            with Conn.open(p.ingress_port, ctx) as conn:
+                self.assertEqual(conn.request("GET", "/ok", [("X-Request-Id", "o-ok")]).status, 200)
+            self.assertEqual(self.record(path, "o-ok")["outcome"], "completed")
+            with Conn.open(p.ingress_port, ctx) as conn:
+                conn.send(b"GET /a%00b HTTP/1.1\r\nHost: x\r\nX-Request-Id: o-bad\r\n\r\n")
+                self.assertEqual(conn.read_response().status, 400)
+            self.assertEqual(self.record(path, "o-bad")["outcome"], "denied")
+        self.verify(path)
+
+    def test_shutdown_cut_is_recorded(self):
+        tmp = tempfile.mkdtemp(prefix="fedtest-outcome-")
+        cfg = self.audit_config(tmp, timeouts={"shutdown_grace_ms": 300})
+        path = cfg["audit"]["path"]
+        ctx = client_context(self.pki, self.pki.client)
+        p = Proxy(cfg).start()
+        try:
+            conn = Conn.open(p.ingress_port, ctx)
+            conn.send(wire.build_request("GET", "/slow/3000", [("X-Request-Id", "o-cut")]))
+            self.assertTrue(self.backend.wait_for(lambda reqs: any(r.path == "/slow/3000" for r in reqs), 5))
+            p.signal(signal.SIGTERM)
+            self.assertEqual(p.wait_exit(10), 0)
+            conn.close()
+        finally:
+            p.stop()
+        rec = self.record(path, "o-cut")
+        self.assertEqual(rec["outcome"], "shutdown_cut")
+        self.verify(path)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ bytes up to a cap) and every parsed request, and answers by path:
     /close            echo response with Connection: close, then close
     /drop             read the request, then close without answering (an app
                       that crashed while handling it)
+    /resetbody/N      announce N bytes, send half of them, then reset (RST)
+    /resetread        read 64 KiB of the request body, then reset (RST)
     anything else     echo: JSON {conn, seq, method, target, headers, body_len,
                       body_sha256, framing}
 
@@ -24,6 +26,7 @@ import hashlib
 import json
 import os
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -263,6 +266,12 @@ class Backend:
                 remaining -= len(data)
         req.body_sha256 = h.hexdigest()
 
+    @staticmethod
+    def _reset(c) -> None:
+        """Close with a TCP reset (an app that crashed mid-exchange)."""
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
+
     def _handle(self, c, reader, req: Received) -> bool:
         """Serve one request; False = close the connection."""
         parts = req.path.strip("/").split("/")
@@ -270,6 +279,10 @@ class Backend:
         arg = parts[1] if len(parts) > 1 else ""
         if route == "slowread":
             time.sleep(int(arg) / 1000.0)
+        if route == "resetread":
+            reader.read_some(64 * 1024)
+            self._reset(c)
+            return False
         expect = (req.header("expect") or "").lower()
         if expect == "100-continue":
             c.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -280,6 +293,15 @@ class Backend:
         keep = (req.header("connection") or "").lower() != "close"
         head_only = req.method == "HEAD"
         if route == "drop":
+            return False
+        if route == "resetbody":
+            n = int(arg)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                      b"Content-Length: %d\r\n\r\n" % n)
+            for piece in wire.pattern_chunks(n // 2, 64 * 1024):
+                c.sendall(piece)
+            time.sleep(0.05)
+            self._reset(c)
             return False
 
         if route == "bytes":
