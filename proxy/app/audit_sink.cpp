@@ -142,7 +142,7 @@ void AuditSink::request(const core::RequestRecord& r) {
   }
   a.path = std::string(target);
   a.resource = r.resource;
-  a.decision = r.decision;
+  a.decision = base::to_string(r.decision);
   a.reason = r.reason;
   a.outcome = std::string(base::to_string(r.outcome));
   a.status = r.status;

@@ -34,7 +34,7 @@ void EventLog::on_request_done(const core::RequestRecord& r) {
   sample.direction = r.direction;
   sample.peer = r.peer_slug.empty() ? std::string_view("unknown") : std::string_view(r.peer_slug);
   sample.grant = r.grant.empty() ? std::string_view("none") : std::string_view(r.grant);
-  sample.decision = r.decision;
+  sample.decision = base::to_string(r.decision);
   sample.status = r.status;
   sample.duration_ns = r.duration_ns;
   sample.bytes_in = r.bytes_in;
@@ -64,7 +64,7 @@ void EventLog::on_request_done(const core::RequestRecord& r) {
   line.str("method", r.method)
       .str("path", path_only(r.target))
       .num("status", r.status)
-      .str("decision", r.decision);
+      .str("decision", base::to_string(r.decision));
   if (!r.reason.empty()) line.str("reason", r.reason);
   line.str("outcome", base::to_string(r.outcome));
   line.num("bytes_in", static_cast<int64_t>(r.bytes_in))

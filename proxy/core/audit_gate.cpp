@@ -11,7 +11,7 @@ Verdict AuditGate::authorize(const RequestView& request) {
   v.status = 503;
   v.code = "audit_unavailable";
   v.message = "The audit log cannot be written; requests are refused until it can.";
-  v.decision = "error";
+  v.decision = base::Decision::error;
   v.reason = v.code;
   RequestIdentity id = inner_.identify(request);
   v.peer = std::move(id.peer);

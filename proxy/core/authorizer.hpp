@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "policy/target.hpp"
+#include "proxy/base/decision.hpp"
 #include "proxy/http1/message.hpp"
 #include "proxy/tls/peer_identity.hpp"
 
@@ -50,7 +51,7 @@ struct Verdict {
   bool strip_authorization = false;  // the Bearer grant token is not forwarded
   // For logs, metrics and audit (copied: the policy snapshot may be swapped
   // before the exchange ends).
-  std::string decision = "allow";  // allow | deny | shadow_deny
+  base::Decision decision = base::Decision::allow;
   std::string reason;              // error code, "" when allowed
   std::string peer;                // peer slug, "" when unknown
   std::string grant;

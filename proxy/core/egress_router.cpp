@@ -18,7 +18,7 @@ Verdict deny(int status, const char* code, std::string message) {
   v.status = status;
   v.code = code;
   v.message = std::move(message);
-  v.decision = "deny";
+  v.decision = base::Decision::deny;
   v.reason = code;
   return v;
 }

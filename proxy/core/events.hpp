@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/base/decision.hpp"
 #include "proxy/base/outcome.hpp"
 #include "proxy/tls/peer_identity.hpp"
 
@@ -22,7 +23,7 @@ struct RequestRecord {
   // raw request-target when it was refused, and on egress.
   std::string_view target;
   int status = 0;
-  std::string decision;  // allow | deny | shadow_deny | error
+  base::Decision decision = base::Decision::allow;
   std::string reason;    // error code when not forwarded, "" otherwise
   base::Outcome outcome = base::Outcome::completed;  // how the exchange ended (SPEC §10)
   std::string peer_slug;   // from policy, "" when unknown

@@ -30,7 +30,7 @@ size_t method_overrides(const http1::Headers& headers, std::array<std::string_vi
 // return of authorize() is the same Verdict, so it is never moved.
 void set_denial(Verdict& v, const policy::Decision& d) {
   v.allow = false;
-  v.decision = "deny";
+  v.decision = base::Decision::deny;
   v.status = d.status;
   v.code = policy::to_string(d.code);
   v.reason = v.code;
@@ -127,7 +127,7 @@ Verdict PolicyAuthorizer::authorize(const RequestView& r) {
     set_denial(v, d);
     return v;
   }
-  v.decision = d.shadow ? "shadow_deny" : "allow";
+  v.decision = d.shadow ? base::Decision::shadow_deny : base::Decision::allow;
   v.strip_authorization = d.strip_authorization;
   if (d.rewritten_target) v.target = std::move(*d.rewritten_target);
 

@@ -54,7 +54,7 @@ struct ProxySession::Exchange {
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
   std::string retry_bytes;  // the forwarded head of a body-less request
-  std::string decision = "allow";
+  base::Decision decision = base::Decision::allow;
   std::string reason;
   std::string peer, grant, resource, entity_uri;
   UpstreamPool* pool = nullptr;  // where this exchange is forwarded
@@ -220,7 +220,7 @@ void ProxySession::on_request_head(http1::RequestHead&& head) {
   if (serve_well_known()) return;
 
   Verdict verdict = server_.authorizer().authorize(view_of(ex));
-  ex.decision = std::move(verdict.decision);
+  ex.decision = verdict.decision;
   ex.reason = std::move(verdict.reason);
   ex.peer = std::move(verdict.peer);
   ex.grant = std::move(verdict.grant);
@@ -497,8 +497,8 @@ void ProxySession::on_upstream_connected() {
 void ProxySession::respond_local(int status, const char* code, const std::string& message,
                                    bool close, const std::string& extra_headers) {
   Exchange& ex = *ex_;
-  if (ex.reason.empty() || ex.decision == "allow") {
-    ex.decision = status >= 500 ? "error" : "deny";
+  if (ex.reason.empty() || ex.decision == base::Decision::allow) {
+    ex.decision = status >= 500 ? base::Decision::error : base::Decision::deny;
     ex.reason = code;
   }
   bool closing = close || draining_ || peer_eof_;
@@ -579,7 +579,7 @@ bool ProxySession::serve_well_known() {
   r.head_only = ex.head.method == "HEAD";
   std::string out;
   http1::write_local_response(r, out);
-  ex.decision = "allow";
+  ex.decision = base::Decision::allow;
   ex.reason = "node_manifest";
   // Not authorized (any peer the CA vouches for may read the manifest).
   label_with_peer(ex);
@@ -616,7 +616,7 @@ void ProxySession::on_parse_error() {
     ex_->request_id = new_request_id();
     machine_.head_read(now());  // a refused head is audited too
   }
-  ex_->decision = "error";
+  ex_->decision = base::Decision::error;
   ex_->reason = code;
   respond_local(status, code, message, true);
 }
@@ -639,7 +639,7 @@ void ProxySession::finish_exchange() {
 
 base::Outcome ProxySession::outcome_of_response() const {
   const Exchange& ex = *ex_;
-  if (!ex.local || ex.decision == "allow") return base::Outcome::completed;  // the app's (or our manifest) answer
+  if (!ex.local || ex.decision == base::Decision::allow) return base::Outcome::completed;  // the app's (or our manifest) answer
   if (ex.status == 504) return base::Outcome::upstream_timeout;
   if (ex.status == 502) return base::Outcome::upstream_error;
   return base::Outcome::denied;  // refused by policy, limits or the parser
@@ -655,7 +655,7 @@ void ProxySession::report(base::Outcome outcome) {
   rec.method = ex.head.method;
   rec.target = ex.target ? std::string_view(ex.target->text) : std::string_view(ex.head.target);
   rec.status = ex.status;
-  rec.decision = std::move(ex.decision);
+  rec.decision = ex.decision;
   rec.reason = std::move(ex.reason);
   rec.outcome = outcome;
   rec.peer_slug = std::move(ex.peer);

@@ -116,7 +116,7 @@ void send(AuditSink& sink, const std::string& id, base::Outcome outcome = base::
   r.method = "GET";
   r.target = "/api/v1/tasks?x=1";
   r.status = 200;
-  r.decision = "allow";
+  r.decision = base::Decision::allow;
   r.outcome = outcome;
   sink.request(r);
 }

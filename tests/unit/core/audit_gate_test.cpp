@@ -50,7 +50,7 @@ TEST_CASE("AuditGate: refuses with 503 audit_unavailable while the flag is set, 
   CHECK(no.status == 503);
   CHECK(no.code == "audit_unavailable");
   CHECK(no.reason == "audit_unavailable");
-  CHECK(no.decision == "error");
+  CHECK(no.decision == base::Decision::error);
   CHECK_FALSE(no.message.empty());
   CHECK(no.peer == "partner-labs");
   CHECK(no.entity_uri == "spiffe://p.example/n");
