@@ -43,7 +43,7 @@ std::vector<std::string> restart_required_keys(const policy::Config& a, const po
   changed(a.egress.heartbeat_interval_ms != b.egress.heartbeat_interval_ms, "egress.heartbeat_interval_ms");
   changed(policy_mode(a) != policy_mode(b), "authenticate_only");
   // Timeouts, limits, http rules and the idle-pool size apply at a reload
-  // (Worker::apply -> IngressServer/EgressRouter::set_run_time_options); a
+  // (Worker::apply -> ProxyServer/EgressRouter::set_run_time_options); a
   // pending graceful stop keeps the shutdown_grace_ms it started with.
   // audit.on_failure applies at a reload too (Runtime::apply ->
   // AuditSink::set_on_failure).

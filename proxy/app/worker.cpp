@@ -6,8 +6,8 @@
 
 namespace fedproxy::app {
 
-core::IngressOptions ingress_options(const policy::Config& cfg) {
-  core::IngressOptions o;
+core::ProxyOptions ingress_options(const policy::Config& cfg) {
+  core::ProxyOptions o;
   o.parser_limits.max_request_line = cfg.limits.max_request_line_bytes;
   o.parser_limits.max_header_bytes = cfg.limits.max_header_bytes;
   o.parser_limits.max_header_count = cfg.limits.max_header_count;
@@ -29,8 +29,8 @@ core::IngressOptions ingress_options(const policy::Config& cfg) {
   return o;
 }
 
-core::IngressOptions egress_options(const policy::Config& cfg) {
-  core::IngressOptions opts = ingress_options(cfg);
+core::ProxyOptions egress_options(const policy::Config& cfg) {
+  core::ProxyOptions opts = ingress_options(cfg);
   opts.direction = core::Direction::egress;
   opts.peer_requests = false;  // the client is the local app; the peer's fedproxy canonicalizes
   opts.unavailable_code = "peer_unavailable";
@@ -57,7 +57,7 @@ bool Worker::start(const std::shared_ptr<const Snapshot>& snap, const ListenPlan
     ingress_gate_ = std::make_unique<core::AuditGate>(*authorizer, shared_.audit->refusing());
     authorizer = ingress_gate_.get();
   }
-  ingress_ = std::make_unique<core::IngressServer>(loop_, ingress_options(cfg), snap->server_tls, *authorizer,
+  ingress_ = std::make_unique<core::ProxyServer>(loop_, ingress_options(cfg), snap->server_tls, *authorizer,
                                                    events_, shared_.ingress_count);
   ingress_->set_node_manifest(snap->node_manifest);
   if (!ingress_->listen(plan.ingress, error, plan.reuse_port, plan.ingress_fd)) {
@@ -65,7 +65,7 @@ bool Worker::start(const std::shared_ptr<const Snapshot>& snap, const ListenPlan
     return false;
   }
   if (plan.egress) {
-    core::IngressOptions opts = egress_options(cfg);
+    core::ProxyOptions opts = egress_options(cfg);
     egress_router_ = std::make_unique<core::EgressRouter>(loop_, opts.upstream);
     egress_router_->set_peers(snap->policy.get(), snap->client_tls);
     core::Authorizer* router = egress_router_.get();
@@ -73,7 +73,7 @@ bool Worker::start(const std::shared_ptr<const Snapshot>& snap, const ListenPlan
       egress_gate_ = std::make_unique<core::AuditGate>(*router, shared_.audit->refusing());
       router = egress_gate_.get();
     }
-    egress_ = std::make_unique<core::IngressServer>(loop_, opts, nullptr, *router, events_, shared_.egress_count);
+    egress_ = std::make_unique<core::ProxyServer>(loop_, opts, nullptr, *router, events_, shared_.egress_count);
     if (!egress_->listen(*plan.egress, error, plan.reuse_port, plan.egress_fd)) {
       if (failed_listener) *failed_listener = "egress";
       return false;
@@ -91,7 +91,7 @@ std::vector<std::string> Worker::apply(const std::shared_ptr<const Snapshot>& ne
   ingress_->set_node_manifest(next->node_manifest);
   loop_.resolver().set_ttls(next->config.egress.dns_ttl_ms, next->config.egress.dns_negative_ttl_ms);
   if (!egress_router_) return {};
-  const core::IngressOptions egress = egress_options(next->config);
+  const core::ProxyOptions egress = egress_options(next->config);
   egress_->set_run_time_options(egress);
   egress_router_->set_run_time_options(egress.upstream);
   return egress_router_->set_peers(next->policy.get(), next->client_tls);

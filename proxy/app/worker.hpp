@@ -19,7 +19,7 @@
 #include "proxy/core/audit_gate.hpp"
 #include "proxy/core/authorizer.hpp"
 #include "proxy/core/egress_router.hpp"
-#include "proxy/core/ingress_server.hpp"
+#include "proxy/core/proxy_server.hpp"
 #include "proxy/core/policy_authorizer.hpp"
 #include "proxy/net/loop.hpp"
 
@@ -67,9 +67,9 @@ class Worker {
   void close_all();
 
   unsigned index() const { return index_; }
-  core::IngressServer& ingress() { return *ingress_; }
-  const core::IngressServer& ingress() const { return *ingress_; }
-  core::IngressServer* egress() { return egress_.get(); }
+  core::ProxyServer& ingress() { return *ingress_; }
+  const core::ProxyServer& ingress() const { return *ingress_; }
+  core::ProxyServer* egress() { return egress_.get(); }
   core::EgressRouter* egress_router() { return egress_router_.get(); }
   size_t upstream_idle() const;  // thread-safe
   // Connections this worker accepted on its listeners (ingress and egress). Thread-safe.
@@ -86,15 +86,15 @@ class Worker {
   std::unique_ptr<core::PolicyAuthorizer> policy_;
   // audit.on_failure "reject": in front of the ingress and egress authorizers.
   std::unique_ptr<core::AuditGate> ingress_gate_, egress_gate_;
-  std::unique_ptr<core::IngressServer> ingress_;
+  std::unique_ptr<core::ProxyServer> ingress_;
   std::unique_ptr<core::EgressRouter> egress_router_;
-  std::unique_ptr<core::IngressServer> egress_;  // the same session code, routed to peers
+  std::unique_ptr<core::ProxyServer> egress_;  // the same session code, routed to peers
   std::unique_ptr<net::Timer> grace_timer_;
 };
 
 // Options shared by the ingress and egress servers, from the config.
-core::IngressOptions ingress_options(const policy::Config& cfg);
+core::ProxyOptions ingress_options(const policy::Config& cfg);
 // The same for the egress listener (the local app is the client, peers are upstream).
-core::IngressOptions egress_options(const policy::Config& cfg);
+core::ProxyOptions egress_options(const policy::Config& cfg);
 
 }  // namespace fedproxy::app

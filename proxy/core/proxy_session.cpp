@@ -5,7 +5,7 @@
 
 #include "policy/policy.hpp"
 #include "proxy/core/authorizer.hpp"
-#include "proxy/core/ingress_server.hpp"
+#include "proxy/core/proxy_server.hpp"
 #include "proxy/core/request_id.hpp"
 #include "proxy/http1/serializer.hpp"
 #include "proxy/net/loop.hpp"
@@ -61,7 +61,7 @@ struct ProxySession::Exchange {
   std::vector<UpstreamPool*> fallbacks;  // egress: next endpoints to try
 };
 
-ProxySession::ProxySession(IngressServer& server, std::unique_ptr<net::Transport> downstream)
+ProxySession::ProxySession(ProxyServer& server, std::unique_ptr<net::Transport> downstream)
     : server_(server),
       down_(std::move(downstream)),
       parser_(server.options().parser_limits, *this),
@@ -200,7 +200,7 @@ void ProxySession::on_request_head(http1::RequestHead&& head) {
     respond_local(400, "bad_request", "An HTTP/1.1 request needs a Host header.", true);  // RFC 9112 §3.2
     return;
   }
-  const IngressOptions& opts = server_.options();
+  const ProxyOptions& opts = server_.options();
   if (opts.peer_requests) {
     // Requests two parsers could read differently never reach policy.
     if (!canonicalize_target(ex)) return;

@@ -25,14 +25,14 @@
 
 namespace fedproxy::core {
 
-class IngressServer;
+class ProxyServer;
 
 class ProxySession final : public net::Deletable,
                              private net::TransportHandler,
                              private http1::RequestSink,
                              private UpstreamUser {
  public:
-  ProxySession(IngressServer& server, std::unique_ptr<net::Transport> downstream);
+  ProxySession(ProxyServer& server, std::unique_ptr<net::Transport> downstream);
   ~ProxySession() override;
   void start(std::unique_ptr<tls::TlsEngine> tls);
   // Server shutdown: close if idle, else after the current response.
@@ -105,7 +105,7 @@ class ProxySession final : public net::Deletable,
   bool lifetime_exceeded() const;
   uint64_t now() const;
 
-  IngressServer& server_;
+  ProxyServer& server_;
   std::unique_ptr<net::Transport> down_;
   http1::RequestParser parser_;
   SessionMachine machine_;

@@ -1,10 +1,10 @@
-#include "proxy/core/ingress_server.hpp"
+#include "proxy/core/proxy_server.hpp"
 
 #include "proxy/core/proxy_session.hpp"
 
 namespace fedproxy::core {
 
-IngressServer::IngressServer(net::Loop& loop, IngressOptions options,
+ProxyServer::ProxyServer(net::Loop& loop, ProxyOptions options,
                              std::shared_ptr<const tls::TlsContext> tls, Authorizer& authorizer,
                              CoreEvents& events, std::shared_ptr<ConnectionCount> count)
     : loop_(loop),
@@ -15,9 +15,9 @@ IngressServer::IngressServer(net::Loop& loop, IngressOptions options,
       pool_(loop, options_.upstream),
       count_(count ? std::move(count) : std::make_shared<ConnectionCount>()) {}
 
-IngressServer::~IngressServer() { close_all(); }
+ProxyServer::~ProxyServer() { close_all(); }
 
-bool IngressServer::listen(const policy::Endpoint& endpoint, std::string* error, bool reuse_port,
+bool ProxyServer::listen(const policy::Endpoint& endpoint, std::string* error, bool reuse_port,
                            int inherited_fd) {
   listener_ = net::Listener::create(
       loop_, endpoint, [this](std::unique_ptr<net::Transport> t) { on_accept(std::move(t)); }, error,
@@ -27,9 +27,9 @@ bool IngressServer::listen(const policy::Endpoint& endpoint, std::string* error,
   return true;
 }
 
-const std::string& IngressServer::bound_address() const { return bound_; }
+const std::string& ProxyServer::bound_address() const { return bound_; }
 
-void IngressServer::on_accept(std::unique_ptr<net::Transport> transport) {
+void ProxyServer::on_accept(std::unique_ptr<net::Transport> transport) {
   if (shutting_down_) return;  // transport destructor closes it
   if (!count_->try_acquire(options_.max_connections)) {
     ++rejected_over_limit_;
@@ -45,11 +45,11 @@ void IngressServer::on_accept(std::unique_ptr<net::Transport> transport) {
   session->start(tls_ ? std::make_unique<tls::TlsEngine>(tls_) : nullptr);
 }
 
-void IngressServer::session_gone(ProxySession* session) {
+void ProxyServer::session_gone(ProxySession* session) {
   if (sessions_.erase(session)) count_->release();
 }
 
-void IngressServer::begin_shutdown() {
+void ProxyServer::begin_shutdown() {
   shutting_down_ = true;
   listener_.reset();
   // begin_drain may remove sessions from the set: iterate over a copy.
@@ -58,7 +58,7 @@ void IngressServer::begin_shutdown() {
   pool_.close_idle(true);
 }
 
-void IngressServer::close_all() {
+void ProxyServer::close_all() {
   shutting_down_ = true;
   listener_.reset();
   std::vector<ProxySession*> sessions(sessions_.begin(), sessions_.end());
@@ -66,7 +66,7 @@ void IngressServer::close_all() {
   pool_.close_idle(true);
 }
 
-PhaseTimeouts IngressServer::phase_timeouts() const {
+PhaseTimeouts ProxyServer::phase_timeouts() const {
   PhaseTimeouts t;
   t.handshake_ms = options_.handshake_timeout_ms;
   t.header_ms = options_.header_timeout_ms;
@@ -77,7 +77,7 @@ PhaseTimeouts IngressServer::phase_timeouts() const {
   return t;
 }
 
-void IngressServer::set_run_time_options(const IngressOptions& from) {
+void ProxyServer::set_run_time_options(const ProxyOptions& from) {
   options_.parser_limits = from.parser_limits;
   options_.max_connections = from.max_connections;
   options_.handshake_timeout_ms = from.handshake_timeout_ms;

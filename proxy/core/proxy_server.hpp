@@ -1,6 +1,8 @@
-// The ingress listener: accepts peer connections (TLS or, in insecure mode,
-// plain), runs one ProxySession per connection, owns the upstream pool and
-// drains sessions on shutdown.
+// One proxying listener, either direction: ingress accepts peer connections
+// (TLS, or plain in insecure mode) and forwards to the local app; egress
+// accepts the local app's connections and forwards to peers (its Authorizer,
+// the EgressRouter, picks the peer's pool). Runs one ProxySession per
+// connection, owns the default upstream pool and drains sessions on shutdown.
 #pragma once
 
 #include <atomic>
@@ -22,7 +24,7 @@
 
 namespace fedproxy::core {
 
-struct IngressOptions {
+struct ProxyOptions {
   http1::ParserLimits parser_limits;
   uint32_t max_connections = 10000;
   uint32_t handshake_timeout_ms = 10000;
@@ -67,13 +69,13 @@ struct ConnectionCount {
   void release() { active.fetch_sub(1, std::memory_order_relaxed); }
 };
 
-class IngressServer {
+class ProxyServer {
  public:
   // tls may be null: plain HTTP ingress (insecure mode, SPEC §9).
-  IngressServer(net::Loop& loop, IngressOptions options,
+  ProxyServer(net::Loop& loop, ProxyOptions options,
                 std::shared_ptr<const tls::TlsContext> tls, Authorizer& authorizer,
                 CoreEvents& events, std::shared_ptr<ConnectionCount> count = nullptr);
-  ~IngressServer();
+  ~ProxyServer();
 
   // reuse_port: see net::Listener (one listener per worker loop).
   // inherited_fd: see net::Listener (socket activation).
@@ -95,7 +97,7 @@ class IngressServer {
   // ones (sessions read options() when they need a value). What `from`
   // cannot change at run time (direction, the upstream's endpoint) is not
   // taken.
-  void set_run_time_options(const IngressOptions& from);
+  void set_run_time_options(const ProxyOptions& from);
   // The node's own manifest, served at /.well-known/fedproxy-manifest.json
   // to any peer whose certificate verifies (before policy: a peer fetching
   // it does not know us yet).
@@ -118,7 +120,7 @@ class IngressServer {
 
   // For sessions.
   net::Loop& loop() { return loop_; }
-  const IngressOptions& options() const { return options_; }
+  const ProxyOptions& options() const { return options_; }
   UpstreamPool& pool() { return pool_; }
   size_t pool_idle_count() const { return pool_.idle_count(); }  // thread-safe
   Authorizer& authorizer() { return *authorizer_; }
@@ -129,7 +131,7 @@ class IngressServer {
  private:
   void on_accept(std::unique_ptr<net::Transport> transport);
   net::Loop& loop_;
-  IngressOptions options_;
+  ProxyOptions options_;
   std::shared_ptr<const tls::TlsContext> tls_;
   uint64_t tls_generation_ = 0;
   std::shared_ptr<const std::string> node_manifest_;

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/core/ingress_server.hpp"
+#include "proxy/core/proxy_server.hpp"
 #include "proxy/net/listener.hpp"
 #include "proxy/net/loop.hpp"
 
@@ -101,10 +101,10 @@ struct Fixture {
   RecordingEvents events;
   core::PassThroughAuthorizer authorizer;
   std::unique_ptr<Backend> backend;
-  std::unique_ptr<core::IngressServer> server;
+  std::unique_ptr<core::ProxyServer> server;
 
-  explicit Fixture(bool with_backend = true, const std::function<void(core::IngressOptions&)>& tweak = {}) {
-    core::IngressOptions opts;
+  explicit Fixture(bool with_backend = true, const std::function<void(core::ProxyOptions&)>& tweak = {}) {
+    core::ProxyOptions opts;
     opts.header_timeout_ms = 300;
     opts.upstream.connect_timeout_ms = 1000;
     opts.upstream.response_timeout_ms = 1000;
@@ -115,7 +115,7 @@ struct Fixture {
       opts.upstream.endpoint = endpoint_of("127.0.0.1:1");  // nothing listens on port 1
     }
     if (tweak) tweak(opts);
-    server = std::make_unique<core::IngressServer>(loop, opts, nullptr, authorizer, events);
+    server = std::make_unique<core::ProxyServer>(loop, opts, nullptr, authorizer, events);
     std::string err;
     REQUIRE_MESSAGE(server->listen(endpoint_of("127.0.0.1:0"), &err), err);
   }
@@ -264,7 +264,7 @@ TEST_CASE("an HTTP/1.1 request without Host is refused; HTTP/1.0 without Host is
 }
 
 TEST_CASE("over max_connections a new connection is closed at once; others keep working") {
-  Fixture f(true, [](core::IngressOptions& o) { o.max_connections = 1; });
+  Fixture f(true, [](core::ProxyOptions& o) { o.max_connections = 1; });
   {
     Client first(f.loop, f.server->bound_address());
     f.run_until([&] { return f.server->active_sessions() == 1; });
@@ -280,7 +280,7 @@ TEST_CASE("over max_connections a new connection is closed at once; others keep 
 }
 
 TEST_CASE("max_conn_lifetime_ms closes a connection at its next request boundary") {
-  Fixture f(true, [](core::IngressOptions& o) { o.max_conn_lifetime_ms = 50; });
+  Fixture f(true, [](core::ProxyOptions& o) { o.max_conn_lifetime_ms = 50; });
   {
     Client c(f.loop, f.server->bound_address());
     c.t->write(std::string("GET /young HTTP/1.1\r\nHost: a\r\n\r\n"));
