@@ -1,6 +1,7 @@
 #include "proxy/app/admin_tokens.hpp"
 
 #include <string_view>
+#include <utility>
 
 #include "certwatch/read_file.hpp"
 

@@ -1,7 +1,7 @@
 // Result<T>: a value or an error (code + message), like std::expected, which
-// C++20 lacks. The one way fallible functions of proxy/, certwatch/ and
-// policy/ report failure: no exceptions on the data path, no string
-// out-parameters.
+// C++20 lacks. The one way fallible functions of proxy/ and certwatch/
+// report failure (policy/ may include it too): no exceptions on the data
+// path, no string out-parameters.
 #pragma once
 
 #include <cassert>
