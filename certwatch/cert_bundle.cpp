@@ -9,6 +9,7 @@
 #include <cstring>
 #include <ctime>
 #include <set>
+#include <utility>
 
 #include "certwatch/cert_io.hpp"
 #include "certwatch/read_file.hpp"
@@ -93,15 +94,13 @@ struct CertBundleLoader {
     return true;
   }
 
-  static CertBundleResult load(const CertFiles& files, const std::vector<TrustAnchor>& peer_anchors) {
-    CertBundleResult res;
-    auto fail = [&res](const std::string& file, std::string error) {
-      res.bundle.reset();
-      res.file = file;
-      res.error = std::move(error);
-      return res;
+  static base::Result<std::shared_ptr<const CertBundle>> load(const CertFiles& files,
+                                                              const std::vector<TrustAnchor>& peer_anchors) {
+    using base::Errc;
+    auto fail = [](const std::string& file, std::string error, Errc code = Errc::invalid) {
+      return base::make_error(code, std::move(error), file);
     };
-    if (psa_crypto_init() != PSA_SUCCESS) return fail("", "cannot initialise PSA crypto");
+    if (psa_crypto_init() != PSA_SUCCESS) return fail("", "cannot initialise PSA crypto", Errc::unavailable);
     if (files.cert.empty()) return fail("", "no certificate file configured");
     if (files.key.empty()) return fail("", "no private key file configured");
     if (files.ca_bundle.empty()) return fail("", "no CA bundle file configured");
@@ -111,15 +110,15 @@ struct CertBundleLoader {
     std::string data, err;
 
     // Node certificate chain, leaf first.
-    if (!read_file(files.cert, data, nullptr, err)) return fail(files.cert, err);
+    if (!read_file(files.cert, data, nullptr, err)) return fail(files.cert, err, Errc::io);
     int n = 0;
     if (!parse_certs(data, &b->cert_, "certificate", &n, err)) return fail(files.cert, err);
 
     // Private key: permissions first (do not even parse a leaked key silently).
     mode_t mode = 0;
-    if (!read_file(files.key, data, &mode, err)) return fail(files.key, err);
+    if (!read_file(files.key, data, &mode, err)) return fail(files.key, err, Errc::io);
     if (std::string open = world_readable_error(mode, "private key"); !open.empty() && !files.allow_insecure_key_perms) {
-      return fail(files.key, open);
+      return fail(files.key, open, Errc::refused);
     }
     {
       const bool pem = looks_pem(data);
@@ -166,13 +165,13 @@ struct CertBundleLoader {
     }
 
     // Trusted CAs (several during a CA rotation).
-    if (!read_file(files.ca_bundle, data, nullptr, err)) return fail(files.ca_bundle, err);
+    if (!read_file(files.ca_bundle, data, nullptr, err)) return fail(files.ca_bundle, err, Errc::io);
     if (!parse_certs(data, &b->ca_, "CA certificate", &b->ca_count_, err)) return fail(files.ca_bundle, err);
     if (!build_trust_store(*b, peer_anchors, err)) return fail(files.ca_bundle, err);
 
     // CRL (optional): PEM (several allowed) or DER.
     if (!files.crl.empty()) {
-      if (!read_file(files.crl, data, nullptr, err)) return fail(files.crl, err);
+      if (!read_file(files.crl, data, nullptr, err)) return fail(files.crl, err, Errc::io);
       const bool pem = looks_pem(data);
       int ret = mbedtls_x509_crl_parse(&b->crl_, reinterpret_cast<const unsigned char*>(data.c_str()),
                                        data.size() + (pem ? 1 : 0));
@@ -190,12 +189,12 @@ struct CertBundleLoader {
     int len = mbedtls_x509_dn_gets(subject, sizeof subject, &b->cert_.subject);
     if (len > 0) b->subject_.assign(subject, static_cast<size_t>(len));
 
-    res.bundle = std::move(b);
-    return res;
+    return std::shared_ptr<const CertBundle>(std::move(b));
   }
 };
 
-CertBundleResult load_cert_bundle(const CertFiles& files, const std::vector<TrustAnchor>& peer_anchors) {
+base::Result<std::shared_ptr<const CertBundle>> load_cert_bundle(const CertFiles& files,
+                                                                 const std::vector<TrustAnchor>& peer_anchors) {
   return CertBundleLoader::load(files, peer_anchors);
 }
 
@@ -250,18 +249,16 @@ std::string verify_node_chain(const CertBundle& bundle) {
 CertList::CertList() { mbedtls_x509_crt_init(&chain); }
 CertList::~CertList() { mbedtls_x509_crt_free(&chain); }
 
-CertListResult load_cert_file(const std::string& path) {
-  CertListResult res;
-  if (psa_crypto_init() != PSA_SUCCESS) {
-    res.error = "cannot initialise PSA crypto";
-    return res;
-  }
-  std::string data;
+base::Result<std::shared_ptr<const CertList>> load_cert_file(const std::string& path) {
+  using base::Errc;
+  if (psa_crypto_init() != PSA_SUCCESS) return base::make_error(Errc::unavailable, "cannot initialise PSA crypto");
+  std::string data, err;
   auto list = std::make_shared<CertList>();
-  if (!read_file(path, data, nullptr, res.error)) return res;
-  if (!parse_certs(data, &list->chain, "certificate", &list->count, res.error)) return res;
-  res.certs = std::move(list);
-  return res;
+  if (!read_file(path, data, nullptr, err)) return base::make_error(Errc::io, std::move(err));
+  if (!parse_certs(data, &list->chain, "certificate", &list->count, err)) {
+    return base::make_error(Errc::invalid, std::move(err));
+  }
+  return std::shared_ptr<const CertList>(std::move(list));
 }
 
 namespace {

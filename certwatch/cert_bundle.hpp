@@ -17,6 +17,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "certwatch/trust_anchors.hpp"
+#include "proxy/base/result.hpp"
 
 namespace fedproxy::certwatch {
 
@@ -71,21 +72,18 @@ class CertBundle {
   CertFiles files_;
 };
 
-struct CertBundleResult {
-  std::shared_ptr<const CertBundle> bundle;  // null on failure
-  std::string file;    // the file the error is about
-  std::string error;   // one human sentence, e.g. "private key does not match certificate"
-  std::string to_string() const { return file.empty() ? error : file + ": " + error; }
-};
-
 // Load and validate: files readable, cert/CA/CRL parse, key parses and matches
 // the leaf cert, key type supported (ECDSA P-256/P-384, RSA >= 2048; Ed25519 is
 // refused with a message saying the TLS library does not support it), key file
 // not world-readable unless allowed. CA bundle must hold at least one CA.
 // Calls psa_crypto_init() itself (idempotent). peer_anchors join the CA
 // bundle in trust_store().
-CertBundleResult load_cert_bundle(const CertFiles& files,
-                                  const std::vector<TrustAnchor>& peer_anchors = {});
+// On failure: error().message is one human sentence ("private key does not
+// match certificate ..."), error().file the file it is about ("" when none:
+// a file not configured); code io (a file cannot be read), refused (key file
+// world-readable), unavailable (PSA crypto), else invalid.
+base::Result<std::shared_ptr<const CertBundle>> load_cert_bundle(
+    const CertFiles& files, const std::vector<TrustAnchor>& peer_anchors = {});
 
 // An X.509 time (always UTC) as unix seconds; 0 for an unset time.
 int64_t x509_time_to_unix(const mbedtls_x509_time& t);
@@ -115,11 +113,9 @@ struct CertList {
   int count = 0;
 };
 
-struct CertListResult {
-  std::shared_ptr<const CertList> certs;  // null on failure
-  std::string error;                      // e.g. "cannot read: No such file or directory"
-};
-CertListResult load_cert_file(const std::string& path);
+// On failure the message is one sentence, e.g. "cannot read: No such file or
+// directory" (the caller names the file); code io or invalid.
+base::Result<std::shared_ptr<const CertList>> load_cert_file(const std::string& path);
 
 // What `cert inspect` shows beyond tls::PeerIdentity.
 struct CertDetails {

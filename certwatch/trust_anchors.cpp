@@ -1,6 +1,8 @@
 // Loading a peer's trust anchors (see the header).
 #include "certwatch/trust_anchors.hpp"
 
+#include <utility>
+
 #include <mbedtls/base64.h>
 #include <mbedtls/x509.h>
 #include <mbedtls/x509_crt.h>
@@ -24,22 +26,22 @@ struct ParsedChain {
   mbedtls_x509_crt chain;
 };
 
-TrustAnchorsResult failure(std::string error) {
-  TrustAnchorsResult r;
-  r.error = std::move(error);
-  return r;
-}
+using Anchors = base::Result<std::vector<TrustAnchor>>;
+
+base::Error failure(std::string error) { return base::make_error(base::Errc::invalid, std::move(error)); }
 
 // Parsed certificates → anchors. A leaf is refused: an end-entity
 // certificate in a trust store is accepted by mbedTLS only as itself, with no
 // CA in its chain, so it could never match and would only hide a mistake.
-TrustAnchorsResult from_certs(const std::string& data) {
-  if (psa_crypto_init() != PSA_SUCCESS) return failure("cannot initialise PSA crypto");
+Anchors from_certs(const std::string& data) {
+  if (psa_crypto_init() != PSA_SUCCESS) {
+    return base::make_error(base::Errc::unavailable, "cannot initialise PSA crypto");
+  }
   ParsedChain parsed;
   int count = 0;
   std::string err;
   if (!parse_certs(data, &parsed.chain, "CA certificate", &count, err)) return failure(err);
-  TrustAnchorsResult r;
+  std::vector<TrustAnchor> anchors;
   int index = 0;
   for (const mbedtls_x509_crt* c = &parsed.chain; c != nullptr && c->raw.p != nullptr; c = c->next) {
     ++index;
@@ -56,25 +58,25 @@ TrustAnchorsResult from_certs(const std::string& data) {
     a.der_sha256 = sha256_hex(c->raw.p, c->raw.len);
     a.spki_sha256 = sha256_hex(c->pk_raw.p, c->pk_raw.len);
     a.not_after = x509_time_to_unix(c->valid_to);
-    merge_trust_anchors(r.anchors, {a});
+    merge_trust_anchors(anchors, {a});
   }
-  return r;
+  return anchors;
 }
 
 }  // namespace
 
-TrustAnchorsResult load_trust_anchor_file(const std::string& path) {
+Anchors load_trust_anchor_file(const std::string& path) {
   std::string data, err;
-  if (!read_file(path, data, nullptr, err)) return failure(err);
+  if (!read_file(path, data, nullptr, err)) return base::make_error(base::Errc::io, std::move(err));
   return from_certs(data);
 }
 
-TrustAnchorsResult parse_trust_anchor_pem(const std::string& pem) {
+Anchors parse_trust_anchor_pem(const std::string& pem) {
   if (!looks_pem(pem)) return failure("no CA certificate found (expected PEM \"BEGIN CERTIFICATE\" blocks)");
   return from_certs(pem);
 }
 
-TrustAnchorsResult parse_trust_anchor_base64_der(const std::string& base64) {
+Anchors parse_trust_anchor_base64_der(const std::string& base64) {
   const auto* src = reinterpret_cast<const unsigned char*>(base64.data());
   size_t len = 0;
   // First call: the decoded length (or a syntax error).

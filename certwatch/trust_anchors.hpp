@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "proxy/base/result.hpp"
+
 namespace fedproxy::certwatch {
 
 struct TrustAnchor {
@@ -21,20 +23,17 @@ struct TrustAnchor {
   int64_t not_after = 0;    // unix seconds
 };
 
-// One source's anchors, or why there are none: every certificate must parse
-// and be a CA (basicConstraints cA), and there must be at least one.
-struct TrustAnchorsResult {
-  std::vector<TrustAnchor> anchors;
-  std::string error;  // "" on success; one sentence, the caller names the source
-  bool ok() const { return error.empty(); }
-};
+// Each loader gives one source's anchors, or why there are none: every
+// certificate must parse and be a CA (basicConstraints cA), and there must be
+// at least one. The error is one sentence, the caller names the source; code
+// io (a file cannot be read) or invalid.
 
 // A PEM file of one or more CA certificates (or a single DER certificate).
-TrustAnchorsResult load_trust_anchor_file(const std::string& path);
+base::Result<std::vector<TrustAnchor>> load_trust_anchor_file(const std::string& path);
 // PEM text, as a manifest's "trust_bundle" string carries it.
-TrustAnchorsResult parse_trust_anchor_pem(const std::string& pem);
+base::Result<std::vector<TrustAnchor>> parse_trust_anchor_pem(const std::string& pem);
 // One base64 DER certificate, as a SPIFFE bundle's "x5c" entry carries it.
-TrustAnchorsResult parse_trust_anchor_base64_der(const std::string& base64);
+base::Result<std::vector<TrustAnchor>> parse_trust_anchor_base64_der(const std::string& base64);
 
 // Appends those of `more` not already in `into` (same DER).
 void merge_trust_anchors(std::vector<TrustAnchor>& into, const std::vector<TrustAnchor>& more);

@@ -1,6 +1,7 @@
 #include "proxy/app/admin_tokens.hpp"
 
 #include <string_view>
+#include <utility>
 
 #include "certwatch/read_file.hpp"
 
@@ -45,41 +46,42 @@ std::string token_of(std::string text, std::string* why) {
 
 }  // namespace
 
-AdminTokensResult load_admin_tokens(const std::vector<policy::AdminTokenFile>& files,
-                                    bool allow_world_readable) {
-  AdminTokensResult r;
-  std::vector<const policy::AdminTokenFile*> owner;  // of each r.tokens entry
+namespace {
+
+base::Result<core::AdminToken> load_admin_token(const policy::AdminTokenFile& f, bool allow_world_readable) {
+  auto problem = [&f](base::Errc code, const std::string& why) {
+    return base::make_error(code, f.where + ": " + why, f.path);
+  };
+  std::string text, error;
+  mode_t mode = 0;
+  if (!certwatch::read_file(f.path, text, &mode, error)) return problem(base::Errc::io, error);
+  if (std::string open = certwatch::world_readable_error(mode, "admin token"); !open.empty() && !allow_world_readable) {
+    return problem(base::Errc::refused, open);
+  }
+  std::string token = token_of(std::move(text), &error);
+  if (token.empty()) return problem(base::Errc::invalid, error);
+  return core::AdminToken{f.name, core::admin_token_digest(token)};
+}
+
+}  // namespace
+
+std::vector<base::Result<core::AdminToken>> load_admin_tokens(const std::vector<policy::AdminTokenFile>& files,
+                                                              bool allow_world_readable) {
+  std::vector<base::Result<core::AdminToken>> out;
+  out.reserve(files.size());
   for (const auto& f : files) {
-    auto problem = [&](const std::string& why) { r.problems.push_back({f.path, f.where + ": " + why}); };
-    std::string text, error;
-    mode_t mode = 0;
-    if (!certwatch::read_file(f.path, text, &mode, error)) {
-      problem(error);
-      continue;
-    }
-    if (std::string open = certwatch::world_readable_error(mode, "admin token"); !open.empty() && !allow_world_readable) {
-      problem(open);
-      continue;
-    }
-    std::string token = token_of(std::move(text), &error);
-    if (token.empty()) {
-      problem(error);
-      continue;
-    }
-    core::AdminToken t{f.name, core::admin_token_digest(token)};
-    bool duplicate = false;
-    for (size_t i = 0; i < r.tokens.size() && !duplicate; ++i) {
-      if (r.tokens[i].sha256_hex == t.sha256_hex) {
-        problem("the same token as " + owner[i]->where + " (" + owner[i]->path +
-                "); each token must speak for one actor");
-        duplicate = true;
+    base::Result<core::AdminToken> r = load_admin_token(f, allow_world_readable);
+    for (size_t i = 0; i < out.size() && r.ok(); ++i) {
+      if (out[i].ok() && out[i]->sha256_hex == r->sha256_hex) {
+        r = base::make_error(base::Errc::invalid,
+                             f.where + ": the same token as " + files[i].where + " (" + files[i].path +
+                                 "); each token must speak for one actor",
+                             f.path);
       }
     }
-    if (duplicate) continue;
-    r.tokens.push_back(std::move(t));
-    owner.push_back(&f);
+    out.push_back(std::move(r));
   }
-  return r;
+  return out;
 }
 
 }  // namespace fedproxy::app

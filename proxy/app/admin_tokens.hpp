@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "policy/config.hpp"
+#include "proxy/base/result.hpp"
 #include "proxy/core/admin_gate.hpp"
 
 namespace fedproxy::app {
@@ -16,23 +17,17 @@ namespace fedproxy::app {
 constexpr size_t kMinAdminTokenChars = 16;
 constexpr size_t kMaxAdminTokenChars = 4096;
 
-struct AdminTokenProblem {
-  std::string file;
-  std::string message;  // "<config key>: <why>"
-};
-
-struct AdminTokensResult {
-  std::vector<core::AdminToken> tokens;  // complete only when problems is empty
-  std::vector<AdminTokenProblem> problems;
-};
-
 // Each file holds one token; trailing whitespace (the newline `echo` or an
 // editor adds) is dropped. Refused: an unreadable, empty or world-readable
 // file (unless allow_world_readable: FEDPROXY_ALLOW_INSECURE_KEY_PERMS), a
 // token shorter than kMinAdminTokenChars, one with characters a Bearer token
 // cannot carry (RFC 6750 b64token), and one token in two files (the actor
-// would be ambiguous).
-AdminTokensResult load_admin_tokens(const std::vector<policy::AdminTokenFile>& files,
-                                    bool allow_world_readable);
+// would be ambiguous: refused in the later file).
+// One result per file, in the order of files: its token, or why not (message
+// "<config key>: <why>", error().file the token file; code io, refused for a
+// world-readable file, else invalid). Every file is judged, so one `fedproxy
+// check` lists every problem.
+std::vector<base::Result<core::AdminToken>> load_admin_tokens(const std::vector<policy::AdminTokenFile>& files,
+                                                              bool allow_world_readable);
 
 }  // namespace fedproxy::app

@@ -1,6 +1,8 @@
 // The node-certificate checks of `fedproxy check` (see the header).
 #include "proxy/app/cert_checks.hpp"
 
+#include <memory>
+
 #include "certwatch/cert_bundle.hpp"
 #include "policy/config.hpp"
 #include "proxy/app/snapshot.hpp"
@@ -18,8 +20,9 @@ CertCheckFindings check_node_certificate(const std::string& config_path, int64_t
   files.ca_bundle = tls.ca_bundle;
   files.crl = tls.crl;
   files.allow_insecure_key_perms = env_flag("FEDPROXY_ALLOW_INSECURE_KEY_PERMS");
-  auto bundle = certwatch::load_cert_bundle(files).bundle;
-  if (!bundle) return out;
+  auto bundle_loaded = certwatch::load_cert_bundle(files);
+  if (!bundle_loaded) return out;
+  const std::shared_ptr<const certwatch::CertBundle>& bundle = *bundle_loaded;
 
   const std::string prefix = tls.cert + ": node certificate ";
   if (std::string why = certwatch::verify_node_chain(*bundle); !why.empty()) {

@@ -150,14 +150,14 @@ int cmd_cert(const std::vector<std::string>& args) {
   const std::string& path = parsed.positional()[1];
   const bool json = parsed.has("--json");
 
-  certwatch::CertListResult loaded = certwatch::load_cert_file(path);
-  if (!loaded.certs) {
-    std::fprintf(stderr, "fedproxy cert inspect: %s: %s\n", path.c_str(), loaded.error.c_str());
+  auto loaded = certwatch::load_cert_file(path);
+  if (!loaded) {
+    std::fprintf(stderr, "fedproxy cert inspect: %s: %s\n", path.c_str(), loaded.message().c_str());
     return kExitFatal;
   }
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
   std::vector<Inspected> certs;
-  for (const mbedtls_x509_crt* c = &loaded.certs->chain; c != nullptr && c->raw.len > 0; c = c->next) {
+  for (const mbedtls_x509_crt* c = &(*loaded)->chain; c != nullptr && c->raw.len > 0; c = c->next) {
     certs.push_back(inspect(*c, now));
   }
   const int count = static_cast<int>(certs.size());

@@ -1,5 +1,7 @@
 #include "proxy/app/peer_anchors.hpp"
 
+#include "proxy/base/result.hpp"
+
 namespace fedproxy::app {
 
 namespace {
@@ -9,19 +11,19 @@ class AnchorCollector {
   explicit AnchorCollector(LoadedPeerAnchors& out) : out_(out) {}
 
   // One source's anchors for peer `org`, or its problem.
-  void add(const std::string& org, const certwatch::TrustAnchorsResult& r, const char* source,
+  void add(const std::string& org, const base::Result<std::vector<certwatch::TrustAnchor>>& r, const char* source,
            const std::string& file, const std::string& where) {
     if (!r.ok()) {
-      out_.problems.push_back({file, where + ": " + r.error});
+      out_.problems.push_back({file, where + ": " + r.message()});
       return;
     }
     std::vector<policy::AnchorInfo>& mine = out_.by_peer[org];
-    for (const certwatch::TrustAnchor& a : r.anchors) {
+    for (const certwatch::TrustAnchor& a : *r) {
       bool seen = false;
       for (const policy::AnchorInfo& b : mine) seen = seen || b.sha256 == a.der_sha256;
       if (!seen) mine.push_back({a.subject, a.der_sha256, a.spki_sha256, a.not_after, source, file});
     }
-    certwatch::merge_trust_anchors(out_.all, r.anchors);
+    certwatch::merge_trust_anchors(out_.all, *r);
   }
 
  private:

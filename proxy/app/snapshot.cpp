@@ -37,8 +37,8 @@ bool build_tls(const policy::Config& cfg, const std::vector<certwatch::TrustAnch
   files.crl = cfg.tls.crl;
   files.allow_insecure_key_perms = env_flag("FEDPROXY_ALLOW_INSECURE_KEY_PERMS");
   auto loaded = certwatch::load_cert_bundle(files, peer_anchors);
-  if (!loaded.bundle) {
-    problems.add(loaded.file, loaded.error);
+  if (!loaded) {
+    problems.add(loaded.error().file, loaded.message());
     return false;
   }
   tls::TlsOptions options;
@@ -46,8 +46,8 @@ bool build_tls(const policy::Config& cfg, const std::vector<certwatch::TrustAnch
   options.ticket_lifetime_s = cfg.tls.ticket_rotation_ms / 1000;
   options.crl_fail_open = cfg.tls.crl_fail_open;
   std::string error;
-  snap.server_tls = tls::TlsContext::create(tls::Role::server, loaded.bundle, options, &error);
-  if (snap.server_tls) snap.client_tls = tls::TlsContext::create(tls::Role::client, loaded.bundle, options, &error);
+  snap.server_tls = tls::TlsContext::create(tls::Role::server, *loaded, options, &error);
+  if (snap.server_tls) snap.client_tls = tls::TlsContext::create(tls::Role::client, *loaded, options, &error);
   if (!snap.server_tls || !snap.client_tls) {
     problems.add(cfg.tls.cert, error);
     return false;
@@ -56,9 +56,13 @@ bool build_tls(const policy::Config& cfg, const std::vector<certwatch::TrustAnch
 }
 
 void build_admin_access(const policy::Config& cfg, Snapshot& snap, Problems& problems) {
-  auto loaded = load_admin_tokens(cfg.admin.tokens, env_flag("FEDPROXY_ALLOW_INSECURE_KEY_PERMS"));
-  for (const auto& p : loaded.problems) problems.add(p.file, p.message);
-  snap.admin.tokens = std::move(loaded.tokens);
+  for (auto& loaded : load_admin_tokens(cfg.admin.tokens, env_flag("FEDPROXY_ALLOW_INSECURE_KEY_PERMS"))) {
+    if (loaded) {
+      snap.admin.tokens.push_back(std::move(loaded).value());
+    } else {
+      problems.add(loaded.error().file, loaded.message());
+    }
+  }
   snap.admin.allowed_hosts = cfg.admin.allowed_hosts;
 }
 

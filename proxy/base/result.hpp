@@ -1,6 +1,7 @@
 // Result<T>: a value or an error (code + message), like std::expected, which
-// C++20 lacks. The one way fallible functions of proxy/ report failure: no
-// exceptions on the data path, no string out-parameters.
+// C++20 lacks. The one way fallible functions of proxy/ and certwatch/
+// report failure (policy/ may include it too): no exceptions on the data
+// path, no string out-parameters.
 #pragma once
 
 #include <cassert>
@@ -21,6 +22,9 @@ enum class Errc {
 struct Error {
   Errc code = Errc::invalid;
   std::string message;
+  // The file the error is about, when the caller reports it apart from the
+  // message (a log line's "file" field); "" when none.
+  std::string file = {};
 };
 
 template <class T>
@@ -52,6 +56,13 @@ struct Unit {};
 using Status = Result<Unit>;
 inline Status ok_status() { return Unit{}; }
 
-inline Error make_error(Errc code, std::string message) { return Error{code, std::move(message)}; }
+inline Error make_error(Errc code, std::string message, std::string file = {}) {
+  return Error{code, std::move(message), std::move(file)};
+}
+
+// "<file>: <message>", or the message alone when the error names no file.
+inline std::string to_string(const Error& error) {
+  return error.file.empty() ? error.message : error.file + ": " + error.message;
+}
 
 }  // namespace fedproxy::base

@@ -27,6 +27,8 @@ extern "C" {
 #include <mbedtls/x509_crt.h>
 #include <psa/crypto.h>
 
+#include "proxy/base/result.hpp"
+
 namespace fedproxy::testing {
 
 namespace {
@@ -310,9 +312,12 @@ certwatch::CertFiles write_node_files(const TempDir& dir, const std::string& pre
 }
 
 std::shared_ptr<const certwatch::CertBundle> load_bundle(const certwatch::CertFiles& files, std::string* error) {
-  certwatch::CertBundleResult r = certwatch::load_cert_bundle(files);
-  if (!r.bundle && error != nullptr) *error = r.to_string();
-  return r.bundle;
+  auto r = certwatch::load_cert_bundle(files);
+  if (!r) {
+    if (error != nullptr) *error = base::to_string(r.error());
+    return nullptr;
+  }
+  return *r;
 }
 
 std::shared_ptr<const certwatch::CertBundle> make_bundle(const TempDir& dir, const std::string& prefix,

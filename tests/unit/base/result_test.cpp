@@ -25,6 +25,15 @@ TEST_CASE("Result holds a value or an error, never both") {
   CHECK(bad.message() == "not a digit: x");
 }
 
+TEST_CASE("an error may name the file it is about") {
+  Error plain = make_error(Errc::io, "cannot read: No such file or directory");
+  CHECK(plain.file.empty());
+  CHECK(to_string(plain) == "cannot read: No such file or directory");
+  Error about = make_error(Errc::refused, "file is world-readable", "/etc/fedproxy/node.key");
+  CHECK(about.file == "/etc/fedproxy/node.key");
+  CHECK(to_string(about) == "/etc/fedproxy/node.key: file is world-readable");
+}
+
 TEST_CASE("Result moves a move-only value out") {
   Result<std::unique_ptr<int>> r = std::make_unique<int>(3);
   std::unique_ptr<int> p = std::move(r).value();

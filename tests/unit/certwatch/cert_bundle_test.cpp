@@ -5,6 +5,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "certwatch/cert_bundle.hpp"
+#include "proxy/base/result.hpp"
 #include "tests/support/test_pki.hpp"
 
 using namespace fedproxy;
@@ -31,14 +32,23 @@ struct Env {
 
 bool contains(const std::string& s, const std::string& needle) { return s.find(needle) != std::string::npos; }
 
+// A failed Result's parts for CHECKs, safe to call on a success too.
+template <class T>
+std::string why(const base::Result<T>& r) { return r.ok() ? "" : base::to_string(r.error()); }
+template <class T>
+std::string error_of(const base::Result<T>& r) { return r.ok() ? "(no error)" : r.message(); }
+template <class T>
+base::Errc code_of(const base::Result<T>& r) { return r.ok() ? base::Errc::unavailable : r.error().code; }
+template <class T>
+std::string file_of(const base::Result<T>& r) { return r.ok() ? "(no error)" : r.error().file; }
+
 }  // namespace
 
 TEST_CASE("good bundle") {
   Env env;
   auto r = load_cert_bundle(env.files);
-  REQUIRE_MESSAGE(r.bundle != nullptr, r.to_string());
-  CHECK(r.error.empty());
-  const auto& b = *r.bundle;
+  REQUIRE_MESSAGE(r.ok(), why(r));
+  const auto& b = **r;
   CHECK(b.ca_count() == 1);
   CHECK(b.crl() == nullptr);
   CHECK_FALSE(b.crl_next_update().has_value());
@@ -57,9 +67,9 @@ TEST_CASE("chain file with leaf and intermediate; DER key") {
   CertFiles f = env.files;
   f.cert = env.dir.write("chain.crt", chain);
   auto r = load_cert_bundle(f);
-  REQUIRE_MESSAGE(r.bundle != nullptr, r.to_string());
-  CHECK(r.bundle->cert_chain()->next != nullptr);
-  CHECK(r.bundle->cert_subject() == "CN=acme node, O=acme");
+  REQUIRE_MESSAGE(r.ok(), why(r));
+  CHECK((*r)->cert_chain()->next != nullptr);
+  CHECK((*r)->cert_subject() == "CN=acme node, O=acme");
 }
 
 TEST_CASE("missing files name the file and the OS reason") {
@@ -69,10 +79,11 @@ TEST_CASE("missing files name the file and the OS reason") {
     std::string* slot = which == 0 ? &f.cert : which == 1 ? &f.key : which == 2 ? &f.ca_bundle : &f.crl;
     *slot = env.dir.path() + "/does-not-exist.pem";
     auto r = load_cert_bundle(f);
-    CHECK(r.bundle == nullptr);
-    CHECK(r.file == *slot);
-    CHECK(r.error == "cannot read: No such file or directory");
-    CHECK(r.to_string() == *slot + ": cannot read: No such file or directory");
+    CHECK(!r.ok());
+    CHECK(file_of(r) == *slot);
+    CHECK(code_of(r) == base::Errc::io);
+    CHECK(error_of(r) == "cannot read: No such file or directory");
+    CHECK(why(r) == *slot + ": cannot read: No such file or directory");
   }
 }
 
@@ -81,50 +92,50 @@ TEST_CASE("empty and garbage files") {
   CertFiles f = env.files;
   f.cert = env.dir.write("empty.crt", "");
   auto r = load_cert_bundle(f);
-  CHECK(r.bundle == nullptr);
-  CHECK(r.file == f.cert);
-  CHECK(r.error == "file is empty");
+  CHECK(!r.ok());
+  CHECK(file_of(r) == f.cert);
+  CHECK(error_of(r) == "file is empty");
 
   f = env.files;
   f.cert = env.dir.write("garbage.crt", "this is not a certificate\n");
   r = load_cert_bundle(f);
-  CHECK(r.bundle == nullptr);
-  CHECK(r.file == f.cert);
-  CHECK(r.error == "no certificate found (expected PEM \"BEGIN CERTIFICATE\" blocks or DER)");
+  CHECK(!r.ok());
+  CHECK(file_of(r) == f.cert);
+  CHECK(error_of(r) == "no certificate found (expected PEM \"BEGIN CERTIFICATE\" blocks or DER)");
 
   f = env.files;
   f.cert = env.dir.write("garbage.der", std::string("\x30\x03\x02\x01\x01", 5));
   r = load_cert_bundle(f);
-  CHECK(r.bundle == nullptr);
-  CHECK(r.file == f.cert);
-  CHECK(contains(r.error, "cannot parse certificate: "));
+  CHECK(!r.ok());
+  CHECK(file_of(r) == f.cert);
+  CHECK(contains(error_of(r), "cannot parse certificate: "));
 
   f = env.files;
   f.cert = env.dir.write("badpem.crt", "-----BEGIN CERTIFICATE-----\nnot base64 !!\n-----END CERTIFICATE-----\n");
   r = load_cert_bundle(f);
-  CHECK(r.bundle == nullptr);
-  CHECK(contains(r.error, "certificate #1"));
+  CHECK(!r.ok());
+  CHECK(contains(error_of(r), "certificate #1"));
 
   f = env.files;
   f.key = env.dir.write("garbage.key", "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n");
   r = load_cert_bundle(f);
-  CHECK(r.bundle == nullptr);
-  CHECK(r.file == f.key);
-  CHECK(contains(r.error, "cannot parse private key"));
+  CHECK(!r.ok());
+  CHECK(file_of(r) == f.key);
+  CHECK(contains(error_of(r), "cannot parse private key"));
 
   f = env.files;
   f.ca_bundle = env.dir.write("noca.crt", "# just a comment\n");
   r = load_cert_bundle(f);
-  CHECK(r.bundle == nullptr);
-  CHECK(r.file == f.ca_bundle);
-  CHECK(contains(r.error, "no CA certificate found"));
+  CHECK(!r.ok());
+  CHECK(file_of(r) == f.ca_bundle);
+  CHECK(contains(error_of(r), "no CA certificate found"));
 
   f = env.files;
   f.crl = env.dir.write("bad.crl", "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n");
   r = load_cert_bundle(f);
-  CHECK(r.bundle == nullptr);
-  CHECK(r.file == f.crl);
-  CHECK(contains(r.error, "cannot parse CRL"));
+  CHECK(!r.ok());
+  CHECK(file_of(r) == f.crl);
+  CHECK(contains(error_of(r), "cannot parse CRL"));
 }
 
 TEST_CASE("second CA in the bundle is garbage: named by position") {
@@ -133,9 +144,9 @@ TEST_CASE("second CA in the bundle is garbage: named by position") {
   f.ca_bundle = env.dir.write("ca2.crt", env.ca.cert_pem() +
                                              "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
   auto r = load_cert_bundle(f);
-  CHECK(r.bundle == nullptr);
-  CHECK(r.file == f.ca_bundle);
-  CHECK(contains(r.error, "CA certificate #2"));
+  CHECK(!r.ok());
+  CHECK(file_of(r) == f.ca_bundle);
+  CHECK(contains(error_of(r), "CA certificate #2"));
 }
 
 TEST_CASE("key does not match certificate") {
@@ -143,9 +154,9 @@ TEST_CASE("key does not match certificate") {
   CertFiles f = env.files;
   f.key = env.dir.write("other.key", generate_key_pem(KeyType::p256));
   auto r = load_cert_bundle(f);
-  CHECK(r.bundle == nullptr);
-  CHECK(r.file == f.key);
-  CHECK(contains(r.error, "private key does not match certificate"));
+  CHECK(!r.ok());
+  CHECK(file_of(r) == f.key);
+  CHECK(contains(error_of(r), "private key does not match certificate"));
 }
 
 TEST_CASE("key types") {
@@ -155,9 +166,9 @@ TEST_CASE("key types") {
     s.key_type = KeyType::rsa1024;
     auto f = write_node_files(env.dir, "rsa1024", env.ca.issue(s), env.ca.cert_pem());
     auto r = load_cert_bundle(f);
-    CHECK(r.bundle == nullptr);
-    CHECK(r.file == f.key);
-    CHECK(r.error == "RSA key is 1024 bits; at least 2048 bits are required");
+    CHECK(!r.ok());
+    CHECK(file_of(r) == f.key);
+    CHECK(error_of(r) == "RSA key is 1024 bits; at least 2048 bits are required");
   }
   SUBCASE("RSA-2048 and P-384 accepted") {
     for (KeyType kt : {KeyType::rsa2048, KeyType::p384}) {
@@ -166,7 +177,7 @@ TEST_CASE("key types") {
       auto f = write_node_files(env.dir, kt == KeyType::rsa2048 ? "rsa2048" : "p384", env.ca.issue(s),
                                 env.ca.cert_pem());
       auto r = load_cert_bundle(f);
-      CHECK_MESSAGE(r.bundle != nullptr, r.to_string());
+      CHECK_MESSAGE(r.ok(), why(r));
     }
   }
   SUBCASE("Ed25519 certificate and key refused with a clear message") {
@@ -180,24 +191,24 @@ TEST_CASE("key types") {
     f.cert = env.dir.write("ed.crt", ed->cert_pem);
     f.key = env.dir.write("ed.key", ed->key_pem);
     auto r = load_cert_bundle(f);
-    CHECK(r.bundle == nullptr);
-    CHECK(r.file == f.cert);
-    CHECK(contains(r.error, "Ed25519 keys are not supported by the TLS library (mbedTLS)"));
+    CHECK(!r.ok());
+    CHECK(file_of(r) == f.cert);
+    CHECK(contains(error_of(r), "Ed25519 keys are not supported by the TLS library (mbedTLS)"));
     // Ed25519 key with a valid certificate.
     f = env.files;
     f.key = env.dir.write("ed-only.key", ed->key_pem);
     r = load_cert_bundle(f);
-    CHECK(r.bundle == nullptr);
-    CHECK(r.file == f.key);
-    CHECK(contains(r.error, "Ed25519 keys are not supported by the TLS library (mbedTLS)"));
+    CHECK(!r.ok());
+    CHECK(file_of(r) == f.key);
+    CHECK(contains(error_of(r), "Ed25519 keys are not supported by the TLS library (mbedTLS)"));
     // Ed25519 CA among good ones (mbedTLS alone would just skip it).
     f = env.files;
     f.ca_bundle = env.dir.write("mixed-ca.crt", env.ca.cert_pem() + ed->cert_pem);
     r = load_cert_bundle(f);
-    CHECK(r.bundle == nullptr);
-    CHECK(r.file == f.ca_bundle);
-    CHECK(contains(r.error, "CA certificate #2"));
-    CHECK(contains(r.error, "Ed25519 keys are not supported by the TLS library (mbedTLS)"));
+    CHECK(!r.ok());
+    CHECK(file_of(r) == f.ca_bundle);
+    CHECK(contains(error_of(r), "CA certificate #2"));
+    CHECK(contains(error_of(r), "Ed25519 keys are not supported by the TLS library (mbedTLS)"));
   }
 }
 
@@ -206,22 +217,23 @@ TEST_CASE("world-readable key refused unless allowed") {
   CertFiles f = env.files;
   f.key = env.dir.write("open.key", env.node.key_pem, 0644);
   auto r = load_cert_bundle(f);
-  CHECK(r.bundle == nullptr);
-  CHECK(r.file == f.key);
-  CHECK(contains(r.error, "world-readable"));
-  CHECK(contains(r.error, "0644"));
-  CHECK(contains(r.error, "chmod 600"));
-  CHECK(contains(r.error, "FEDPROXY_ALLOW_INSECURE_KEY_PERMS=1"));
+  CHECK(!r.ok());
+  CHECK(file_of(r) == f.key);
+  CHECK(code_of(r) == base::Errc::refused);
+  CHECK(contains(error_of(r), "world-readable"));
+  CHECK(contains(error_of(r), "0644"));
+  CHECK(contains(error_of(r), "chmod 600"));
+  CHECK(contains(error_of(r), "FEDPROXY_ALLOW_INSECURE_KEY_PERMS=1"));
 
   f.allow_insecure_key_perms = true;
   r = load_cert_bundle(f);
-  CHECK_MESSAGE(r.bundle != nullptr, r.to_string());
+  CHECK_MESSAGE(r.ok(), why(r));
 
   // Group-readable (e.g. Kubernetes defaultMode 0440) is fine.
   f = env.files;
   f.key = env.dir.write("group.key", env.node.key_pem, 0640);
   r = load_cert_bundle(f);
-  CHECK_MESSAGE(r.bundle != nullptr, r.to_string());
+  CHECK_MESSAGE(r.ok(), why(r));
 }
 
 TEST_CASE("multi-CA bundle is counted") {
@@ -230,8 +242,8 @@ TEST_CASE("multi-CA bundle is counted") {
   CertFiles f = env.files;
   f.ca_bundle = env.dir.write("three.crt", env.ca.cert_pem() + "\n# comment between\n" + b.cert_pem() + c.cert_pem());
   auto r = load_cert_bundle(f);
-  REQUIRE_MESSAGE(r.bundle != nullptr, r.to_string());
-  CHECK(r.bundle->ca_count() == 3);
+  REQUIRE_MESSAGE(r.ok(), why(r));
+  CHECK((*r)->ca_count() == 3);
 }
 
 TEST_CASE("DER CA file") {
@@ -245,8 +257,8 @@ TEST_CASE("DER CA file") {
   CertFiles f = env.files;
   f.ca_bundle = env.dir.write("ca.der", der);
   auto r = load_cert_bundle(f);
-  REQUIRE_MESSAGE(r.bundle != nullptr, r.to_string());
-  CHECK(r.bundle->ca_count() == 1);
+  REQUIRE_MESSAGE(r.ok(), why(r));
+  CHECK((*r)->ca_count() == 1);
 }
 
 TEST_CASE("encrypted key is refused with a clear message") {
@@ -260,8 +272,8 @@ TEST_CASE("encrypted key is refused with a clear message") {
   f.key = enc;
   f.allow_insecure_key_perms = true;  // openssl writes with the umask
   auto r = load_cert_bundle(f);
-  CHECK(r.bundle == nullptr);
-  CHECK(r.error == "private key is encrypted; passphrase-protected keys are not supported");
+  CHECK(!r.ok());
+  CHECK(error_of(r) == "private key is encrypted; passphrase-protected keys are not supported");
 }
 
 TEST_CASE("CRL: PEM and DER, earliest nextUpdate") {
@@ -277,19 +289,19 @@ TEST_CASE("CRL: PEM and DER, earliest nextUpdate") {
   CertFiles f = env.files;
   f.crl = env.dir.write("one.crl", *crl);
   auto r = load_cert_bundle(f);
-  REQUIRE_MESSAGE(r.bundle != nullptr, r.to_string());
-  REQUIRE(r.bundle->crl() != nullptr);
-  REQUIRE(r.bundle->crl_next_update().has_value());
+  REQUIRE_MESSAGE(r.ok(), why(r));
+  REQUIRE((*r)->crl() != nullptr);
+  REQUIRE((*r)->crl_next_update().has_value());
   // default_crl_days = 30
-  CHECK(*r.bundle->crl_next_update() > now_unix() + 29 * 86400);
-  CHECK(*r.bundle->crl_next_update() < now_unix() + 31 * 86400);
+  CHECK(*(*r)->crl_next_update() > now_unix() + 29 * 86400);
+  CHECK(*(*r)->crl_next_update() < now_unix() + 31 * 86400);
 
   // Two CRLs in one PEM file: the earliest nextUpdate wins (2020-02-01).
   f.crl = env.dir.write("two.crl", *crl + *stale);
   r = load_cert_bundle(f);
-  REQUIRE_MESSAGE(r.bundle != nullptr, r.to_string());
-  REQUIRE(r.bundle->crl_next_update().has_value());
-  CHECK(*r.bundle->crl_next_update() == 1580515200);
+  REQUIRE_MESSAGE(r.ok(), why(r));
+  REQUIRE((*r)->crl_next_update().has_value());
+  CHECK(*(*r)->crl_next_update() == 1580515200);
 
   // DER.
   std::string pem_path = env.dir.write("for-der.crl", *crl);
@@ -297,8 +309,8 @@ TEST_CASE("CRL: PEM and DER, earliest nextUpdate") {
   REQUIRE(std::system(("openssl crl -in '" + pem_path + "' -outform der -out '" + der_path + "'").c_str()) == 0);
   f.crl = der_path;
   r = load_cert_bundle(f);
-  REQUIRE_MESSAGE(r.bundle != nullptr, r.to_string());
-  CHECK(r.bundle->crl() != nullptr);
+  REQUIRE_MESSAGE(r.ok(), why(r));
+  CHECK((*r)->crl() != nullptr);
 }
 
 // --- helpers for `check` and `cert inspect` ---
@@ -323,24 +335,24 @@ TEST_CASE("verify_node_chain") {
   Env env;
   SUBCASE("signed by the bundle's CA") {
     auto r = load_cert_bundle(env.files);
-    REQUIRE_MESSAGE(r.bundle != nullptr, r.to_string());
-    CHECK(certwatch::verify_node_chain(*r.bundle) == "");
+    REQUIRE_MESSAGE(r.ok(), why(r));
+    CHECK(certwatch::verify_node_chain(**r) == "");
   }
   SUBCASE("one of several CAs in the bundle") {
     TestCa other("other CA");
     CertFiles f = env.files;
     f.ca_bundle = env.dir.write("dual.crt", other.cert_pem() + env.ca.cert_pem());
     auto r = load_cert_bundle(f);
-    REQUIRE_MESSAGE(r.bundle != nullptr, r.to_string());
-    CHECK(certwatch::verify_node_chain(*r.bundle) == "");
+    REQUIRE_MESSAGE(r.ok(), why(r));
+    CHECK(certwatch::verify_node_chain(**r) == "");
   }
   SUBCASE("another CA: loads (rotation), but does not verify") {
     TestCa other("other CA");
     CertFiles f = env.files;
     f.ca_bundle = env.dir.write("other.crt", other.cert_pem());
     auto r = load_cert_bundle(f);
-    REQUIRE_MESSAGE(r.bundle != nullptr, r.to_string());
-    std::string why = certwatch::verify_node_chain(*r.bundle);
+    REQUIRE_MESSAGE(r.ok(), why(r));
+    std::string why = certwatch::verify_node_chain(**r);
     CHECK(contains(why, "does not chain to a CA in " + f.ca_bundle));
     CHECK(why.find('\n') == std::string::npos);
   }
@@ -350,8 +362,8 @@ TEST_CASE("verify_node_chain") {
     s.not_after = 1577923200;   // 2020-01-02
     auto f = write_node_files(env.dir, "expired", env.ca.issue(s), env.ca.cert_pem());
     auto r = load_cert_bundle(f);
-    REQUIRE_MESSAGE(r.bundle != nullptr, r.to_string());
-    CHECK(certwatch::verify_node_chain(*r.bundle) == "");
+    REQUIRE_MESSAGE(r.ok(), why(r));
+    CHECK(certwatch::verify_node_chain(**r) == "");
   }
   SUBCASE("revoked by the configured CRL") {
     if (!openssl_available()) return;
@@ -360,8 +372,8 @@ TEST_CASE("verify_node_chain") {
     CertFiles f = env.files;
     f.crl = env.dir.write("revoking.crl", *crl);
     auto r = load_cert_bundle(f);
-    REQUIRE_MESSAGE(r.bundle != nullptr, r.to_string());
-    CHECK(certwatch::verify_node_chain(*r.bundle) == "the certificate is revoked by the CRL " + f.crl);
+    REQUIRE_MESSAGE(r.ok(), why(r));
+    CHECK(certwatch::verify_node_chain(**r) == "the certificate is revoked by the CRL " + f.crl);
   }
   SUBCASE("a stale CRL that does not list it is no chain problem") {
     if (!openssl_available()) return;
@@ -370,8 +382,8 @@ TEST_CASE("verify_node_chain") {
     CertFiles f = env.files;
     f.crl = env.dir.write("stale.crl", *stale);
     auto r = load_cert_bundle(f);
-    REQUIRE_MESSAGE(r.bundle != nullptr, r.to_string());
-    CHECK(certwatch::verify_node_chain(*r.bundle) == "");
+    REQUIRE_MESSAGE(r.ok(), why(r));
+    CHECK(certwatch::verify_node_chain(**r) == "");
   }
 }
 
@@ -388,9 +400,9 @@ TEST_CASE("load_cert_file and cert_details") {
     auto leaf = env.ca.issue(s);
     std::string path = env.dir.write("chain.pem", leaf.cert_pem + env.ca.cert_pem());
     auto r = certwatch::load_cert_file(path);
-    REQUIRE_MESSAGE(r.certs != nullptr, r.error);
-    CHECK(r.certs->count == 2);
-    const mbedtls_x509_crt& first = r.certs->chain;
+    REQUIRE_MESSAGE(r.ok(), error_of(r));
+    CHECK((*r)->count == 2);
+    const mbedtls_x509_crt& first = (*r)->chain;
     REQUIRE(first.next != nullptr);
     auto d = certwatch::cert_details(first);
     CHECK(d.issuer == "CN=federation CA, O=fedproxy-test");
@@ -409,21 +421,21 @@ TEST_CASE("load_cert_file and cert_details") {
     s.key_type = KeyType::rsa2048;
     std::string path = env.dir.write("rsa.pem", env.ca.issue(s).cert_pem);
     auto r = certwatch::load_cert_file(path);
-    REQUIRE_MESSAGE(r.certs != nullptr, r.error);
-    auto d = certwatch::cert_details(r.certs->chain);
+    REQUIRE_MESSAGE(r.ok(), error_of(r));
+    auto d = certwatch::cert_details((*r)->chain);
     CHECK(d.key_type == "RSA");
     CHECK(d.key_curve == "");
     CHECK(d.key_bits == 2048);
   }
   SUBCASE("errors: missing, garbage, a key instead of a certificate") {
     auto r = certwatch::load_cert_file(env.dir.path() + "/nope.pem");
-    CHECK(r.certs == nullptr);
-    CHECK(r.error == "cannot read: No such file or directory");
+    CHECK(!r.ok());
+    CHECK(error_of(r) == "cannot read: No such file or directory");
     r = certwatch::load_cert_file(env.dir.write("garbage.pem", "hello\n"));
-    CHECK(r.certs == nullptr);
-    CHECK(contains(r.error, "no certificate found"));
+    CHECK(!r.ok());
+    CHECK(contains(error_of(r), "no certificate found"));
     r = certwatch::load_cert_file(env.files.key);
-    CHECK(r.certs == nullptr);
-    CHECK(contains(r.error, "no certificate found"));
+    CHECK(!r.ok());
+    CHECK(contains(error_of(r), "no certificate found"));
   }
 }
