@@ -124,7 +124,7 @@ if [ "${FEDPROXY_SKIP_FUZZ:-0}" != 1 ]; then
   # Only the fuzz executables and what they link (the unit tests are
   # already covered by the two builds above).
   meson compile -C build-fuzz -j "$jobs" fuzz_http_request fuzz_http_response fuzz_config \
-    fuzz_target fuzz_tls_server fuzz_peer_identity
+    fuzz_target fuzz_tls_server fuzz_peer_identity fuzz_session_machine
   ./tests/fuzz/run-fuzzers.sh 60 build-fuzz
 fi
 echo "== all tests passed"

@@ -33,7 +33,7 @@ build=$(cd "$build" 2>/dev/null && pwd) || { echo "run-fuzzers: no build dir ${2
 artifacts=${FUZZ_ARTIFACTS:-$build/fuzz-artifacts}
 mkdir -p "$artifacts"
 artifacts=$(cd "$artifacts" && pwd)
-targets=${FUZZ_TARGETS:-fuzz_http_request fuzz_http_response fuzz_config fuzz_target fuzz_tls_server fuzz_peer_identity}
+targets=${FUZZ_TARGETS:-fuzz_http_request fuzz_http_response fuzz_config fuzz_target fuzz_tls_server fuzz_peer_identity fuzz_session_machine}
 
 # Per-target flags: dictionary and the largest input worth trying.
 target_args() {
