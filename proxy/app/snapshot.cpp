@@ -45,13 +45,18 @@ bool build_tls(const policy::Config& cfg, const std::vector<certwatch::TrustAnch
   options.session_tickets = cfg.tls.session_tickets;
   options.ticket_lifetime_s = cfg.tls.ticket_rotation_ms / 1000;
   options.crl_fail_open = cfg.tls.crl_fail_open;
-  std::string error;
-  snap.server_tls = tls::TlsContext::create(tls::Role::server, *loaded, options, &error);
-  if (snap.server_tls) snap.client_tls = tls::TlsContext::create(tls::Role::client, *loaded, options, &error);
-  if (!snap.server_tls || !snap.client_tls) {
-    problems.add(cfg.tls.cert, error);
+  auto server = tls::TlsContext::create(tls::Role::server, *loaded, options);
+  if (!server) {
+    problems.add(cfg.tls.cert, server.message());
     return false;
   }
+  auto client = tls::TlsContext::create(tls::Role::client, *loaded, options);
+  if (!client) {
+    problems.add(cfg.tls.cert, client.message());
+    return false;
+  }
+  snap.server_tls = std::move(server).value();
+  snap.client_tls = std::move(client).value();
   return true;
 }
 

@@ -139,15 +139,19 @@ AdminServer::~AdminServer() { close(); }
 
 bool AdminServer::listen(const policy::Endpoint& endpoint, std::string* error, int inherited_fd) {
   const bool unix_socket = endpoint.kind == policy::Endpoint::Kind::unix_socket;
-  listener_ = net::Listener::create(
+  auto listener = net::Listener::create(
       loop_, endpoint,
       [this, unix_socket](std::unique_ptr<net::Transport> t) {
         auto* c = new AdminConnection(*this, std::move(t), unix_socket);
         connections_.insert(c);
         c->start();
       },
-      error, false, inherited_fd);
-  if (!listener_) return false;
+      false, inherited_fd);
+  if (!listener) {
+    *error = listener.message();
+    return false;
+  }
+  listener_ = std::move(listener).value();
   bound_ = listener_->bound_address();
   return true;
 }

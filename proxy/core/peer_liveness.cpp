@@ -40,12 +40,12 @@ class PeerLiveness::Probe final : public net::Deletable, private UpstreamUser {
  public:
   Probe(PeerLiveness& owner, std::string peer) : owner_(owner), peer_(std::move(peer)) {}
   void start(UpstreamPool& pool, const std::string& host) {
-    std::string error;
-    conn_ = pool.acquire(this, "GET", &error);
-    if (!conn_) {
-      done(false, error);
+    auto acquired = pool.acquire(this, "GET");
+    if (!acquired) {
+      done(false, acquired.message());
       return;
     }
+    conn_ = *acquired;
     conn_->write("GET /.well-known/fedproxy-manifest.json HTTP/1.1\r\nHost: " + host +
                  "\r\nUser-Agent: fedproxy-heartbeat\r\nAccept: application/json\r\n\r\n");
     conn_->request_done();

@@ -19,10 +19,14 @@ ProxyServer::~ProxyServer() { close_all(); }
 
 bool ProxyServer::listen(const policy::Endpoint& endpoint, std::string* error, bool reuse_port,
                            int inherited_fd) {
-  listener_ = net::Listener::create(
-      loop_, endpoint, [this](std::unique_ptr<net::Transport> t) { on_accept(std::move(t)); }, error,
-      reuse_port, inherited_fd);
-  if (!listener_) return false;
+  auto listener = net::Listener::create(
+      loop_, endpoint, [this](std::unique_ptr<net::Transport> t) { on_accept(std::move(t)); }, reuse_port,
+      inherited_fd);
+  if (!listener) {
+    *error = listener.message();
+    return false;
+  }
+  listener_ = std::move(listener).value();
   bound_ = listener_->bound_address();
   return true;
 }

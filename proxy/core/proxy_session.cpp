@@ -295,15 +295,15 @@ void ProxySession::flush_upstream() {
 }
 
 void ProxySession::forward(std::string_view head_bytes) {
-  std::string error;
   const auto& opts = server_.options();
-  up_ = ex_->pool->acquire(this, ex_->head.method, &error);
-  if (!up_) {
-    server_.events().on_connection_event(down_->peer_address(), opts.unavailable_code, error);
+  auto acquired = ex_->pool->acquire(this, ex_->head.method);
+  if (!acquired) {
+    server_.events().on_connection_event(down_->peer_address(), opts.unavailable_code, acquired.message());
     respond_local(502, opts.unavailable_code, opts.unavailable_message,
                   ex_->head.body != http1::BodyKind::none && !ex_->request_done);
     return;
   }
+  up_ = *acquired;
   if (ex_->upgrade) up_->expect_upgrade();
   up_write(head_bytes.data(), head_bytes.size());
   machine_.forwarded(now(), up_->connecting());

@@ -25,17 +25,18 @@ UpstreamConnection::UpstreamConnection(UpstreamPool& pool)
 
 UpstreamConnection::~UpstreamConnection() = default;
 
-bool UpstreamConnection::open(std::string* error) {
+base::Status UpstreamConnection::open() {
   std::unique_ptr<tls::TlsEngine> engine;
   if (pool_.options().tls) {
     // No hostname check: the peer is identified by its URI SAN below.
     engine = std::make_unique<tls::TlsEngine>(pool_.options().tls, "");
     pool_.offer_session(*engine);
   }
-  transport_ = net::Transport::connect(pool_.loop(), pool_.options().endpoint, this, std::move(engine), error);
-  if (!transport_) return false;
+  std::string error;
+  transport_ = net::Transport::connect(pool_.loop(), pool_.options().endpoint, this, std::move(engine), &error);
+  if (!transport_) return base::make_error(base::Errc::unavailable, std::move(error));
   timer_.start(pool_.options().connect_timeout_ms);
-  return true;
+  return base::ok_status();
 }
 
 void UpstreamConnection::begin(UpstreamUser* user, std::string_view method) {
@@ -279,8 +280,7 @@ void UpstreamPool::offer_session(tls::TlsEngine& engine) const {
   if (session_) engine.set_session(session_.get());
 }
 
-UpstreamConnection* UpstreamPool::acquire(UpstreamUser* user, std::string_view method,
-                                          std::string* error) {
+base::Result<UpstreamConnection*> UpstreamPool::acquire(UpstreamUser* user, std::string_view method) {
   if (!idle_.empty()) {
     UpstreamConnection* conn = idle_.back();
     idle_.pop_back();
@@ -289,9 +289,9 @@ UpstreamConnection* UpstreamPool::acquire(UpstreamUser* user, std::string_view m
     return conn;
   }
   auto* conn = new UpstreamConnection(*this);
-  if (!conn->open(error)) {
+  if (base::Status opened = conn->open(); !opened) {
     delete conn;
-    return nullptr;
+    return opened.error();
   }
   ++opened_;
   conn->begin(user, method);

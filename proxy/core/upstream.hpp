@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "proxy/base/result.hpp"
 #include "policy/config.hpp"
 #include "proxy/http1/response_parser.hpp"
 #include "proxy/net/loop.hpp"
@@ -96,7 +97,7 @@ class UpstreamConnection final : public net::Deletable,
 
  private:
   friend class UpstreamPool;
-  bool open(std::string* error);
+  base::Status open();
   void begin(UpstreamUser* user, std::string_view method);
   void park();  // idle in the pool
   void close_and_delete();
@@ -139,9 +140,9 @@ class UpstreamPool {
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
 
-  // An idle pooled connection, or a new one being connected. nullptr with
-  // *error when a connection cannot even be started.
-  UpstreamConnection* acquire(UpstreamUser* user, std::string_view method, std::string* error);
+  // An idle pooled connection, or a new one being connected; an error when a
+  // connection cannot even be started.
+  base::Result<UpstreamConnection*> acquire(UpstreamUser* user, std::string_view method);
   // Close every idle connection; with stop_pooling, connections finishing
   // later are closed instead of parked (shutdown: idle keep-alive
   // connections must not keep the loop alive).

@@ -76,9 +76,8 @@ int bind_reuse_port(uv_tcp_t* tcp, const sockaddr_storage& addr) {
 }
 }  // namespace
 
-std::unique_ptr<Listener> Listener::create(Loop& loop, const policy::Endpoint& endpoint,
-                                           AcceptFn on_accept, std::string* error, bool reuse_port,
-                                           int inherited_fd) {
+base::Result<std::unique_ptr<Listener>> Listener::create(Loop& loop, const policy::Endpoint& endpoint,
+                                                         AcceptFn on_accept, bool reuse_port, int inherited_fd) {
   std::unique_ptr<Listener> l(new Listener(loop, std::move(on_accept)));
   auto* h = new Handle;
   l->handle_ = h;
@@ -113,15 +112,17 @@ std::unique_ptr<Listener> Listener::create(Loop& loop, const policy::Endpoint& e
     uv_tcp_init(loop.raw(), &h->s.tcp);
     h->s.handle.data = l.get();
     sockaddr_storage addr{};
-    if (!to_sockaddr(endpoint, &addr, error)) return nullptr;
+    std::string error;
+    if (!to_sockaddr(endpoint, &addr, &error)) return base::make_error(base::Errc::invalid, std::move(error));
     rc = reuse_port ? bind_reuse_port(&h->s.tcp, addr)
                     : uv_tcp_bind(&h->s.tcp, reinterpret_cast<const sockaddr*>(&addr), 0);
   }
   if (rc == 0) rc = uv_listen(&h->s.stream, 511, connection_cb);
   if (rc != 0) {
-    *error = "cannot listen on " + endpoint.text + (inherited_fd >= 0 ? " (inherited socket)" : "") + ": " +
-             uv_strerror(rc);
-    return nullptr;  // destructor closes the handle
+    // l's destructor closes the handle.
+    return base::make_error(base::Errc::io, "cannot listen on " + endpoint.text +
+                                                (inherited_fd >= 0 ? " (inherited socket)" : "") + ": " +
+                                                uv_strerror(rc));
   }
   if (!l->is_pipe_) {
     sockaddr_storage bound{};

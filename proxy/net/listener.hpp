@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "proxy/base/result.hpp"
 #include "policy/config.hpp"
 #include "proxy/net/transport.hpp"
 
@@ -23,9 +24,9 @@ class Listener {
   // activation) of the endpoint's kind, used instead of binding; the
   // listener owns it from here (closed even on failure), and leaves a unix
   // socket's file to whoever made it.
-  static std::unique_ptr<Listener> create(Loop& loop, const policy::Endpoint& endpoint,
-                                          AcceptFn on_accept, std::string* error,
-                                          bool reuse_port = false, int inherited_fd = -1);
+  static base::Result<std::unique_ptr<Listener>> create(Loop& loop, const policy::Endpoint& endpoint,
+                                                        AcceptFn on_accept, bool reuse_port = false,
+                                                        int inherited_fd = -1);
   ~Listener();  // stops accepting (closes the handle)
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;

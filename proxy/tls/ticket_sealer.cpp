@@ -36,11 +36,8 @@ uint32_t get_u32(const unsigned char* p) {
 
 }  // namespace
 
-std::unique_ptr<TicketSealer> TicketSealer::create(uint32_t lifetime_s, std::string* error) {
-  auto set_error = [error](std::string e) {
-    if (error != nullptr) *error = std::move(e);
-    return nullptr;
-  };
+base::Result<std::unique_ptr<TicketSealer>> TicketSealer::create(uint32_t lifetime_s) {
+  auto set_error = [](std::string e) { return base::make_error(base::Errc::invalid, std::move(e)); };
   if (lifetime_s == 0 || lifetime_s > kMaxLifetime) {
     return set_error("session ticket lifetime must be between 1 and 604800 seconds (7 days)");
   }

@@ -24,6 +24,7 @@
 // parsed inside mbedtls_ssl_handshake()).
 #pragma once
 
+#include "proxy/base/result.hpp"
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -50,7 +51,7 @@ class TicketSealer {
   static constexpr size_t kHeaderLen = 1 + 4 + kNonceLen;  // version, key generation, nonce
 
   // lifetime_s in 1..kMaxLifetime. Needs PSA crypto initialised.
-  static std::unique_ptr<TicketSealer> create(uint32_t lifetime_s, std::string* error);
+  static base::Result<std::unique_ptr<TicketSealer>> create(uint32_t lifetime_s);
   ~TicketSealer();
   TicketSealer(const TicketSealer&) = delete;
   TicketSealer& operator=(const TicketSealer&) = delete;

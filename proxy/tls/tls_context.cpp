@@ -48,13 +48,9 @@ std::string code_str(int ret) {
 
 }  // namespace
 
-std::shared_ptr<const TlsContext> TlsContext::create(Role role,
-                                                     std::shared_ptr<const certwatch::CertBundle> bundle,
-                                                     const TlsOptions& options, std::string* error) {
-  auto set_error = [error](std::string e) -> std::shared_ptr<const TlsContext> {
-    if (error != nullptr) *error = std::move(e);
-    return nullptr;
-  };
+base::Result<std::shared_ptr<const TlsContext>> TlsContext::create(
+    Role role, std::shared_ptr<const certwatch::CertBundle> bundle, const TlsOptions& options) {
+  auto set_error = [](std::string e) { return base::make_error(base::Errc::invalid, std::move(e)); };
   if (!bundle) return set_error("no certificate bundle");
   if (!init_crypto()) return set_error("cannot initialise PSA crypto");
 
@@ -89,9 +85,9 @@ std::shared_ptr<const TlsContext> TlsContext::create(Role role,
 
   if (role == Role::server) {
     if (options.session_tickets) {
-      std::string err;
-      ctx->sealer_ = TicketSealer::create(options.ticket_lifetime_s, &err);
-      if (!ctx->sealer_) return set_error(err);
+      auto sealer = TicketSealer::create(options.ticket_lifetime_s);
+      if (!sealer) return sealer.error();
+      ctx->sealer_ = std::move(sealer).value();
       mbedtls_ssl_conf_session_tickets_cb(conf, TicketSealer::write_cb, TicketSealer::parse_cb,
                                           ctx->sealer_.get());
       mbedtls_ssl_conf_new_session_tickets(conf, 1);
@@ -105,7 +101,7 @@ std::shared_ptr<const TlsContext> TlsContext::create(Role role,
         conf, options.session_tickets ? MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED
                                       : MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_DISABLED);
   }
-  return ctx;
+  return std::shared_ptr<const TlsContext>(std::move(ctx));
 }
 
 TlsContext::~TlsContext() {

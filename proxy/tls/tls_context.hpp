@@ -9,6 +9,7 @@
 
 #include <mbedtls/ssl.h>
 
+#include "proxy/base/result.hpp"
 #include "certwatch/cert_bundle.hpp"
 
 namespace fedproxy::tls {
@@ -25,9 +26,8 @@ class TicketSealer;  // private to tls_context.cpp / tls_engine.cpp
 
 class TlsContext {
  public:
-  static std::shared_ptr<const TlsContext> create(
-      Role role, std::shared_ptr<const certwatch::CertBundle> bundle,
-      const TlsOptions& options, std::string* error);
+  static base::Result<std::shared_ptr<const TlsContext>> create(
+      Role role, std::shared_ptr<const certwatch::CertBundle> bundle, const TlsOptions& options);
   ~TlsContext();
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;

@@ -548,11 +548,12 @@ int main(int argc, char** argv) {
       cb = testing::load_bundle(client_files, &err);
       if (!cb) throw std::runtime_error("client bundle: " + err);
     }
-    std::string e;
-    auto sctx = tls::TlsContext::create(tls::Role::server, sb, tls::TlsOptions{}, &e);
-    if (!sctx) throw std::runtime_error("server context: " + e);
-    auto cctx = tls::TlsContext::create(tls::Role::client, cb, tls::TlsOptions{}, &e);
-    if (!cctx) throw std::runtime_error("client context: " + e);
+    auto sctx_r = tls::TlsContext::create(tls::Role::server, sb, tls::TlsOptions{});
+    if (!sctx_r) throw std::runtime_error("server context: " + sctx_r.message());
+    auto cctx_r = tls::TlsContext::create(tls::Role::client, cb, tls::TlsOptions{});
+    if (!cctx_r) throw std::runtime_error("client context: " + cctx_r.message());
+    auto sctx = std::move(sctx_r).value();
+    auto cctx = std::move(cctx_r).value();
 
     std::string out = "{\n";
     out += "  \"mbedtls\": \"" MBEDTLS_VERSION_STRING "\",\n";

@@ -67,10 +67,9 @@ Env* g_env = nullptr;
 }
 
 std::shared_ptr<const tls::TlsContext> make_ctx(tls::Role role, std::shared_ptr<const certwatch::CertBundle> b) {
-  std::string err;
-  auto ctx = tls::TlsContext::create(role, std::move(b), tls::TlsOptions{}, &err);
-  if (!ctx) die("TlsContext: " + err);
-  return ctx;
+  auto ctx = tls::TlsContext::create(role, std::move(b), tls::TlsOptions{});
+  if (!ctx) die("TlsContext: " + ctx.message());
+  return std::move(ctx).value();
 }
 
 // The first flight of a client engine (its ClientHello record).

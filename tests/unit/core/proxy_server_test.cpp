@@ -49,16 +49,15 @@ struct Backend final : net::TransportHandler {
   std::string pending;
   int accepted = 0;
   explicit Backend(net::Loop& l) : loop(l) {
-    std::string err;
-    listener = net::Listener::create(loop, endpoint_of("127.0.0.1:0"),
-                                     [this](std::unique_ptr<net::Transport> t) {
-                                       ++accepted;
-                                       t->set_handler(this);
-                                       t->start(nullptr);
-                                       conns.push_back(std::move(t));
-                                     },
-                                     &err);
-    REQUIRE(listener);
+    auto created = net::Listener::create(loop, endpoint_of("127.0.0.1:0"),
+                                         [this](std::unique_ptr<net::Transport> t) {
+                                           ++accepted;
+                                           t->set_handler(this);
+                                           t->start(nullptr);
+                                           conns.push_back(std::move(t));
+                                         });
+    REQUIRE(created.ok());
+    listener = std::move(created).value();
   }
   void on_transport_connected() override {}
   void on_transport_data(const char* d, size_t n) override {

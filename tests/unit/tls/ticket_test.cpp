@@ -209,23 +209,24 @@ TEST_CASE("tickets disabled") {
 TEST_CASE("ticket lifetime bounds") {
   TlsEnv env;
   tls::TlsOptions o;
-  std::string err;
   o.ticket_lifetime_s = 0;
-  CHECK(tls::TlsContext::create(tls::Role::server, env.server_bundle, o, &err) == nullptr);
-  CHECK(err.find("lifetime") != std::string::npos);
+  auto zero = tls::TlsContext::create(tls::Role::server, env.server_bundle, o);
+  REQUIRE_FALSE(zero.ok());
+  CHECK(zero.message().find("lifetime") != std::string::npos);
   o.ticket_lifetime_s = 8 * 86400;
-  CHECK(tls::TlsContext::create(tls::Role::server, env.server_bundle, o, &err) == nullptr);
+  CHECK_FALSE(tls::TlsContext::create(tls::Role::server, env.server_bundle, o).ok());
   o.ticket_lifetime_s = 7 * 86400;
-  CHECK(tls::TlsContext::create(tls::Role::server, env.server_bundle, o, &err) != nullptr);
+  CHECK(tls::TlsContext::create(tls::Role::server, env.server_bundle, o).ok());
 }
 
 TEST_CASE("sealer: seal/open round trip and tamper detection") {
   REQUIRE(tls::init_crypto());
-  std::string err;
-  auto sealer = tls::TicketSealer::create(3600, &err);
-  REQUIRE(sealer != nullptr);
-  auto other = tls::TicketSealer::create(3600, &err);
-  REQUIRE(other != nullptr);
+  auto sealer_r = tls::TicketSealer::create(3600);
+  REQUIRE(sealer_r.ok());
+  auto other_r = tls::TicketSealer::create(3600);
+  REQUIRE(other_r.ok());
+  auto sealer = std::move(sealer_r).value();
+  auto other = std::move(other_r).value();
   std::string buf = "inner-ticket-bytes";
   const size_t aad_prefix = buf.size();
   buf.resize(aad_prefix + tls::TicketSealer::kHeaderLen);

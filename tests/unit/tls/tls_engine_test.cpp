@@ -278,9 +278,9 @@ TEST_CASE("our client engine hears certificate_required, exactly one alert") {
   // A client context without a certificate of its own.
   auto no_cert = make_bundle(env.dir, "nocert-client", env.client_node, env.ca.cert_pem());
   tls::TlsOptions o;
-  std::string err;
-  auto cctx = tls::TlsContext::create(tls::Role::client, no_cert, o, &err);
-  REQUIRE(cctx != nullptr);
+  auto cctx_r = tls::TlsContext::create(tls::Role::client, no_cert, o);
+  REQUIRE(cctx_r.ok());
+  auto cctx = std::move(cctx_r).value();
   // Test-only: withdraw the certificate from the (not yet used) config.
   REQUIRE(mbedtls_ssl_conf_own_cert(const_cast<mbedtls_ssl_config*>(cctx->config()), nullptr, nullptr) == 0);
   tls::TlsEngine client(cctx);

@@ -44,10 +44,9 @@ struct TlsEnv {
   static std::shared_ptr<const tls::TlsContext> context(tls::Role role,
                                                         std::shared_ptr<const certwatch::CertBundle> bundle,
                                                         tls::TlsOptions options = {}) {
-    std::string err;
-    auto ctx = tls::TlsContext::create(role, std::move(bundle), options, &err);
-    REQUIRE_MESSAGE(ctx != nullptr, err);
-    return ctx;
+    auto ctx = tls::TlsContext::create(role, std::move(bundle), options);
+    REQUIRE_MESSAGE(ctx.ok(), (ctx.ok() ? std::string() : ctx.message()));
+    return std::move(ctx).value();
   }
   std::shared_ptr<const tls::TlsContext> server_ctx(tls::TlsOptions o = {}) const {
     return context(tls::Role::server, server_bundle, o);
