@@ -627,13 +627,13 @@ void ProxySession::finish_exchange() {
   const auto& opts = server_.options();
   bool close = ex.close_after || !ex.head.keep_alive || draining_ || peer_eof_ || lifetime_exceeded() ||
                (opts.max_requests_per_conn && requests_ >= opts.max_requests_per_conn);
+  if (!close) machine_.set_timeouts(server_.phase_timeouts());  // a reload reaches the idle deadline too
   if (auto owed = machine_.exchange_done(now(), outcome_of_response(), !close)) report(*owed);
   ex_.reset();
   if (close) {
     finish(true);
     return;
   }
-  machine_.set_timeouts(server_.phase_timeouts());
   parser_.resume();
 }
 

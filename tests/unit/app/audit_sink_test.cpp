@@ -110,6 +110,14 @@ std::string str(const picojson::object& o, const char* key) {
   return it != o.end() && it->second.is<std::string>() ? it->second.get<std::string>() : "";
 }
 
+// A sink on `path` over the faulty I/O seam (no fault armed yet).
+std::unique_ptr<AuditSink> open_sink(const std::string& path, AuditSink::OnFailure mode) {
+  std::string error;
+  auto sink = AuditSink::open(path, mode, &error, kFaulty);
+  REQUIRE_MESSAGE(sink, error);
+  return sink;
+}
+
 void send(AuditSink& sink, const std::string& id, base::Outcome outcome = base::Outcome::completed) {
   core::RequestRecord r;
   r.request_id = id;
@@ -192,9 +200,7 @@ TEST_CASE("AuditFile: opening a file whose last line was cut by a crash ends tha
 TEST_CASE("AuditSink continue: records are lost while failing, one gap event counts them, verify passes") {
   TempDir dir;
   const std::string path = dir.file("audit.jsonl");
-  std::string error;
-  auto sink = AuditSink::open(path, AuditSink::OnFailure::continue_, &error, kFaulty);
-  REQUIRE(sink);
+  auto sink = open_sink(path, AuditSink::OnFailure::continue_);
   sink->event("start", {{"node", "n"}});
   send(*sink, "r1");
   const std::string head_before = sink->chain_head();
@@ -246,9 +252,7 @@ TEST_CASE("AuditSink continue: records are lost while failing, one gap event cou
 TEST_CASE("AuditSink reject: refusing while failing, retry() recovers without traffic") {
   TempDir dir;
   const std::string path = dir.file("audit.jsonl");
-  std::string error;
-  auto sink = AuditSink::open(path, AuditSink::OnFailure::reject, &error, kFaulty);
-  REQUIRE(sink);
+  auto sink = open_sink(path, AuditSink::OnFailure::reject);
   send(*sink, "r1");
   CHECK_FALSE(sink->refusing().load());
 
@@ -282,18 +286,15 @@ TEST_CASE("AuditSink reject: refusing while failing, retry() recovers without tr
 TEST_CASE("AuditSink: a reopened file continues the chain of what was written") {
   TempDir dir;
   const std::string path = dir.file("audit.jsonl");
-  std::string error;
   {
-    auto sink = AuditSink::open(path, AuditSink::OnFailure::reject, &error, kFaulty);
-    REQUIRE(sink);
+    auto sink = open_sink(path, AuditSink::OnFailure::reject);
     send(*sink, "r1");
     g_fault = Fault::short_write;
     send(*sink, "lost");
     g_fault = Fault::none;
   }
   // A restart after a failure: the chain continues from the last whole line.
-  auto sink = AuditSink::open(path, AuditSink::OnFailure::reject, &error, kFaulty);
-  REQUIRE(sink);
+  auto sink = open_sink(path, AuditSink::OnFailure::reject);
   send(*sink, "r2");
   check_verifies(slurp(path));
   CHECK(parse_all(slurp(path)).size() == 2);
@@ -303,8 +304,7 @@ TEST_CASE("AuditSink: rotation while failing: the new file starts with audit.reo
   TempDir dir;
   const std::string path = dir.file("audit.jsonl");
   std::string error;
-  auto sink = AuditSink::open(path, AuditSink::OnFailure::reject, &error, kFaulty);
-  REQUIRE(sink);
+  auto sink = open_sink(path, AuditSink::OnFailure::reject);
   send(*sink, "r1");
   g_fault = Fault::enospc;
   send(*sink, "lost1");
