@@ -1,12 +1,14 @@
 // The admin API (SPEC §10): /healthz, /readyz, /status, /metrics, POST /reload.
 // Requests reach these only through the admin gate (proxy/core/admin_gate.hpp).
 #include <ctime>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "policy/json.hpp"
 #include "proxy/app/cert_expiry.hpp"
 #include "proxy/app/log.hpp"
+#include "proxy/app/metrics.hpp"
 #include "proxy/app/ops_metrics.hpp"
 #include "proxy/app/prom_text.hpp"
 #include "proxy/app/runtime.hpp"
@@ -119,14 +121,16 @@ void Runtime::admin_refused(const core::AdminRequest& req, const core::AdminVerd
 }
 
 // Every worker counts on its own Metrics; the sum is rendered.
+void Runtime::merge_metrics(Metrics& total) const {
+  events_.metrics().merge_into(total);
+  for (const auto& t : threads_) t->events().metrics().merge_into(total);
+}
+
 std::string Runtime::metrics_text() const {
   Metrics total;
-  events_.metrics().merge_into(total);
+  merge_metrics(total);
   size_t idle = worker0_->upstream_idle();
-  for (const auto& t : threads_) {
-    t->events().metrics().merge_into(total);
-    idle += t->upstream_idle();
-  }
+  for (const auto& t : threads_) idle += t->upstream_idle();
   std::string out = total.render(shared_.ingress_count->active.load(), idle, snap_->server_tls == nullptr);
   OpsMetrics ops;
   ops.build = &build_info();
@@ -145,6 +149,9 @@ std::string Runtime::metrics_text() const {
 
 std::vector<std::string> Runtime::expiry_warnings() const {
   std::vector<std::string> out;
+  Metrics total;
+  merge_metrics(total);
+  const std::map<std::string, PeerCertSeen> seen = total.peer_certs();
   int64_t now = static_cast<int64_t>(std::time(nullptr));
   if (snap_->server_tls) {
     int64_t days = (snap_->server_tls->bundle().cert_not_after() - now) / 86400;
@@ -162,6 +169,14 @@ std::vector<std::string> Runtime::expiry_warnings() const {
           out.push_back("peer " + p.slug + " trust anchor " + a.subject + " expires in " + std::to_string(days) + " days");
         }
       }
+      // The certificate the peer last presented: it must be renewed before
+      // it ends, whatever the peer's anchors allow.
+      if (auto it = seen.find(p.slug); it != seen.end()) {
+        int64_t days = (it->second.not_after - now) / 86400;
+        if (days < kExpiryWarningDays) {
+          out.push_back("peer " + p.slug + " certificate " + it->second.subject + " expires in " + std::to_string(days) + " days");
+        }
+      }
     }
   }
   return out;
@@ -173,6 +188,9 @@ std::string Runtime::status_json() const {
   std::string j = "{\"node\":{\"org\":" + q(cfg.node.org) + ",\"entity_uri\":" + q(cfg.node.entity_uri) + "}";
   j += std::string(",\"insecure\":") + b(snap_->server_tls == nullptr);
   std::vector<std::string> warnings = expiry_warnings();
+  Metrics total;
+  merge_metrics(total);
+  const std::map<std::string, PeerCertSeen> seen_certs = total.peer_certs();
   if (snap_->server_tls) {
     const auto& bundle = snap_->server_tls->bundle();
     tls::PeerIdentity id = tls::identity_from_cert(*bundle.cert_chain());
@@ -224,6 +242,15 @@ std::string Runtime::status_json() const {
       }
       j += ",\"trust_domain\":" + (p.trust_domain ? q(*p.trust_domain) : std::string("null"));
       j += ",\"trust_anchors\":" + trust_anchors_json(p.trust_anchors);
+      j += ",\"last_certificate\":";
+      if (auto it = seen_certs.find(p.slug); it != seen_certs.end()) {
+        const PeerCertSeen& c = it->second;
+        j += "{\"subject\":" + q(c.subject) + ",\"fingerprint_sha256\":" + q(c.sha256) +
+             ",\"not_after\":" + std::to_string(c.not_after) +
+             ",\"days_left\":" + std::to_string((c.not_after - now) / 86400) + "}";
+      } else {
+        j += "null";
+      }
       j += "}";
     }
   }

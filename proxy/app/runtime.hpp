@@ -53,6 +53,7 @@ class Runtime final : public core::AdminHandler {
   void audit_trust_changes(const Snapshot& before, const Snapshot& after);
   std::string status_json() const;
   std::string metrics_text() const;
+  void merge_metrics(Metrics& total) const;  // every worker's counters summed into `total`
   uint64_t total_requests() const;
   // "node certificate expires in N days", "peer X expires in N days" (< 30 days).
   std::vector<std::string> expiry_warnings() const;

@@ -195,6 +195,22 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(series[("peer:" + PEER, "peer", PEER)].value, not_after(self.client.crt))
         self.assertIn("metrics-a", series[("peer:" + PEER, "peer", PEER)].labels["subject"])
 
+    def test_status_remembers_the_peers_last_certificate(self):
+        """/status names the certificate each peer last presented and warns
+        when it ends within 30 days (test certificates live 30 days)."""
+        self.assertIn(200, self.requests(1))
+        status, body = admin_request(self.proxy.admin_port, "GET", "/status")
+        self.assertEqual(status, 200)
+        doc = json.loads(body)
+        (p,) = [p for p in doc["peers"] if p["org"] == PEER]
+        last = p["last_certificate"]
+        self.assertEqual(last["not_after"], not_after(self.client.crt))
+        self.assertEqual(last["fingerprint_sha256"], der_sha256(self.client.crt))
+        self.assertIn("metrics-a", last["subject"])
+        self.assertLess(last["days_left"], 30)
+        self.assertTrue(any(w.startswith("peer %s certificate " % PEER) and "expires in %d days" % last["days_left"] in w
+                            for w in doc["warnings"]), doc["warnings"])
+
     def test_crl_next_update(self):
         _, fams = scrape(self.proxy.admin_port)
         self.assertEqual(fams["fedproxy_crl_next_update_timestamp_seconds"].value(), crl_next_update(self.pki.crl))
