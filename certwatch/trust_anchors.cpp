@@ -93,6 +93,8 @@ Anchors parse_trust_anchor_base64_der(const std::string& base64) {
   return from_certs(der);
 }
 
+Anchors parse_trust_anchor_der(const std::string& der) { return from_certs(der); }
+
 void merge_trust_anchors(std::vector<TrustAnchor>& into, const std::vector<TrustAnchor>& more) {
   for (const TrustAnchor& a : more) {
     bool seen = false;

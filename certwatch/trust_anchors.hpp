@@ -35,6 +35,9 @@ base::Result<std::vector<TrustAnchor>> parse_trust_anchor_pem(const std::string&
 // One base64 DER certificate, as a SPIFFE bundle's "x5c" entry carries it.
 base::Result<std::vector<TrustAnchor>> parse_trust_anchor_base64_der(const std::string& base64);
 
+// DER certificate(s), as a CA store holds them.
+base::Result<std::vector<TrustAnchor>> parse_trust_anchor_der(const std::string& der);
+
 // Appends those of `more` not already in `into` (same DER).
 void merge_trust_anchors(std::vector<TrustAnchor>& into, const std::vector<TrustAnchor>& more);
 

@@ -151,7 +151,8 @@ const std::vector<std::string_view> kTopKeys = {
     "manifests_dir", "peers", "routes", "grants", "http",    "audit",   "limits",
     "timeouts", "shutdown_grace_ms", "enforce", "authenticate_only", "limit_param", "on_limit",
     "log_requests", "$schema",  "_comment"};
-const std::vector<std::string_view> kNodeKeys = {"org", "entity_uri", "endpoints"};
+const std::vector<std::string_view> kNodeKeys = {"org", "entity_uri", "endpoints", "ca_bundle",
+                                                 "bundle_refresh_hint_s"};
 const std::vector<std::string_view> kTlsKeys = {
     "cert",  "key", "ca_bundle", "crl", "crl_fail_open", "watch_interval_ms",
     "ticket_rotation_ms", "session_tickets"};
@@ -469,6 +470,10 @@ class Loader {
         }
         node.endpoints = std::move(*list);
       }
+    }
+    if (auto* f = member(*o, "ca_bundle")) read_path(*f, "node.ca_bundle", node.ca_bundle, true);
+    if (auto* f = member(*o, "bundle_refresh_hint_s")) {
+      read_uint(*f, "node.bundle_refresh_hint_s", node.bundle_refresh_hint_s, 10, 604800);
     }
   }
 

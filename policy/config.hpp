@@ -33,6 +33,13 @@ struct NodeConfig {
   // Where peers reach this node's ingress (https://host:port), published in
   // the node manifest; optional.
   std::vector<std::string> endpoints;
+  // The CA(s) that issue this node's certificates, published as its trust
+  // bundle (/.well-known/fedproxy-bundle.json): absolute, "" = those CAs of
+  // tls.ca_bundle that the node certificate chains to. During a CA rotation
+  // it holds the old and the new CA.
+  std::string ca_bundle;
+  // How often peers should fetch that bundle again (its spiffe_refresh_hint).
+  uint32_t bundle_refresh_hint_s = 300;
 };
 
 struct TlsFiles {

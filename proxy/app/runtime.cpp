@@ -273,7 +273,7 @@ void Runtime::log_expiry_warnings() {
 void Runtime::watch_current_files() {
   const policy::Config& cfg = snap_->config;
   std::vector<std::string> files = {config_path_};
-  for (const std::string* f : {&cfg.tls.cert, &cfg.tls.key, &cfg.tls.ca_bundle, &cfg.tls.crl}) {
+  for (const std::string* f : {&cfg.tls.cert, &cfg.tls.key, &cfg.tls.ca_bundle, &cfg.tls.crl, &cfg.node.ca_bundle}) {
     if (!f->empty()) files.push_back(*f);
   }
   for (const auto& t : cfg.admin.tokens) files.push_back(t.path);  // a rotated token applies without restart

@@ -3,9 +3,11 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "certwatch/bundle_keys.hpp"
 #include "certwatch/cert_bundle.hpp"
 #include "policy/manifest.hpp"
 #include "proxy/app/admin_tokens.hpp"
+#include "proxy/app/node_bundle.hpp"
 #include "proxy/app/peer_anchors.hpp"
 #include "proxy/app/trust_checks.hpp"
 #include "proxy/tls/peer_identity.hpp"
@@ -26,6 +28,31 @@ struct Problems {
     result.problems.push_back(file + ": " + text);
   }
 };
+
+// The node's trust bundle: node.ca_bundle, or the CAs of tls.ca_bundle that
+// issued the node certificate. None found: no bundle is served (a warning;
+// peers then configure our CA by hand, as before).
+bool build_node_bundle(const policy::Config& cfg, Snapshot& snap, Problems& problems) {
+  const certwatch::CertBundle& bundle = snap.server_tls->bundle();
+  if (!cfg.node.ca_bundle.empty()) {
+    auto loaded = certwatch::load_trust_anchor_file(cfg.node.ca_bundle);
+    if (!loaded) {
+      problems.add(cfg.node.ca_bundle, "node.ca_bundle: " + loaded.message());
+      return false;
+    }
+    snap.node_anchors = std::move(loaded).value();
+  } else {
+    snap.node_anchors = certwatch::issuers_of(*bundle.cert_chain(), *bundle.ca_chain());
+  }
+  if (snap.node_anchors.empty()) return true;
+  auto json = spiffe_bundle_json(snap.node_anchors, cfg.node.bundle_refresh_hint_s);
+  if (!json) {
+    problems.add(cfg.node.ca_bundle.empty() ? cfg.tls.ca_bundle : cfg.node.ca_bundle, json.message());
+    return false;
+  }
+  snap.node_bundle = std::make_shared<const std::string>(std::move(json).value());
+  return true;
+}
 
 // The trust store is tls.ca_bundle plus every peer's own anchors.
 bool build_tls(const policy::Config& cfg, const std::vector<certwatch::TrustAnchor>& peer_anchors, Snapshot& snap,
@@ -57,7 +84,7 @@ bool build_tls(const policy::Config& cfg, const std::vector<certwatch::TrustAnch
   }
   snap.server_tls = std::move(server).value();
   snap.client_tls = std::move(client).value();
-  return true;
+  return build_node_bundle(cfg, snap, problems);
 }
 
 void build_admin_access(const policy::Config& cfg, Snapshot& snap, Problems& problems) {
@@ -159,6 +186,11 @@ SnapshotResult build_snapshot(const std::string& config_path, bool tls_only) {
 
   if (!result.problems.empty()) return result;
   for (auto& w : shared_ca_bundle_warnings(*snap)) result.warnings.push_back(std::move(w));
+  if (snap->server_tls && !snap->node_bundle) {
+    result.warnings.push_back("tls.ca_bundle: no CA in it issued the node certificate, so no trust bundle is served at "
+                              "/.well-known/fedproxy-bundle.json; set node.ca_bundle to the CA(s) that issue this "
+                              "node's certificates");
+  }
   result.snapshot = std::move(snap);
   return result;
 }

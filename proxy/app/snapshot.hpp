@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "certwatch/trust_anchors.hpp"
 #include "policy/config.hpp"
 #include "policy/policy.hpp"
 #include "proxy/core/admin_gate.hpp"
@@ -21,6 +22,8 @@ struct Snapshot {
   std::shared_ptr<const tls::TlsContext> client_tls;
   std::shared_ptr<const policy::Snapshot> policy;     // null with authenticate_only
   std::shared_ptr<const std::string> node_manifest;   // served at /.well-known/fedproxy-manifest.json
+  std::shared_ptr<const std::string> node_bundle;     // served at /.well-known/fedproxy-bundle.json (null: insecure)
+  std::vector<certwatch::TrustAnchor> node_anchors;   // what node_bundle holds
   core::AdminAccess admin;                            // admin tokens (digests) and allowed hosts
 };
 

@@ -60,6 +60,7 @@ bool Worker::start(const std::shared_ptr<const Snapshot>& snap, const ListenPlan
   ingress_ = std::make_unique<core::ProxyServer>(loop_, ingress_options(cfg), snap->server_tls, *authorizer,
                                                    events_, shared_.ingress_count);
   ingress_->set_node_manifest(snap->node_manifest);
+  ingress_->set_node_bundle(snap->node_bundle);
   if (!ingress_->listen(plan.ingress, error, plan.reuse_port, plan.ingress_fd)) {
     if (failed_listener) *failed_listener = "ingress";
     return false;
@@ -89,6 +90,7 @@ std::vector<std::string> Worker::apply(const std::shared_ptr<const Snapshot>& ne
   if (next->server_tls) ingress_->set_tls(next->server_tls);
   ingress_->set_run_time_options(ingress_options(next->config));
   ingress_->set_node_manifest(next->node_manifest);
+  ingress_->set_node_bundle(next->node_bundle);
   loop_.resolver().set_ttls(next->config.egress.dns_ttl_ms, next->config.egress.dns_negative_ttl_ms);
   if (!egress_router_) return {};
   const core::ProxyOptions egress = egress_options(next->config);

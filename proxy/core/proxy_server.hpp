@@ -103,6 +103,10 @@ class ProxyServer {
   // it does not know us yet).
   void set_node_manifest(std::shared_ptr<const std::string> json) { node_manifest_ = std::move(json); }
   const std::shared_ptr<const std::string>& node_manifest() const { return node_manifest_; }
+  // The node's trust bundle (SPIFFE format), served the same way at
+  // /.well-known/fedproxy-bundle.json: peers refresh our anchors from it.
+  void set_node_bundle(std::shared_ptr<const std::string> json) { node_bundle_ = std::move(json); }
+  const std::shared_ptr<const std::string>& node_bundle() const { return node_bundle_; }
 
   // Stop accepting; idle connections close now, busy ones after their
   // current response.
@@ -135,6 +139,7 @@ class ProxyServer {
   std::shared_ptr<const tls::TlsContext> tls_;
   uint64_t tls_generation_ = 0;
   std::shared_ptr<const std::string> node_manifest_;
+  std::shared_ptr<const std::string> node_bundle_;
   Authorizer* authorizer_;
   CoreEvents& events_;
   UpstreamPool pool_;

@@ -566,11 +566,14 @@ void ProxySession::label_with_peer(Exchange& ex) {
 
 bool ProxySession::serve_well_known() {
   Exchange& ex = *ex_;
-  if (!ex.target || ex.target->path() != "/.well-known/fedproxy-manifest.json" || !server_.node_manifest()) {
-    return false;
-  }
+  if (!ex.target) return false;
+  const std::string_view path = ex.target->path();
+  const std::shared_ptr<const std::string>* doc = path == "/.well-known/fedproxy-manifest.json" ? &server_.node_manifest()
+                                                  : path == "/.well-known/fedproxy-bundle.json"  ? &server_.node_bundle()
+                                                                                                 : nullptr;
+  if (!doc || !*doc) return false;
   if (ex.head.method != "GET" && ex.head.method != "HEAD") return false;
-  const std::string& body = *server_.node_manifest();
+  const std::string& body = **doc;
   bool close = ex.head.body != http1::BodyKind::none || !ex.head.keep_alive;
   http1::LocalResponse r;
   r.body = body;
@@ -580,7 +583,7 @@ bool ProxySession::serve_well_known() {
   std::string out;
   http1::write_local_response(r, out);
   ex.decision = base::Decision::allow;
-  ex.reason = "node_manifest";
+  ex.reason = doc == &server_.node_manifest() ? "node_manifest" : "node_bundle";
   // Not authorized (any peer the CA vouches for may read the manifest).
   label_with_peer(ex);
   respond_local_bytes(200, std::move(out), close);
