@@ -17,6 +17,8 @@
 
 #include <mbedtls/ecp.h>
 #include <mbedtls/error.h>
+#include <mbedtls/md.h>
+#include <mbedtls/pk.h>
 #include <mbedtls/pem.h>
 // mbedTLS 3.6.6's psa_util.h lacks the extern "C" guard its other headers have.
 extern "C" {
@@ -169,7 +171,7 @@ struct CertBundleLoader {
     if (!parse_certs(data, &b->ca_, "CA certificate", &b->ca_count_, err)) return fail(files.ca_bundle, err);
     if (!build_trust_store(*b, peer_anchors, err)) return fail(files.ca_bundle, err);
 
-    // CRL (optional): PEM (several allowed) or DER.
+    // CRL (optional): PEM (several allowed) or DER; then those fetched from URLs.
     if (!files.crl.empty()) {
       if (!read_file(files.crl, data, nullptr, err)) return fail(files.crl, err, Errc::io);
       const bool pem = looks_pem(data);
@@ -177,6 +179,15 @@ struct CertBundleLoader {
                                        data.size() + (pem ? 1 : 0));
       if (ret != 0) return fail(files.crl, "cannot parse CRL: " + mbed_error(ret));
       b->has_crl_ = true;
+    }
+    for (const std::string& fetched : files.fetched_crls) {
+      const bool pem = looks_pem(fetched);
+      int ret = mbedtls_x509_crl_parse(&b->crl_, reinterpret_cast<const unsigned char*>(fetched.c_str()),
+                                       fetched.size() + (pem ? 1 : 0));
+      if (ret != 0) return fail("tls.crl_urls", "cannot parse a fetched CRL: " + mbed_error(ret));
+      b->has_crl_ = true;
+    }
+    if (b->has_crl_) {
       for (const mbedtls_x509_crl* c = &b->crl_; c != nullptr; c = c->next) {
         if (c->version == 0 || c->next_update.year == 0) continue;  // empty slot / no nextUpdate
         int64_t t = x509_time_to_unix(c->next_update);
@@ -314,6 +325,63 @@ CertDetails cert_details(const mbedtls_x509_crt& crt) {
     d.key_type = mbedtls_pk_get_name(pk);
   }
   return d;
+}
+
+namespace {
+// Owns one parsed CRL for the length of a check.
+struct OneCrl {
+  OneCrl() { mbedtls_x509_crl_init(&crl); }
+  ~OneCrl() { mbedtls_x509_crl_free(&crl); }
+  OneCrl(const OneCrl&) = delete;
+  OneCrl& operator=(const OneCrl&) = delete;
+  mbedtls_x509_crl crl;
+};
+
+// The CRL's signature, checked with `ca`'s key (what mbedTLS does inside
+// mbedtls_x509_crt_verify, which has no public call for a CRL alone).
+bool signed_by(const mbedtls_x509_crl& crl, const mbedtls_x509_crt& ca) {
+  if (crl.issuer_raw.len != ca.subject_raw.len ||
+      std::memcmp(crl.issuer_raw.p, ca.subject_raw.p, crl.issuer_raw.len) != 0) {
+    return false;
+  }
+  const mbedtls_md_type_t md_type = crl.MBEDTLS_PRIVATE(sig_md);
+  const mbedtls_md_info_t* md = mbedtls_md_info_from_type(md_type);
+  if (md == nullptr) return false;
+  unsigned char hash[MBEDTLS_MD_MAX_SIZE];
+  if (mbedtls_md(md, crl.tbs.p, crl.tbs.len, hash) != 0) return false;
+  return mbedtls_pk_verify_ext(crl.MBEDTLS_PRIVATE(sig_pk), crl.MBEDTLS_PRIVATE(sig_opts),
+                               const_cast<mbedtls_pk_context*>(&ca.pk), md_type, hash, mbedtls_md_get_size(md),
+                               crl.MBEDTLS_PRIVATE(sig).p, crl.MBEDTLS_PRIVATE(sig).len) == 0;
+}
+}  // namespace
+
+base::Result<FetchedCrl> check_fetched_crl(const std::string& data, const mbedtls_x509_crt& cas) {
+  if (psa_crypto_init() != PSA_SUCCESS) {
+    return base::make_error(base::Errc::unavailable, "cannot initialise PSA crypto");
+  }
+  OneCrl parsed;
+  const bool pem = looks_pem(data);
+  int ret = mbedtls_x509_crl_parse(&parsed.crl, reinterpret_cast<const unsigned char*>(data.c_str()),
+                                   data.size() + (pem ? 1 : 0));
+  if (ret != 0) return base::make_error(base::Errc::invalid, "is not a CRL (PEM or DER): " + mbed_error(ret));
+  if (parsed.crl.next != nullptr) {
+    return base::make_error(base::Errc::invalid, "holds more than one CRL (a distribution point serves one)");
+  }
+  FetchedCrl out;
+  char issuer[1024];
+  int n = mbedtls_x509_dn_gets(issuer, sizeof issuer, &parsed.crl.issuer);
+  if (n > 0) out.issuer.assign(issuer, static_cast<size_t>(n));
+  bool trusted = false;
+  for (const mbedtls_x509_crt* ca = &cas; ca != nullptr && ca->raw.p != nullptr && !trusted; ca = ca->next) {
+    trusted = signed_by(parsed.crl, *ca);
+  }
+  if (!trusted) {
+    return base::make_error(base::Errc::invalid,
+                            "is not signed by a CA of tls.ca_bundle (issuer " + out.issuer + ")");
+  }
+  out.this_update = x509_time_to_unix(parsed.crl.this_update);
+  out.next_update = parsed.crl.next_update.year == 0 ? 0 : x509_time_to_unix(parsed.crl.next_update);
+  return out;
 }
 
 }  // namespace fedproxy::certwatch

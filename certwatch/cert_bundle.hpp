@@ -26,6 +26,10 @@ struct CertFiles {
   std::string key;        // PEM or DER private key
   std::string ca_bundle;  // PEM, one or more CAs (dual-trust window)
   std::string crl;        // "" = none; PEM or DER, may hold several CRLs
+  // CRLs fetched from tls.crl_urls (PEM or DER each), already checked with
+  // check_fetched_crl, and how many of those URLs have none yet.
+  std::vector<std::string> fetched_crls;
+  size_t crl_urls_without_crl = 0;
   bool allow_insecure_key_perms = false;  // accept a world-readable key file
 };
 
@@ -45,6 +49,9 @@ class CertBundle {
   mbedtls_x509_crt* trust_store() const { return &trust_; }
   // nullptr when no CRL is configured.
   mbedtls_x509_crl* crl() const { return has_crl_ ? &crl_ : nullptr; }
+  // A configured CRL URL has not delivered a CRL yet: handshakes fail closed
+  // as with a stale CRL (unless crl_fail_open).
+  bool crl_incomplete() const { return files_.crl_urls_without_crl > 0; }
 
   int ca_count() const { return ca_count_; }  // in tls.ca_bundle
   // SHA-256 of each tls.ca_bundle CA's SubjectPublicKeyInfo (64 lowercase hex).
@@ -101,6 +108,18 @@ int64_t days_left(int64_t not_after, int64_t now);
 // load_cert_bundle: a CA rotation may legitimately drop the node's own issuer
 // from the bundle before the node certificate is reissued.
 std::string verify_node_chain(const CertBundle& bundle);
+
+// A CRL fetched from a URL, before it may replace the one in use: it parses
+// (PEM or DER, exactly one CRL) and is signed by a CA of `cas` (mbedTLS would
+// otherwise fail every handshake on it: anyone on the path of a plain-HTTP
+// fetch could lock peers out). Its nextUpdate (unix seconds, 0 = none) and
+// thisUpdate on success; the error is one sentence.
+struct FetchedCrl {
+  int64_t this_update = 0;
+  int64_t next_update = 0;
+  std::string issuer;
+};
+base::Result<FetchedCrl> check_fetched_crl(const std::string& data, const mbedtls_x509_crt& cas);
 
 // Certificates read from one file (PEM, several allowed, or one DER), for
 // `fedproxy cert inspect`: parsed only, nothing verified.

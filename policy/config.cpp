@@ -155,7 +155,7 @@ const std::vector<std::string_view> kNodeKeys = {"org", "entity_uri", "endpoints
                                                  "bundle_refresh_hint_s"};
 const std::vector<std::string_view> kTlsKeys = {
     "cert",  "key", "ca_bundle", "crl", "crl_fail_open", "watch_interval_ms",
-    "ticket_rotation_ms", "session_tickets"};
+    "ticket_rotation_ms", "session_tickets", "crl_urls", "crl_refresh_ms"};
 const std::vector<std::string_view> kIngressKeys = {"listen", "upstream",
                                                     "upstream_pool_max_idle"};
 const std::vector<std::string_view> kEgressKeys = {"listen", "allow_non_loopback", "heartbeat_interval_ms",
@@ -487,6 +487,18 @@ class Loader {
     if (auto* f = member(*o, "ca_bundle")) read_path(*f, "tls.ca_bundle", tls.ca_bundle, true);
     if (auto* f = member(*o, "crl")) read_path(*f, "tls.crl", tls.crl, true);
     if (auto* f = member(*o, "crl_fail_open")) read_bool(*f, "tls.crl_fail_open", tls.crl_fail_open);
+    if (auto* f = member(*o, "crl_urls"); f && !f->is<picojson::null>()) {
+      if (auto list = read_string_list(*f, "tls.crl_urls")) {
+        for (size_t j = 0; j < list->size(); ++j) {
+          std::string e;
+          if (!parse_http_url((*list)[j], &e)) add(index_path("tls.crl_urls", j), e);
+        }
+        tls.crl_urls = std::move(*list);
+      }
+    }
+    if (auto* f = member(*o, "crl_refresh_ms")) {
+      read_uint(*f, "tls.crl_refresh_ms", tls.crl_refresh_ms, 1000, kMaxTimeoutMs);
+    }
     if (auto* f = member(*o, "watch_interval_ms")) {
       read_uint(*f, "tls.watch_interval_ms", tls.watch_interval_ms, 100, kMaxTimeoutMs);
     }

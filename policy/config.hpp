@@ -47,6 +47,12 @@ struct TlsFiles {
   std::string key;
   std::string ca_bundle;
   std::string crl;        // "" = none
+  // CRL distribution points (http:// URLs), fetched at start, every
+  // crl_refresh_ms and at each CRL's nextUpdate; held in memory and loaded
+  // with tls.crl. Until a URL's first CRL arrives, ingress fails closed
+  // (unless crl_fail_open), as with a stale CRL.
+  std::vector<std::string> crl_urls;
+  uint32_t crl_refresh_ms = 3600000;
   bool crl_fail_open = false;
   uint32_t watch_interval_ms = 5000;
   uint32_t ticket_rotation_ms = 3600000;  // session-ticket key rotation period

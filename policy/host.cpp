@@ -68,4 +68,30 @@ std::optional<HostPort> parse_host(std::string_view authority, std::string* erro
   return out;
 }
 
+std::optional<HttpUrl> parse_http_url(std::string_view url, std::string* error) {
+  auto fail = [&](std::string why) -> std::optional<HttpUrl> {
+    if (error) *error = std::move(why);
+    return std::nullopt;
+  };
+  if (!url.starts_with("http://")) {
+    return fail("must be an http:// URL such as \"http://crl.example/ca.crl\" (got " + detail::quote(url) + ")");
+  }
+  std::string_view rest = url.substr(7);
+  const size_t slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  std::string_view path = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+  if (authority.find('@') != std::string_view::npos) return fail("must not carry userinfo (got " + detail::quote(url) + ")");
+  for (char c : path) {
+    if (c == '?' || c == '#' || static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f) {
+      return fail("must be a plain path without query, fragment, spaces or control bytes (got " + detail::quote(url) + ")");
+    }
+  }
+  std::string why;
+  auto host = parse_host(authority, &why);
+  if (!host) return fail(why + " in " + detail::quote(url));
+  HttpUrl out{std::move(*host), std::string(path)};
+  if (!out.host.port) out.host.port = 80;
+  return out;
+}
+
 }  // namespace fedproxy::policy

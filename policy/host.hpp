@@ -28,4 +28,13 @@ struct HostPort {
 // *error set (a phrase such as "invalid port (must be 1..65535)") otherwise.
 std::optional<HostPort> parse_host(std::string_view authority, std::string* error = nullptr);
 
+// "http://host[:port]/path": where a CRL is published (RFC 5280 §4.2.1.13
+// distribution points are plain HTTP: a CRL is signed, the transport need
+// not be). No userinfo, query or fragment; the path is origin-form.
+struct HttpUrl {
+  HostPort host;        // port defaults to 80
+  std::string path;     // "/..." (at least "/")
+};
+std::optional<HttpUrl> parse_http_url(std::string_view url, std::string* error = nullptr);
+
 }  // namespace fedproxy::policy

@@ -86,10 +86,13 @@ core::AdminResponse Runtime::handle_admin(const core::AdminRequest& req) {
     bool upstream = probe_ && probe_->upstream_ok();
     // audit.on_failure "reject": not ready while requests are refused.
     bool audit = !audit_ || !audit_->refusing().load(std::memory_order_relaxed);
-    bool ready = !stopping_ && upstream && audit;
+    // A CRL URL that delivered nothing yet: every handshake fails closed.
+    bool crl = !snap_->server_tls || !snap_->server_tls->bundle().crl_incomplete() || snap_->config.tls.crl_fail_open;
+    bool ready = !stopping_ && upstream && audit && crl;
     r.status = ready ? 200 : 503;
     r.body = std::string("{\"ready\":") + b(ready) + ",\"upstream\":" + b(upstream);
     if (audit_) r.body += std::string(",\"audit\":") + b(audit);  // with an audit log only
+    if (!snap_->config.tls.crl_urls.empty()) r.body += std::string(",\"crl\":") + b(crl);
     r.body += "}\n";
   } else if (path == "/status") {
     r.body = status_json();
@@ -140,11 +143,48 @@ std::string Runtime::metrics_text() const {
     if (next && *next > 0) ops.crl_next_update = next;
   }
   ops.reloads = &reload_stats_;
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  for (const auto& [url, src] : crls_.sources()) {
+    ops.crl_sources.push_back({url, src.data.empty() ? std::optional<int64_t>() : std::optional<int64_t>(now - src.this_update),
+                               src.failures});
+  }
   if (audit_) {
     const AuditSink::Health h = audit_->health();
     ops.audit = OpsMetrics::Audit{h.write_failures, h.lost_records, !h.failing};
   }
   return out + render_ops_metrics(ops);
+}
+
+// /status "crl": the state handshakes see, and per tls.crl_urls entry what
+// was fetched (age = now - thisUpdate of the CRL in use).
+std::string Runtime::crl_status_json(int64_t now) const {
+  const policy::Config& cfg = snap_->config;
+  const certwatch::CertBundle& bundle = snap_->server_tls->bundle();
+  if (!bundle.crl() && cfg.tls.crl_urls.empty()) return "{\"configured\":false}";
+  const int64_t next = bundle.crl_next_update().value_or(0);
+  const char* fail = cfg.tls.crl_fail_open ? "_fail_open" : "_fail_closed";
+  std::string state = bundle.crl_incomplete() ? std::string("incomplete") + fail
+                      : next && next < now    ? std::string("expired") + fail
+                                              : std::string("current");
+  std::string j = "{\"configured\":true,\"next_update\":" + std::to_string(next) + ",\"state\":" + q(state);
+  j += ",\"urls\":[";
+  for (size_t i = 0; i < cfg.tls.crl_urls.size(); ++i) {
+    const std::string& url = cfg.tls.crl_urls[i];
+    auto it = crls_.sources().find(url);
+    const CrlSource* src = it == crls_.sources().end() ? nullptr : &it->second;
+    const bool have = src && !src->data.empty();
+    auto num_or_null = [](bool set, int64_t v) { return set ? std::to_string(v) : std::string("null"); };
+    j += (i ? ",{" : "{") + std::string("\"url\":") + q(url) + ",\"has_crl\":" + b(have) +
+         ",\"issuer\":" + (have ? q(src->issuer) : std::string("null")) +
+         ",\"this_update\":" + num_or_null(have, have ? src->this_update : 0) +
+         ",\"next_update\":" + num_or_null(have && src->next_update, have ? src->next_update : 0) +
+         ",\"age_s\":" + num_or_null(have, have ? now - src->this_update : 0) +
+         ",\"fetched_at\":" + num_or_null(have, have ? src->fetched_at : 0) +
+         ",\"last_attempt\":" + num_or_null(src && src->last_attempt, src ? src->last_attempt : 0) +
+         ",\"failures\":" + std::to_string(src ? src->failures : 0) +
+         ",\"last_error\":" + (src && !src->last_error.empty() ? q(src->last_error) : std::string("null")) + "}";
+  }
+  return j + "]}";
 }
 
 std::vector<std::string> Runtime::expiry_warnings() const {
@@ -200,14 +240,7 @@ std::string Runtime::status_json() const {
     j += "],\"fingerprint_sha256\":" + q(id.der_sha256) + ",\"not_after\":" + std::to_string(id.not_after) +
          ",\"days_left\":" + std::to_string(days_left) + "}";
     j += ",\"ca_count\":" + std::to_string(bundle.ca_count());
-    if (bundle.crl()) {
-      int64_t next = bundle.crl_next_update().value_or(0);
-      bool expired = next && next < now;
-      j += ",\"crl\":{\"configured\":true,\"next_update\":" + std::to_string(next) + ",\"state\":" +
-           q(expired ? (cfg.tls.crl_fail_open ? "expired_fail_open" : "expired_fail_closed") : "current") + "}";
-    } else {
-      j += ",\"crl\":{\"configured\":false}";
-    }
+    j += ",\"crl\":" + crl_status_json(now);
   }
   j += ",\"policy\":" + q(snap_->policy ? "grants" : "authenticate_only");
   j += ",\"last_reload\":";

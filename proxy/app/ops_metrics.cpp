@@ -29,8 +29,21 @@ std::string render_ops_metrics(const OpsMetrics& m) {
 
   if (m.crl_next_update) {
     prom::family(out, "fedproxy_crl_next_update_timestamp_seconds", "gauge",
-                 "Earliest nextUpdate (unix seconds) of the CRLs loaded from tls.crl.");
+                 "Earliest nextUpdate (unix seconds) of the CRLs loaded from tls.crl and tls.crl_urls.");
     prom::sample_signed(out, "fedproxy_crl_next_update_timestamp_seconds", {}, *m.crl_next_update);
+  }
+  if (!m.crl_sources.empty()) {
+    prom::family(out, "fedproxy_crl_age_seconds", "gauge",
+                 "Age (now - thisUpdate) of the CRL in use from each tls.crl_urls entry; absent until one arrived.");
+    for (const auto& c : m.crl_sources) {
+      if (c.age_s) prom::sample_signed(out, "fedproxy_crl_age_seconds", {{"url", c.url}}, *c.age_s);
+    }
+    prom::family(out, "fedproxy_crl_fetch_failures_total", "counter",
+                 "Fetches of a tls.crl_urls entry that brought no usable CRL (unreachable, not HTTP 200, not a CRL, "
+                 "not signed by a CA of tls.ca_bundle, older than the one in use).");
+    for (const auto& c : m.crl_sources) {
+      prom::sample(out, "fedproxy_crl_fetch_failures_total", {{"url", c.url}}, c.failures);
+    }
   }
 
   const ReloadStats& r = *m.reloads;

@@ -19,6 +19,14 @@ struct OpsMetrics {
   const BuildInfo* build = nullptr;
   std::vector<CertExpiry> certs;
   std::optional<int64_t> crl_next_update;  // unix seconds; nullopt: no CRL (or none with a nextUpdate)
+  // Each tls.crl_urls entry: the age of the CRL in use (now - thisUpdate,
+  // nullopt: none yet) and the fetches that brought no usable CRL.
+  struct CrlSourceMetrics {
+    std::string url;
+    std::optional<int64_t> age_s;
+    uint64_t failures = 0;
+  };
+  std::vector<CrlSourceMetrics> crl_sources;
   const ReloadStats* reloads = nullptr;
   struct Audit {
     uint64_t write_failures = 0;  // write attempts that failed (records, gap events, retries)

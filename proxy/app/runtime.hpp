@@ -10,6 +10,7 @@
 
 #include "certwatch/file_watch.hpp"
 #include "proxy/app/audit_sink.hpp"
+#include "proxy/app/crl_store.hpp"
 #include "proxy/app/event_log.hpp"
 #include "proxy/app/readiness.hpp"
 #include "proxy/app/reload_outcome.hpp"
@@ -19,6 +20,7 @@
 #include "proxy/app/worker.hpp"
 #include "proxy/app/worker_thread.hpp"
 #include "proxy/core/admin_server.hpp"
+#include "proxy/core/crl_refresher.hpp"
 #include "proxy/core/peer_liveness.hpp"
 #include "proxy/net/loop.hpp"
 
@@ -51,6 +53,9 @@ class Runtime final : public core::AdminHandler {
   void on_reload_due(const char* trigger, std::string_view actor = {});
   void apply(std::shared_ptr<const Snapshot> next);
   void audit_trust_changes(const Snapshot& before, const Snapshot& after);
+  // tls.crl_urls: a fetch result; a new CRL in use is swapped in by a reload.
+  void on_crl_fetched(const std::string& url, core::FetchResult&& result);
+  std::string crl_status_json(int64_t now) const;
   std::string status_json() const;
   std::string metrics_text() const;
   void merge_metrics(Metrics& total) const;  // every worker's counters summed into `total`
@@ -70,6 +75,8 @@ class Runtime final : public core::AdminHandler {
   SnapshotCell cell_;  // what workers 1..N-1 apply
   std::vector<std::unique_ptr<WorkerThread>> threads_;
   std::unique_ptr<core::PeerLiveness> liveness_;  // heartbeats through worker 0's egress
+  std::unique_ptr<core::CrlRefresher> crl_refresher_;  // null in insecure mode
+  CrlStore crls_;
   std::unique_ptr<core::AdminServer> admin_;
   std::unique_ptr<UpstreamProbe> probe_;
   std::unique_ptr<net::SignalWatcher> sigterm_, sigint_, sighup_, sigusr1_;

@@ -55,13 +55,21 @@ bool build_node_bundle(const policy::Config& cfg, Snapshot& snap, Problems& prob
 }
 
 // The trust store is tls.ca_bundle plus every peer's own anchors.
-bool build_tls(const policy::Config& cfg, const std::vector<certwatch::TrustAnchor>& peer_anchors, Snapshot& snap,
-               Problems& problems) {
+bool build_tls(const policy::Config& cfg, const std::vector<certwatch::TrustAnchor>& peer_anchors,
+               const std::map<std::string, std::string>& fetched_crls, Snapshot& snap, Problems& problems) {
   certwatch::CertFiles files;
   files.cert = cfg.tls.cert;
   files.key = cfg.tls.key;
   files.ca_bundle = cfg.tls.ca_bundle;
   files.crl = cfg.tls.crl;
+  for (const std::string& url : cfg.tls.crl_urls) {
+    auto it = fetched_crls.find(url);
+    if (it == fetched_crls.end()) {
+      ++files.crl_urls_without_crl;
+    } else {
+      files.fetched_crls.push_back(it->second);
+    }
+  }
   files.allow_insecure_key_perms = env_flag("FEDPROXY_ALLOW_INSECURE_KEY_PERMS");
   auto loaded = certwatch::load_cert_bundle(files, peer_anchors);
   if (!loaded) {
@@ -110,7 +118,8 @@ std::vector<std::string> admin_warnings(const policy::Config& cfg) {
 
 }  // namespace
 
-SnapshotResult build_snapshot(const std::string& config_path, bool tls_only) {
+SnapshotResult build_snapshot(const std::string& config_path, bool tls_only,
+                              const std::map<std::string, std::string>& fetched_crls) {
   SnapshotResult result;
   Problems problems{result};
   auto loaded = policy::load_config_file(config_path, policy::EnvOverrides::from_environment());
@@ -143,7 +152,7 @@ SnapshotResult build_snapshot(const std::string& config_path, bool tls_only) {
   for (const auto& p : anchors.problems) problems.add(p.file, p.text);
 
   if (!cfg.tls.cert.empty()) {
-    build_tls(cfg, anchors.all, *snap, problems);
+    build_tls(cfg, anchors.all, fetched_crls, *snap, problems);
   } else if (!env_flag("FEDPROXY_INSECURE")) {
     problems.add(config_path, "tls: tls.cert and tls.key are not set; refusing to run without TLS unless FEDPROXY_INSECURE=1");
   } else if (!cfg.ingress.listen.is_loopback() && !env_flag("FEDPROXY_ALLOW_INSECURE_NON_LOOPBACK")) {

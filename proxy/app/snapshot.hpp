@@ -4,6 +4,7 @@
 // problem) and reloads (a problem keeps the old snapshot).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,7 +39,10 @@ struct SnapshotResult {
 
 // tls_only: config and certificates only, no manifests or policy (for
 // `manifest fetch`, which runs before the peer it fetches can be compiled).
-SnapshotResult build_snapshot(const std::string& config_path, bool tls_only = false);
+// fetched_crls: the CRLs of tls.crl_urls fetched so far (url → CRL, see
+// crl_store.hpp); a URL without one makes ingress fail closed until it has.
+SnapshotResult build_snapshot(const std::string& config_path, bool tls_only = false,
+                              const std::map<std::string, std::string>& fetched_crls = {});
 
 bool env_flag(const char* name);  // "1", "true", "yes"
 

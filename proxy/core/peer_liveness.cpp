@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "proxy/core/http_fetch.hpp"
+
 namespace fedproxy::core {
 
 namespace {
@@ -36,43 +38,26 @@ bool record_probe(PeerHealth& h, bool ok, int64_t now_unix_ms, const std::string
 }
 
 // One manifest fetch over a pooled mTLS connection.
-class PeerLiveness::Probe final : public net::Deletable, private UpstreamUser {
+class PeerLiveness::Probe final : public net::Deletable {
  public:
-  Probe(PeerLiveness& owner, std::string peer) : owner_(owner), peer_(std::move(peer)) {}
+  Probe(PeerLiveness& owner, std::string peer)
+      : owner_(owner), peer_(std::move(peer)), fetch_([this](FetchResult&& r) { done(std::move(r)); }, kMaxBody) {}
   void start(UpstreamPool& pool, const std::string& host) {
-    auto acquired = pool.acquire(this, "GET");
-    if (!acquired) {
-      done(false, acquired.message());
-      return;
-    }
-    conn_ = *acquired;
-    conn_->write("GET /.well-known/fedproxy-manifest.json HTTP/1.1\r\nHost: " + host +
-                 "\r\nUser-Agent: fedproxy-heartbeat\r\nAccept: application/json\r\n\r\n");
-    conn_->request_done();
+    fetch_.start(pool, host, "/.well-known/fedproxy-manifest.json", "fedproxy-heartbeat", "application/json");
   }
-  void abandon() {
-    if (conn_) conn_->abandon();
-    conn_ = nullptr;
-  }
+  void abandon() { fetch_.abandon(); }
 
  private:
-  void on_upstream_head(http1::ResponseHead&& head) override { status_ = head.status; }
-  void on_upstream_body(const char*, size_t) override {}
-  void on_upstream_complete() override {
-    conn_ = nullptr;
-    done(status_ == 200, status_ == 200 ? "" : "manifest fetch answered HTTP " + std::to_string(status_));
+  static constexpr size_t kMaxBody = 1 << 20;  // a manifest is a few hundred bytes
+  void done(FetchResult&& r) {
+    const bool ok = r.error.empty() && r.status == 200;
+    owner_.probe_done(this, peer_, ok,
+                      !r.error.empty() ? r.error : ok ? "" : "manifest fetch answered HTTP " + std::to_string(r.status));
   }
-  void on_upstream_failed(UpstreamFailure, const std::string& reason, bool, bool) override {
-    conn_ = nullptr;
-    done(false, reason);
-  }
-  void on_upstream_drained() override {}
-  void done(bool ok, const std::string& error) { owner_.probe_done(this, peer_, ok, error); }
 
   PeerLiveness& owner_;
   std::string peer_;
-  UpstreamConnection* conn_ = nullptr;
-  int status_ = 0;
+  HttpFetch fetch_;
 };
 
 PeerLiveness::PeerLiveness(net::Loop& loop, EgressRouter& router, uint32_t interval_ms, OnChange on_change)

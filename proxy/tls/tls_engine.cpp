@@ -243,6 +243,11 @@ void TlsEngine::compact_input() {
 }
 
 int TlsEngine::on_verify(mbedtls_x509_crt* crt, int depth, uint32_t* flags) {
+  if (depth == 0 && ctx_->bundle().crl_incomplete()) {
+    // A CRL URL has delivered nothing yet: revocation cannot be judged, the
+    // same case as a stale CRL (and the same fail-open switch).
+    *flags |= MBEDTLS_X509_BADCRL_EXPIRED;
+  }
   if (ctx_->options().crl_fail_open) {
     // Fail open on a stale CRL only: revocations it lists still count.
     *flags &= ~static_cast<uint32_t>(MBEDTLS_X509_BADCRL_EXPIRED | MBEDTLS_X509_BADCRL_FUTURE);
