@@ -45,7 +45,8 @@ const char* kPolicyUsage =
     "Online with --admin ADDR (host:port or unix:/path): asks the running fedproxy\n"
     "(GET /v1/explain); the bearer token comes from --token-file, else\n"
     "$FEDPROXY_ADMIN_TOKEN, else the first admin token file of --config.\n"
-    "--timeout-ms bounds the online call (default 10000).\n"
+    "--timeout-ms bounds the online call (default 10000). The output is always JSON\n"
+    "(--json is accepted, like every verb that talks to the admin API).\n"
     "Exit codes:\n"
     "  0  allow (forwarded; also a shadow-mode denial, see \"shadow\")\n"
     "  1  deny; or the admin API refused the question (no or wrong token, 4xx)\n"
@@ -153,7 +154,8 @@ int cmd_policy(const std::vector<std::string>& args) {
                                  {"--source", true},
                                  {"--admin", true},
                                  {"--token-file", true},
-                                 {"--timeout-ms", true}},
+                                 {"--timeout-ms", true},
+                                 {"--json"}},
                                 1,
                                 1};
   ParsedArgs opts;
