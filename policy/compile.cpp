@@ -79,6 +79,10 @@ std::string_view grant_id(const GrantEntry& g) { return g.id; }
 uint32_t grant_max_rows(const GrantEntry& g) { return g.max_rows; }
 std::string_view grant_max_rows_text(const GrantEntry& g) { return g.max_rows_text; }
 std::string_view grant_scope_json(const GrantEntry& g) { return g.scope_json; }
+std::optional<GrantRateLimit> grant_rate_limit(const GrantEntry& g) {
+  if (!g.has_rate_limit) return std::nullopt;
+  return GrantRateLimit{g.rps, g.burst};
+}
 
 namespace {
 

@@ -351,6 +351,7 @@ Decision evaluate(const Snapshot& snapshot, RateLimiter& limiter, const Subject&
   const Route* route = find_route(s, request.path);
   if (route == nullptr) return ev.deny(DenyCode::no_route, shadow);
   d.resource = s.resource_names[route->resource];
+  d.route_prefix = route->prefix;
   if (g->excluded.contains(route->resource)) return ev.deny(DenyCode::resource_excluded, shadow);
   if (!g->resources.contains(route->resource)) {
     return ev.deny(DenyCode::resource_not_granted, shadow);

@@ -104,6 +104,7 @@ struct Decision {
   const GrantEntry* grant = nullptr;
   std::string_view entity_uri;  // the matched URI SAN
   std::string_view resource;    // resource name from the route table
+  std::string_view route_prefix;  // the prefix of the route that matched (as configured)
   // max_rows: a limit parameter was above the grant's max (or not a number)
   // and was rewritten: the whole origin-form to forward, canonical path +
   // "?" + rewritten query.
@@ -121,6 +122,12 @@ std::string_view grant_scope_json(const GrantEntry& g);  // compact JSON of filt
 // Precomputed text forms, so building headers allocates nothing in policy.
 std::string_view peer_entity_uri(const PeerEntry& p);      // configured entity_uri
 std::string_view grant_max_rows_text(const GrantEntry& g);  // max_rows_per_query in decimal
+// The grant's rate limit (rps, burst), or nullopt when it has none.
+struct GrantRateLimit {
+  double rps = 0;
+  uint32_t burst = 0;
+};
+std::optional<GrantRateLimit> grant_rate_limit(const GrantEntry& g);
 
 class Snapshot;
 

@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include "proxy/net/address.hpp"
 
@@ -37,7 +39,34 @@ long content_length(const std::string& head) {
   }
   return -1;
 }
+// A token file as the proxy reads it: one token, trailing whitespace dropped.
+bool read_token(const std::string& path, std::string* token, std::string* error) {
+  std::ifstream in(path);
+  if (!in) {
+    *error = "cannot read the admin token file " + path;
+    return false;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string t = ss.str();
+  while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ' || t.back() == '\t')) t.pop_back();
+  *token = t;
+  return true;
+}
 }  // namespace
+
+bool resolve_admin_token(const std::optional<std::string>& token_file, const policy::Config* cfg, std::string* token,
+                         std::string* error) {
+  token->clear();
+  const char* env_token = std::getenv("FEDPROXY_ADMIN_TOKEN");
+  if (token_file) return read_token(*token_file, token, error);
+  if (env_token && *env_token) {
+    *token = env_token;
+    return true;
+  }
+  if (cfg && !cfg->admin.tokens.empty()) return read_token(cfg->admin.tokens.front().path, token, error);
+  return true;
+}
 
 AdminReply admin_call(const policy::Endpoint& admin, const std::string& method, const std::string& path,
                       const std::string& token, int timeout_ms) {

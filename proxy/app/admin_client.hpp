@@ -3,6 +3,7 @@
 // else to do, and a bounded timeout keeps systemd's ExecReload from hanging.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "policy/config.hpp"
@@ -19,6 +20,14 @@ struct AdminReply {
 // Sends METHOD PATH with "Host: localhost" (which every admin listener
 // answers to) and "Authorization: Bearer TOKEN" when token is not empty. A
 // wildcard listen address (0.0.0.0, ::) is reached over loopback.
+// The bearer token a CLI verb sends: from token_file when given, else
+// $FEDPROXY_ADMIN_TOKEN, else the config's first admin token file (cfg may
+// be null); "" when none. A token file is read as the proxy reads it: one
+// token, trailing whitespace dropped. False with *error set when a file
+// cannot be read.
+bool resolve_admin_token(const std::optional<std::string>& token_file, const policy::Config* cfg, std::string* token,
+                         std::string* error);
+
 AdminReply admin_call(const policy::Endpoint& admin, const std::string& method, const std::string& path,
                       const std::string& token, int timeout_ms);
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "policy/json.hpp"
+#include "proxy/app/admin_explain.hpp"
 #include "proxy/app/cert_expiry.hpp"
 #include "proxy/app/log.hpp"
 #include "proxy/app/metrics.hpp"
@@ -53,6 +54,7 @@ std::string audit_status_json(const AuditSink& audit) {
 
 core::AdminResponse Runtime::handle_admin(const core::AdminRequest& req) {
   const std::string_view path = req.path;
+  if (path == "/v1/explain") return handle_explain(req, *snap_);
   if (path == "/reload") {
     if (req.method != "POST") return core::AdminResponse::error(405, "method_not_allowed", "Use POST /reload.", "Allow: POST\r\n");
     LogLine("info", "reload requested")

@@ -4,9 +4,7 @@
 // succeed on a broken config (SPEC §10).
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -42,20 +40,6 @@ const char* kReloadUsage =
     "     not an admin answer)\n"
     "FILE may also come from $FEDPROXY_CONFIG.\n";
 
-// A token file as the proxy reads it: one token, trailing whitespace dropped.
-bool read_token(const std::string& path, std::string* token, std::string* error) {
-  std::ifstream in(path);
-  if (!in) {
-    *error = "cannot read the admin token file " + path;
-    return false;
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string t = ss.str();
-  while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ' || t.back() == '\t')) t.pop_back();
-  *token = t;
-  return true;
-}
 }  // namespace
 
 int cmd_reload(const std::vector<std::string>& args) {
@@ -107,13 +91,8 @@ int cmd_reload(const std::vector<std::string>& args) {
   }
 
   std::string token;
-  const char* env_token = std::getenv("FEDPROXY_ADMIN_TOKEN");
-  if (auto f = opts.value("--token-file")) {
-    if (!read_token(*f, &token, &error)) return usage_error(spec, error);
-  } else if (env_token && *env_token) {
-    token = env_token;
-  } else if (cfg && !cfg->admin.tokens.empty()) {
-    if (!read_token(cfg->admin.tokens.front().path, &token, &error)) return usage_error(spec, error);
+  if (!resolve_admin_token(opts.value("--token-file"), cfg ? &*cfg : nullptr, &token, &error)) {
+    return usage_error(spec, error);
   }
 
   AdminReply reply = admin_call(*admin, "POST", "/reload", token, timeout_ms);

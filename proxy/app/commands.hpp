@@ -13,6 +13,7 @@ int cmd_manifest(const std::vector<std::string>& args);
 int cmd_audit(const std::vector<std::string>& args);
 int cmd_cert(const std::vector<std::string>& args);
 int cmd_reload(const std::vector<std::string>& args);
+int cmd_policy(const std::vector<std::string>& args);  // policy explain
 
 // Exit codes: 0 ok, 1 check found problems (a refusal, a failed reload),
 // 2 usage error (unknown option, missing or extra argument) and fatal at

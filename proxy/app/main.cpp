@@ -19,6 +19,8 @@ const char* kUsage =
     "                                 fetch a peer's manifest over mTLS into manifests_dir\n"
     "  fedproxy reload [--config FILE | --admin ADDR]\n"
     "                                 ask the running proxy to reload; exit 0 only if it did\n"
+    "  fedproxy policy explain --peer ORG --method M --target T (--config FILE | --admin ADDR)\n"
+    "                                 what fedproxy would do with that request, and why; exit 0 allow, 1 deny\n"
     "  fedproxy version               print the version and library versions\n"
     "  fedproxy COMMAND --help        help for one command\n"
     "\n"
@@ -40,6 +42,7 @@ int main(int argc, char** argv) {
   if (cmd == "audit") return fedproxy::app::cmd_audit(args);
   if (cmd == "cert") return fedproxy::app::cmd_cert(args);
   if (cmd == "reload") return fedproxy::app::cmd_reload(args);
+  if (cmd == "policy") return fedproxy::app::cmd_policy(args);
   if (cmd == "version" || cmd == "--version") return fedproxy::app::cmd_version(args);
   std::fprintf(stderr, "fedproxy: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
   return fedproxy::app::kExitUsage;

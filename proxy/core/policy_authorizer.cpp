@@ -99,13 +99,13 @@ RequestIdentity PolicyAuthorizer::identify(const RequestView& r) {
   return id;
 }
 
-Verdict PolicyAuthorizer::authorize(const RequestView& r) {
-  Verdict v;
+Verdict PolicyAuthorizer::authorize(const RequestView& r) { return to_verdict(decide(r), r); }
+
+policy::Decision PolicyAuthorizer::decide(const RequestView& r) {
   if (r.target == nullptr) {
     // Only the ingress (which canonicalizes every target) runs policy: a
     // request without its canonical target is not one policy can decide on.
-    set_denial(v, policy::refuse_target(policy::TargetStatus::bad_request));
-    return v;
+    return policy::refuse_target(policy::TargetStatus::bad_request);
   }
   const policy::Subject subject = subject_of(r);
   std::array<std::string_view, kMaxOverrideHeaders> overrides;
@@ -115,9 +115,11 @@ Verdict PolicyAuthorizer::authorize(const RequestView& r) {
   info.method_overrides = std::span<const std::string_view>(overrides.data(), method_overrides(r.head.headers, overrides));
   if (const auto* auth = http1::find_header(r.head.headers, "authorization")) info.authorization = auth->value;
   info.source_ip = r.source_ip;
+  return policy::evaluate(*snapshot_, *limiter_, subject, info, r.now_unix_ms);
+}
 
-  policy::Decision d = policy::evaluate(*snapshot_, *limiter_, subject, info, r.now_unix_ms);
-
+Verdict PolicyAuthorizer::to_verdict(policy::Decision&& d, const RequestView& r) {
+  Verdict v;
   if (d.peer) v.peer = policy::peer_slug(*d.peer);
   if (d.grant) v.grant = policy::grant_id(*d.grant);
   v.resource = d.resource;

@@ -27,8 +27,16 @@ class PolicyAuthorizer final : public Authorizer {
   void set_snapshot(std::shared_ptr<const policy::Snapshot> snapshot);
   const std::shared_ptr<const policy::Snapshot>& snapshot() const { return snapshot_; }
 
+  // authorize() = to_verdict(decide(r), r): the two halves are public so that
+  // `policy explain` answers from this very code (proxy/core/explain.hpp).
   Verdict authorize(const RequestView& request) override;
   RequestIdentity identify(const RequestView& request) override;
+  // The policy decision for the request (runs policy::evaluate; takes a
+  // rate-limit token when the request conforms).
+  policy::Decision decide(const RequestView& request);
+  // The session's side of a decision: a SPEC §6 denial, or the headers for
+  // the app (SPEC §5) and the rewritten target.
+  Verdict to_verdict(policy::Decision&& decision, const RequestView& request);
 
  private:
   policy::Subject subject_of(const RequestView& r) const;

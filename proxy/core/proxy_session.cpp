@@ -5,6 +5,8 @@
 
 #include "policy/policy.hpp"
 #include "proxy/core/authorizer.hpp"
+#include "proxy/core/forwarded_head.hpp"
+#include "proxy/core/header_rules.hpp"
 #include "proxy/core/proxy_server.hpp"
 #include "proxy/core/request_id.hpp"
 #include "proxy/http1/serializer.hpp"
@@ -234,39 +236,12 @@ void ProxySession::on_request_head(http1::RequestHead&& head) {
     return;
   }
   ex.upgrade = http1::is_websocket_upgrade(ex.head);  // before its Connection/Upgrade go
-  http1::remove_hop_by_hop(ex.head.headers);
-  strip_peer_asserted_headers(ex.head.headers);
-  bool strip_auth = verdict.strip_authorization;
-  std::erase_if(ex.head.headers, [strip_auth](const http1::Header& h) {
-    return http1::iequals(h.name, "x-request-id") || (strip_auth && http1::iequals(h.name, "authorization"));
-  });
-  // The Host to send: the egress peer's, or on ingress the authority of an
-  // absolute-form target (RFC 9112 §3.2.2); else the peer's own.
-  const std::string_view host = !verdict.host.empty() ? std::string_view(verdict.host)
-                                : ex.target                ? std::string_view(ex.target->authority)
-                                                           : std::string_view();
-  std::string& lines = verdict.header_lines;
   if (opts.peer_requests && forwarding_lines_.empty()) {
     // The peer's address and scheme are the connection's: formatted once.
     append_forwarding_lines(forwarding_lines_, down_->peer_ip(), down_->tls() != nullptr);
   }
-  // One allocation at most: Host, X-Request-Id and the forwarding lines.
-  lines.reserve(lines.size() + host.size() + ex.request_id.size() + forwarding_lines_.size() + 40);
-  if (!host.empty()) {
-    std::erase_if(ex.head.headers, [](const http1::Header& h) { return http1::iequals(h.name, "host"); });
-    append_header_line(lines, "Host", host);
-  }
-  append_header_line(lines, "X-Request-Id", ex.request_id);
-  lines += forwarding_lines_;  // empty on egress
-  // What was authorized, byte for byte: the limit rewrite, else the
-  // canonical target; the raw target only on egress.
-  const std::string_view target = !verdict.target.empty() ? std::string_view(verdict.target)
-                                  : ex.target              ? std::string_view(ex.target->text)
-                                                           : std::string_view(ex.head.target);
-  std::string bytes;
-  http1::write_request_head(ex.head, target,
-                            ex.upgrade ? http1::ConnectionLine::websocket_upgrade : http1::ConnectionLine::keep_alive,
-                            bytes, lines);
+  std::string bytes = forwarded_request_head(ex.head, verdict, ex.target ? &*ex.target : nullptr, ex.request_id,
+                                             forwarding_lines_, ex.upgrade);
   ex.pool = verdict.pool ? verdict.pool : &server_.pool();
   ex.fallbacks = std::move(verdict.fallbacks);
   if (ex.head.body == http1::BodyKind::none) {
@@ -551,10 +526,8 @@ bool ProxySession::canonicalize_target(Exchange& ex) {
   // Never forwarded; the body, if any, is not read.
   label_with_peer(ex);
   const policy::Decision d = policy::refuse_target(r.status);
-  std::string message(d.message);
-  message.back() = ':';
-  message.append(" ").append(r.detail).append(".");
-  respond_local(d.status, policy::to_string(d.code), message, ex.head.body != http1::BodyKind::none);
+  respond_local(d.status, policy::to_string(d.code), target_refusal_message(d.message, r.detail),
+                ex.head.body != http1::BodyKind::none);
   return false;
 }
 

@@ -22,91 +22,19 @@ import threading
 import time
 import unittest
 import urllib.parse
-import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fedtest import wire  # noqa: E402
 from fedtest.backend import Backend  # noqa: E402
 from fedtest.case import start_class_proxy, stop_class_proxy, main, shared_pki  # noqa: E402
-from fedtest.pki import PARTNER_URI  # noqa: E402
 from fedtest.policy import (bearer, grant, new_id, peer, policy_config, replace_config,  # noqa: E402
                             wait_audit, write_manifest)
-from fedtest.proxy import (Conn, Proxy, assert_json_error, client_context,  # noqa: E402
+from fedtest.policy_table import (A_FILTERS, A_MAX_ROWS, B_FILTERS, PEER_A, PEER_B,  # noqa: E402
+                                  PEER_BLOCKED, PEER_PIN, RATE_BURST, RATE_CONC_BURST, TRAVERSALS,
+                                  URI_A, URI_B, PolicyCase, PolicyTable, headers_of, probe, with_probe)
+from fedtest.proxy import (Conn, Proxy, client_context,  # noqa: E402
                            free_port, run_cli, tls_connect, write_config)
-
-PEER_A = "partner-labs"
-URI_A = PARTNER_URI
-PEER_B = "beta-org"
-URI_B = "spiffe://beta.example/nodes/primary"
-PEER_PIN = "pinned-org"
-URI_PIN = "spiffe://pinned.example/nodes/a"
-PEER_BLOCKED = "blocked-org"
-URI_BLOCKED = "spiffe://blocked.example/nodes/a"
-PEER_OLD = "old-org"
-URI_OLD = "spiffe://old.example/nodes/a"
-URI_NOBODY = "spiffe://stranger.example/nodes/x"
-
-A_FILTERS = {"tasks": {"include_teams": ["t1", "t2"], "include_personal": True},
-             "notes": {"include_teams": ["t1"]}}
-B_FILTERS = {"notes": {"include_teams": ["b1"], "include_personal": False}}
-A_MAX_ROWS = 500
-RATE_BURST = 5
-RATE_CONC_BURST = 20
-
-
-def probe() -> str:
-    return uuid.uuid4().hex
-
-
-def with_probe(target: str, marker: str) -> str:
-    return target + ("&" if "?" in target else "?") + "probe=" + marker
-
-
-def headers_of(echo: dict) -> list:
-    return [(k, v) for k, v in echo["headers"]]
-
-
-class PolicyCase(unittest.TestCase):
-    """Shared client helpers; subclasses set cls.proxy, cls.backend, cls.pki."""
-
-    _ctx_cache: dict = {}
-
-    @classmethod
-    def ctx(cls, cert):
-        key = cert.crt
-        if key not in cls._ctx_cache:
-            cls._ctx_cache[key] = client_context(cls.pki, cert)
-        return cls._ctx_cache[key]
-
-    def conn(self, cert) -> Conn:
-        c = Conn.open(self.proxy.ingress_port, self.ctx(cert), timeout=15)
-        self.addCleanup(c.close)
-        return c
-
-    def call(self, cert, method, target, headers=(), body=b"", conn=None):
-        """One request on a new (or the given) connection, tagged with a
-        unique probe parameter; returns the response with .marker set."""
-        marker = probe()
-        c = conn or self.conn(cert)
-        resp = c.request(method, with_probe(target, marker), list(headers), body)
-        resp.marker = marker
-        return resp
-
-    def forwarded(self, marker: str):
-        return [r for r in self.backend.snapshot() if marker in r.target]
-
-    def assert_denied(self, resp, status: int, code: str) -> dict:
-        body = assert_json_error(self, resp, status, code)
-        got = self.forwarded(resp.marker)
-        self.assertEqual(got, [], "a %d %s request reached the app: %r" % (status, code, got))
-        return body
-
-    def assert_allowed(self, resp) -> dict:
-        self.assertEqual(resp.status, 200, "body: %r" % resp.body[:400])
-        echo = resp.json()
-        self.assertIn(resp.marker, echo["target"], "the response did not come from the app")
-        return echo
 
 
 class PolicyTest(PolicyCase):
@@ -117,65 +45,13 @@ class PolicyTest(PolicyCase):
         cls.pki = pki = shared_pki()
         cls.tmp = tempfile.mkdtemp(prefix="fedtest-policy-")
         cls.audit_path = os.path.join(cls.tmp, "audit.jsonl")
-        g = cls.g = {k: new_id() for k in (
-            "a_main", "a_pending", "a_revoked", "a_expired", "a_cidr", "a_rate", "a_rate_conc",
-            "a_shadow", "b", "b_pending", "pin", "blocked", "old")}
-        cls.unknown_grant = new_id()
-        issue = pki.issue_client
-        cls.c_a = issue("pol-a", URI_A)
-        cls.c_a_main = issue("pol-a-main", URI_A, grant_id=g["a_main"])
-        cls.c_a_unknown = issue("pol-a-unknown", URI_A, grant_id=cls.unknown_grant)
-        cls.c_a_pending = issue("pol-a-pending", URI_A, grant_id=g["a_pending"])
-        cls.c_a_revoked = issue("pol-a-revoked", URI_A, grant_id=g["a_revoked"])
-        cls.c_a_expired = issue("pol-a-expired", URI_A, grant_id=g["a_expired"])
-        cls.c_a_cidr = issue("pol-a-cidr", URI_A, grant_id=g["a_cidr"])
-        cls.c_a_oid_b = issue("pol-a-oid-b", URI_A, grant_id=g["b"])
-        cls.c_a_multi = issue("pol-a-multi", URI_NOBODY, URI_A, grant_id=g["a_main"])
-        cls.c_b = issue("pol-b", URI_B)
-        cls.c_b_other_key = issue("pol-b-other-key", URI_B)
-        cls.c_pin = issue("pol-pin", URI_PIN)
-        cls.c_pin_other_key = issue("pol-pin-other-key", URI_PIN)
-        cls.c_blocked = issue("pol-blocked", URI_BLOCKED)
-        cls.c_old = issue("pol-old", URI_OLD)
-        cls.c_nobody = issue("pol-nobody", URI_NOBODY, grant_id=g["a_main"])
-        cls.c_near = issue("pol-near", URI_A + "/", grant_id=g["a_main"])
-        cls.c_case = issue("pol-case", URI_A.replace("partner-labs", "Partner-Labs"),
-                           grant_id=g["a_main"])
-        cls.c_dns_only = issue("pol-dns-only", dns=("partner-labs.example",),
-                               grant_id=g["a_main"])
-
-        cls.manifests = os.path.join(cls.tmp, "peers")
-        write_manifest(cls.manifests, PEER_B, URI_B)
-        peers = [
-            peer(PEER_A, URI_A, allowed_regions=["eu-west", "eu-central"],
-                 allowed_artifact_types=["dataset"]),
-            peer(PEER_B, None, trust_level="full"),  # entity_uri from the manifest file
-            peer(PEER_PIN, URI_PIN, cert_fingerprint=cls.c_pin.der_sha256()),
-            peer(PEER_BLOCKED, URI_BLOCKED, trust_level="none"),
-            peer(PEER_OLD, URI_OLD, expires_at="2020-01-01T00:00:00Z"),
-        ]
-        grants = [
-            grant(g["a_main"], PEER_A, ["tasks", "notes"], excluded_resources=["archive"],
-                  filters=A_FILTERS, max_rows_per_query=A_MAX_ROWS,
-                  source_cidrs=["127.0.0.0/8"]),
-            grant(g["a_pending"], PEER_A, ["tasks"], status="pending"),
-            grant(g["a_revoked"], PEER_A, ["tasks"], status="revoked"),
-            grant(g["a_expired"], PEER_A, ["tasks"], expires_at="2020-01-01T00:00:00Z"),
-            grant(g["a_cidr"], PEER_A, ["tasks"], source_cidrs=["10.0.0.0/8"]),
-            grant(g["a_rate"], PEER_A, ["tasks"], rate_limit={"rps": 1, "burst": RATE_BURST}),
-            grant(g["a_rate_conc"], PEER_A, ["tasks"],
-                  rate_limit={"rps": 1, "burst": RATE_CONC_BURST}),
-            grant(g["a_shadow"], PEER_A, ["tasks"], methods=["GET"], enforce=False),
-            grant(g["b"], PEER_B, ["tasks", "notes"], filters=B_FILTERS, max_rows_per_query=250),
-            grant(g["b_pending"], PEER_B, ["tasks", "notes", "reports"], status="pending"),
-            grant(g["pin"], PEER_PIN, ["tasks"]),
-            grant(g["blocked"], PEER_BLOCKED, ["tasks"]),
-            grant(g["old"], PEER_OLD, ["tasks"]),
-        ]
+        # Ids, certificates and config are the shared policy table's
+        # (test_explain.py explains the same requests): cls.g, cls.c_a_main, ...
+        cls.table = PolicyTable(pki, cls.tmp)
+        for name, value in vars(cls.table).items():
+            setattr(cls, name, value)
         cls.backend = Backend().start()
-        cfg = policy_config(pki, cls.backend.address, peers=peers, grants=grants,
-                            manifests_dir=cls.manifests, audit={"path": cls.audit_path})
-        cls.proxy = Proxy(cfg)
+        cls.proxy = Proxy(cls.table.config(cls.backend.address, audit={"path": cls.audit_path}))
         start_class_proxy(cls)
 
     @classmethod
@@ -184,6 +60,16 @@ class PolicyTest(PolicyCase):
         cls.backend.stop()
         if not os.environ.get("FEDTEST_KEEP"):
             shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    # -- the shared request table (also explained by test_explain.py) ----------
+    def test_request_table(self):
+        for row in self.table.rows():
+            with self.subTest(row=row.name):
+                resp = self.call(row.cert, row.method, row.target, row.headers())
+                if row.status == 200:
+                    self.assert_allowed(resp)
+                else:
+                    self.assert_denied(resp, row.status, row.code)
 
     # -- what the app receives (§5) ------------------------------------------
     def test_allowed_request_carries_identity_headers(self):
@@ -505,13 +391,7 @@ class PolicyTest(PolicyCase):
     # -- request targets (§4); every class in detail: test_targets.py ------------
     def test_path_traversal_refused(self):
         # http.path_policy "reject" (the default): 400, never forwarded
-        for path in ("/api/v1/tasks/../credentials", "/api/v1/tasks/%2e%2e/credentials",
-                     "/api/v1/tasks/%2E%2E/credentials", "/api/v1/tasks/.%2e/credentials",
-                     "/api/v1/tasks/%2e./credentials", "/api/v1/tasks/./../credentials/1",
-                     "/api/v1//tasks/../../v1/credentials", "/api/v1/tasks/%2e%2e/%2e%2e/v1/reports",
-                     "/api/v1/notes/%2e%2e/reports", "/api/v1/notes/../tasks/archive/x",
-                     "/../../etc/passwd", "/api/v1/../../../etc", "/%2e%2e/etc/passwd",
-                     "/api/%2E%2E/%2e%2e/..", "/api/v1/tasks/../../../../x"):
+        for path in TRAVERSALS:
             with self.subTest(path=path):
                 self.assert_denied(self.call(self.c_a_main, "GET", path), 400, "ambiguous_path")
 
