@@ -95,6 +95,24 @@ Anchors parse_trust_anchor_base64_der(const std::string& base64) {
 
 Anchors parse_trust_anchor_der(const std::string& der) { return from_certs(der); }
 
+std::string trust_anchors_to_pem(const std::vector<TrustAnchor>& anchors) {
+  std::string out;
+  for (const TrustAnchor& a : anchors) {
+    const auto* der = reinterpret_cast<const unsigned char*>(a.der.data());
+    size_t len = 0;
+    mbedtls_base64_encode(nullptr, 0, &len, der, a.der.size());
+    std::string b64(len, '\0');
+    if (mbedtls_base64_encode(reinterpret_cast<unsigned char*>(b64.data()), b64.size(), &len, der, a.der.size()) != 0) {
+      continue;
+    }
+    b64.resize(len);
+    out += "-----BEGIN CERTIFICATE-----\n";
+    for (size_t i = 0; i < b64.size(); i += 64) out += b64.substr(i, 64) + "\n";
+    out += "-----END CERTIFICATE-----\n";
+  }
+  return out;
+}
+
 void merge_trust_anchors(std::vector<TrustAnchor>& into, const std::vector<TrustAnchor>& more) {
   for (const TrustAnchor& a : more) {
     bool seen = false;

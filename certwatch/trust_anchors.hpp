@@ -38,6 +38,9 @@ base::Result<std::vector<TrustAnchor>> parse_trust_anchor_base64_der(const std::
 // DER certificate(s), as a CA store holds them.
 base::Result<std::vector<TrustAnchor>> parse_trust_anchor_der(const std::string& der);
 
+// PEM "CERTIFICATE" blocks of the anchors, in order (a ca_bundle file).
+std::string trust_anchors_to_pem(const std::vector<TrustAnchor>& anchors);
+
 // Appends those of `more` not already in `into` (same DER).
 void merge_trust_anchors(std::vector<TrustAnchor>& into, const std::vector<TrustAnchor>& more);
 

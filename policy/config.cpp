@@ -166,7 +166,7 @@ const std::vector<std::string_view> kAdminTokenKeys = {"name", "file"};
 constexpr std::string_view kTokenFileActor = "admin";
 const std::vector<std::string_view> kPeerKeys = {
     "org", "trust_level", "cert_fingerprint", "expires_at", "allowed_regions",
-    "allowed_artifact_types", "entity_uri", "endpoints", "ca_bundle", "trust_domain"};
+    "allowed_artifact_types", "entity_uri", "endpoints", "ca_bundle", "trust_domain", "refresh_bundle"};
 const std::vector<std::string_view> kRouteKeys = {"prefix", "resource", "sensitive"};
 const std::vector<std::string_view> kHttpKeys = {"path_policy", "headers_with_underscores"};
 const std::vector<std::string_view> kPathPolicies = {"reject", "rewrite"};
@@ -820,6 +820,15 @@ class Loader {
         }
       }
       if (auto* f = member(*o, "ca_bundle")) ok &= read_path(*f, where + ".ca_bundle", p.ca_bundle, true);
+      if (auto* f = member(*o, "refresh_bundle")) {
+        read_bool(*f, where + ".refresh_bundle", p.refresh_bundle);
+        if (p.refresh_bundle && p.ca_bundle.empty()) {
+          add(where + ".refresh_bundle",
+              "needs ca_bundle: the file in which fedproxy keeps the peer's trust bundle, fetched from its "
+              "/.well-known/fedproxy-bundle.json (it must hold the peer's current CA to start with)");
+          ok = false;
+        }
+      }
       if (auto* f = member(*o, "trust_domain"); f && !f->is<picojson::null>()) {
         std::string td;
         if (read_string(*f, where + ".trust_domain", td)) {

@@ -110,6 +110,10 @@ struct PeerConfig {
   // issue its certificates, absolute; "" = none (its manifest's trust_bundle,
   // if any, else tls.ca_bundle).
   std::string ca_bundle;
+  // Keep ca_bundle current from the peer's /.well-known/fedproxy-bundle.json
+  // (fetched over mTLS, so authenticated by the anchors it replaces) on the
+  // bundle's refresh hint: fedproxy rewrites the ca_bundle file.
+  bool refresh_bundle = false;
   // The trust domain of its spiffe:// entity_uri (checked when compiled).
   std::optional<std::string> trust_domain;
 };

@@ -280,6 +280,32 @@ ManifestDirResult load_manifest_dir(const std::string& dir) {
   return result;
 }
 
+std::optional<SpiffeBundle> parse_spiffe_bundle(const std::string& json_text, std::vector<ConfigProblem>* problems) {
+  value root;
+  std::vector<json::Problem> read;
+  if (!json::read_strict(json_text, &root, &read)) {
+    for (const auto& p : read) problems->push_back({p.where, p.message});
+    return std::nullopt;
+  }
+  AddProblem add = [&](const std::string& where, std::string message) {
+    problems->push_back({where, std::move(message)});
+  };
+  if (!root.is<object>()) {
+    add("(root)", "a trust bundle is a JSON object {\"keys\": [...]}");
+    return std::nullopt;
+  }
+  auto tb = parse_trust_bundle(root, add);
+  if (!tb) return std::nullopt;
+  SpiffeBundle out;
+  out.bundle = std::move(*tb);
+  const object& o = root.get<object>();
+  if (auto hint = o.find("spiffe_refresh_hint"); hint != o.end() && hint->second.is<double>()) {
+    const double h = hint->second.get<double>();
+    if (h >= 0 && h < 1e9) out.refresh_hint_s = static_cast<int64_t>(h);
+  }
+  return out;
+}
+
 std::string manifest_to_json(const Manifest& m) {
   object o;
   o["org"] = value(m.org);

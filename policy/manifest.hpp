@@ -51,6 +51,16 @@ struct ManifestDirResult {
 // a problem. A missing dir is one problem. "" → empty result, no problem.
 ManifestDirResult load_manifest_dir(const std::string& dir);
 
+// A peer's trust bundle as its node serves it (GET
+// /.well-known/fedproxy-bundle.json, SPIFFE format): the X.509 authorities
+// and the refresh hint (0 = none given). The same rules as a manifest's
+// trust_bundle object; nullopt after adding the problems.
+struct SpiffeBundle {
+  TrustBundle bundle;
+  int64_t refresh_hint_s = 0;
+};
+std::optional<SpiffeBundle> parse_spiffe_bundle(const std::string& json_text, std::vector<ConfigProblem>* problems);
+
 // Serialise (for `fedproxy manifest fetch` and the node's own manifest).
 std::string manifest_to_json(const Manifest& m);
 

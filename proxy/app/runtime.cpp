@@ -93,11 +93,7 @@ int Runtime::run() {
     });
     insecure_timer_->start(60000, 60000);
   }
-  if (snap_->server_tls) {
-    crl_refresher_ = std::make_unique<core::CrlRefresher>(
-        loop_, [this](const std::string& url, core::FetchResult&& r) { on_crl_fetched(url, std::move(r)); });
-    crl_refresher_->set_urls(cfg.tls.crl_urls);
-  }
+  start_refreshers();
   log_expiry_warnings();
   expiry_timer_ = std::make_unique<net::Timer>(loop_, [this] { log_expiry_warnings(); });
   expiry_timer_->start(86400000, 86400000);
@@ -246,6 +242,7 @@ void Runtime::shutdown(const char* why) {
       .num("grace_ms", grace_ms);
   if (liveness_) liveness_->stop();
   if (crl_refresher_) crl_refresher_->stop();
+  if (bundle_refresher_) bundle_refresher_->stop();
   worker0_->begin_shutdown(grace_ms);
   for (auto& t : threads_) t->request_stop(grace_ms);
   if (admin_) admin_->close();
@@ -350,8 +347,7 @@ bool Runtime::reload(const char* trigger, std::string_view actor) {
   reload_stats_.record(result, now_unix, std::move(restart_keys));
   const uint32_t old_interval = snap_->config.tls.watch_interval_ms;
   apply(std::move(next.snapshot));
-  crls_.forget_others(snap_->config.tls.crl_urls);
-  if (crl_refresher_) crl_refresher_->set_urls(snap_->config.tls.crl_urls);
+  refreshers_follow_config();
   const uint32_t interval = snap_->config.tls.watch_interval_ms;
   if (poll_timer_ && interval != old_interval) poll_timer_->start(interval, interval);
   LogLine done(keys.empty() ? "info" : "warn", "reloaded");
@@ -385,28 +381,6 @@ void Runtime::apply(std::shared_ptr<const Snapshot> next) {
   cell_.publish(next);
   for (auto& t : threads_) t->notify();
   snap_ = std::move(next);
-}
-
-void Runtime::on_crl_fetched(const std::string& url, core::FetchResult&& result) {
-  if (!snap_->server_tls || stopping_) return;
-  const int64_t now = static_cast<int64_t>(std::time(nullptr));
-  CrlStore::Outcome o = crls_.accept(url, std::move(result), *snap_->server_tls->bundle().ca_chain(), now,
-                                     snap_->config.tls.crl_refresh_ms);
-  crl_refresher_->schedule(url, o.next_fetch_ms);
-  if (!o.error.empty()) {
-    LogLine("warn", "crl fetch failed").str("url", url).str("error", o.error).num("retry_ms", static_cast<int64_t>(o.next_fetch_ms));
-    return;
-  }
-  if (!o.changed) return;
-  const CrlSource& src = crls_.sources().at(url);
-  LogLine("info", "crl updated").str("url", url).str("issuer", src.issuer).num("this_update", src.this_update)
-      .num("next_update", src.next_update);
-  if (audit_) {
-    audit_->event("crl.updated", {{"url", url}, {"issuer", src.issuer}, {"this_update", std::to_string(src.this_update)},
-                                  {"next_update", std::to_string(src.next_update)}});
-  }
-  debouncer_.request_now(static_cast<int64_t>(loop_.now_ms()));
-  on_reload_due("crl");
 }
 
 void Runtime::audit_trust_changes(const Snapshot& before, const Snapshot& after) {

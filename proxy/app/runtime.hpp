@@ -3,7 +3,9 @@
 // worker 0 on the main loop and workers 1..N-1 on their own threads.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -11,6 +13,7 @@
 #include "certwatch/file_watch.hpp"
 #include "proxy/app/audit_sink.hpp"
 #include "proxy/app/crl_store.hpp"
+#include "proxy/app/peer_bundles.hpp"
 #include "proxy/app/event_log.hpp"
 #include "proxy/app/readiness.hpp"
 #include "proxy/app/reload_outcome.hpp"
@@ -20,7 +23,7 @@
 #include "proxy/app/worker.hpp"
 #include "proxy/app/worker_thread.hpp"
 #include "proxy/core/admin_server.hpp"
-#include "proxy/core/crl_refresher.hpp"
+#include "proxy/core/document_refresher.hpp"
 #include "proxy/core/peer_liveness.hpp"
 #include "proxy/net/loop.hpp"
 
@@ -53,8 +56,13 @@ class Runtime final : public core::AdminHandler {
   void on_reload_due(const char* trigger, std::string_view actor = {});
   void apply(std::shared_ptr<const Snapshot> next);
   void audit_trust_changes(const Snapshot& before, const Snapshot& after);
-  // tls.crl_urls: a fetch result; a new CRL in use is swapped in by a reload.
+  // runtime_refresh.cpp: documents fetched again and again (tls.crl_urls,
+  // peers' trust bundles); a new one in use is swapped in by a reload.
+  void start_refreshers();
+  void refreshers_follow_config();  // after a reload: the URLs and peers of the new config
+  std::optional<core::DocumentRefresher::Target> crl_target(const std::string& url, std::string* why);
   void on_crl_fetched(const std::string& url, core::FetchResult&& result);
+  void on_bundle_fetched(const std::string& peer, core::FetchResult&& result);
   std::string crl_status_json(int64_t now) const;
   std::string status_json() const;
   std::string metrics_text() const;
@@ -75,8 +83,11 @@ class Runtime final : public core::AdminHandler {
   SnapshotCell cell_;  // what workers 1..N-1 apply
   std::vector<std::unique_ptr<WorkerThread>> threads_;
   std::unique_ptr<core::PeerLiveness> liveness_;  // heartbeats through worker 0's egress
-  std::unique_ptr<core::CrlRefresher> crl_refresher_;  // null in insecure mode
+  std::unique_ptr<core::DocumentRefresher> crl_refresher_;     // null in insecure mode
+  std::map<std::string, std::unique_ptr<core::UpstreamPool>> crl_pools_;  // per tls.crl_urls entry
   CrlStore crls_;
+  std::unique_ptr<core::DocumentRefresher> bundle_refresher_;  // null without egress
+  PeerBundles bundles_;
   std::unique_ptr<core::AdminServer> admin_;
   std::unique_ptr<UpstreamProbe> probe_;
   std::unique_ptr<net::SignalWatcher> sigterm_, sigint_, sighup_, sigusr1_;
