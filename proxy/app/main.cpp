@@ -19,6 +19,9 @@ const char* kUsage =
     "                                 fetch a peer's manifest over mTLS into manifests_dir\n"
     "  fedproxy reload [--config FILE | --admin ADDR]\n"
     "                                 ask the running proxy to reload; exit 0 only if it did\n"
+    "  fedproxy peers list|add|set|revoke   [--admin ADDR | --config FILE]\n"
+    "  fedproxy grants list|add|set|revoke  [--admin ADDR | --config FILE]\n"
+    "                                 read and change peers and grants of the running proxy\n"
     "  fedproxy version               print the version and library versions\n"
     "  fedproxy COMMAND --help        help for one command\n"
     "\n"
@@ -40,6 +43,8 @@ int main(int argc, char** argv) {
   if (cmd == "audit") return fedproxy::app::cmd_audit(args);
   if (cmd == "cert") return fedproxy::app::cmd_cert(args);
   if (cmd == "reload") return fedproxy::app::cmd_reload(args);
+  if (cmd == "peers") return fedproxy::app::cmd_peers(args);
+  if (cmd == "grants") return fedproxy::app::cmd_grants(args);
   if (cmd == "version" || cmd == "--version") return fedproxy::app::cmd_version(args);
   std::fprintf(stderr, "fedproxy: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
   return fedproxy::app::kExitUsage;

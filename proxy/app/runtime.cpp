@@ -33,7 +33,19 @@ int fatal(const std::string& message) {
 }  // namespace
 
 Runtime::Runtime(std::string config_path, std::shared_ptr<const Snapshot> snapshot, InheritedSockets inherited)
-    : config_path_(std::move(config_path)), snap_(std::move(snapshot)), inherited_(std::move(inherited)) {}
+    : config_path_(std::move(config_path)), snap_(std::move(snapshot)), inherited_(std::move(inherited)) {
+  ManagementApi::Hooks hooks;
+  hooks.current = [this] { return snap_; };
+  hooks.apply = [this](std::shared_ptr<const Snapshot> next) {
+    apply(std::move(next));
+    watch_current_files();  // a peer's ca_bundle may be new
+    watch_.poll();
+  };
+  hooks.audit = [this](std::string_view name, const policy::AuditFields& fields) {
+    if (audit_) audit_->event(name, fields);
+  };
+  management_ = std::make_unique<ManagementApi>(config_path_, std::move(hooks));
+}
 
 Runtime::~Runtime() {
   // A start that failed half-way leaves running threads: stop them at once.

@@ -6,6 +6,7 @@
 #include "certwatch/cert_bundle.hpp"
 #include "policy/manifest.hpp"
 #include "proxy/app/admin_tokens.hpp"
+#include "proxy/app/effective_config.hpp"
 #include "proxy/app/peer_anchors.hpp"
 #include "proxy/app/trust_checks.hpp"
 #include "proxy/tls/peer_identity.hpp"
@@ -83,10 +84,12 @@ std::vector<std::string> admin_warnings(const policy::Config& cfg) {
 
 }  // namespace
 
-SnapshotResult build_snapshot(const std::string& config_path, bool tls_only) {
+SnapshotResult build_snapshot(const std::string& config_path, bool tls_only, const config::State* state_override) {
   SnapshotResult result;
   Problems problems{result};
-  auto loaded = policy::load_config_file(config_path, policy::EnvOverrides::from_environment());
+  // The config file with the management API's state overlaid (SPEC §12).
+  auto loaded =
+      load_effective_config(config_path, policy::EnvOverrides::from_environment(), state_override).result;
   for (const auto& p : loaded.problems) problems.add(config_path, p.to_string());
   if (!loaded.config) {
     // Report what the policy compiler finds in the valid parts too, so one

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "config/state.hpp"
 #include "policy/config.hpp"
 #include "policy/policy.hpp"
 #include "proxy/core/admin_gate.hpp"
@@ -35,7 +36,10 @@ struct SnapshotResult {
 
 // tls_only: config and certificates only, no manifests or policy (for
 // `manifest fetch`, which runs before the peer it fetches can be compiled).
-SnapshotResult build_snapshot(const std::string& config_path, bool tls_only = false);
+// state_override: the management API's candidate state instead of the
+// state file (see effective_config.hpp).
+SnapshotResult build_snapshot(const std::string& config_path, bool tls_only = false,
+                              const config::State* state_override = nullptr);
 
 bool env_flag(const char* name);  // "1", "true", "yes"
 
