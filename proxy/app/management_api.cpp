@@ -261,7 +261,19 @@ core::AdminResponse ManagementApi::handle(const core::AdminRequest& req) {
     return core::AdminResponse::error(500, "state_write_failed",
                                       "The change was not applied: " + base::to_string(written.error()));
   }
-  hooks_.apply(std::move(built.snapshot));
+  std::shared_ptr<const Snapshot> next = std::move(built.snapshot);
+  if (kind == Kind::grant) {
+    // Grants never touch the trust store: keep the TLS contexts serving now
+    // (and their session-ticket keys, so clients keep resuming).
+    auto current = hooks_.current();
+    if (current && current->server_tls && next->server_tls) {
+      auto same_tls = std::make_shared<Snapshot>(*next);
+      same_tls->server_tls = current->server_tls;
+      same_tls->client_tls = current->client_tls;
+      next = std::move(same_tls);
+    }
+  }
+  hooks_.apply(std::move(next));
 
   const std::string before_digest = before ? config::object_digest(*before) : "null";
   const std::string after_digest = config::object_digest(after);

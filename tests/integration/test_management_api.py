@@ -29,7 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fedtest.case import BackendTestCase, assert_not_received, main  # noqa: E402
 from fedtest.pki import PARTNER_URI  # noqa: E402
 from fedtest.policy import bearer, grant, new_id, peer, policy_config, read_audit  # noqa: E402
-from fedtest.proxy import Conn, Proxy, assert_json_error, client_context, free_port, run_cli, write_config  # noqa: E402
+from fedtest.proxy import (Conn, Proxy, assert_json_error, client_context, free_port, run_cli,  # noqa: E402
+                           tls_connect)
 from fedtest.reload import admin_exchange, write_admin_token  # noqa: E402
 
 PEER = "partner-labs"
@@ -218,6 +219,25 @@ class ManagementApiTest(BackendTestCase):
             assert_json_error(self, resp, 403, "grant_inactive")
         assert_not_received(self, self.backend, b"ka-after", "a revoked grant's request reached the app")
 
+    def test_grant_change_keeps_tls_sessions_resuming(self):
+        """A grant change swaps the policy, not the TLS contexts: a session
+        from before it resumes (a reload would rotate the ticket keys)."""
+        ap = self.ap
+        gid = new_id()
+        self.assertEqual(ap.api("POST", "/v1/grants", body=grant(gid, PEER, ["tasks"]))[0], 201)
+        ctx = client_context(self.pki, self.pki.client)
+        with Conn(tls_connect(ap.proxy.ingress_port, ctx)) as c:
+            self.assertEqual(c.request("GET", "/api/v1/tasks/resume-1", [bearer(gid)]).status, 200)
+            session = c.sock.session
+        self.assertIsNotNone(session)
+        self.assertEqual(ap.api("PATCH", "/v1/grants/" + gid, body={"methods": ["GET"]})[0], 200)
+        with Conn(tls_connect(ap.proxy.ingress_port, ctx, session=session)) as c:
+            self.assertEqual(c.request("GET", "/api/v1/tasks/resume-2", [bearer(gid)]).status, 200)
+            self.assertTrue(c.sock.session_reused, "the session did not resume after a grant change")
+            # The change itself applies: HEAD is no longer granted.
+            resp = c.request("HEAD", "/api/v1/tasks/resume-3", [bearer(gid)])
+            self.assertEqual(resp.status, 403)
+
     def test_concurrent_patches_with_if_match(self):
         ap = self.ap
         gid = new_id()
@@ -372,12 +392,14 @@ class StateSurvivesTest(BackendTestCase):
         self.assertEqual(ap.api("POST", "/v1/grants", body=grant(gid, PEER, ["notes"]))[0], 201)
         acked = {}  # key -> object, the last 2xx answer of each
         last = [None]
+        progress = [0]  # writes sent
         stop = threading.Event()
 
         def writer():
             for i in range(1000):
                 if stop.is_set():
                     return
+                progress[0] = i
                 try:
                     if i % 2:
                         new = new_id()
@@ -392,9 +414,14 @@ class StateSurvivesTest(BackendTestCase):
                     acked[key] = body
                     last[0] = key
 
+        # The kill falls at a random write of the 1,000 (a few ms into it).
+        kill_at = random.randrange(50, 1000)
         t = threading.Thread(target=writer)
         t.start()
-        time.sleep(random.uniform(0.5, 3.0))
+        deadline = time.monotonic() + 120
+        while progress[0] < kill_at and t.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        time.sleep(random.uniform(0, 0.02))
         ap.kill()
         stop.set()
         t.join(60)
@@ -413,7 +440,7 @@ class StateSurvivesTest(BackendTestCase):
             self.assertEqual((status, body), (200, acked[last[0]]))
         self.assertIn(last[0], [g["id"] for g in state["grants"]])
         writes = len([k for k in acked if k != gid])
-        print("sigkill after about %d acknowledged creations" % writes, file=sys.stderr)
+        print("SIGKILL at write %d of 1000 (%d creations acknowledged)" % (kill_at, writes), file=sys.stderr)
 
 
 if __name__ == "__main__":
