@@ -1,6 +1,8 @@
 #include "config/state.hpp"
 
 #include <set>
+#include <string>
+#include <utility>
 
 namespace fedproxy::config {
 

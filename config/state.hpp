@@ -4,10 +4,8 @@
 // writes it).
 #pragma once
 
-#include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include <picojson.h>
 

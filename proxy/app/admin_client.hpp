@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "policy/config.hpp"
 #include "proxy/app/args.hpp"

@@ -1,6 +1,8 @@
 #include "proxy/app/management_api.hpp"
 
+#include <memory>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -12,6 +14,7 @@
 #include "config/state_file.hpp"
 #include "proxy/app/effective_config.hpp"
 #include "proxy/app/log.hpp"
+#include "proxy/http1/message.hpp"
 
 namespace fedproxy::app {
 
