@@ -150,7 +150,7 @@ const std::vector<std::string_view> kTopKeys = {
     "node",     "tls",    "ingress",  "egress",  "admin",     "workers",
     "manifests_dir", "peers", "routes", "grants", "http",    "audit",   "limits",
     "timeouts", "shutdown_grace_ms", "enforce", "authenticate_only", "limit_param", "on_limit",
-    "log_requests", "$schema",  "_comment"};
+    "log_requests", "$schema",  "_comment", "state"};
 const std::vector<std::string_view> kNodeKeys = {"org", "entity_uri", "endpoints", "ca_bundle",
                                                  "bundle_refresh_hint_s"};
 const std::vector<std::string_view> kTlsKeys = {
@@ -172,6 +172,7 @@ const std::vector<std::string_view> kHttpKeys = {"path_policy", "headers_with_un
 const std::vector<std::string_view> kPathPolicies = {"reject", "rewrite"};
 const std::vector<std::string_view> kUnderscoreHeaders = {"reject", "drop", "allow"};
 const std::vector<std::string_view> kAuditKeys = {"path", "on_failure"};
+const std::vector<std::string_view> kStateKeys = {"path"};
 const std::vector<std::string_view> kAuditOnFailure = {"reject", "continue"};
 const std::vector<std::string_view> kLimitsKeys = {
     "max_connections",  "max_header_bytes",     "max_request_line_bytes",
@@ -218,6 +219,7 @@ class Loader {
     if (auto* v = member(o, "grants")) load_grants(*v, c.grants);
     if (auto* v = member(o, "http")) load_http(*v, c.http);
     if (auto* v = member(o, "audit")) load_audit(*v, c.audit);
+    if (auto* v = member(o, "state")) load_state(*v, c.state_path);
     if (auto* v = member(o, "limits")) load_limits(*v, c.limits);
     std::optional<uint32_t> grace_in_timeouts;
     if (auto* v = member(o, "timeouts")) load_timeouts(*v, c.timeouts, grace_in_timeouts);
@@ -958,6 +960,15 @@ class Loader {
     if (auto* f = member(*o, "on_failure"); f && read_enum(*f, "audit.on_failure", kAuditOnFailure, s)) {
       audit.on_failure = s == "continue" ? AuditConfig::OnFailure::continue_ : AuditConfig::OnFailure::reject;
     }
+  }
+
+  // {"state": {"path": "state.json"}} (SPEC §11, §12).
+  void load_state(const value& v, std::string& path) {
+    if (v.is<picojson::null>()) return;
+    const object* o = as_object(v, "state");
+    if (!o) return;
+    check_keys(*o, "state", kStateKeys);
+    if (auto* f = member(*o, "path")) read_path(*f, "state.path", path, true);
   }
 
   void load_limits(const value& v, LimitsConfig& l) {

@@ -192,6 +192,9 @@ struct Config {
   std::vector<GrantConfig> grants;
   HttpConfig http;
   AuditConfig audit;
+  // state.path (SPEC §12): the peers and grants changed through the
+  // management API, overlaid on this file; absolute, "" = none.
+  std::string state_path;
   LimitsConfig limits;
   TimeoutsConfig timeouts;
   bool enforce = true;       // global shadow-mode switch (SPEC §4)

@@ -15,12 +15,15 @@ INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.M)
 # policy/ and certwatch/ may include proxy/base/ (and nothing else of proxy/):
 # Result/Errc there is the one error vocabulary of every module, and base
 # itself depends on nothing (its own rule below), so no cycle can form.
-ALLOWED = {"policy/": ("proxy/base/",), "certwatch/": ("proxy/base/",)}
+ALLOWED = {"policy/": ("proxy/base/",), "certwatch/": ("proxy/base/",), "config/": ("proxy/base/",)}
 RULES = {
     "policy/": [("proxy/", "policy is pure"), ("certwatch/", "policy is pure"),
                 ("uv.h", "no I/O in policy"), ("mbedtls/ssl", "no TLS in policy"),
                 ("mbedtls/x509", "no TLS in policy"), ("mbedtls/net", "no I/O in policy"),
                 ("psa/", "no TLS in policy"), ("llhttp.h", "no HTTP parsing in policy")],
+    "config/": [("proxy/", "config/ (state file, merge patch) sits below proxy/"),
+                ("policy/", "config/ must not depend on policy"),
+                ("certwatch/", "config/ must not depend on certwatch"), ("uv.h", "no event loop in config/")],
     "certwatch/": [("proxy/", "certwatch must not depend on proxy"),
                    ("policy/", "certwatch must not depend on policy")],
     "proxy/base/": [("proxy/", "base is the bottom layer"), ("uv.h", "base does no I/O"),
@@ -41,7 +44,7 @@ EXCEPTIONS: dict = {}
 def main():
     problems = []
     checked = 0
-    for top in ("policy", "certwatch", "proxy"):
+    for top in ("policy", "certwatch", "config", "proxy"):
         for dirpath, _, files in os.walk(os.path.join(ROOT, top)):
             for name in files:
                 if not name.endswith((".cpp", ".hpp", ".h")):

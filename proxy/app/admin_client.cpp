@@ -55,21 +55,68 @@ bool read_token(const std::string& path, std::string* token, std::string* error)
 }
 }  // namespace
 
-bool resolve_admin_token(const std::optional<std::string>& token_file, const policy::Config* cfg, std::string* token,
-                         std::string* error) {
-  token->clear();
-  const char* env_token = std::getenv("FEDPROXY_ADMIN_TOKEN");
-  if (token_file) return read_token(*token_file, token, error);
-  if (env_token && *env_token) {
-    *token = env_token;
-    return true;
+std::optional<AdminTarget> resolve_admin_target(const ParsedArgs& opts, std::string* error) {
+  std::optional<policy::Config> cfg;
+  std::string path = config_path(opts, error);
+  error->clear();
+  if (!path.empty()) {
+    policy::ConfigResult loaded = policy::load_config_file(path);
+    if (loaded.config) {
+      cfg = std::move(loaded.config);
+    } else if (loaded.partial) {
+      cfg = std::move(loaded.partial);
+    } else if (!opts.has("--admin")) {
+      *error = loaded.problems.empty() ? "cannot read " + path : loaded.problems.front().to_string();
+      return std::nullopt;
+    }
   }
-  if (cfg && !cfg->admin.tokens.empty()) return read_token(cfg->admin.tokens.front().path, token, error);
-  return true;
+  AdminTarget target;
+  if (auto a = opts.value("--admin")) {
+    auto e = policy::parse_endpoint(*a, error);
+    if (!e) {
+      *error = "--admin: " + *error;
+      return std::nullopt;
+    }
+    target.endpoint = *e;
+  } else if (!cfg) {
+    *error = "no admin address: pass --admin ADDR or --config FILE";
+    return std::nullopt;
+  } else if (!cfg->admin.listen) {
+    *error = path + ": admin.listen is null (no admin listener to ask): pass --admin ADDR";
+    return std::nullopt;
+  } else {
+    target.endpoint = *cfg->admin.listen;
+  }
+  const char* env_token = std::getenv("FEDPROXY_ADMIN_TOKEN");
+  if (auto f = opts.value("--token-file")) {
+    if (!read_token(*f, &target.token, error)) return std::nullopt;
+  } else if (env_token && *env_token) {
+    target.token = env_token;
+  } else if (cfg && !cfg->admin.tokens.empty()) {
+    if (!read_token(cfg->admin.tokens.front().path, &target.token, error)) return std::nullopt;
+  }
+  return target;
+}
+
+std::string reply_header(const AdminReply& reply, std::string_view name) {
+  size_t pos = 0;
+  while ((pos = reply.head.find("\r\n", pos)) != std::string::npos) {
+    pos += 2;
+    const size_t end = reply.head.find("\r\n", pos);
+    std::string_view line(reply.head.data() + pos, (end == std::string::npos ? reply.head.size() : end) - pos);
+    const size_t colon = line.find(':');
+    if (colon == name.size() && strncasecmp(line.data(), name.data(), name.size()) == 0) {
+      std::string_view v = line.substr(colon + 1);
+      while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+      return std::string(v);
+    }
+  }
+  return "";
 }
 
 AdminReply admin_call(const policy::Endpoint& admin, const std::string& method, const std::string& path,
-                      const std::string& token, int timeout_ms) {
+                      const std::string& token, int timeout_ms, const std::string& body,
+                      const std::string& extra_headers) {
   AdminReply reply;
   sockaddr_storage ss{};
   socklen_t len = 0;
@@ -105,7 +152,9 @@ AdminReply admin_call(const policy::Endpoint& admin, const std::string& method, 
   }
   std::string req = method + " " + path + " HTTP/1.1\r\nHost: localhost\r\nUser-Agent: fedproxy-cli\r\n";
   if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
-  req += "Content-Length: 0\r\nConnection: close\r\n\r\n";
+  req += extra_headers;
+  if (!body.empty()) req += "Content-Type: application/json\r\n";
+  req += "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
   for (size_t off = 0; off < req.size();) {
     ssize_t n = ::send(s.fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
     if (n <= 0) {
@@ -141,6 +190,7 @@ AdminReply admin_call(const policy::Endpoint& admin, const std::string& method, 
   }
   reply.reached = true;
   reply.status = status;
+  reply.head = in.substr(0, head_end + 2);
   reply.body = in.substr(head_end + 4);
   if (body_len >= 0 && reply.body.size() > static_cast<size_t>(body_len)) reply.body.resize(static_cast<size_t>(body_len));
   return reply;

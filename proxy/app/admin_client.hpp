@@ -5,14 +5,17 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "policy/config.hpp"
+#include "proxy/app/args.hpp"
 
 namespace fedproxy::app {
 
 struct AdminReply {
   bool reached = false;  // false: no HTTP answer (see error)
   int status = 0;
+  std::string head;  // status line and header lines
   std::string body;
   std::string error;
 };
@@ -20,15 +23,25 @@ struct AdminReply {
 // Sends METHOD PATH with "Host: localhost" (which every admin listener
 // answers to) and "Authorization: Bearer TOKEN" when token is not empty. A
 // wildcard listen address (0.0.0.0, ::) is reached over loopback.
-// The bearer token a CLI verb sends: from token_file when given, else
-// $FEDPROXY_ADMIN_TOKEN, else the config's first admin token file (cfg may
-// be null); "" when none. A token file is read as the proxy reads it: one
-// token, trailing whitespace dropped. False with *error set when a file
-// cannot be read.
-bool resolve_admin_token(const std::optional<std::string>& token_file, const policy::Config* cfg, std::string* token,
-                         std::string* error);
-
+// body: sent as application/json when not empty; extra_headers: preformatted
+// "Name: value\r\n" lines (If-Match).
 AdminReply admin_call(const policy::Endpoint& admin, const std::string& method, const std::string& path,
-                      const std::string& token, int timeout_ms);
+                      const std::string& token, int timeout_ms, const std::string& body = {},
+                      const std::string& extra_headers = {});
+
+// Where a CLI verb finds the running fedproxy and its token, the same way
+// for every verb: --admin ADDR, else admin.listen of --config FILE (or
+// $FEDPROXY_CONFIG); the token from --token-file, else $FEDPROXY_ADMIN_TOKEN,
+// else the config's admin.token_file (or first admin.tokens file). A config
+// the proxy would refuse still tells where to ask.
+struct AdminTarget {
+  policy::Endpoint endpoint;
+  std::string token;
+};
+// nullopt with *error set: a usage error (exit 2).
+std::optional<AdminTarget> resolve_admin_target(const ParsedArgs& opts, std::string* error);
+
+// The value of a response header of reply.head ("" when absent).
+std::string reply_header(const AdminReply& reply, std::string_view name);
 
 }  // namespace fedproxy::app

@@ -55,6 +55,7 @@ std::string audit_status_json(const AuditSink& audit) {
 core::AdminResponse Runtime::handle_admin(const core::AdminRequest& req) {
   const std::string_view path = req.path;
   if (path == "/v1/explain") return handle_explain(req, *snap_);
+  if (ManagementApi::handles(path)) return management_->handle(req);
   if (path == "/reload") {
     if (req.method != "POST") return core::AdminResponse::error(405, "method_not_allowed", "Use POST /reload.", "Allow: POST\r\n");
     LogLine("info", "reload requested")

@@ -99,8 +99,6 @@ int explain_offline(const CommandSpec& spec, const std::string& path, const core
 
 int explain_online(const CommandSpec& spec, const ParsedArgs& opts, const core::ExplainQuery& q) {
   std::string error;
-  std::optional<policy::Endpoint> admin = policy::parse_endpoint(*opts.value("--admin"), &error);
-  if (!admin) return usage_error(spec, "--admin: " + error);
   int timeout_ms = 10000;
   if (auto t = opts.value("--timeout-ms")) {
     char* end = nullptr;
@@ -108,17 +106,11 @@ int explain_online(const CommandSpec& spec, const ParsedArgs& opts, const core::
     if (!end || *end || v <= 0 || v > 3600000) return usage_error(spec, "--timeout-ms needs a number of milliseconds");
     timeout_ms = static_cast<int>(v);
   }
-  // The config, when given, only names the token file.
-  std::optional<policy::Config> cfg;
-  if (auto path = opts.value("--config")) {
-    policy::ConfigResult loaded = policy::load_config_file(*path);
-    if (loaded.config) cfg = std::move(loaded.config);
-    else if (loaded.partial) cfg = std::move(loaded.partial);
-  }
-  std::string token;
-  if (!resolve_admin_token(opts.value("--token-file"), cfg ? &*cfg : nullptr, &token, &error)) {
-    return usage_error(spec, error);
-  }
+  // --admin names the listener; the config, when given, only the token file.
+  std::optional<AdminTarget> target = resolve_admin_target(opts, &error);
+  if (!target) return usage_error(spec, error);
+  const policy::Endpoint* admin = &target->endpoint;
+  const std::string& token = target->token;
   AdminReply reply = admin_call(*admin, "GET", explain_path(q), token, timeout_ms);
   if (!reply.reached) {
     std::fprintf(stderr, "fedproxy policy explain: %s\n", reply.error.c_str());

@@ -18,7 +18,6 @@
 namespace fedproxy::app {
 
 namespace {
-constexpr int kExitUnreachable = 3;
 
 const char* kReloadUsage =
     "Usage: fedproxy reload [--config FILE] [--admin ADDR] [--token-file FILE] [--timeout-ms N] [--json]\n"
@@ -65,35 +64,11 @@ int cmd_reload(const std::vector<std::string>& args) {
   // The config is read for admin.listen and the token file only: a config
   // that the proxy would refuse must still tell us where to ask (the reload
   // itself then reports what is wrong with it).
-  std::optional<policy::Config> cfg;
   std::string error;
-  std::string path = config_path(opts, &error);
-  if (!path.empty()) {
-    policy::ConfigResult loaded = policy::load_config_file(path);
-    if (loaded.config) {
-      cfg = std::move(loaded.config);
-    } else if (loaded.partial) {
-      cfg = std::move(loaded.partial);
-    } else if (!opts.has("--admin")) {
-      return usage_error(spec, loaded.problems.empty() ? "cannot read " + path : loaded.problems.front().to_string());
-    }
-  }
-  std::optional<policy::Endpoint> admin;
-  if (auto a = opts.value("--admin")) {
-    admin = policy::parse_endpoint(*a, &error);
-    if (!admin) return usage_error(spec, "--admin: " + error);
-  } else if (!cfg) {
-    return usage_error(spec, "no admin address: pass --admin ADDR or --config FILE");
-  } else if (!cfg->admin.listen) {
-    return usage_error(spec, path + ": admin.listen is null (no admin listener to ask): pass --admin ADDR");
-  } else {
-    admin = cfg->admin.listen;
-  }
-
-  std::string token;
-  if (!resolve_admin_token(opts.value("--token-file"), cfg ? &*cfg : nullptr, &token, &error)) {
-    return usage_error(spec, error);
-  }
+  std::optional<AdminTarget> target = resolve_admin_target(opts, &error);
+  if (!target) return usage_error(spec, error);
+  const policy::Endpoint* admin = &target->endpoint;
+  const std::string& token = target->token;
 
   AdminReply reply = admin_call(*admin, "POST", "/reload", token, timeout_ms);
   if (!reply.reached) {

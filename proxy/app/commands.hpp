@@ -14,6 +14,8 @@ int cmd_audit(const std::vector<std::string>& args);
 int cmd_cert(const std::vector<std::string>& args);
 int cmd_reload(const std::vector<std::string>& args);
 int cmd_policy(const std::vector<std::string>& args);  // policy explain
+int cmd_peers(const std::vector<std::string>& args);   // peers list|add|set|revoke (SPEC §12)
+int cmd_grants(const std::vector<std::string>& args);  // grants list|add|set|revoke
 
 // Exit codes: 0 ok, 1 check found problems (a refusal, a failed reload),
 // 2 usage error (unknown option, missing or extra argument) and fatal at
@@ -22,5 +24,7 @@ int cmd_policy(const std::vector<std::string>& args);  // policy explain
 constexpr int kExitProblems = 1;
 constexpr int kExitFatal = 2;
 constexpr int kExitUsage = 2;
+// CLI verbs over the admin API: the running fedproxy gave no HTTP answer.
+constexpr int kExitUnreachable = 3;
 
 }  // namespace fedproxy::app

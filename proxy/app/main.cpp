@@ -21,6 +21,9 @@ const char* kUsage =
     "                                 ask the running proxy to reload; exit 0 only if it did\n"
     "  fedproxy policy explain --peer ORG --method M --target T (--config FILE | --admin ADDR)\n"
     "                                 what fedproxy would do with that request, and why; exit 0 allow, 1 deny\n"
+    "  fedproxy peers list|add|set|revoke   [--admin ADDR | --config FILE]\n"
+    "  fedproxy grants list|add|set|revoke  [--admin ADDR | --config FILE]\n"
+    "                                 read and change peers and grants of the running proxy\n"
     "  fedproxy version               print the version and library versions\n"
     "  fedproxy COMMAND --help        help for one command\n"
     "\n"
@@ -43,6 +46,8 @@ int main(int argc, char** argv) {
   if (cmd == "cert") return fedproxy::app::cmd_cert(args);
   if (cmd == "reload") return fedproxy::app::cmd_reload(args);
   if (cmd == "policy") return fedproxy::app::cmd_policy(args);
+  if (cmd == "peers") return fedproxy::app::cmd_peers(args);
+  if (cmd == "grants") return fedproxy::app::cmd_grants(args);
   if (cmd == "version" || cmd == "--version") return fedproxy::app::cmd_version(args);
   std::fprintf(stderr, "fedproxy: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
   return fedproxy::app::kExitUsage;

@@ -33,7 +33,21 @@ int fatal(const std::string& message) {
 }  // namespace
 
 Runtime::Runtime(std::string config_path, std::shared_ptr<const Snapshot> snapshot, InheritedSockets inherited)
-    : config_path_(std::move(config_path)), snap_(std::move(snapshot)), inherited_(std::move(inherited)) {}
+    : config_path_(std::move(config_path)), snap_(std::move(snapshot)), inherited_(std::move(inherited)) {
+  ManagementApi::Hooks hooks;
+  hooks.current = [this] { return snap_; };
+  hooks.apply = [this](std::shared_ptr<const Snapshot> next) {
+    apply(std::move(next));
+    watch_current_files();  // a peer's ca_bundle may be new
+    watch_.poll();
+    refreshers_follow_config();  // a peer may now refresh its bundle
+  };
+  hooks.fetched_crls = [this] { return crls_.crls(); };
+  hooks.audit = [this](std::string_view name, const policy::AuditFields& fields) {
+    if (audit_) audit_->event(name, fields);
+  };
+  management_ = std::make_unique<ManagementApi>(config_path_, std::move(hooks));
+}
 
 Runtime::~Runtime() {
   // A start that failed half-way leaves running threads: stop them at once.
@@ -322,7 +336,8 @@ bool Runtime::reload(const char* trigger, std::string_view actor) {
   notify_.reloading(std::string("reloading (") + trigger + ")");
   last_reload_at_ = utc_timestamp_now();
   const int64_t now_unix = static_cast<int64_t>(std::time(nullptr));
-  SnapshotResult next = build_snapshot(config_path_, false, crls_.crls());
+  const std::map<std::string, std::string> fetched = crls_.crls();
+  SnapshotResult next = build_snapshot(config_path_, false, {.fetched_crls = &fetched});
   last_reload_ok_ = next.snapshot != nullptr;
   // Audit fields: the trigger, and for an admin request the token's name.
   policy::AuditFields fields = {{"trigger", trigger}};

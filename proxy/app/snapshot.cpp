@@ -8,6 +8,7 @@
 #include "policy/manifest.hpp"
 #include "proxy/app/admin_tokens.hpp"
 #include "proxy/app/node_bundle.hpp"
+#include "proxy/app/effective_config.hpp"
 #include "proxy/app/peer_anchors.hpp"
 #include "proxy/app/trust_checks.hpp"
 #include "proxy/tls/peer_identity.hpp"
@@ -118,11 +119,12 @@ std::vector<std::string> admin_warnings(const policy::Config& cfg) {
 
 }  // namespace
 
-SnapshotResult build_snapshot(const std::string& config_path, bool tls_only,
-                              const std::map<std::string, std::string>& fetched_crls) {
+SnapshotResult build_snapshot(const std::string& config_path, bool tls_only, const SnapshotInputs& inputs) {
   SnapshotResult result;
   Problems problems{result};
-  auto loaded = policy::load_config_file(config_path, policy::EnvOverrides::from_environment());
+  // The config file with the management API's state overlaid (SPEC §12).
+  auto loaded =
+      load_effective_config(config_path, policy::EnvOverrides::from_environment(), inputs.state_override).result;
   for (const auto& p : loaded.problems) problems.add(config_path, p.to_string());
   if (!loaded.config) {
     // Report what the policy compiler finds in the valid parts too, so one
@@ -152,7 +154,8 @@ SnapshotResult build_snapshot(const std::string& config_path, bool tls_only,
   for (const auto& p : anchors.problems) problems.add(p.file, p.text);
 
   if (!cfg.tls.cert.empty()) {
-    build_tls(cfg, anchors.all, fetched_crls, *snap, problems);
+    static const std::map<std::string, std::string> kNoCrls;
+    build_tls(cfg, anchors.all, inputs.fetched_crls ? *inputs.fetched_crls : kNoCrls, *snap, problems);
   } else if (!env_flag("FEDPROXY_INSECURE")) {
     problems.add(config_path, "tls: tls.cert and tls.key are not set; refusing to run without TLS unless FEDPROXY_INSECURE=1");
   } else if (!cfg.ingress.listen.is_loopback() && !env_flag("FEDPROXY_ALLOW_INSECURE_NON_LOOPBACK")) {

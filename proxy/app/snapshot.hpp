@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "certwatch/trust_anchors.hpp"
+#include "config/state.hpp"
 #include "policy/config.hpp"
 #include "policy/policy.hpp"
 #include "proxy/core/admin_gate.hpp"
@@ -39,10 +40,16 @@ struct SnapshotResult {
 
 // tls_only: config and certificates only, no manifests or policy (for
 // `manifest fetch`, which runs before the peer it fetches can be compiled).
-// fetched_crls: the CRLs of tls.crl_urls fetched so far (url → CRL, see
-// crl_store.hpp); a URL without one makes ingress fail closed until it has.
-SnapshotResult build_snapshot(const std::string& config_path, bool tls_only = false,
-                              const std::map<std::string, std::string>& fetched_crls = {});
+// What a snapshot is built from besides the files.
+struct SnapshotInputs {
+  // The management API's candidate state instead of the state file (see
+  // effective_config.hpp).
+  const config::State* state_override = nullptr;
+  // The CRLs of tls.crl_urls fetched so far (url → CRL, see crl_store.hpp);
+  // a URL without one makes ingress fail closed until it has.
+  const std::map<std::string, std::string>* fetched_crls = nullptr;
+};
+SnapshotResult build_snapshot(const std::string& config_path, bool tls_only = false, const SnapshotInputs& inputs = {});
 
 bool env_flag(const char* name);  // "1", "true", "yes"
 

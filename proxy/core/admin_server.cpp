@@ -72,8 +72,20 @@ class AdminConnection final : public net::Deletable,
   void on_transport_eof() override { finish(true); }
   void on_transport_error(const std::string&) override { finish(false); }
   void on_transport_drained() override {}
-  void on_request_head(http1::RequestHead&& head) override { head_ = std::move(head); }
-  void on_request_body(const char*, size_t) override {}
+  void on_request_head(http1::RequestHead&& head) override {
+    head_ = std::move(head);
+    body_.clear();
+    body_too_large_ = false;
+  }
+  // Bounded: past the limit the rest is read and dropped, then refused.
+  void on_request_body(const char* data, size_t len) override {
+    if (body_too_large_ || body_.size() + len > kMaxAdminBodyBytes) {
+      body_too_large_ = true;
+      body_.clear();
+      return;
+    }
+    body_.append(data, len);
+  }
   void on_request_complete() override {
     const std::string_view target = head_.target;
     const size_t q = target.find('?');
@@ -90,8 +102,14 @@ class AdminConnection final : public net::Deletable,
                                head_.headers,
                                t_->peer_address(),
                                request_id,
-                               verdict.actor};
-    if (verdict.allowed()) {
+                               verdict.actor,
+                               body_};
+    if (verdict.allowed() && body_too_large_) {
+      respond(AdminResponse::error(413, "payload_too_large",
+                                   "Admin request bodies are limited to " +
+                                       std::to_string(kMaxAdminBodyBytes >> 20) + " MiB."),
+              request_id);
+    } else if (verdict.allowed()) {
       respond(handler.handle_admin(request), request_id);
     } else {
       handler.admin_refused(request, verdict);
@@ -113,7 +131,12 @@ class AdminConnection final : public net::Deletable,
     lr.head_only = head_.method == "HEAD";
     lr.extra_headers = r.extra_headers;
     if (!r.error_code.empty()) {
-      const std::string body = http1::make_error_body(r.error_code, r.message, request_id);
+      std::string body = http1::make_error_body(r.error_code, r.message, request_id);
+      if (!r.error_fields_json.empty()) {
+        // {"error":...,"request_id":"..."} + "fields" (SPEC §6, 422 invalid).
+        const size_t close = body.rfind('}');
+        if (close != std::string::npos) body.insert(close, ",\"fields\":" + r.error_fields_json);
+      }
       lr.body = body;
       http1::write_local_response(lr, out);
     } else {
@@ -131,6 +154,8 @@ class AdminConnection final : public net::Deletable,
   net::Timer timer_;
   std::string in_;
   http1::RequestHead head_;
+  std::string body_;
+  bool body_too_large_ = false;
   AdminLocalAddress local_;
   bool done_ = false;
 };

@@ -25,6 +25,8 @@ struct AdminResponse {
   std::string error_code;
   std::string message;
   std::string extra_headers;  // preformatted "Name: value\r\n" lines
+  // With error(): a JSON array added to the §6 body as "fields" (422 invalid).
+  std::string error_fields_json;
 
   static AdminResponse error(int status, std::string code, std::string message,
                              std::string extra_headers = {});
@@ -39,7 +41,11 @@ struct AdminRequest {
   std::string_view peer;        // the client's address, for logs
   std::string_view request_id;  // X-Request-Id when valid, else a new one
   std::string_view actor;       // the token's name ("" when no tokens are configured)
+  std::string_view body = {};   // the request body (at most kMaxAdminBodyBytes)
 };
+
+// A larger admin request body is answered 413 payload_too_large.
+constexpr size_t kMaxAdminBodyBytes = 1u << 20;
 
 class AdminHandler {
  public:

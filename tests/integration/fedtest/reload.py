@@ -47,6 +47,26 @@ def admin_request(port: int, method: str, path: str, timeout: float = 10,
         c.close()
 
 
+def admin_exchange(port: int, method: str, path: str, *, token: str | None = None,
+                   body: bytes | None = None, headers: dict | None = None, timeout: float = 10):
+    """admin_request with a body and extra request headers (the management
+    API, SPEC §12). Returns (status, response headers with lower-case
+    names, body bytes)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    h = {"Connection": "close"}
+    if token is not None:
+        h["Authorization"] = "Bearer " + token
+    if body is not None:
+        h["Content-Type"] = "application/json"
+    h.update(headers or {})
+    try:
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        c.close()
+
+
 def write_admin_token(path: str, token: str | None = None, mode: int = 0o600) -> str:
     """Write an admin token file (a random 64-hex-digit token unless given,
     with the newline `echo` would add) with `mode`, atomically. Returns the token."""
