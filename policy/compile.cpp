@@ -29,13 +29,23 @@
 #include <set>
 
 #include "policy/policy_internal.hpp"
-#include "policy/uri_chars.hpp"
-#include "policy/validate.hpp"
+#include "config/uri_chars.hpp"
+#include "config/validate.hpp"
 
 namespace fedproxy::policy {
 
-using detail::quote;
-using detail::type_name;
+using config::canonicalize_target;
+using config::Config;
+using config::ConfigProblem;
+using config::GrantConfig;
+using config::Manifest;
+using config::PathPolicy;
+using config::PeerConfig;
+using config::RouteConfig;
+using config::TargetResult;
+using config::TargetStatus;
+using config::detail::quote;
+using config::detail::type_name;
 using picojson::array;
 using picojson::object;
 using picojson::value;
@@ -121,7 +131,7 @@ bool valid_method(std::string_view m) {
 std::string string_list_json(const std::vector<std::string>& items) {
   array a;
   for (const auto& s : items) a.emplace_back(s);
-  return detail::ascii_json(value(a));
+  return config::detail::ascii_json(value(a));
 }
 
 class Compiler {
@@ -183,7 +193,7 @@ class Compiler {
       }
       std::string prefix(canon.target.path());
       std::string key = prefix;
-      for (char& c : key) c = static_cast<char>(detail::ascii_lower(static_cast<unsigned char>(c)));
+      for (char& c : key) c = static_cast<char>(config::detail::ascii_lower(static_cast<unsigned char>(c)));
       if (auto [sit, fresh] = seen.emplace(key, i); !fresh) {
         add(where + ".prefix", "prefix " + quote(r.prefix) + " is the same path as routes[" +
                                    std::to_string(sit->second) + "] once canonicalized (" +
@@ -231,7 +241,7 @@ class Compiler {
                                         quote(p.trust_level) + ")");
       }
       if (p.expires_at) {
-        if (auto ms = detail::parse_rfc3339_ms(*p.expires_at)) {
+        if (auto ms = config::detail::parse_rfc3339_ms(*p.expires_at)) {
           e.expires_at_ms = *ms;
         } else {
           add(where + ".expires_at", name + ": expires_at must be an RFC 3339 timestamp (got " +
@@ -256,7 +266,7 @@ class Compiler {
         add(where + ".entity_uri",
             name + " has no entity_uri: set it inline or add a manifest with \"org\": " +
                 quote(p.org) + " to manifests_dir");
-      } else if (auto err = detail::uri_error(e.entity_uri)) {
+      } else if (auto err = config::detail::uri_error(e.entity_uri)) {
         add(where + ".entity_uri", name + ": " + *err);
       } else if (e.entity_uri == config_.node.entity_uri) {
         add(where + ".entity_uri", name + ": entity_uri " + quote(e.entity_uri) +
@@ -290,7 +300,7 @@ class Compiler {
                                               "; remove one or make them agree");
       }
       e.pin = p.cert_fingerprint ? p.cert_fingerprint : m ? m->tls_cert_fingerprint : std::nullopt;
-      if (e.pin && !detail::is_sha256_hex(*e.pin)) {
+      if (e.pin && !config::detail::is_sha256_hex(*e.pin)) {
         add(where + ".cert_fingerprint", name + ": the certificate pin must be 64 lowercase hex digits");
       }
       compile_trust_domain(p, m, where, name, e);
@@ -317,7 +327,7 @@ class Compiler {
     }
     e.trust_domain = p.trust_domain ? p.trust_domain : m ? m->trust_domain : std::nullopt;
     if (!e.trust_domain || e.entity_uri.empty()) return;
-    const auto td = detail::spiffe_trust_domain(e.entity_uri);
+    const auto td = config::detail::spiffe_trust_domain(e.entity_uri);
     if (!td) {
       add(where + ".trust_domain", name + ": trust_domain is set but entity_uri " + quote(e.entity_uri) +
                                        " is not a spiffe:// URI");
@@ -378,7 +388,7 @@ class Compiler {
       if (it == resource_ids_.end()) {
         std::string msg = "resource " + quote(n) + " is not in the route table";
         std::vector<std::string_view> known(s_->resource_names.begin(), s_->resource_names.end());
-        if (auto near = detail::closest(n, known)) msg += "; did you mean " + quote(*near) + "?";
+        if (auto near = config::detail::closest(n, known)) msg += "; did you mean " + quote(*near) + "?";
         g.add(field, msg);
         ok = false;
         continue;
@@ -425,7 +435,7 @@ class Compiler {
     for (const auto& [key, _] : o) {
       if (std::find(kGrantKeys.begin(), kGrantKeys.end(), key) != kGrantKeys.end()) continue;
       std::string msg = "unknown key " + quote(key);
-      if (auto near = detail::closest(key, kGrantKeys)) msg += "; did you mean " + quote(*near) + "?";
+      if (auto near = config::detail::closest(key, kGrantKeys)) msg += "; did you mean " + quote(*near) + "?";
       g.add(key, msg);
     }
 
@@ -533,7 +543,7 @@ class Compiler {
             g.add("filters", "filter key " + quote(key) + " is not one of the grant's resources");
           }
         }
-        e.scope_json = detail::ascii_json(*v);
+        e.scope_json = config::detail::ascii_json(*v);
       }
     }
 
@@ -574,7 +584,7 @@ class Compiler {
     // expires_at
     if (const value* v = member("expires_at"); v && !v->is<picojson::null>()) {
       std::optional<int64_t> ms;
-      if (v->is<std::string>()) ms = detail::parse_rfc3339_ms(v->get<std::string>());
+      if (v->is<std::string>()) ms = config::detail::parse_rfc3339_ms(v->get<std::string>());
       if (ms) {
         e.expires_at_ms = *ms;
       } else {
@@ -596,7 +606,7 @@ class Compiler {
     for (const auto& [key, _] : o) {
       if (key != "rps" && key != "burst") {
         std::string msg = "unknown key rate_limit." + key;
-        if (auto near = detail::closest(key, kRateLimitKeys)) msg += "; did you mean " + quote(*near) + "?";
+        if (auto near = config::detail::closest(key, kRateLimitKeys)) msg += "; did you mean " + quote(*near) + "?";
         g.add("rate_limit", msg);
       }
     }

@@ -39,12 +39,12 @@ long content_length(const std::string& head) {
 }
 }  // namespace
 
-AdminReply admin_call(const policy::Endpoint& admin, const std::string& method, const std::string& path,
+AdminReply admin_call(const config::Endpoint& admin, const std::string& method, const std::string& path,
                       const std::string& token, int timeout_ms) {
   AdminReply reply;
   sockaddr_storage ss{};
   socklen_t len = 0;
-  if (admin.kind == policy::Endpoint::Kind::unix_socket) {
+  if (admin.kind == config::Endpoint::Kind::unix_socket) {
     auto* un = reinterpret_cast<sockaddr_un*>(&ss);
     un->sun_family = AF_UNIX;
     if (admin.path.size() >= sizeof(un->sun_path)) {
@@ -54,7 +54,7 @@ AdminReply admin_call(const policy::Endpoint& admin, const std::string& method, 
     std::memcpy(un->sun_path, admin.path.c_str(), admin.path.size() + 1);
     len = sizeof(sockaddr_un);
   } else {
-    policy::Endpoint to = admin;
+    config::Endpoint to = admin;
     if (to.host == "0.0.0.0") to.host = "127.0.0.1";
     if (to.host == "::") to.host = "::1";
     if (!net::to_sockaddr(to, &ss, &reply.error)) return reply;

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "policy/config.hpp"
+#include "config/config.hpp"
 
 namespace fedproxy::app {
 
@@ -19,7 +19,7 @@ struct AdminReply {
 // Sends METHOD PATH with "Host: localhost" (which every admin listener
 // answers to) and "Authorization: Bearer TOKEN" when token is not empty. A
 // wildcard listen address (0.0.0.0, ::) is reached over loopback.
-AdminReply admin_call(const policy::Endpoint& admin, const std::string& method, const std::string& path,
+AdminReply admin_call(const config::Endpoint& admin, const std::string& method, const std::string& path,
                       const std::string& token, int timeout_ms);
 
 }  // namespace fedproxy::app

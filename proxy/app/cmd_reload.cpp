@@ -12,7 +12,7 @@
 
 #include <picojson.h>
 
-#include "policy/config.hpp"
+#include "config/config.hpp"
 #include "proxy/app/admin_client.hpp"
 #include "proxy/app/args.hpp"
 #include "proxy/app/commands.hpp"
@@ -81,11 +81,11 @@ int cmd_reload(const std::vector<std::string>& args) {
   // The config is read for admin.listen and the token file only: a config
   // that the proxy would refuse must still tell us where to ask (the reload
   // itself then reports what is wrong with it).
-  std::optional<policy::Config> cfg;
+  std::optional<config::Config> cfg;
   std::string error;
   std::string path = config_path(opts, &error);
   if (!path.empty()) {
-    policy::ConfigResult loaded = policy::load_config_file(path);
+    config::ConfigResult loaded = config::load_config_file(path);
     if (loaded.config) {
       cfg = std::move(loaded.config);
     } else if (loaded.partial) {
@@ -94,9 +94,9 @@ int cmd_reload(const std::vector<std::string>& args) {
       return usage_error(spec, loaded.problems.empty() ? "cannot read " + path : loaded.problems.front().to_string());
     }
   }
-  std::optional<policy::Endpoint> admin;
+  std::optional<config::Endpoint> admin;
   if (auto a = opts.value("--admin")) {
-    admin = policy::parse_endpoint(*a, &error);
+    admin = config::parse_endpoint(*a, &error);
     if (!admin) return usage_error(spec, "--admin: " + error);
   } else if (!cfg) {
     return usage_error(spec, "no admin address: pass --admin ADDR or --config FILE");

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "certwatch/cert_bundle.hpp"
-#include "policy/manifest.hpp"
+#include "config/manifest.hpp"
 #include "proxy/app/admin_tokens.hpp"
 #include "proxy/app/peer_anchors.hpp"
 #include "proxy/app/trust_checks.hpp"
@@ -28,7 +28,7 @@ struct Problems {
 };
 
 // The trust store is tls.ca_bundle plus every peer's own anchors.
-bool build_tls(const policy::Config& cfg, const std::vector<certwatch::TrustAnchor>& peer_anchors, Snapshot& snap,
+bool build_tls(const config::Config& cfg, const std::vector<certwatch::TrustAnchor>& peer_anchors, Snapshot& snap,
                Problems& problems) {
   certwatch::CertFiles files;
   files.cert = cfg.tls.cert;
@@ -60,7 +60,7 @@ bool build_tls(const policy::Config& cfg, const std::vector<certwatch::TrustAnch
   return true;
 }
 
-void build_admin_access(const policy::Config& cfg, Snapshot& snap, Problems& problems) {
+void build_admin_access(const config::Config& cfg, Snapshot& snap, Problems& problems) {
   for (auto& loaded : load_admin_tokens(cfg.admin.tokens, env_flag("FEDPROXY_ALLOW_INSECURE_KEY_PERMS"))) {
     if (loaded) {
       snap.admin.tokens.push_back(std::move(loaded).value());
@@ -73,9 +73,9 @@ void build_admin_access(const policy::Config& cfg, Snapshot& snap, Problems& pro
 
 // A TCP admin listener without a token: anything that can connect to it (any
 // local user, a container on the same network) may reload and read /status.
-std::vector<std::string> admin_warnings(const policy::Config& cfg) {
+std::vector<std::string> admin_warnings(const config::Config& cfg) {
   const auto& admin = cfg.admin;
-  if (!admin.listen || admin.listen->kind != policy::Endpoint::Kind::tcp || !admin.tokens.empty()) return {};
+  if (!admin.listen || admin.listen->kind != config::Endpoint::Kind::tcp || !admin.tokens.empty()) return {};
   return {"admin.listen: the admin listener " + admin.listen->text +
           " has no token: anyone who can connect to it may POST /reload and read /status; set "
           "admin.token_file (or listen on a unix socket)"};
@@ -86,13 +86,13 @@ std::vector<std::string> admin_warnings(const policy::Config& cfg) {
 SnapshotResult build_snapshot(const std::string& config_path, bool tls_only) {
   SnapshotResult result;
   Problems problems{result};
-  auto loaded = policy::load_config_file(config_path, policy::EnvOverrides::from_environment());
+  auto loaded = config::load_config_file(config_path, config::EnvOverrides::from_environment());
   for (const auto& p : loaded.problems) problems.add(config_path, p.to_string());
   if (!loaded.config) {
     // Report what the policy compiler finds in the valid parts too, so one
     // `fedproxy check` lists every problem.
     if (loaded.partial && !(loaded.partial->peers.empty() && loaded.partial->grants.empty())) {
-      auto manifests = policy::load_manifest_dir(loaded.partial->manifests_dir);
+      auto manifests = config::load_manifest_dir(loaded.partial->manifests_dir);
       for (const auto& p : policy::compile_policy(*loaded.partial, manifests.manifests).problems) {
         problems.add(config_path, p.to_string());
       }
@@ -102,14 +102,14 @@ SnapshotResult build_snapshot(const std::string& config_path, bool tls_only) {
 
   auto snap = std::make_shared<Snapshot>();
   snap->config = std::move(*loaded.config);
-  const policy::Config& cfg = snap->config;
+  const config::Config& cfg = snap->config;
   result.warnings = admin_warnings(cfg);
 
   // Manifests first: their trust bundles are anchors of the TLS trust store.
   // (tls_only: the peers' ca_bundle files only; there may be no manifests yet.)
-  policy::ManifestDirResult manifests;
+  config::ManifestDirResult manifests;
   if (!tls_only) {
-    manifests = policy::load_manifest_dir(cfg.manifests_dir);
+    manifests = config::load_manifest_dir(cfg.manifests_dir);
     for (const auto& p : manifests.problems) problems.add(cfg.manifests_dir, p.to_string());
   }
   LoadedPeerAnchors anchors = load_peer_anchors(cfg, manifests.manifests);
@@ -147,7 +147,7 @@ SnapshotResult build_snapshot(const std::string& config_path, bool tls_only) {
     snap->policy = compiled.snapshot;
   }
 
-  policy::Manifest self;
+  config::Manifest self;
   self.org = cfg.node.org;
   self.entity_uri = cfg.node.entity_uri;
   self.endpoints = cfg.node.endpoints;
@@ -155,7 +155,7 @@ SnapshotResult build_snapshot(const std::string& config_path, bool tls_only) {
     // The pin others may set on us: SHA-256 of our certificate's DER.
     self.tls_cert_fingerprint = tls::identity_from_cert(*snap->server_tls->bundle().cert_chain()).der_sha256;
   }
-  snap->node_manifest = std::make_shared<const std::string>(policy::manifest_to_json(self));
+  snap->node_manifest = std::make_shared<const std::string>(config::manifest_to_json(self));
 
   if (!result.problems.empty()) return result;
   for (auto& w : shared_ca_bundle_warnings(*snap)) result.warnings.push_back(std::move(w));

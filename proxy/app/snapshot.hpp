@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "policy/config.hpp"
+#include "config/config.hpp"
 #include "policy/policy.hpp"
 #include "proxy/core/admin_gate.hpp"
 #include "proxy/tls/tls_context.hpp"
@@ -16,7 +16,7 @@
 namespace fedproxy::app {
 
 struct Snapshot {
-  policy::Config config;
+  config::Config config;
   std::shared_ptr<const tls::TlsContext> server_tls;  // null in insecure mode
   std::shared_ptr<const tls::TlsContext> client_tls;
   std::shared_ptr<const policy::Snapshot> policy;     // null with authenticate_only

@@ -104,7 +104,7 @@ Verdict PolicyAuthorizer::authorize(const RequestView& r) {
   if (r.target == nullptr) {
     // Only the ingress (which canonicalizes every target) runs policy: a
     // request without its canonical target is not one policy can decide on.
-    set_denial(v, policy::refuse_target(policy::TargetStatus::bad_request));
+    set_denial(v, policy::refuse_target(config::TargetStatus::bad_request));
     return v;
   }
   const policy::Subject subject = subject_of(r);

@@ -1,5 +1,5 @@
-// libFuzzer target: config JSON parse + validate (policy/config), manifest
-// parse (policy/manifest), policy compilation (policy/compile) and a few
+// libFuzzer target: config JSON parse + validate (config/config), manifest
+// parse (config/manifest), policy compilation (policy/compile) and a few
 // decisions against the compiled snapshot (policy/evaluate).
 //
 // Input: text segments separated by lines holding exactly "----":
@@ -25,11 +25,12 @@
 
 #include <picojson.h>
 
-#include "policy/config.hpp"
-#include "policy/manifest.hpp"
+#include "config/config.hpp"
+#include "config/manifest.hpp"
 #include "policy/policy.hpp"
 #include "tests/fuzz/fuzz_common.hpp"
 
+using namespace fedproxy::config;
 using namespace fedproxy::policy;
 
 namespace {

@@ -1,11 +1,11 @@
-#include "policy/host.hpp"
+#include "config/host.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include "policy/validate.hpp"
+#include "config/validate.hpp"
 
-namespace fedproxy::policy {
+namespace fedproxy::config {
 
 std::string HostPort::to_string() const {
   std::string out = ipv6 ? "[" + host + "]" : host;
@@ -68,4 +68,4 @@ std::optional<HostPort> parse_host(std::string_view authority, std::string* erro
   return out;
 }
 
-}  // namespace fedproxy::policy
+}  // namespace fedproxy::config

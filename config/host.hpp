@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace fedproxy::policy {
+namespace fedproxy::config {
 
 struct HostPort {
   // Canonical, so that equal hosts compare equal as strings: a DNS name in
@@ -28,4 +28,4 @@ struct HostPort {
 // *error set (a phrase such as "invalid port (must be 1..65535)") otherwise.
 std::optional<HostPort> parse_host(std::string_view authority, std::string* error = nullptr);
 
-}  // namespace fedproxy::policy
+}  // namespace fedproxy::config

@@ -2,7 +2,7 @@
 // key with its JSON location → Config. Every problem is collected; a Config is
 // returned only when there are none. No exception leaves this file.
 
-#include "policy/config.hpp"
+#include "config/config.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -23,11 +23,11 @@
 #include <thread>
 #include <utility>
 
-#include "policy/json.hpp"
-#include "policy/target.hpp"
-#include "policy/validate.hpp"
+#include "config/json.hpp"
+#include "config/target.hpp"
+#include "config/validate.hpp"
 
-namespace fedproxy::policy {
+namespace fedproxy::config {
 
 namespace fs = std::filesystem;
 using detail::parse_port;
@@ -119,7 +119,7 @@ std::string join(const std::vector<std::string_view>& words) {
 }
 
 // ---------------------------------------------------------------------------
-// Strict JSON parsing (policy/json.hpp). Syntax errors become one problem
+// Strict JSON parsing (config/json.hpp). Syntax errors become one problem
 // naming line and column; duplicate keys become problems at their location
 // and validation goes on (every problem is listed); a number that overflows
 // a double makes validating the document pointless.
@@ -1205,4 +1205,4 @@ ConfigResult load_config_file(const std::string& path, const EnvOverrides& env) 
   }
 }
 
-}  // namespace fedproxy::policy
+}  // namespace fedproxy::config

@@ -1,7 +1,7 @@
-// Unit tests for policy/config (SPEC §11): parsing, every validation rule,
+// Unit tests for config/config (SPEC §11): parsing, every validation rule,
 // problem locations, paths and environment overrides, endpoints.
 
-#include "policy/config.hpp"
+#include "config/config.hpp"
 
 #include <doctest/doctest.h>
 #include <picojson.h>
@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-using namespace fedproxy::policy;
+using namespace fedproxy::config;
 namespace fs = std::filesystem;
 
 namespace {

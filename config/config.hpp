@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "policy/host.hpp"
-#include "policy/target.hpp"
+#include "config/host.hpp"
+#include "config/target.hpp"
 
-namespace fedproxy::policy {
+namespace fedproxy::config {
 
 // A listen or upstream address: "host:port", "[v6]:port" or "unix:/path".
 struct Endpoint {
@@ -225,4 +225,4 @@ ConfigResult load_config_file(const std::string& path, const EnvOverrides& env =
 // Parse "host:port", "[v6]:port", "unix:/path". Returns nullopt with *error set.
 std::optional<Endpoint> parse_endpoint(const std::string& text, std::string* error);
 
-}  // namespace fedproxy::policy
+}  // namespace fedproxy::config
