@@ -23,6 +23,7 @@
 #include <thread>
 #include <utility>
 
+#include "config/grant.hpp"
 #include "config/json.hpp"
 #include "config/target.hpp"
 #include "config/validate.hpp"
@@ -214,7 +215,7 @@ class Loader {
     if (auto* v = member(o, "manifests_dir")) read_path(*v, "manifests_dir", c.manifests_dir, true);
     if (auto* v = member(o, "peers")) load_peers(*v, c);
     if (auto* v = member(o, "routes")) load_routes(*v, c.routes);
-    if (auto* v = member(o, "grants")) load_grants(*v, c.grants);
+    if (auto* v = member(o, "grants")) load_grants(*v, c);
     if (auto* v = member(o, "http")) load_http(*v, c.http);
     if (auto* v = member(o, "audit")) load_audit(*v, c.audit);
     if (auto* v = member(o, "limits")) load_limits(*v, c.limits);
@@ -885,7 +886,7 @@ class Loader {
     return std::nullopt;
   }
 
-  void load_grants(const value& v, std::vector<GrantConfig>& grants) {
+  void load_grants(const value& v, Config& c) {
     if (!v.is<array>()) {
       add("grants", std::string("must be an array, got ") + type_name(v));
       return;
@@ -902,7 +903,9 @@ class Loader {
       }
       std::string s;
       if (!read_nonempty_string(*id, where + ".id", s)) continue;
-      grants.push_back({a[i].serialize(), where});
+      GrantParse g = parse_grant(a[i], std::move(where));
+      c.grants.push_back(std::move(g.grant));
+      for (ConfigProblem& p : g.problems) c.grant_problems.push_back(std::move(p));
     }
   }
 
@@ -1043,11 +1046,6 @@ bool Endpoint::is_loopback() const {
 
 const char* to_string(AuditConfig::OnFailure f) {
   return f == AuditConfig::OnFailure::continue_ ? "continue" : "reject";
-}
-
-std::string ConfigProblem::to_string() const {
-  if (where.empty()) return message;
-  return where + ": " + message;
 }
 
 EnvOverrides EnvOverrides::from_environment() {

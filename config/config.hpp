@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "config/grant.hpp"
 #include "config/host.hpp"
+#include "config/problem.hpp"
 #include "config/target.hpp"
 
 namespace fedproxy::config {
@@ -107,13 +109,6 @@ struct RouteConfig {
   bool sensitive = false;
 };
 
-// Grants are kept as their JSON text here; policy compilation (issue 3)
-// validates and interns them.
-struct GrantConfig {
-  std::string json;   // picojson serialisation of the grant object
-  std::string where;  // "grants[3]", for messages
-};
-
 // http (SPEC §4, §5): how ingress reads request-targets and header names.
 struct HttpConfig {
   PathPolicy path_policy = PathPolicy::reject;  // "reject" | "rewrite"
@@ -172,7 +167,13 @@ struct Config {
   std::string manifests_dir;  // absolute, "" = none
   std::vector<PeerConfig> peers;
   std::vector<RouteConfig> routes;
-  std::vector<GrantConfig> grants;
+  // Every grants[i] that is an object with a string id, typed (parse_grant).
+  std::vector<Grant> grants;
+  // The field problems parse_grant found in those grants. They are not
+  // ConfigResult::problems: a grant is policy, and compile_policy reports
+  // them with the problems only the whole snapshot shows (an unknown peer
+  // or resource), grant by grant and field by field.
+  std::vector<ConfigProblem> grant_problems;
   HttpConfig http;
   AuditConfig audit;
   LimitsConfig limits;
@@ -187,14 +188,6 @@ struct Config {
   bool log_requests = true;
   std::string limit_param = "limit";
   std::string on_limit = "rewrite";  // rewrite | reject
-};
-
-// One problem found while loading, with its JSON location ("tls.cert",
-// "grants[2].resources") and a human sentence.
-struct ConfigProblem {
-  std::string where;
-  std::string message;
-  std::string to_string() const;  // "<where>: <message>"
 };
 
 struct ConfigResult {

@@ -318,7 +318,7 @@ Decision evaluate(const Snapshot& snapshot, RateLimiter& limiter, const Subject&
     int current_n = 0, active_n = 0;
     for (uint32_t gi : peer->grants) {
       const GrantEntry& c = s.grants[gi];
-      if (c.status != GrantStatus::active) continue;
+      if (c.status != config::GrantStatus::active) continue;
       ++active_n;
       any_active = &c;
       if (now_unix_ms < c.expires_at_ms) {
@@ -335,7 +335,7 @@ Decision evaluate(const Snapshot& snapshot, RateLimiter& limiter, const Subject&
     }
   }
   d.grant = g;
-  if (g->status != GrantStatus::active) return ev.deny(DenyCode::grant_inactive, global_shadow);
+  if (g->status != config::GrantStatus::active) return ev.deny(DenyCode::grant_inactive, global_shadow);
   if (now_unix_ms >= g->expires_at_ms) return ev.deny(DenyCode::grant_expired, global_shadow);
   const bool shadow = global_shadow || !g->enforce;
 

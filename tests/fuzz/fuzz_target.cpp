@@ -45,6 +45,7 @@
 #include "tests/fuzz/fuzz_common.hpp"
 
 using namespace fedproxy::config;
+using namespace fedproxy::policy;
 
 namespace {
 

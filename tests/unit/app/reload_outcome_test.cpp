@@ -99,7 +99,9 @@ TEST_CASE("restart keys: switching between policy and authenticate_only mode") {
   b.authenticate_only = true;
   CHECK(restart_required_keys(a, b) == Keys{"authenticate_only"});
   // Still policy mode with grants only: no switch.
-  b.grants.push_back({"{}", "grants[0]"});
+  fedproxy::config::Grant g;
+  g.where = "grants[0]";
+  b.grants.push_back(g);
   CHECK(restart_required_keys(a, b).empty());
 }
 
