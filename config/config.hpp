@@ -10,6 +10,7 @@
 
 #include "config/grant.hpp"
 #include "config/host.hpp"
+#include "config/peer.hpp"
 #include "config/problem.hpp"
 #include "config/target.hpp"
 
@@ -84,23 +85,6 @@ struct AdminConfig {
   // Host names (optionally with a port) the admin listener answers besides
   // its own address and localhost (DNS-rebinding defence).
   std::vector<HostPort> allowed_hosts;
-};
-
-struct PeerConfig {
-  std::string org;
-  std::string trust_level = "verified";              // none | verified | full
-  std::optional<std::string> cert_fingerprint;       // 64 lowercase hex
-  std::optional<std::string> expires_at;             // RFC 3339
-  std::optional<std::vector<std::string>> allowed_regions;
-  std::optional<std::vector<std::string>> allowed_artifact_types;
-  std::optional<std::string> entity_uri;             // inline alternative to a manifest file
-  std::optional<std::vector<std::string>> endpoints; // inline alternative to a manifest file
-  // The peer's own trust anchors (SPEC §3): a PEM file of the CA(s) that
-  // issue its certificates, absolute; "" = none (its manifest's trust_bundle,
-  // if any, else tls.ca_bundle).
-  std::string ca_bundle;
-  // The trust domain of its spiffe:// entity_uri (checked when compiled).
-  std::optional<std::string> trust_domain;
 };
 
 struct RouteConfig {

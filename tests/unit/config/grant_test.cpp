@@ -141,7 +141,7 @@ TEST_CASE("each field's problems: location and exact wording") {
        "\"2027-04-13\")"},
   };
   for (const Case& c : cases) {
-    INFO(c.name);
+    INFO(std::string(c.name));
     GrantParse r = parse(c.fields);
     REQUIRE(r.problems.size() == 1);
     CHECK(r.problems[0].where == c.where);
