@@ -19,40 +19,13 @@ using picojson::value;
 
 namespace {
 
-// Optimal string alignment distance (Levenshtein plus adjacent transposition).
-size_t edit_distance(std::string_view a, std::string_view b) {
-  const size_t n = a.size(), m = b.size();
-  std::vector<std::vector<size_t>> d(n + 1, std::vector<size_t>(m + 1));
-  for (size_t i = 0; i <= n; ++i) d[i][0] = i;
-  for (size_t j = 0; j <= m; ++j) d[0][j] = j;
-  for (size_t i = 1; i <= n; ++i) {
-    for (size_t j = 1; j <= m; ++j) {
-      size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-      }
-    }
-  }
-  return d[n][m];
-}
-
-// The closest candidate within distance 2 (and closer than the candidate is
-// long, so "ab" does not suggest "id"), first one on ties.
-std::optional<std::string_view> closest(std::string_view word,
-                                        const std::vector<std::string_view>& candidates) {
-  if (word.size() > 64) return std::nullopt;
-  std::optional<std::string_view> best;
-  size_t best_d = 3;
+// detail::closest, never suggesting a key that is ignored ("$schema", "_comment").
+std::optional<std::string_view> closest(std::string_view word, const std::vector<std::string_view>& candidates) {
+  std::vector<std::string_view> suggestible;
   for (auto c : candidates) {
-    if (c.starts_with("$") || c.starts_with("_")) continue;  // don't suggest ignored keys
-    size_t d = edit_distance(word, c);
-    if (d < best_d && d < c.size()) {
-      best_d = d;
-      best = c;
-    }
+    if (!c.starts_with("$") && !c.starts_with("_")) suggestible.push_back(c);
   }
-  return best;
+  return detail::closest(word, suggestible);
 }
 
 std::string join(const std::vector<std::string_view>& words) {
