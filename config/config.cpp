@@ -507,9 +507,11 @@ class Loader : public Reader {
       // report the org: after the unknown keys, before the other fields.
       const std::string org_where = where + ".org";
       auto first_field = std::find_if(p.problems.begin(), p.problems.end(), [&](const ConfigProblem& q) {
+        if (q.where.size() <= where.size()) return false;
+        const std::string field = q.where.substr(where.size() + 1);
+        const std::string key = field.substr(0, field.find_first_of("[."));  // "endpoints[0]" → "endpoints"
         const auto& known = peer_keys();
-        return q.where.size() > where.size() &&
-               std::find(known.begin(), known.end(), q.where.substr(where.size() + 1)) != known.end();
+        return std::find(known.begin(), known.end(), key) != known.end();
       });
       bool org_ok = !p.peer.org.empty() && std::none_of(p.problems.begin(), p.problems.end(),
                                                         [&](const ConfigProblem& q) { return q.where == org_where; });

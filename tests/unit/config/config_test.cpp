@@ -1104,3 +1104,12 @@ TEST_CASE("http: path_policy and headers_with_underscores, defaults reject") {
     CHECK(find_problem(r, e.where, e.message) != nullptr);
   }
 }
+
+TEST_CASE("a peer's own-org or duplicate problem comes before its other fields' problems, after its unknown keys") {
+  auto r = parse(with(R"("peers": [{"org": "partner-labs"},
+      {"org": "partner-labs", "zzz": 1, "allowed_regions": [1], "endpoints": ["ftp://x"]}])"));
+  std::vector<std::string> wheres;
+  for (const ConfigProblem& p : r.problems) wheres.push_back(p.where);
+  CHECK(wheres == std::vector<std::string>{"peers[1].zzz", "peers[1].org", "peers[1].allowed_regions[0]",
+                                           "peers[1].endpoints[0]"});
+}
