@@ -20,7 +20,7 @@
 #include <exception>
 #include <system_error>
 
-#include "policy/json.hpp"
+#include "config/json.hpp"
 
 namespace fedproxy::policy {
 
@@ -28,10 +28,10 @@ namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
 
-// A JSON string literal (policy/json.hpp): control characters (C0, DEL, C1)
+// A JSON string literal (config/json.hpp): control characters (C0, DEL, C1)
 // and U+2028/U+2029 escaped, invalid UTF-8 as \ufffd, so the line is always
 // valid JSON and safe to print on a terminal.
-void append_json_string(std::string& out, std::string_view s) { json::append_quoted(out, s); }
+void append_json_string(std::string& out, std::string_view s) { config::json::append_quoted(out, s); }
 
 void add_key(std::string& out, std::string_view key) {
   out += ',';

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "policy/validate.hpp"
+#include "config/validate.hpp"
 
 namespace fedproxy::policy::detail {
 
@@ -91,17 +91,17 @@ std::optional<std::string> CidrSet::add(std::string_view cidr) {
     len_text = cidr.substr(slash + 1);
   }
   if (addr.find('%') != std::string_view::npos || addr.find('[') != std::string_view::npos) {
-    return "invalid CIDR " + quote(cidr) + ": write the bare address without brackets or zone";
+    return "invalid CIDR " + config::detail::quote(cidr) + ": write the bare address without brackets or zone";
   }
   IpAddr ip;
   if (!parse_ip(addr, &ip)) {
-    return "invalid CIDR " + quote(cidr) + ": " + quote(addr) + " is not an IPv4 or IPv6 address";
+    return "invalid CIDR " + config::detail::quote(cidr) + ": " + config::detail::quote(addr) + " is not an IPv4 or IPv6 address";
   }
   bool written_v6 = addr.find(':') != std::string_view::npos;
   int max = written_v6 ? 128 : 32;
   int len = max;
   if (len_text && !parse_len(*len_text, max, &len)) {
-    return "invalid CIDR " + quote(cidr) + ": prefix length must be a number from 0 to " +
+    return "invalid CIDR " + config::detail::quote(cidr) + ": prefix length must be a number from 0 to " +
            std::to_string(max);
   }
   if (!written_v6) {
@@ -111,7 +111,7 @@ std::optional<std::string> CidrSet::add(std::string_view cidr) {
       a.s_addr = htonl(ip.a4 & mask);
       char buf[INET_ADDRSTRLEN];
       inet_ntop(AF_INET, &a, buf, sizeof buf);
-      return "invalid CIDR " + quote(cidr) + ": bits are set after the prefix; did you mean \"" +
+      return "invalid CIDR " + config::detail::quote(cidr) + ": bits are set after the prefix; did you mean \"" +
              buf + "/" + std::to_string(len) + "\"?";
     }
     uint64_t first = ip.a4;
@@ -134,7 +134,7 @@ std::optional<std::string> CidrSet::add(std::string_view cidr) {
     }
     char buf[INET6_ADDRSTRLEN];
     inet_ntop(AF_INET6, &a, buf, sizeof buf);
-    return "invalid CIDR " + quote(cidr) + ": bits are set after the prefix; did you mean \"" +
+    return "invalid CIDR " + config::detail::quote(cidr) + ": bits are set after the prefix; did you mean \"" +
            buf + "/" + std::to_string(len) + "\"?";
   }
   if (len >= 96 && is_mapped(hi, lo)) {

@@ -29,13 +29,23 @@
 #include <set>
 
 #include "policy/policy_internal.hpp"
-#include "policy/uri_chars.hpp"
-#include "policy/validate.hpp"
+#include "config/uri_chars.hpp"
+#include "config/validate.hpp"
 
 namespace fedproxy::policy {
 
-using detail::quote;
-using detail::type_name;
+using config::canonicalize_target;
+using config::Config;
+using config::ConfigProblem;
+using config::Grant;
+using config::Manifest;
+using config::PathPolicy;
+using config::PeerConfig;
+using config::RouteConfig;
+using config::TargetResult;
+using config::TargetStatus;
+using config::detail::quote;
+using config::detail::type_name;
 using picojson::array;
 using picojson::object;
 using picojson::value;
@@ -86,46 +96,16 @@ std::optional<GrantRateLimit> grant_rate_limit(const GrantEntry& g) {
 
 namespace {
 
-constexpr uint32_t kDefaultMaxRows = 500;
-constexpr uint32_t kMaxMaxRows = 10000;
-constexpr double kMaxRps = 1e6;
-constexpr int64_t kMaxBurst = 1000000;
-
-const std::vector<std::string_view> kGrantKeys = {
-    "id",          "peer",   "resources",          "excluded_resources", "methods",
-    "filters",     "max_rows_per_query", "rate_limit", "source_cidrs", "expires_at",
-    "status",      "approved_sensitive", "enforce",    "_comment"};
-const std::vector<std::string_view> kRateLimitKeys = {"rps", "burst"};
-
 std::atomic<uint64_t> g_generation{0};
 
 bool is_builtin_sensitive(std::string_view resource) {
   return resource == "credentials" || resource == "api_keys";
 }
 
-bool valid_grant_id(std::string_view id) {
-  if (id.empty() || id.size() > 128) return false;
-  for (char c : id) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '.' || c == '_' || c == '~';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-bool valid_method(std::string_view m) {
-  if (m.empty() || m.size() > 32) return false;
-  if (!(m[0] >= 'A' && m[0] <= 'Z')) return false;
-  for (char c : m) {
-    if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) return false;
-  }
-  return true;
-}
-
 std::string string_list_json(const std::vector<std::string>& items) {
   array a;
   for (const auto& s : items) a.emplace_back(s);
-  return detail::ascii_json(value(a));
+  return config::detail::ascii_json(value(a));
 }
 
 class Compiler {
@@ -145,6 +125,7 @@ class Compiler {
     s_->limit_param = config_.limit_param;
     compile_routes();
     compile_peers();
+    index_grant_problems();
     for (size_t i = 0; i < config_.grants.size(); ++i) compile_grant(config_.grants[i], i);
     index();
     return std::move(s_);
@@ -187,7 +168,7 @@ class Compiler {
       }
       std::string prefix(canon.target.path());
       std::string key = prefix;
-      for (char& c : key) c = static_cast<char>(detail::ascii_lower(static_cast<unsigned char>(c)));
+      for (char& c : key) c = static_cast<char>(config::detail::ascii_lower(static_cast<unsigned char>(c)));
       if (auto [sit, fresh] = seen.emplace(key, i); !fresh) {
         add(where + ".prefix", "prefix " + quote(r.prefix) + " is the same path as routes[" +
                                    std::to_string(sit->second) + "] once canonicalized (" +
@@ -235,7 +216,7 @@ class Compiler {
                                         quote(p.trust_level) + ")");
       }
       if (p.expires_at) {
-        if (auto ms = detail::parse_rfc3339_ms(*p.expires_at)) {
+        if (auto ms = config::detail::parse_rfc3339_ms(*p.expires_at)) {
           e.expires_at_ms = *ms;
         } else {
           add(where + ".expires_at", name + ": expires_at must be an RFC 3339 timestamp (got " +
@@ -260,7 +241,7 @@ class Compiler {
         add(where + ".entity_uri",
             name + " has no entity_uri: set it inline or add a manifest with \"org\": " +
                 quote(p.org) + " to manifests_dir");
-      } else if (auto err = detail::uri_error(e.entity_uri)) {
+      } else if (auto err = config::detail::uri_error(e.entity_uri)) {
         add(where + ".entity_uri", name + ": " + *err);
       } else if (e.entity_uri == config_.node.entity_uri) {
         add(where + ".entity_uri", name + ": entity_uri " + quote(e.entity_uri) +
@@ -294,7 +275,7 @@ class Compiler {
                                               "; remove one or make them agree");
       }
       e.pin = p.cert_fingerprint ? p.cert_fingerprint : m ? m->tls_cert_fingerprint : std::nullopt;
-      if (e.pin && !detail::is_sha256_hex(*e.pin)) {
+      if (e.pin && !config::detail::is_sha256_hex(*e.pin)) {
         add(where + ".cert_fingerprint", name + ": the certificate pin must be 64 lowercase hex digits");
       }
       compile_trust_domain(p, m, where, name, e);
@@ -321,7 +302,7 @@ class Compiler {
     }
     e.trust_domain = p.trust_domain ? p.trust_domain : m ? m->trust_domain : std::nullopt;
     if (!e.trust_domain || e.entity_uri.empty()) return;
-    const auto td = detail::spiffe_trust_domain(e.entity_uri);
+    const auto td = config::detail::spiffe_trust_domain(e.entity_uri);
     if (!td) {
       add(where + ".trust_domain", name + ": trust_domain is set but entity_uri " + quote(e.entity_uri) +
                                        " is not a spiffe:// URI");
@@ -333,45 +314,54 @@ class Compiler {
   }
 
   // ---- grants -------------------------------------------------------------
+  // parse_grant (config/grant.hpp) has typed each grant and found its field
+  // problems; here are the checks that need the whole snapshot. Each grant's
+  // problems come out field by field, parse_grant's first, as one list.
+
+  // config_.grant_problems by grant (where "grants[3]"), in order.
+  std::map<std::string, std::vector<const ConfigProblem*>, std::less<>> field_problems_;
+
+  void index_grant_problems() {
+    for (const ConfigProblem& p : config_.grant_problems) {
+      field_problems_[p.where.substr(0, p.where.find('.'))].push_back(&p);
+    }
+  }
 
   struct GrantCtx {
     Compiler* c;
     std::string where;  // "grants[i]"
     std::string name;   // "grant \"id\""
+    std::span<const ConfigProblem* const> parsed;  // parse_grant's problems of this grant
     bool ok = true;
     void add(std::string_view field, const std::string& msg) {
       c->add(where + "." + std::string(field), name + ": " + msg);
       ok = false;
     }
+    // Reports parse_grant's problems of `field`; true when there were some.
+    bool emit(std::string_view field) {
+      bool any = false;
+      for (const ConfigProblem* p : parsed) {
+        if (field_of(*p) == field) {
+          c->problems.push_back(*p);
+          any = true;
+        }
+      }
+      ok = ok && !any;
+      return any;
+    }
+    // ... and those of keys that are no grant field (unknown keys).
+    void emit_unknown() {
+      const auto& known = config::grant_keys();
+      for (const ConfigProblem* p : parsed) {
+        if (std::find(known.begin(), known.end(), field_of(*p)) != known.end()) continue;
+        c->problems.push_back(*p);
+        ok = false;
+      }
+    }
+    std::string_view field_of(const ConfigProblem& p) const {
+      return p.where.size() > where.size() ? std::string_view(p.where).substr(where.size() + 1) : std::string_view();
+    }
   };
-
-  // A list of unique non-empty strings. nullopt after reporting.
-  std::optional<std::vector<std::string>> string_list(GrantCtx& g, std::string_view field,
-                                                      const value& v) {
-    if (!v.is<array>()) {
-      g.add(field, std::string(field) + " must be an array of strings, got " + type_name(v));
-      return std::nullopt;
-    }
-    std::vector<std::string> out;
-    bool ok = true;
-    for (const value& item : v.get<array>()) {
-      if (!item.is<std::string>() || item.get<std::string>().empty()) {
-        g.add(field, std::string(field) + " must contain only non-empty strings, got " +
-                         (item.is<std::string>() ? std::string("\"\"") : type_name(item)));
-        ok = false;
-        continue;
-      }
-      const std::string& s = item.get<std::string>();
-      if (std::find(out.begin(), out.end(), s) != out.end()) {
-        g.add(field, std::string(field) + " lists " + quote(s) + " twice");
-        ok = false;
-        continue;
-      }
-      out.push_back(s);
-    }
-    if (!ok) return std::nullopt;
-    return out;
-  }
 
   // Resolves resource names to interned ids; unknown names are problems.
   bool resolve_resources(GrantCtx& g, std::string_view field, const std::vector<std::string>& names,
@@ -382,7 +372,7 @@ class Compiler {
       if (it == resource_ids_.end()) {
         std::string msg = "resource " + quote(n) + " is not in the route table";
         std::vector<std::string_view> known(s_->resource_names.begin(), s_->resource_names.end());
-        if (auto near = detail::closest(n, known)) msg += "; did you mean " + quote(*near) + "?";
+        if (auto near = config::detail::closest(n, known)) msg += "; did you mean " + quote(*near) + "?";
         g.add(field, msg);
         ok = false;
         continue;
@@ -392,245 +382,71 @@ class Compiler {
     return ok;
   }
 
-  void compile_grant(const GrantConfig& gc, size_t index) {
-    GrantCtx g{this, gc.where.empty() ? "grants[" + std::to_string(index) + "]" : gc.where, {}};
-    value root;
-    std::string err;
-    try {
-      err = picojson::parse(root, gc.json);
-    } catch (const std::exception& e) {
-      err = e.what();
-    }
-    if (!err.empty() || !root.is<object>()) {
-      add(g.where, "grant is not a JSON object" + (err.empty() ? std::string() : ": " + err));
-      return;
-    }
-    const object& o = root.get<object>();
-    auto member = [&](std::string_view key) -> const value* {
-      auto it = o.find(std::string(key));
-      return it == o.end() ? nullptr : &it->second;
-    };
+  void compile_grant(const Grant& gr, size_t index) {
+    GrantCtx g{this, gr.where.empty() ? "grants[" + std::to_string(index) + "]" : gr.where, {}, {}};
+    if (auto it = field_problems_.find(g.where); it != field_problems_.end()) g.parsed = it->second;
+    g.name = gr.id.empty() ? "grant " + g.where : "grant " + quote(gr.id);
 
     GrantEntry e;
-    // id first: every message names it.
-    if (const value* v = member("id"); v && v->is<std::string>()) {
-      e.id = v->get<std::string>();
-      g.name = "grant " + quote(e.id);
-      if (!valid_grant_id(e.id)) {
-        g.add("id", "id must be 1 to 128 characters of A-Z a-z 0-9 - . _ ~ (a UUID, for example)");
-      } else if (auto [it, fresh] = grant_where_.emplace(e.id, index); !fresh) {
+    e.id = gr.id;
+    if (!g.emit("id")) {
+      if (auto [it, fresh] = grant_where_.emplace(e.id, index); !fresh) {
         g.add("id", "duplicate grant id (also grants[" + std::to_string(it->second) + "])");
       }
-    } else {
-      g.name = "grant " + g.where;
-      g.add("id", v ? std::string("id must be a string, got ") + type_name(*v) : "id is required");
     }
-
-    for (const auto& [key, _] : o) {
-      if (std::find(kGrantKeys.begin(), kGrantKeys.end(), key) != kGrantKeys.end()) continue;
-      std::string msg = "unknown key " + quote(key);
-      if (auto near = detail::closest(key, kGrantKeys)) msg += "; did you mean " + quote(*near) + "?";
-      g.add(key, msg);
-    }
-
-    // peer
-    if (const value* v = member("peer")) {
-      if (!v->is<std::string>()) {
-        g.add("peer", std::string("peer must be a string, got ") + type_name(*v));
-      } else if (auto it = peer_ids_.find(v->get<std::string>()); it == peer_ids_.end()) {
-        g.add("peer", "peer " + quote(v->get<std::string>()) + " is not configured in peers");
+    g.emit_unknown();
+    if (!g.emit("peer")) {
+      if (auto it = peer_ids_.find(gr.peer); it == peer_ids_.end()) {
+        g.add("peer", "peer " + quote(gr.peer) + " is not configured in peers");
       } else {
         e.peer = it->second;
       }
-    } else {
-      g.add("peer", "peer is required");
     }
+    g.emit("status");
+    e.status = gr.status;
+    g.emit("approved_sensitive");
+    g.emit("enforce");
+    e.approved_sensitive = gr.approved_sensitive;
+    e.enforce = gr.enforce;
 
-    // status
-    if (const value* v = member("status")) {
-      std::string st = v->is<std::string>() ? v->get<std::string>() : std::string();
-      if (st == "active") {
-        e.status = GrantStatus::active;
-      } else if (st == "pending") {
-        e.status = GrantStatus::pending;
-      } else if (st == "revoked") {
-        e.status = GrantStatus::revoked;
-      } else {
-        g.add("status", "status must be \"pending\", \"active\" or \"revoked\" (got " +
-                            (v->is<std::string>() ? quote(st) : std::string(type_name(*v))) + ")");
-      }
-    } else {
-      g.add("status", "status is required (\"pending\", \"active\" or \"revoked\")");
-    }
-
-    // approved_sensitive, enforce
-    auto read_bool = [&](std::string_view key, bool& out) {
-      if (const value* v = member(key)) {
-        if (v->is<bool>()) {
-          out = v->get<bool>();
-        } else {
-          g.add(key, std::string(key) + " must be true or false, got " + type_name(*v));
+    g.emit("resources");
+    if (!gr.resources.empty() && resolve_resources(g, "resources", gr.resources, &e.resources)) {
+      for (const std::string& r : gr.resources) {
+        if (sensitive_[resource_ids_.find(r)->second] && !e.approved_sensitive) {
+          g.add("resources", "resource " + quote(r) +
+                                 " is sensitive; granting it needs \"approved_sensitive\": true");
         }
       }
-    };
-    read_bool("approved_sensitive", e.approved_sensitive);
-    read_bool("enforce", e.enforce);
-
-    // resources
-    std::vector<std::string> resources;
-    bool resources_ok = false;  // filters and exclusions are checked against a valid list only
-    if (const value* v = member("resources")) {
-      if (auto list = string_list(g, "resources", *v)) {
-        resources = std::move(*list);
-        resources_ok = !resources.empty();
-        if (resources.empty()) {
-          g.add("resources", "resources must not be empty");
-        } else if (resolve_resources(g, "resources", resources, &e.resources)) {
-          for (const std::string& r : resources) {
-            if (sensitive_[resource_ids_.find(r)->second] && !e.approved_sensitive) {
-              g.add("resources", "resource " + quote(r) +
-                                     " is sensitive; granting it needs \"approved_sensitive\": true");
-            }
-          }
-        }
-      }
-    } else {
-      g.add("resources", "resources is required (the resource names this grant covers)");
     }
-
-    // excluded_resources
-    if (const value* v = member("excluded_resources"); v && !v->is<picojson::null>()) {
-      if (auto list = string_list(g, "excluded_resources", *v)) {
-        for (const std::string& r : *list) {
-          if (std::find(resources.begin(), resources.end(), r) != resources.end()) {
-            g.add("excluded_resources",
-                  "resource " + quote(r) + " is both granted and excluded");
-          }
-        }
-        resolve_resources(g, "excluded_resources", *list, &e.excluded);
-      }
-    }
-
-    // methods
-    if (const value* v = member("methods")) {
-      if (auto list = string_list(g, "methods", *v)) {
-        if (list->empty()) g.add("methods", "methods must not be empty");
-        for (const std::string& m : *list) {
-          if (!valid_method(m)) {
-            g.add("methods", "method " + quote(m) + " must be an uppercase token such as \"GET\"");
-          }
-        }
-        e.methods = std::move(*list);
-      }
-    } else {
-      e.methods = {"GET", "HEAD"};
-    }
-
-    // filters
-    if (const value* v = member("filters"); v && !v->is<picojson::null>()) {
-      if (!v->is<object>()) {
-        g.add("filters", std::string("filters must be an object keyed by resource, got ") +
-                             type_name(*v));
-      } else {
-        for (const auto& [key, _] : v->get<object>()) {
-          if (resources_ok && std::find(resources.begin(), resources.end(), key) == resources.end()) {
-            g.add("filters", "filter key " + quote(key) + " is not one of the grant's resources");
-          }
-        }
-        e.scope_json = detail::ascii_json(*v);
-      }
-    }
-
-    // max_rows_per_query
-    if (const value* v = member("max_rows_per_query")) {
-      if (v->is<int64_t>() && v->get<int64_t>() >= 1 && v->get<int64_t>() <= kMaxMaxRows) {
-        e.max_rows = static_cast<uint32_t>(v->get<int64_t>());
-      } else {
-        g.add("max_rows_per_query", "max_rows_per_query must be an integer from 1 to " +
-                                        std::to_string(kMaxMaxRows) + " (got " + v->serialize() +
-                                        ")");
-      }
-    } else {
-      e.max_rows = kDefaultMaxRows;
-    }
+    g.emit("excluded_resources");
+    resolve_resources(g, "excluded_resources", gr.excluded_resources, &e.excluded);
+    g.emit("methods");
+    e.methods = gr.methods;
+    g.emit("filters");
+    e.scope_json = gr.filters;
+    g.emit("max_rows_per_query");
+    e.max_rows = gr.max_rows_per_query;
     e.max_rows_text = std::to_string(e.max_rows);
-
-    // rate_limit
-    if (const value* v = member("rate_limit"); v && !v->is<picojson::null>()) {
-      compile_rate_limit(g, *v, e);
+    if (!g.emit("rate_limit") && gr.rate_limit) {
+      const double rps = gr.rate_limit->rps;
+      e.has_rate_limit = true;
+      e.rps = rps;
+      e.burst = gr.rate_limit->burst;
+      e.interval_us = std::max<int64_t>(1, std::llround(1e6 / rps));
+      e.tolerance_us = (int64_t{e.burst} - 1) * e.interval_us;
     }
-
-    // source_cidrs
-    if (const value* v = member("source_cidrs"); v && !v->is<picojson::null>()) {
-      if (auto list = string_list(g, "source_cidrs", *v)) {
-        if (list->empty()) {
-          g.add("source_cidrs", "source_cidrs must not be empty (omit it or use null to allow "
-                                "any source address)");
-        }
-        for (const std::string& c : *list) {
-          if (auto cerr = e.source_cidrs.add(c)) g.add("source_cidrs", *cerr);
-        }
-        e.source_cidrs.finish();
-        e.has_source_cidrs = true;
+    g.emit("source_cidrs");
+    if (gr.source_cidrs) {
+      for (const std::string& c : *gr.source_cidrs) {
+        if (auto cerr = e.source_cidrs.add(c)) g.add("source_cidrs", *cerr);
       }
+      e.source_cidrs.finish();
+      e.has_source_cidrs = true;
     }
-
-    // expires_at
-    if (const value* v = member("expires_at"); v && !v->is<picojson::null>()) {
-      std::optional<int64_t> ms;
-      if (v->is<std::string>()) ms = detail::parse_rfc3339_ms(v->get<std::string>());
-      if (ms) {
-        e.expires_at_ms = *ms;
-      } else {
-        g.add("expires_at", "expires_at must be an RFC 3339 timestamp such as "
-                            "\"2027-04-13T00:00:00Z\" (got " + v->serialize() + ")");
-      }
-    }
+    g.emit("expires_at");
+    if (gr.expires_at_ms) e.expires_at_ms = *gr.expires_at_ms;
 
     if (g.ok) s_->grants.push_back(std::move(e));
-  }
-
-  void compile_rate_limit(GrantCtx& g, const value& v, GrantEntry& e) {
-    if (!v.is<object>()) {
-      g.add("rate_limit", std::string("rate_limit must be an object {\"rps\": ..., \"burst\": ...}, got ") +
-                              type_name(v));
-      return;
-    }
-    const object& o = v.get<object>();
-    for (const auto& [key, _] : o) {
-      if (key != "rps" && key != "burst") {
-        std::string msg = "unknown key rate_limit." + key;
-        if (auto near = detail::closest(key, kRateLimitKeys)) msg += "; did you mean " + quote(*near) + "?";
-        g.add("rate_limit", msg);
-      }
-    }
-    double rps = 0;
-    auto rit = o.find("rps");
-    if (rit == o.end()) {
-      g.add("rate_limit", "rate_limit.rps is required");
-      return;
-    }
-    if (rit->second.is<int64_t>() || rit->second.is<double>()) rps = rit->second.get<double>();
-    if (!(rps > 0 && rps <= kMaxRps) || !(1e6 / rps <= 1e12)) {
-      g.add("rate_limit", "rate_limit.rps must be a number above 0 and at most 1000000 (got " +
-                              rit->second.serialize() + ")");
-      return;
-    }
-    int64_t burst = static_cast<int64_t>(std::max(1.0, std::ceil(rps)));
-    if (auto bit = o.find("burst"); bit != o.end()) {
-      if (!bit->second.is<int64_t>() || bit->second.get<int64_t>() < 1 ||
-          bit->second.get<int64_t>() > kMaxBurst) {
-        g.add("rate_limit", "rate_limit.burst must be an integer from 1 to " +
-                                std::to_string(kMaxBurst) + " (got " + bit->second.serialize() + ")");
-        return;
-      }
-      burst = bit->second.get<int64_t>();
-    }
-    e.has_rate_limit = true;
-    e.rps = rps;
-    e.burst = static_cast<uint32_t>(burst);
-    e.interval_us = std::max<int64_t>(1, std::llround(1e6 / rps));
-    e.tolerance_us = (burst - 1) * e.interval_us;
   }
 
   void index() {

@@ -27,7 +27,7 @@
 
 #include "policy/policy_internal.hpp"
 #include "policy/query_params.hpp"
-#include "policy/uri_chars.hpp"
+#include "config/uri_chars.hpp"
 
 namespace fedproxy::policy {
 
@@ -110,7 +110,7 @@ int deny_status(DenyCode c) {
 bool starts_with_ci(std::string_view s, std::string_view prefix) noexcept {
   if (s.size() < prefix.size()) return false;
   for (size_t i = 0; i < prefix.size(); ++i) {
-    if (detail::ascii_lower(static_cast<unsigned char>(s[i])) != static_cast<unsigned char>(prefix[i])) return false;
+    if (config::detail::ascii_lower(static_cast<unsigned char>(s[i])) != static_cast<unsigned char>(prefix[i])) return false;
   }
   return true;
 }
@@ -141,12 +141,12 @@ bool bearer_grant(std::string_view auth, std::string_view* id) noexcept {
 bool override_granted(const GrantEntry& g, std::string_view value) noexcept {
   if (value.empty()) return false;
   for (const char c : value) {
-    if (!detail::is_tchar(static_cast<unsigned char>(c))) return false;
+    if (!config::detail::is_tchar(static_cast<unsigned char>(c))) return false;
   }
   for (const std::string& m : g.methods) {
     if (m.size() != value.size()) continue;
     size_t i = 0;
-    while (i < m.size() && m[i] == static_cast<char>(detail::ascii_upper(static_cast<unsigned char>(value[i])))) ++i;
+    while (i < m.size() && m[i] == static_cast<char>(config::detail::ascii_upper(static_cast<unsigned char>(value[i])))) ++i;
     if (i == m.size()) return true;
   }
   return false;
@@ -256,7 +256,7 @@ bool is_method_override_header(std::string_view name) noexcept {
     if (n.size() != name.size()) continue;
     size_t i = 0;
     for (; i < n.size(); ++i) {
-      const char c = static_cast<char>(detail::ascii_lower(static_cast<unsigned char>(name[i])));
+      const char c = static_cast<char>(config::detail::ascii_lower(static_cast<unsigned char>(name[i])));
       if ((c == '_' ? '-' : c) != n[i]) break;
     }
     if (i == n.size()) return true;
@@ -264,9 +264,9 @@ bool is_method_override_header(std::string_view name) noexcept {
   return false;
 }
 
-Decision refuse_target(TargetStatus status) noexcept {
+Decision refuse_target(config::TargetStatus status) noexcept {
   Decision d;
-  d.code = status == TargetStatus::bad_request ? DenyCode::bad_request : DenyCode::ambiguous_path;
+  d.code = status == config::TargetStatus::bad_request ? DenyCode::bad_request : DenyCode::ambiguous_path;
   d.status = deny_status(d.code);
   d.message = deny_message(d.code);
   return d;
@@ -318,7 +318,7 @@ Decision evaluate(const Snapshot& snapshot, RateLimiter& limiter, const Subject&
     int current_n = 0, active_n = 0;
     for (uint32_t gi : peer->grants) {
       const GrantEntry& c = s.grants[gi];
-      if (c.status != GrantStatus::active) continue;
+      if (c.status != config::GrantStatus::active) continue;
       ++active_n;
       any_active = &c;
       if (now_unix_ms < c.expires_at_ms) {
@@ -335,7 +335,7 @@ Decision evaluate(const Snapshot& snapshot, RateLimiter& limiter, const Subject&
     }
   }
   d.grant = g;
-  if (g->status != GrantStatus::active) return ev.deny(DenyCode::grant_inactive, global_shadow);
+  if (g->status != config::GrantStatus::active) return ev.deny(DenyCode::grant_inactive, global_shadow);
   if (now_unix_ms >= g->expires_at_ms) return ev.deny(DenyCode::grant_expired, global_shadow);
   const bool shadow = global_shadow || !g->enforce;
 

@@ -18,9 +18,9 @@
 #include <vector>
 
 #include "policy/anchors.hpp"
-#include "policy/config.hpp"
-#include "policy/manifest.hpp"
-#include "policy/target.hpp"
+#include "config/config.hpp"
+#include "config/manifest.hpp"
+#include "config/target.hpp"
 
 namespace fedproxy::policy {
 
@@ -76,7 +76,7 @@ struct RequestInfo {
   // per header line. Each must be a granted method, like the method itself.
   std::span<const std::string_view> method_overrides;
 
-  void set_target(const CanonicalTarget& t) {
+  void set_target(const config::CanonicalTarget& t) {
     path = t.path();
     query = t.query();
     has_query = t.has_query;
@@ -177,7 +177,7 @@ class Snapshot {
 
 struct CompileResult {
   std::shared_ptr<const Snapshot> snapshot;  // null when problems is non-empty
-  std::vector<ConfigProblem> problems;       // every problem, with JSON path ("grants[1].resources")
+  std::vector<config::ConfigProblem> problems;       // every problem, with JSON path ("grants[1].resources")
 };
 
 // Validate and compile. Manifests give peers their entity_uri / endpoints /
@@ -186,7 +186,7 @@ struct CompileResult {
 // layer) from peers[].ca_bundle and the manifests' trust_bundle;
 // ca_bundle_spki: the key hashes of tls.ca_bundle's CAs, what peers without
 // anchors fall back to (see peer_only_anchor_spki).
-CompileResult compile_policy(const Config& config, const std::vector<Manifest>& manifests,
+CompileResult compile_policy(const config::Config& config, const std::vector<config::Manifest>& manifests,
                              const PeerAnchors& anchors = {},
                              std::span<const std::string> ca_bundle_spki = {});
 
@@ -196,7 +196,7 @@ Decision evaluate(const Snapshot& snapshot, RateLimiter& limiter, const Subject&
 // The answer to a request-target canonicalize_target refused (status not
 // ok): 400 ambiguous_path or bad_request, before any policy step and never
 // shadowed (the request is unreadable, not unauthorized).
-Decision refuse_target(TargetStatus status) noexcept;
+Decision refuse_target(config::TargetStatus status) noexcept;
 
 // Who the subject is, without authorizing anything (no grant, route or rate
 // limit): the configured peer its URI SANs (or, insecure mode, its dev slug)

@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "config/grant.hpp"
 #include "policy/cidr.hpp"
 #include "policy/policy.hpp"
 
@@ -38,12 +39,11 @@ struct PeerEntry {
   std::optional<std::string> trust_domain;
 };
 
-enum class GrantStatus : uint8_t { pending, active, revoked };
 
 struct GrantEntry {
   std::string id;
   uint32_t peer = 0;  // index into Snapshot::Impl::peers
-  GrantStatus status = GrantStatus::pending;
+  config::GrantStatus status = config::GrantStatus::pending;
   int64_t expires_at_ms = kNever;
   std::vector<std::string> methods;
   Roaring resources;  // interned resource ids

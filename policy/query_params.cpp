@@ -1,6 +1,6 @@
 #include "policy/query_params.hpp"
 
-#include "policy/uri_chars.hpp"
+#include "config/uri_chars.hpp"
 
 namespace fedproxy::policy {
 
@@ -16,8 +16,8 @@ class ComponentReader {
     const char c = raw_[i_++];
     if (c == '+') return ' ';
     if (c == '%' && i_ + 1 < raw_.size()) {
-      const int hi = detail::hex_value(raw_[i_]);
-      const int lo = detail::hex_value(raw_[i_ + 1]);
+      const int hi = config::detail::hex_value(raw_[i_]);
+      const int lo = config::detail::hex_value(raw_[i_ + 1]);
       if (hi >= 0 && lo >= 0) {
         i_ += 2;
         return static_cast<unsigned char>(hi * 16 + lo);
@@ -34,7 +34,7 @@ class ComponentReader {
 // One letter of a parameter name as the loosest framework compares it.
 unsigned char fold(unsigned char c) {
   if (c == ' ' || c == '.') return '_';
-  return detail::ascii_lower(c);
+  return config::detail::ascii_lower(c);
 }
 
 }  // namespace
@@ -59,7 +59,7 @@ bool param_key_is(std::string_view raw_key, std::string_view name) noexcept {
   // The array forms: "name[]" and "name[digits]".
   if (c != '[' || r.done()) return false;
   c = r.next();
-  while (detail::is_digit(c) && !r.done()) c = r.next();
+  while (config::detail::is_digit(c) && !r.done()) c = r.next();
   return c == ']' && r.done();
 }
 
@@ -80,7 +80,7 @@ bool value_in_range(std::string_view raw_value, uint32_t max) noexcept {
   bool any = false;
   while (!r.done()) {
     const unsigned char c = r.next();
-    if (!detail::is_digit(c)) return false;
+    if (!config::detail::is_digit(c)) return false;
     n = n * 10 + (c - '0');
     if (n > max) return false;
     any = true;

@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "policy/policy_internal.hpp"
-#include "policy/uri_chars.hpp"
+#include "config/uri_chars.hpp"
 
 namespace fedproxy::policy {
 
@@ -36,7 +36,7 @@ size_t AsciiCaseHash::operator()(std::string_view s) const noexcept {
   const char* p = s.data();
   const char* const end = p + s.size();
   for (; end - p >= 8; p += 8) h = (h ^ lower8(load8(p))) * 1099511628211ull;
-  for (; p != end; ++p) h = (h ^ detail::ascii_lower(static_cast<unsigned char>(*p))) * 1099511628211ull;
+  for (; p != end; ++p) h = (h ^ config::detail::ascii_lower(static_cast<unsigned char>(*p))) * 1099511628211ull;
   return static_cast<size_t>(h ^ (h >> 29));
 }
 
@@ -49,7 +49,7 @@ bool AsciiCaseEqual::operator()(std::string_view a, std::string_view b) const no
     if (lower8(load8(x)) != lower8(load8(y))) return false;
   }
   for (; x != end; ++x, ++y) {
-    if (detail::ascii_lower(static_cast<unsigned char>(*x)) != detail::ascii_lower(static_cast<unsigned char>(*y))) {
+    if (config::detail::ascii_lower(static_cast<unsigned char>(*x)) != config::detail::ascii_lower(static_cast<unsigned char>(*y))) {
       return false;
     }
   }

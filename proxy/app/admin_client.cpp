@@ -56,11 +56,11 @@ bool read_token(const std::string& path, std::string* token, std::string* error)
 }  // namespace
 
 std::optional<AdminTarget> resolve_admin_target(const ParsedArgs& opts, std::string* error) {
-  std::optional<policy::Config> cfg;
+  std::optional<config::Config> cfg;
   std::string path = config_path(opts, error);
   error->clear();
   if (!path.empty()) {
-    policy::ConfigResult loaded = policy::load_config_file(path);
+    config::ConfigResult loaded = config::load_config_file(path);
     if (loaded.config) {
       cfg = std::move(loaded.config);
     } else if (loaded.partial) {
@@ -72,7 +72,7 @@ std::optional<AdminTarget> resolve_admin_target(const ParsedArgs& opts, std::str
   }
   AdminTarget target;
   if (auto a = opts.value("--admin")) {
-    auto e = policy::parse_endpoint(*a, error);
+    auto e = config::parse_endpoint(*a, error);
     if (!e) {
       *error = "--admin: " + *error;
       return std::nullopt;
@@ -114,13 +114,13 @@ std::string reply_header(const AdminReply& reply, std::string_view name) {
   return "";
 }
 
-AdminReply admin_call(const policy::Endpoint& admin, const std::string& method, const std::string& path,
+AdminReply admin_call(const config::Endpoint& admin, const std::string& method, const std::string& path,
                       const std::string& token, int timeout_ms, const std::string& body,
                       const std::string& extra_headers) {
   AdminReply reply;
   sockaddr_storage ss{};
   socklen_t len = 0;
-  if (admin.kind == policy::Endpoint::Kind::unix_socket) {
+  if (admin.kind == config::Endpoint::Kind::unix_socket) {
     auto* un = reinterpret_cast<sockaddr_un*>(&ss);
     un->sun_family = AF_UNIX;
     if (admin.path.size() >= sizeof(un->sun_path)) {
@@ -130,7 +130,7 @@ AdminReply admin_call(const policy::Endpoint& admin, const std::string& method, 
     std::memcpy(un->sun_path, admin.path.c_str(), admin.path.size() + 1);
     len = sizeof(sockaddr_un);
   } else {
-    policy::Endpoint to = admin;
+    config::Endpoint to = admin;
     if (to.host == "0.0.0.0") to.host = "127.0.0.1";
     if (to.host == "::") to.host = "::1";
     if (!net::to_sockaddr(to, &ss, &reply.error)) return reply;

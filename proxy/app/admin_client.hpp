@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "policy/config.hpp"
+#include "config/config.hpp"
 #include "proxy/app/args.hpp"
 
 namespace fedproxy::app {
@@ -25,7 +25,7 @@ struct AdminReply {
 // wildcard listen address (0.0.0.0, ::) is reached over loopback.
 // body: sent as application/json when not empty; extra_headers: preformatted
 // "Name: value\r\n" lines (If-Match).
-AdminReply admin_call(const policy::Endpoint& admin, const std::string& method, const std::string& path,
+AdminReply admin_call(const config::Endpoint& admin, const std::string& method, const std::string& path,
                       const std::string& token, int timeout_ms, const std::string& body = {},
                       const std::string& extra_headers = {});
 
@@ -35,7 +35,7 @@ AdminReply admin_call(const policy::Endpoint& admin, const std::string& method, 
 // else the config's admin.token_file (or first admin.tokens file). A config
 // the proxy would refuse still tells where to ask.
 struct AdminTarget {
-  policy::Endpoint endpoint;
+  config::Endpoint endpoint;
   std::string token;
 };
 // nullopt with *error set: a usage error (exit 2).

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "policy/json.hpp"
+#include "config/json.hpp"
 #include "proxy/app/admin_explain.hpp"
 #include "proxy/app/cert_expiry.hpp"
 #include "proxy/app/log.hpp"
@@ -19,7 +19,7 @@
 namespace fedproxy::app {
 
 namespace {
-std::string q(std::string_view s) { return policy::json::quote(s); }
+std::string q(std::string_view s) { return config::json::quote(s); }
 const char* b(bool v) { return v ? "true" : "false"; }
 constexpr int64_t kExpiryWarningDays = 30;
 
@@ -44,7 +44,7 @@ std::string trust_anchors_json(const std::vector<policy::AnchorInfo>& anchors) {
 std::string audit_status_json(const AuditSink& audit) {
   const AuditSink::Health h = audit.health();
   return "{\"path\":" + q(audit.path()) + ",\"chain_head\":" + q(audit.chain_head()) +
-         ",\"state\":" + q(h.failing ? "failing" : "ok") + ",\"on_failure\":" + q(policy::to_string(h.on_failure)) +
+         ",\"state\":" + q(h.failing ? "failing" : "ok") + ",\"on_failure\":" + q(config::to_string(h.on_failure)) +
          ",\"write_failures\":" + std::to_string(h.write_failures) +
          ",\"lost_records\":" + std::to_string(h.lost_records) +
          ",\"failing_since\":" + (h.failing ? q(h.failing_since) : std::string("null")) +
@@ -161,7 +161,7 @@ std::string Runtime::metrics_text() const {
 // /status "crl": the state handshakes see, and per tls.crl_urls entry what
 // was fetched (age = now - thisUpdate of the CRL in use).
 std::string Runtime::crl_status_json(int64_t now) const {
-  const policy::Config& cfg = snap_->config;
+  const config::Config& cfg = snap_->config;
   const certwatch::CertBundle& bundle = snap_->server_tls->bundle();
   if (!bundle.crl() && cfg.tls.crl_urls.empty()) return "{\"configured\":false}";
   const int64_t next = bundle.crl_next_update().value_or(0);
@@ -226,7 +226,7 @@ std::vector<std::string> Runtime::expiry_warnings() const {
 }
 
 std::string Runtime::status_json() const {
-  const policy::Config& cfg = snap_->config;
+  const config::Config& cfg = snap_->config;
   int64_t now = static_cast<int64_t>(std::time(nullptr));
   std::string j = "{\"node\":{\"org\":" + q(cfg.node.org) + ",\"entity_uri\":" + q(cfg.node.entity_uri) + "}";
   j += std::string(",\"insecure\":") + b(snap_->server_tls == nullptr);

@@ -48,7 +48,7 @@ std::string token_of(std::string text, std::string* why) {
 
 namespace {
 
-base::Result<core::AdminToken> load_admin_token(const policy::AdminTokenFile& f, bool allow_world_readable) {
+base::Result<core::AdminToken> load_admin_token(const config::AdminTokenFile& f, bool allow_world_readable) {
   auto problem = [&f](base::Errc code, const std::string& why) {
     return base::make_error(code, f.where + ": " + why, f.path);
   };
@@ -65,7 +65,7 @@ base::Result<core::AdminToken> load_admin_token(const policy::AdminTokenFile& f,
 
 }  // namespace
 
-std::vector<base::Result<core::AdminToken>> load_admin_tokens(const std::vector<policy::AdminTokenFile>& files,
+std::vector<base::Result<core::AdminToken>> load_admin_tokens(const std::vector<config::AdminTokenFile>& files,
                                                               bool allow_world_readable) {
   std::vector<base::Result<core::AdminToken>> out;
   out.reserve(files.size());

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "policy/config.hpp"
+#include "config/config.hpp"
 #include "proxy/base/result.hpp"
 #include "proxy/core/admin_gate.hpp"
 
@@ -27,7 +27,7 @@ constexpr size_t kMaxAdminTokenChars = 4096;
 // "<config key>: <why>", error().file the token file; code io, refused for a
 // world-readable file, else invalid). Every file is judged, so one `fedproxy
 // check` lists every problem.
-std::vector<base::Result<core::AdminToken>> load_admin_tokens(const std::vector<policy::AdminTokenFile>& files,
+std::vector<base::Result<core::AdminToken>> load_admin_tokens(const std::vector<config::AdminTokenFile>& files,
                                                               bool allow_world_readable);
 
 }  // namespace fedproxy::app

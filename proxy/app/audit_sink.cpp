@@ -89,7 +89,7 @@ bool AuditSink::write_locked(policy::AuditChain::Line line, const std::string& t
     LogLine("error", "audit write failed")
         .str("path", path_)
         .str("error", last_error_)
-        .str("on_failure", policy::to_string(on_failure_))
+        .str("on_failure", config::to_string(on_failure_))
         .str("since", ts);
   }
   return false;

@@ -21,7 +21,7 @@
 #include <string_view>
 
 #include "policy/audit.hpp"
-#include "policy/config.hpp"
+#include "config/config.hpp"
 #include "proxy/app/audit_file.hpp"
 #include "proxy/core/events.hpp"
 
@@ -29,7 +29,7 @@ namespace fedproxy::app {
 
 class AuditSink {
  public:
-  using OnFailure = policy::AuditConfig::OnFailure;
+  using OnFailure = config::AuditConfig::OnFailure;
 
   // Opens (creates) path for appending and continues the chain from its last
   // line. nullptr with *error on failure.

@@ -4,16 +4,16 @@
 #include <memory>
 
 #include "certwatch/cert_bundle.hpp"
-#include "policy/config.hpp"
+#include "config/config.hpp"
 #include "proxy/app/snapshot.hpp"
 
 namespace fedproxy::app {
 
 CertCheckFindings check_node_certificate(const std::string& config_path, int64_t now) {
   CertCheckFindings out;
-  auto loaded = policy::load_config_file(config_path, policy::EnvOverrides::from_environment());
+  auto loaded = config::load_config_file(config_path, config::EnvOverrides::from_environment());
   if (!loaded.config || loaded.config->tls.cert.empty()) return out;
-  const policy::TlsFiles& tls = loaded.config->tls;
+  const config::TlsFiles& tls = loaded.config->tls;
   certwatch::CertFiles files;
   files.cert = tls.cert;
   files.key = tls.key;

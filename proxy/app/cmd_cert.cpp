@@ -10,7 +10,7 @@
 
 #include "certwatch/cert_bundle.hpp"
 #include "certwatch/digest.hpp"
-#include "policy/json.hpp"
+#include "config/json.hpp"
 #include "proxy/app/args.hpp"
 #include "proxy/app/commands.hpp"
 #include "proxy/tls/peer_identity.hpp"
@@ -61,7 +61,7 @@ Inspected inspect(const mbedtls_x509_crt& crt, int64_t now) {
   return r;
 }
 
-std::string q(std::string_view s) { return policy::json::quote(s); }
+std::string q(std::string_view s) { return config::json::quote(s); }
 
 std::string strings(const std::vector<std::string>& v) {
   std::string out = "[";

@@ -9,7 +9,7 @@
 #include <fstream>
 
 #include "policy/anchors.hpp"
-#include "policy/manifest.hpp"
+#include "config/manifest.hpp"
 #include "proxy/app/args.hpp"
 #include "proxy/app/commands.hpp"
 #include "proxy/app/peer_anchors.hpp"
@@ -27,7 +27,7 @@ class ManifestFetch final : private net::TransportHandler, private http1::Respon
  public:
   ManifestFetch(net::Loop& loop) : loop_(loop), parser_(*this), timer_(loop, [this] { finish("timed out"); }) {}
 
-  bool run(const policy::Endpoint& ep, const std::string& host, std::shared_ptr<const tls::TlsContext> ctx,
+  bool run(const config::Endpoint& ep, const std::string& host, std::shared_ptr<const tls::TlsContext> ctx,
            std::string* error) {
     request_ = "GET /.well-known/fedproxy-manifest.json HTTP/1.1\r\nHost: " + host +
                "\r\nAccept: application/json\r\nConnection: close\r\n\r\n";
@@ -121,7 +121,7 @@ int cmd_manifest(const std::vector<std::string>& args) {
                  built.problems.empty() ? "no TLS configured" : built.problems.front().c_str());
     return kExitProblems;
   }
-  const policy::Config& cfg = built.snapshot->config;
+  const config::Config& cfg = built.snapshot->config;
   if (cfg.manifests_dir.empty()) {
     std::fprintf(stderr, "fedproxy manifest fetch: %s: manifests_dir is not set\n", config_path.c_str());
     return kExitProblems;
@@ -138,12 +138,12 @@ int cmd_manifest(const std::vector<std::string>& args) {
     std::fprintf(stderr, "fedproxy manifest fetch: %s: %s\n", url.c_str(), error.c_str());
     return kExitProblems;
   }
-  auto parsed = policy::parse_manifest(fetch.body(), url);
+  auto parsed = config::parse_manifest(fetch.body(), url);
   if (!parsed.manifest) {
     for (const auto& p : parsed.problems) std::fprintf(stderr, "fedproxy manifest fetch: %s\n", p.to_string().c_str());
     return kExitProblems;
   }
-  const policy::Manifest& m = *parsed.manifest;
+  const config::Manifest& m = *parsed.manifest;
   const auto& sans = fetch.server_identity().uri_sans;
   if (m.org != peer) {
     std::fprintf(stderr, "fedproxy manifest fetch: the manifest is for \"%s\", not \"%s\"\n", m.org.c_str(), peer.c_str());
@@ -159,7 +159,7 @@ int cmd_manifest(const std::vector<std::string>& args) {
   // A peer with anchors of its own: the serving chain must reach them, or
   // another CA of the trust store could hand us this peer's manifest (and
   // with it a trust bundle of its choosing).
-  const LoadedPeerAnchors anchors = load_peer_anchors(cfg, policy::load_manifest_dir(cfg.manifests_dir).manifests);
+  const LoadedPeerAnchors anchors = load_peer_anchors(cfg, config::load_manifest_dir(cfg.manifests_dir).manifests);
   const auto& chain = fetch.server_identity().chain_spki_sha256;
   if (auto it = anchors.by_peer.find(peer); it != anchors.by_peer.end() && !it->second.empty()) {
     std::vector<std::string> keys;

@@ -12,7 +12,7 @@
 
 #include <picojson.h>
 
-#include "policy/config.hpp"
+#include "config/config.hpp"
 #include "proxy/app/admin_client.hpp"
 #include "proxy/app/admin_explain.hpp"
 #include "proxy/app/args.hpp"
@@ -109,7 +109,7 @@ int explain_online(const CommandSpec& spec, const ParsedArgs& opts, const core::
   // --admin names the listener; the config, when given, only the token file.
   std::optional<AdminTarget> target = resolve_admin_target(opts, &error);
   if (!target) return usage_error(spec, error);
-  const policy::Endpoint* admin = &target->endpoint;
+  const config::Endpoint* admin = &target->endpoint;
   const std::string& token = target->token;
   AdminReply reply = admin_call(*admin, "GET", explain_path(q), token, timeout_ms);
   if (!reply.reached) {

@@ -10,7 +10,7 @@
 
 #include <picojson.h>
 
-#include "policy/config.hpp"
+#include "config/config.hpp"
 #include "proxy/app/admin_client.hpp"
 #include "proxy/app/args.hpp"
 #include "proxy/app/commands.hpp"
@@ -67,7 +67,7 @@ int cmd_reload(const std::vector<std::string>& args) {
   std::string error;
   std::optional<AdminTarget> target = resolve_admin_target(opts, &error);
   if (!target) return usage_error(spec, error);
-  const policy::Endpoint* admin = &target->endpoint;
+  const config::Endpoint* admin = &target->endpoint;
   const std::string& token = target->token;
 
   AdminReply reply = admin_call(*admin, "POST", "/reload", token, timeout_ms);

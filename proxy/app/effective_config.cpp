@@ -8,14 +8,14 @@
 
 namespace fedproxy::app {
 
-EffectiveConfig load_effective_config(const std::string& config_path, const policy::EnvOverrides& env,
+EffectiveConfig load_effective_config(const std::string& config_path, const config::EnvOverrides& env,
                                       const config::State* state_override) {
   EffectiveConfig out;
   // The file alone first: its syntax and key problems are located in it, and
   // it names state.path.
-  out.result = policy::load_config_file(config_path, env);
+  out.result = config::load_config_file(config_path, env);
   if (!out.result.config) return out;
-  const policy::Config& plain = *out.result.config;
+  const config::Config& plain = *out.result.config;
   out.state_path = plain.state_path;
 
   std::ifstream in(plain.path, std::ios::binary);
@@ -31,7 +31,7 @@ EffectiveConfig load_effective_config(const std::string& config_path, const poli
   } else if (!out.state_path.empty()) {
     auto read = config::read_state_file(out.state_path);
     if (!read) {
-      policy::ConfigResult bad;
+      config::ConfigResult bad;
       bad.problems.push_back({"state.path", base::to_string(read.error())});
       out.result = std::move(bad);
       return out;
@@ -41,8 +41,8 @@ EffectiveConfig load_effective_config(const std::string& config_path, const poli
   if (out.state.peers.empty() && out.state.grants.empty()) return out;
 
   config::overlay(out.root, out.state);
-  policy::ConfigResult merged =
-      policy::parse_config(picojson::value(out.root).serialize(), plain.dir, env);
+  config::ConfigResult merged =
+      config::parse_config(picojson::value(out.root).serialize(), plain.dir, env);
   if (merged.config) merged.config->path = plain.path;
   out.result = std::move(merged);
   return out;

@@ -9,12 +9,12 @@
 #include <picojson.h>
 
 #include "config/state.hpp"
-#include "policy/config.hpp"
+#include "config/config.hpp"
 
 namespace fedproxy::app {
 
 struct EffectiveConfig {
-  policy::ConfigResult result;
+  config::ConfigResult result;
   // The overlaid document (config file + state), when the file was JSON.
   picojson::object root;
   bool has_root = false;
@@ -24,7 +24,7 @@ struct EffectiveConfig {
 
 // state_override: use this state instead of reading state.path (the
 // management API's candidate: the state with one change applied).
-EffectiveConfig load_effective_config(const std::string& config_path, const policy::EnvOverrides& env,
+EffectiveConfig load_effective_config(const std::string& config_path, const config::EnvOverrides& env,
                                       const config::State* state_override = nullptr);
 
 }  // namespace fedproxy::app

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <ctime>
 
-#include "policy/json.hpp"
+#include "config/json.hpp"
 
 namespace fedproxy::app {
 
@@ -51,7 +51,7 @@ LogLine::LogLine(std::string_view level, std::string_view msg)
   buf_ += "\",\"level\":\"";
   buf_ += level;
   buf_ += "\",\"msg\":\"";
-  policy::json::append_escaped(buf_, msg);
+  config::json::append_escaped(buf_, msg);
   buf_ += '"';
 }
 
@@ -101,7 +101,7 @@ LogLine& LogLine::str(std::string_view key, std::string_view value) {
   buf_ += ",\"";
   buf_ += key;
   buf_ += "\":\"";
-  policy::json::append_escaped(buf_, value);
+  config::json::append_escaped(buf_, value);
   buf_ += '"';
   return *this;
 }

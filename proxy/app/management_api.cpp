@@ -137,7 +137,7 @@ core::AdminResponse ManagementApi::handle(const core::AdminRequest& req) {
   const Kind kind = target->kind;
   const char* noun = config::to_string(kind);
 
-  EffectiveConfig eff = load_effective_config(config_path_, policy::EnvOverrides::from_environment());
+  EffectiveConfig eff = load_effective_config(config_path_, config::EnvOverrides::from_environment());
   if (!eff.has_root) {
     return core::AdminResponse::error(500, "config_unreadable",
                                       "The config file cannot be read as it is now: " +

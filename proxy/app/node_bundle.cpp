@@ -2,13 +2,13 @@
 #include "proxy/app/node_bundle.hpp"
 
 #include "certwatch/bundle_keys.hpp"
-#include "policy/json.hpp"
+#include "config/json.hpp"
 
 namespace fedproxy::app {
 
 base::Result<std::string> spiffe_bundle_json(const std::vector<certwatch::TrustAnchor>& anchors,
                                              uint32_t refresh_hint_s) {
-  using policy::json::quote;
+  using config::json::quote;
   std::string j = "{\"keys\":[";
   bool first = true;
   for (const certwatch::TrustAnchor& a : anchors) {

@@ -30,8 +30,8 @@ class AnchorCollector {
   LoadedPeerAnchors& out_;
 };
 
-const policy::Manifest* manifest_of(const std::vector<policy::Manifest>& manifests, const std::string& org) {
-  for (const policy::Manifest& m : manifests) {
+const config::Manifest* manifest_of(const std::vector<config::Manifest>& manifests, const std::string& org) {
+  for (const config::Manifest& m : manifests) {
     if (m.org == org) return &m;
   }
   return nullptr;
@@ -39,16 +39,16 @@ const policy::Manifest* manifest_of(const std::vector<policy::Manifest>& manifes
 
 }  // namespace
 
-LoadedPeerAnchors load_peer_anchors(const policy::Config& config, const std::vector<policy::Manifest>& manifests) {
+LoadedPeerAnchors load_peer_anchors(const config::Config& config, const std::vector<config::Manifest>& manifests) {
   LoadedPeerAnchors out;
   AnchorCollector collect(out);
   for (size_t i = 0; i < config.peers.size(); ++i) {
-    const policy::PeerConfig& peer = config.peers[i];
+    const config::PeerConfig& peer = config.peers[i];
     if (!peer.ca_bundle.empty()) {
       collect.add(peer.org, certwatch::load_trust_anchor_file(peer.ca_bundle), "ca_bundle", peer.ca_bundle,
                   "peers[" + std::to_string(i) + "].ca_bundle");
     }
-    const policy::Manifest* m = manifest_of(manifests, peer.org);
+    const config::Manifest* m = manifest_of(manifests, peer.org);
     if (m == nullptr || !m->trust_bundle) continue;
     if (!m->trust_bundle->pem.empty()) {
       collect.add(peer.org, certwatch::parse_trust_anchor_pem(m->trust_bundle->pem), "manifest", m->source,

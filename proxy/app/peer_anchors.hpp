@@ -9,8 +9,8 @@
 
 #include "certwatch/trust_anchors.hpp"
 #include "policy/anchors.hpp"
-#include "policy/config.hpp"
-#include "policy/manifest.hpp"
+#include "config/config.hpp"
+#include "config/manifest.hpp"
 
 namespace fedproxy::app {
 
@@ -24,6 +24,6 @@ struct LoadedPeerAnchors {
   std::vector<Problem> problems;  // an anchor source that cannot be used: the snapshot is refused
 };
 
-LoadedPeerAnchors load_peer_anchors(const policy::Config& config, const std::vector<policy::Manifest>& manifests);
+LoadedPeerAnchors load_peer_anchors(const config::Config& config, const std::vector<config::Manifest>& manifests);
 
 }  // namespace fedproxy::app

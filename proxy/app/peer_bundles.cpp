@@ -5,7 +5,7 @@
 #include <utility>
 
 #include "certwatch/digest.hpp"
-#include "policy/manifest.hpp"
+#include "config/manifest.hpp"
 
 namespace fedproxy::app {
 
@@ -33,8 +33,8 @@ PeerBundles::Outcome PeerBundles::accept(const std::string& peer, core::FetchRes
   };
   if (!result.error.empty()) return fail(result.error);
   if (result.status != 200) return fail("answered HTTP " + std::to_string(result.status));
-  std::vector<policy::ConfigProblem> problems;
-  auto bundle = policy::parse_spiffe_bundle(result.body, &problems);
+  std::vector<config::ConfigProblem> problems;
+  auto bundle = config::parse_spiffe_bundle(result.body, &problems);
   if (!bundle) return fail("not a trust bundle: " + (problems.empty() ? std::string("?") : problems.front().to_string()));
   std::vector<certwatch::TrustAnchor> anchors;
   for (const auto& authority : bundle->bundle.x509_authorities) {

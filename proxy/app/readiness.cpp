@@ -6,7 +6,7 @@ namespace {
 constexpr uint64_t kProbeIntervalMs = 5000;
 }
 
-UpstreamProbe::UpstreamProbe(net::Loop& loop, policy::Endpoint upstream, uint32_t connect_timeout_ms)
+UpstreamProbe::UpstreamProbe(net::Loop& loop, config::Endpoint upstream, uint32_t connect_timeout_ms)
     : loop_(loop),
       upstream_(std::move(upstream)),
       connect_timeout_ms_(connect_timeout_ms),

@@ -4,14 +4,14 @@
 
 #include <memory>
 
-#include "policy/config.hpp"
+#include "config/config.hpp"
 #include "proxy/net/transport.hpp"
 
 namespace fedproxy::app {
 
 class UpstreamProbe final : private net::TransportHandler {
  public:
-  UpstreamProbe(net::Loop& loop, policy::Endpoint upstream, uint32_t connect_timeout_ms);
+  UpstreamProbe(net::Loop& loop, config::Endpoint upstream, uint32_t connect_timeout_ms);
   bool upstream_ok() const { return ok_; }
   void stop();
 
@@ -25,7 +25,7 @@ class UpstreamProbe final : private net::TransportHandler {
   void on_transport_drained() override {}
 
   net::Loop& loop_;
-  policy::Endpoint upstream_;
+  config::Endpoint upstream_;
   uint32_t connect_timeout_ms_;
   std::unique_ptr<net::Transport> conn_;
   net::Timer interval_;

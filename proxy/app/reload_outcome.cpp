@@ -6,11 +6,11 @@ namespace fedproxy::app {
 
 namespace {
 
-std::string endpoint_text(const std::optional<policy::Endpoint>& e) { return e ? e->text : "null"; }
+std::string endpoint_text(const std::optional<config::Endpoint>& e) { return e ? e->text : "null"; }
 
 // Derived the same way the snapshot decides it (snapshot.cpp): no peers and
 // no grants is authenticate_only mode, anything else is policy mode.
-bool policy_mode(const policy::Config& c) { return !c.peers.empty() || !c.grants.empty(); }
+bool policy_mode(const config::Config& c) { return !c.peers.empty() || !c.grants.empty(); }
 
 }  // namespace
 
@@ -26,7 +26,7 @@ const char* to_string(ReloadResult r) {
 // One line per setting that is read once at start. Keep it in step with what
 // Runtime::apply and Worker::apply hand over on a reload: a setting that
 // starts applying at run time leaves this list.
-std::vector<std::string> restart_required_keys(const policy::Config& a, const policy::Config& b) {
+std::vector<std::string> restart_required_keys(const config::Config& a, const config::Config& b) {
   std::vector<std::string> keys;
   auto changed = [&keys](bool differs, const char* key) {
     if (differs) keys.emplace_back(key);

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "policy/config.hpp"
+#include "config/config.hpp"
 
 namespace fedproxy::app {
 
@@ -28,7 +28,7 @@ const char* to_string(ReloadResult r);
 // The config keys whose new value differs from the running one and that do
 // not apply before a restart, in a fixed order ("ingress.listen", "workers",
 // "timeouts.idle_ms", ...). Empty: everything in `next` applies at once.
-std::vector<std::string> restart_required_keys(const policy::Config& running, const policy::Config& next);
+std::vector<std::string> restart_required_keys(const config::Config& running, const config::Config& next);
 
 // The tally /metrics and /status show (kept by the Runtime on the main loop).
 struct ReloadStats {

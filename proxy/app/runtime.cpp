@@ -16,8 +16,8 @@ namespace {
 
 // The same endpoint on the port the first listener actually got (when the
 // config says port 0), so that every worker binds one address.
-policy::Endpoint with_bound_port(policy::Endpoint e, const std::string& bound) {
-  if (e.kind != policy::Endpoint::Kind::tcp) return e;
+config::Endpoint with_bound_port(config::Endpoint e, const std::string& bound) {
+  if (e.kind != config::Endpoint::Kind::tcp) return e;
   auto colon = bound.rfind(':');
   if (colon != std::string::npos) e.port = static_cast<uint16_t>(std::stoul(bound.substr(colon + 1)));
   return e;
@@ -57,7 +57,7 @@ Runtime::~Runtime() {
 
 int Runtime::run() {
   // Valid until the first reload only: nothing below keeps it across loop_.run().
-  const policy::Config& cfg = snap_->config;
+  const config::Config& cfg = snap_->config;
   started_config_ = cfg;
   reload_stats_.last_success_unix = static_cast<int64_t>(std::time(nullptr));
   if (!cfg.audit.path.empty()) {
@@ -139,12 +139,12 @@ int Runtime::run() {
 }
 
 bool Runtime::start_listeners() {
-  const policy::Config& cfg = snap_->config;
+  const config::Config& cfg = snap_->config;
   const unsigned workers = std::max(1u, cfg.workers);
   std::string error;
   // One fatal line naming the listener, its address and the reason; no
   // READY=1, and no "listening" line was written before (see below).
-  auto cannot_listen = [&](std::string_view listener, const policy::Endpoint& at) {
+  auto cannot_listen = [&](std::string_view listener, const config::Endpoint& at) {
     LogLine("fatal", error).str("listener", listener).str("address", at.text);
     notify_.status(error);
     return false;
@@ -288,13 +288,13 @@ void Runtime::log_expiry_warnings() {
 }
 
 void Runtime::watch_current_files() {
-  const policy::Config& cfg = snap_->config;
+  const config::Config& cfg = snap_->config;
   std::vector<std::string> files = {config_path_};
   for (const std::string* f : {&cfg.tls.cert, &cfg.tls.key, &cfg.tls.ca_bundle, &cfg.tls.crl, &cfg.node.ca_bundle}) {
     if (!f->empty()) files.push_back(*f);
   }
   for (const auto& t : cfg.admin.tokens) files.push_back(t.path);  // a rotated token applies without restart
-  for (const policy::PeerConfig& peer : cfg.peers) {
+  for (const config::PeerConfig& peer : cfg.peers) {
     if (!peer.ca_bundle.empty()) files.push_back(peer.ca_bundle);  // its own trust anchors
   }
   watch_.set_files(std::move(files));
@@ -383,7 +383,7 @@ void Runtime::apply(std::shared_ptr<const Snapshot> next) {
   // Settings read only at start (listeners, workers, upstream, the switch
   // between authenticate_only and policy mode, ...) are named by reload()'s
   // restart_required result, not applied here.
-  const policy::Config& new_cfg = next->config;
+  const config::Config& new_cfg = next->config;
   if (next->policy && snap_->policy) {
     audit_trust_changes(*snap_, *next);
     // Once, before any worker sees the snapshot (see PolicyAuthorizer).

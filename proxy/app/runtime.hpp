@@ -102,7 +102,7 @@ class Runtime final : public core::AdminHandler {
   bool last_reload_ok_ = true;  // the last reload's snapshot applied (ok or restart_required)
   // What the listeners, workers and start-time objects were built from: a
   // reload's restart_required keys are judged against it (reload_outcome.hpp).
-  policy::Config started_config_;
+  config::Config started_config_;
   ReloadStats reload_stats_;
   SdNotifier notify_;
   InheritedSockets inherited_;  // until start_listeners() takes them

@@ -12,7 +12,7 @@
 #include <filesystem>
 #include <utility>
 
-#include "policy/host.hpp"
+#include "config/host.hpp"
 #include "proxy/app/log.hpp"
 #include "proxy/app/runtime.hpp"
 
@@ -57,7 +57,7 @@ std::string write_file_atomically(const std::string& path, const std::string& da
   return "";
 }
 
-std::vector<std::string> refreshed_peers(const policy::Config& cfg) {
+std::vector<std::string> refreshed_peers(const config::Config& cfg) {
   std::vector<std::string> out;
   for (const auto& p : cfg.peers) {
     if (p.refresh_bundle) out.push_back(p.org);
@@ -97,7 +97,7 @@ void Runtime::start_refreshers() {
 }
 
 void Runtime::refreshers_follow_config() {
-  const policy::Config& cfg = snap_->config;
+  const config::Config& cfg = snap_->config;
   crls_.forget_others(cfg.tls.crl_urls);
   std::erase_if(crl_pools_, [&](const auto& kv) {
     return std::find(cfg.tls.crl_urls.begin(), cfg.tls.crl_urls.end(), kv.first) == cfg.tls.crl_urls.end();
@@ -109,12 +109,12 @@ void Runtime::refreshers_follow_config() {
 }
 
 std::optional<core::DocumentRefresher::Target> Runtime::crl_target(const std::string& url, std::string* why) {
-  auto parsed = policy::parse_http_url(url, why);
+  auto parsed = config::parse_http_url(url, why);
   if (!parsed) return std::nullopt;
   auto& pool = crl_pools_[url];
   if (!pool) {
     core::UpstreamOptions options;
-    options.endpoint.kind = policy::Endpoint::Kind::tcp;
+    options.endpoint.kind = config::Endpoint::Kind::tcp;
     options.endpoint.host = parsed->host.host;
     options.endpoint.port = *parsed->host.port;
     options.endpoint.text = parsed->host.to_string();
@@ -151,7 +151,7 @@ void Runtime::on_crl_fetched(const std::string& url, core::FetchResult&& result)
 
 void Runtime::on_bundle_fetched(const std::string& peer, core::FetchResult&& result) {
   if (stopping_) return;
-  const policy::PeerConfig* cfg = nullptr;
+  const config::PeerConfig* cfg = nullptr;
   for (const auto& p : snap_->config.peers) {
     if (p.org == peer && p.refresh_bundle) cfg = &p;
   }

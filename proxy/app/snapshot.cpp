@@ -5,7 +5,7 @@
 
 #include "certwatch/bundle_keys.hpp"
 #include "certwatch/cert_bundle.hpp"
-#include "policy/manifest.hpp"
+#include "config/manifest.hpp"
 #include "proxy/app/admin_tokens.hpp"
 #include "proxy/app/node_bundle.hpp"
 #include "proxy/app/effective_config.hpp"
@@ -33,7 +33,7 @@ struct Problems {
 // The node's trust bundle: node.ca_bundle, or the CAs of tls.ca_bundle that
 // issued the node certificate. None found: no bundle is served (a warning;
 // peers then configure our CA by hand, as before).
-bool build_node_bundle(const policy::Config& cfg, Snapshot& snap, Problems& problems) {
+bool build_node_bundle(const config::Config& cfg, Snapshot& snap, Problems& problems) {
   const certwatch::CertBundle& bundle = snap.server_tls->bundle();
   if (!cfg.node.ca_bundle.empty()) {
     auto loaded = certwatch::load_trust_anchor_file(cfg.node.ca_bundle);
@@ -56,7 +56,7 @@ bool build_node_bundle(const policy::Config& cfg, Snapshot& snap, Problems& prob
 }
 
 // The trust store is tls.ca_bundle plus every peer's own anchors.
-bool build_tls(const policy::Config& cfg, const std::vector<certwatch::TrustAnchor>& peer_anchors,
+bool build_tls(const config::Config& cfg, const std::vector<certwatch::TrustAnchor>& peer_anchors,
                const std::map<std::string, std::string>& fetched_crls, Snapshot& snap, Problems& problems) {
   certwatch::CertFiles files;
   files.cert = cfg.tls.cert;
@@ -96,7 +96,7 @@ bool build_tls(const policy::Config& cfg, const std::vector<certwatch::TrustAnch
   return build_node_bundle(cfg, snap, problems);
 }
 
-void build_admin_access(const policy::Config& cfg, Snapshot& snap, Problems& problems) {
+void build_admin_access(const config::Config& cfg, Snapshot& snap, Problems& problems) {
   for (auto& loaded : load_admin_tokens(cfg.admin.tokens, env_flag("FEDPROXY_ALLOW_INSECURE_KEY_PERMS"))) {
     if (loaded) {
       snap.admin.tokens.push_back(std::move(loaded).value());
@@ -109,9 +109,9 @@ void build_admin_access(const policy::Config& cfg, Snapshot& snap, Problems& pro
 
 // A TCP admin listener without a token: anything that can connect to it (any
 // local user, a container on the same network) may reload and read /status.
-std::vector<std::string> admin_warnings(const policy::Config& cfg) {
+std::vector<std::string> admin_warnings(const config::Config& cfg) {
   const auto& admin = cfg.admin;
-  if (!admin.listen || admin.listen->kind != policy::Endpoint::Kind::tcp || !admin.tokens.empty()) return {};
+  if (!admin.listen || admin.listen->kind != config::Endpoint::Kind::tcp || !admin.tokens.empty()) return {};
   return {"admin.listen: the admin listener " + admin.listen->text +
           " has no token: anyone who can connect to it may POST /reload and read /status; set "
           "admin.token_file (or listen on a unix socket)"};
@@ -124,13 +124,13 @@ SnapshotResult build_snapshot(const std::string& config_path, bool tls_only, con
   Problems problems{result};
   // The config file with the management API's state overlaid (SPEC §12).
   auto loaded =
-      load_effective_config(config_path, policy::EnvOverrides::from_environment(), inputs.state_override).result;
+      load_effective_config(config_path, config::EnvOverrides::from_environment(), inputs.state_override).result;
   for (const auto& p : loaded.problems) problems.add(config_path, p.to_string());
   if (!loaded.config) {
     // Report what the policy compiler finds in the valid parts too, so one
     // `fedproxy check` lists every problem.
     if (loaded.partial && !(loaded.partial->peers.empty() && loaded.partial->grants.empty())) {
-      auto manifests = policy::load_manifest_dir(loaded.partial->manifests_dir);
+      auto manifests = config::load_manifest_dir(loaded.partial->manifests_dir);
       for (const auto& p : policy::compile_policy(*loaded.partial, manifests.manifests).problems) {
         problems.add(config_path, p.to_string());
       }
@@ -140,14 +140,14 @@ SnapshotResult build_snapshot(const std::string& config_path, bool tls_only, con
 
   auto snap = std::make_shared<Snapshot>();
   snap->config = std::move(*loaded.config);
-  const policy::Config& cfg = snap->config;
+  const config::Config& cfg = snap->config;
   result.warnings = admin_warnings(cfg);
 
   // Manifests first: their trust bundles are anchors of the TLS trust store.
   // (tls_only: the peers' ca_bundle files only; there may be no manifests yet.)
-  policy::ManifestDirResult manifests;
+  config::ManifestDirResult manifests;
   if (!tls_only) {
-    manifests = policy::load_manifest_dir(cfg.manifests_dir);
+    manifests = config::load_manifest_dir(cfg.manifests_dir);
     for (const auto& p : manifests.problems) problems.add(cfg.manifests_dir, p.to_string());
   }
   LoadedPeerAnchors anchors = load_peer_anchors(cfg, manifests.manifests);
@@ -186,7 +186,7 @@ SnapshotResult build_snapshot(const std::string& config_path, bool tls_only, con
     snap->policy = compiled.snapshot;
   }
 
-  policy::Manifest self;
+  config::Manifest self;
   self.org = cfg.node.org;
   self.entity_uri = cfg.node.entity_uri;
   self.endpoints = cfg.node.endpoints;
@@ -194,7 +194,7 @@ SnapshotResult build_snapshot(const std::string& config_path, bool tls_only, con
     // The pin others may set on us: SHA-256 of our certificate's DER.
     self.tls_cert_fingerprint = tls::identity_from_cert(*snap->server_tls->bundle().cert_chain()).der_sha256;
   }
-  snap->node_manifest = std::make_shared<const std::string>(policy::manifest_to_json(self));
+  snap->node_manifest = std::make_shared<const std::string>(config::manifest_to_json(self));
 
   if (!result.problems.empty()) return result;
   for (auto& w : shared_ca_bundle_warnings(*snap)) result.warnings.push_back(std::move(w));

@@ -11,7 +11,7 @@
 
 #include "certwatch/trust_anchors.hpp"
 #include "config/state.hpp"
-#include "policy/config.hpp"
+#include "config/config.hpp"
 #include "policy/policy.hpp"
 #include "proxy/core/admin_gate.hpp"
 #include "proxy/tls/tls_context.hpp"
@@ -19,7 +19,7 @@
 namespace fedproxy::app {
 
 struct Snapshot {
-  policy::Config config;
+  config::Config config;
   std::shared_ptr<const tls::TlsContext> server_tls;  // null in insecure mode
   std::shared_ptr<const tls::TlsContext> client_tls;
   std::shared_ptr<const policy::Snapshot> policy;     // null with authenticate_only

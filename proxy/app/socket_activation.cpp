@@ -57,11 +57,11 @@ std::string local_address(int fd) {
 
 // The socket's local address is the endpoint's (same family, address, port;
 // or the same unix path).
-bool same_address(int fd, const policy::Endpoint& endpoint) {
+bool same_address(int fd, const config::Endpoint& endpoint) {
   sockaddr_storage ss{};
   socklen_t len = sizeof(ss);
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
-  if (endpoint.kind == policy::Endpoint::Kind::unix_socket) {
+  if (endpoint.kind == config::Endpoint::Kind::unix_socket) {
     if (ss.ss_family != AF_UNIX) return false;
     return std::string(reinterpret_cast<const sockaddr_un*>(&ss)->sun_path) == endpoint.path;
   }
@@ -80,7 +80,7 @@ bool same_address(int fd, const policy::Endpoint& endpoint) {
 }
 
 // A listening stream socket of the endpoint's kind, or why not.
-bool usable(int fd, const policy::Endpoint& endpoint, std::string* why) {
+bool usable(int fd, const config::Endpoint& endpoint, std::string* why) {
   int type = 0, listening = 0;
   socklen_t len = sizeof(type);
   if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) {
@@ -95,7 +95,7 @@ bool usable(int fd, const policy::Endpoint& endpoint, std::string* why) {
   sockaddr_storage ss{};
   len = sizeof(ss);
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-  const bool want_unix = endpoint.kind == policy::Endpoint::Kind::unix_socket;
+  const bool want_unix = endpoint.kind == config::Endpoint::Kind::unix_socket;
   if (want_unix != (ss.ss_family == AF_UNIX)) {
     *why = want_unix ? "a TCP socket for a unix: address" : "a unix socket for a TCP address";
     return false;
@@ -131,7 +131,7 @@ InheritedSockets::InheritedSockets(InheritedSockets&& other) noexcept : sockets_
 
 InheritedSockets::~InheritedSockets() { close_unused(); }
 
-int InheritedSockets::take(std::string_view listener, const policy::Endpoint& endpoint, std::string* error) {
+int InheritedSockets::take(std::string_view listener, const config::Endpoint& endpoint, std::string* error) {
   auto pick = [&](size_t i) {
     int fd = sockets_[i].fd;
     std::string why;

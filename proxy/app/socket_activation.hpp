@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "policy/config.hpp"
+#include "config/config.hpp"
 
 namespace fedproxy::app {
 
@@ -32,7 +32,7 @@ class InheritedSockets {
   // The fd for this listener (the caller owns it now), or -1 when none
   // matches. -1 with *error set when the matching socket cannot serve it (not
   // a listening stream socket, or of another family than the address).
-  int take(std::string_view listener, const policy::Endpoint& endpoint, std::string* error);
+  int take(std::string_view listener, const config::Endpoint& endpoint, std::string* error);
   // "fd 5 (name \"metrics\", 127.0.0.1:9000)" for each socket not taken; closes them.
   std::vector<std::string> close_unused();
 

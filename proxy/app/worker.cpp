@@ -6,7 +6,7 @@
 
 namespace fedproxy::app {
 
-core::ProxyOptions ingress_options(const policy::Config& cfg) {
+core::ProxyOptions ingress_options(const config::Config& cfg) {
   core::ProxyOptions o;
   o.parser_limits.max_request_line = cfg.limits.max_request_line_bytes;
   o.parser_limits.max_header_bytes = cfg.limits.max_header_bytes;
@@ -29,7 +29,7 @@ core::ProxyOptions ingress_options(const policy::Config& cfg) {
   return o;
 }
 
-core::ProxyOptions egress_options(const policy::Config& cfg) {
+core::ProxyOptions egress_options(const config::Config& cfg) {
   core::ProxyOptions opts = ingress_options(cfg);
   opts.direction = core::Direction::egress;
   opts.peer_requests = false;  // the client is the local app; the peer's fedproxy canonicalizes
@@ -47,7 +47,7 @@ Worker::~Worker() = default;
 
 bool Worker::start(const std::shared_ptr<const Snapshot>& snap, const ListenPlan& plan, std::string* error,
                    std::string* failed_listener) {
-  const policy::Config& cfg = snap->config;
+  const config::Config& cfg = snap->config;
   loop_.resolver().set_ttls(cfg.egress.dns_ttl_ms, cfg.egress.dns_negative_ttl_ms);
   if (snap->policy) {
     policy_ = std::make_unique<core::PolicyAuthorizer>(snap->policy, snap->server_tls == nullptr, shared_.limiter);

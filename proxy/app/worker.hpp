@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "policy/config.hpp"
+#include "config/config.hpp"
 #include "policy/policy.hpp"
 #include "proxy/app/event_log.hpp"
 #include "proxy/app/snapshot.hpp"
@@ -39,8 +39,8 @@ struct WorkerShared {
 // others bind the addresses worker 0 actually got (port 0 resolved), with
 // SO_REUSEPORT when there is more than one worker.
 struct ListenPlan {
-  policy::Endpoint ingress;
-  std::optional<policy::Endpoint> egress;  // none: no egress listener on this worker
+  config::Endpoint ingress;
+  std::optional<config::Endpoint> egress;  // none: no egress listener on this worker
   bool reuse_port = false;
   // Sockets inherited from systemd (socket activation), -1 = bind. The
   // worker's listener owns them.
@@ -93,8 +93,8 @@ class Worker {
 };
 
 // Options shared by the ingress and egress servers, from the config.
-core::ProxyOptions ingress_options(const policy::Config& cfg);
+core::ProxyOptions ingress_options(const config::Config& cfg);
 // The same for the egress listener (the local app is the client, peers are upstream).
-core::ProxyOptions egress_options(const policy::Config& cfg);
+core::ProxyOptions egress_options(const config::Config& cfg);
 
 }  // namespace fedproxy::app

@@ -38,7 +38,7 @@ std::string_view unmapped(std::string_view ip) {
 // (a wildcard listener answers under the address of the interface), or
 // localhost; a port, when written, is the listener's. On a unix socket only
 // localhost applies, with any port (curl --unix-socket writes the URL's).
-bool names_this_listener(const policy::HostPort& host, const AdminLocalAddress& local) {
+bool names_this_listener(const config::HostPort& host, const AdminLocalAddress& local) {
   const bool port_ok = !host.port || *host.port == local.port;
   if (host.host == "localhost") return local.unix_socket || port_ok;
   return !local.unix_socket && host.host == unmapped(local.ip) && port_ok;
@@ -47,7 +47,7 @@ bool names_this_listener(const policy::HostPort& host, const AdminLocalAddress& 
 // An admin.allowed_hosts entry without a port allows the name on any port
 // (a port-forward or a published container port changes it); one with a
 // port allows exactly that port.
-bool is_allowed_host(const policy::HostPort& host, const std::vector<policy::HostPort>& allowed) {
+bool is_allowed_host(const config::HostPort& host, const std::vector<config::HostPort>& allowed) {
   for (const auto& a : allowed) {
     if (a.host == host.host && (!a.port || a.port == host.port)) return true;
   }
@@ -115,7 +115,7 @@ AdminVerdict check_admin_request(const AdminGateInput& r, const AdminAccess& acc
     return refuse(421, "misdirected_request",
                   "The admin listener needs a Host header naming it (its address or localhost).");
   }
-  auto host = policy::parse_host(host_header->value);
+  auto host = config::parse_host(host_header->value);
   if (!host || !(names_this_listener(*host, r.local) || is_allowed_host(*host, access.allowed_hosts))) {
     return refuse(421, "misdirected_request",
                   "The Host header names neither this admin listener (its address or localhost) nor an "

@@ -18,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-#include "policy/host.hpp"
+#include "config/host.hpp"
 #include "proxy/http1/message.hpp"
 
 namespace fedproxy::core {
@@ -33,7 +33,7 @@ struct AdminToken {
 // The gate's configuration, part of every snapshot (a reload rotates tokens).
 struct AdminAccess {
   std::vector<AdminToken> tokens;  // empty: no authentication
-  std::vector<policy::HostPort> allowed_hosts;
+  std::vector<config::HostPort> allowed_hosts;
 };
 
 // The listener's side of an admin connection: where the client connected.

@@ -162,8 +162,8 @@ class AdminConnection final : public net::Deletable,
 
 AdminServer::~AdminServer() { close(); }
 
-bool AdminServer::listen(const policy::Endpoint& endpoint, std::string* error, int inherited_fd) {
-  const bool unix_socket = endpoint.kind == policy::Endpoint::Kind::unix_socket;
+bool AdminServer::listen(const config::Endpoint& endpoint, std::string* error, int inherited_fd) {
+  const bool unix_socket = endpoint.kind == config::Endpoint::Kind::unix_socket;
   auto listener = net::Listener::create(
       loop_, endpoint,
       [this, unix_socket](std::unique_ptr<net::Transport> t) {

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <unordered_set>
 
-#include "policy/config.hpp"
+#include "config/config.hpp"
 #include "proxy/core/admin_gate.hpp"
 #include "proxy/http1/message.hpp"
 #include "proxy/net/listener.hpp"
@@ -65,7 +65,7 @@ class AdminServer {
   AdminServer(net::Loop& loop, AdminHandler& handler) : loop_(loop), handler_(handler) {}
   ~AdminServer();
   // inherited_fd: see net::Listener (socket activation).
-  bool listen(const policy::Endpoint& endpoint, std::string* error, int inherited_fd = -1);
+  bool listen(const config::Endpoint& endpoint, std::string* error, int inherited_fd = -1);
   const std::string& bound_address() const { return bound_; }
   void close();  // stop listening and close open admin connections
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "policy/target.hpp"
+#include "config/target.hpp"
 #include "proxy/base/decision.hpp"
 #include "proxy/http1/message.hpp"
 #include "proxy/tls/peer_identity.hpp"
@@ -25,7 +25,7 @@ struct RequestView {
   // Ingress: the request-target canonicalized once (SPEC §4), what policy
   // decides on and what the app receives; never head.target. Null on
   // egress, where targets are for the peer's fedproxy to canonicalize.
-  const policy::CanonicalTarget* target = nullptr;
+  const config::CanonicalTarget* target = nullptr;
 };
 
 struct Verdict {

@@ -6,8 +6,8 @@
 
 #include <string_view>
 
-#include "policy/json.hpp"
-#include "policy/target.hpp"
+#include "config/json.hpp"
+#include "config/target.hpp"
 #include "proxy/core/authorizer.hpp"
 #include "proxy/core/forwarded_head.hpp"
 #include "proxy/core/header_rules.hpp"
@@ -122,8 +122,8 @@ Explanation explain(const ExplainSetup& setup, const ExplainQuery& q, int64_t no
   // The session's steps, in its order (ProxySession::on_request_head).
   PolicyAuthorizer authorizer(setup.policy, setup.insecure);  // its own limiter: full buckets
   RequestView view{identity, head, q.source, kExplainRequestId, now_unix_ms, nullptr};
-  policy::TargetResult canonical = policy::canonicalize_target(q.target, q.method, setup.http.path_policy);
-  if (canonical.status != policy::TargetStatus::ok) {
+  config::TargetResult canonical = config::canonicalize_target(q.target, q.method, setup.http.path_policy);
+  if (canonical.status != config::TargetStatus::ok) {
     const policy::Decision d = policy::refuse_target(canonical.status);
     deny(e, d.status, policy::to_string(d.code), target_refusal_message(d.message, canonical.detail));
     e.peer = authorizer.identify(view).peer;
@@ -170,7 +170,7 @@ Explanation explain(const ExplainSetup& setup, const ExplainQuery& q, int64_t no
 }
 
 std::string explanation_json(const Explanation& e) {
-  using policy::json::quote;
+  using config::json::quote;
   auto or_null = [](const std::string& s) { return s.empty() ? std::string("null") : quote(s); };
   std::string j = "{\"decision\":";
   j += e.allow ? "\"allow\"" : "\"deny\"";

@@ -24,7 +24,7 @@
 #include <utility>
 #include <vector>
 
-#include "policy/config.hpp"
+#include "config/config.hpp"
 #include "policy/policy.hpp"
 
 namespace fedproxy::core {
@@ -43,7 +43,7 @@ std::optional<std::string> explain_query_problem(const ExplainQuery& query);
 // What the live ingress decides with.
 struct ExplainSetup {
   std::shared_ptr<const policy::Snapshot> policy;  // not null
-  policy::HttpConfig http;                         // path_policy, headers_with_underscores
+  config::HttpConfig http;                         // path_policy, headers_with_underscores
   bool insecure = false;  // plain ingress: identity from X-Federation-Dev-Peer (SPEC §9)
   // Key hashes of tls.ca_bundle's CAs: the chain of a peer without anchors
   // of its own ends in the first one.

@@ -8,7 +8,7 @@
 namespace fedproxy::core {
 
 std::string forwarded_request_head(http1::RequestHead& head, Verdict& verdict,
-                                   const policy::CanonicalTarget* target, std::string_view request_id,
+                                   const config::CanonicalTarget* target, std::string_view request_id,
                                    std::string_view forwarding_lines, bool upgrade) {
   http1::remove_hop_by_hop(head.headers);
   strip_peer_asserted_headers(head.headers);

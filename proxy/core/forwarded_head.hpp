@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "policy/target.hpp"
+#include "config/target.hpp"
 #include "proxy/core/authorizer.hpp"
 #include "proxy/http1/message.hpp"
 
@@ -21,7 +21,7 @@ namespace fedproxy::core {
 // received). forwarding_lines: X-Forwarded-* / Forwarded for the peer ("" on
 // egress). upgrade: a WebSocket handshake, forwarded as one.
 std::string forwarded_request_head(http1::RequestHead& head, Verdict& verdict,
-                                   const policy::CanonicalTarget* target, std::string_view request_id,
+                                   const config::CanonicalTarget* target, std::string_view request_id,
                                    std::string_view forwarding_lines, bool upgrade);
 
 // The message of a 400 for a refused request-target: the decision's sentence

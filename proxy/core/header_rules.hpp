@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "policy/config.hpp"
+#include "config/config.hpp"
 #include "proxy/http1/message.hpp"
 
 namespace fedproxy::core {
@@ -16,7 +16,7 @@ namespace fedproxy::core {
 // http.headers_with_underscores: WSGI/CGI (and nginx's underscores_in_headers)
 // map "_" and "-" to the same variable, so "X_Federation_Peer" could reach the
 // app as the identity header fedproxy sets.
-using UnderscoreHeaders = policy::HttpConfig::Underscores;
+using UnderscoreHeaders = config::HttpConfig::Underscores;
 
 // Checks a request head a peer sent. Returns nullptr when it may go on (with
 // underscore names removed under UnderscoreHeaders::drop), else why it is

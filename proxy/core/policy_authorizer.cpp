@@ -105,7 +105,7 @@ policy::Decision PolicyAuthorizer::decide(const RequestView& r) {
   if (r.target == nullptr) {
     // Only the ingress (which canonicalizes every target) runs policy: a
     // request without its canonical target is not one policy can decide on.
-    return policy::refuse_target(policy::TargetStatus::bad_request);
+    return policy::refuse_target(config::TargetStatus::bad_request);
   }
   const policy::Subject subject = subject_of(r);
   std::array<std::string_view, kMaxOverrideHeaders> overrides;

@@ -17,7 +17,7 @@ ProxyServer::ProxyServer(net::Loop& loop, ProxyOptions options,
 
 ProxyServer::~ProxyServer() { close_all(); }
 
-bool ProxyServer::listen(const policy::Endpoint& endpoint, std::string* error, bool reuse_port,
+bool ProxyServer::listen(const config::Endpoint& endpoint, std::string* error, bool reuse_port,
                            int inherited_fd) {
   auto listener = net::Listener::create(
       loop_, endpoint, [this](std::unique_ptr<net::Transport> t) { on_accept(std::move(t)); }, reuse_port,

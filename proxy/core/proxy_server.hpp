@@ -11,8 +11,8 @@
 #include <string>
 #include <unordered_set>
 
-#include "policy/config.hpp"
-#include "policy/target.hpp"
+#include "config/config.hpp"
+#include "config/target.hpp"
 #include "proxy/core/authorizer.hpp"
 #include "proxy/core/events.hpp"
 #include "proxy/core/header_rules.hpp"
@@ -47,7 +47,7 @@ struct ProxyOptions {
   // (SPEC §5). Off on egress, where the client is the local app and the
   // peer's fedproxy does all of this itself.
   bool peer_requests = true;
-  policy::HttpConfig http;  // path_policy, headers_with_underscores
+  config::HttpConfig http;  // path_policy, headers_with_underscores
 };
 
 class ProxySession;
@@ -79,7 +79,7 @@ class ProxyServer {
 
   // reuse_port: see net::Listener (one listener per worker loop).
   // inherited_fd: see net::Listener (socket activation).
-  bool listen(const policy::Endpoint& endpoint, std::string* error, bool reuse_port = false,
+  bool listen(const config::Endpoint& endpoint, std::string* error, bool reuse_port = false,
               int inherited_fd = -1);
   const std::string& bound_address() const;
 

@@ -39,7 +39,7 @@ struct ProxySession::Exchange {
   http1::RequestHead head;
   // Ingress: the canonical target, the one value policy, audit and the
   // forwarded head use (SPEC §4). Empty on egress.
-  std::optional<policy::CanonicalTarget> target;
+  std::optional<config::CanonicalTarget> target;
   std::string request_id;
   uint64_t start_ns = 0;  // net::Loop::hrtime_ns() when the request head was read
   bool local = false;           // answered by fedproxy itself
@@ -518,8 +518,8 @@ RequestView ProxySession::view_of(const Exchange& ex) const {
 }
 
 bool ProxySession::canonicalize_target(Exchange& ex) {
-  policy::TargetResult r = policy::canonicalize_target(ex.head.target, ex.head.method, server_.options().http.path_policy);
-  if (r.status == policy::TargetStatus::ok) {
+  config::TargetResult r = config::canonicalize_target(ex.head.target, ex.head.method, server_.options().http.path_policy);
+  if (r.status == config::TargetStatus::ok) {
     ex.target = std::move(r.target);
     return true;
   }

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "proxy/base/result.hpp"
-#include "policy/config.hpp"
+#include "config/config.hpp"
 #include "proxy/http1/response_parser.hpp"
 #include "proxy/net/loop.hpp"
 #include "proxy/net/transport.hpp"
@@ -45,7 +45,7 @@ class UpstreamUser {
 };
 
 struct UpstreamOptions {
-  policy::Endpoint endpoint;
+  config::Endpoint endpoint;
   // TLS upstreams (egress to a peer): the client context, the URI SAN the
   // peer's certificate must carry, the optional DER SHA-256 pin, the key
   // hashes of the peer's own trust anchors (sorted), one of which its chain

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "policy/json.hpp"
+#include "config/json.hpp"
 
 namespace fedproxy::http1 {
 
@@ -280,11 +280,11 @@ std::string make_error_body(std::string_view code, std::string_view message, std
   std::string body;
   body.reserve(48 + code.size() + message.size() + request_id.size());
   body.append("{\"error\":\"");
-  body.append(policy::json::escape(code));
+  body.append(config::json::escape(code));
   body.append("\",\"message\":\"");
-  body.append(policy::json::escape(message));
+  body.append(config::json::escape(message));
   body.append("\",\"request_id\":\"");
-  body.append(policy::json::escape(request_id));
+  body.append(config::json::escape(request_id));
   body.append("\"}");
   return body;
 }

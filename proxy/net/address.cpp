@@ -10,7 +10,7 @@
 
 namespace fedproxy::net {
 
-bool to_sockaddr(const policy::Endpoint& endpoint, sockaddr_storage* out, std::string* error) {
+bool to_sockaddr(const config::Endpoint& endpoint, sockaddr_storage* out, std::string* error) {
   std::string host = endpoint.host == "localhost" ? "127.0.0.1" : endpoint.host;
   if (host.find(':') != std::string::npos) {
     if (uv_ip6_addr(host.c_str(), endpoint.port, reinterpret_cast<sockaddr_in6*>(out)) == 0) return true;
@@ -41,7 +41,7 @@ std::string format_sockaddr(const sockaddr* sa, std::string* ip) {
   return std::string(buf) + ":" + std::to_string(ntohs(in4->sin_port));
 }
 
-std::optional<policy::Endpoint> endpoint_from_url(std::string_view url, std::string* host_header,
+std::optional<config::Endpoint> endpoint_from_url(std::string_view url, std::string* host_header,
                                                   std::string* error) {
   std::string_view rest = url;
   if (rest.substr(0, 8) == "https://") {
@@ -88,8 +88,8 @@ std::optional<policy::Endpoint> endpoint_from_url(std::string_view url, std::str
     *error = "endpoint " + std::string(url) + ": IPv6 addresses must be written in brackets";
     return std::nullopt;
   }
-  policy::Endpoint ep;
-  ep.kind = policy::Endpoint::Kind::tcp;
+  config::Endpoint ep;
+  ep.kind = config::Endpoint::Kind::tcp;
   ep.host = host;
   ep.port = static_cast<uint16_t>(port_number);
   ep.text = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + port;

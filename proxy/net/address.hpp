@@ -7,17 +7,17 @@
 
 #include <sys/socket.h>
 
-#include "policy/config.hpp"
+#include "config/config.hpp"
 
 namespace fedproxy::net {
 
 // TCP endpoints only ("localhost" maps to 127.0.0.1). False with *error set.
-bool to_sockaddr(const policy::Endpoint& endpoint, sockaddr_storage* out, std::string* error);
+bool to_sockaddr(const config::Endpoint& endpoint, sockaddr_storage* out, std::string* error);
 
 // "https://host[:port][/...]" → a TCP endpoint (port 443 by default). Syntax
 // only: a DNS name stays a name (Endpoint::host), resolved at connect time
 // by the loop's Resolver; an IP literal stays literal. Never blocks.
-std::optional<policy::Endpoint> endpoint_from_url(std::string_view url, std::string* host_header,
+std::optional<config::Endpoint> endpoint_from_url(std::string_view url, std::string* host_header,
                                                   std::string* error);
 
 // An IPv4 or IPv6 literal (no brackets), or "localhost": connected to

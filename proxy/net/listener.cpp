@@ -76,14 +76,14 @@ int bind_reuse_port(uv_tcp_t* tcp, const sockaddr_storage& addr) {
 }
 }  // namespace
 
-base::Result<std::unique_ptr<Listener>> Listener::create(Loop& loop, const policy::Endpoint& endpoint,
+base::Result<std::unique_ptr<Listener>> Listener::create(Loop& loop, const config::Endpoint& endpoint,
                                                          AcceptFn on_accept, bool reuse_port, int inherited_fd) {
   std::unique_ptr<Listener> l(new Listener(loop, std::move(on_accept)));
   auto* h = new Handle;
   l->handle_ = h;
   int rc;
   if (inherited_fd >= 0) {
-    l->is_pipe_ = endpoint.kind == policy::Endpoint::Kind::unix_socket;
+    l->is_pipe_ = endpoint.kind == config::Endpoint::Kind::unix_socket;
     if (l->is_pipe_) {
       uv_pipe_init(loop.raw(), &h->s.pipe, 0);
       rc = uv_pipe_open(&h->s.pipe, inherited_fd);
@@ -95,7 +95,7 @@ base::Result<std::unique_ptr<Listener>> Listener::create(Loop& loop, const polic
     h->s.handle.data = l.get();
     // Not adopted by the handle: closing the handle would not close it.
     if (rc != 0) ::close(inherited_fd);
-  } else if (endpoint.kind == policy::Endpoint::Kind::unix_socket) {
+  } else if (endpoint.kind == config::Endpoint::Kind::unix_socket) {
     l->is_pipe_ = true;
     uv_pipe_init(loop.raw(), &h->s.pipe, 0);
     h->s.handle.data = l.get();

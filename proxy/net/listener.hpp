@@ -7,7 +7,7 @@
 #include <string>
 
 #include "proxy/base/result.hpp"
-#include "policy/config.hpp"
+#include "config/config.hpp"
 #include "proxy/net/transport.hpp"
 
 namespace fedproxy::net {
@@ -24,7 +24,7 @@ class Listener {
   // activation) of the endpoint's kind, used instead of binding; the
   // listener owns it from here (closed even on failure), and leaves a unix
   // socket's file to whoever made it.
-  static base::Result<std::unique_ptr<Listener>> create(Loop& loop, const policy::Endpoint& endpoint,
+  static base::Result<std::unique_ptr<Listener>> create(Loop& loop, const config::Endpoint& endpoint,
                                                         AcceptFn on_accept, bool reuse_port = false,
                                                         int inherited_fd = -1);
   ~Listener();  // stops accepting (closes the handle)

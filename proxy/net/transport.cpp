@@ -147,11 +147,11 @@ void free_unadopted_handles(Transport::Handles* hs) {
 }
 uv_stream_t* stream_of(Transport::Handles* hs) { return &hs->s.stream; }
 
-std::unique_ptr<Transport> Transport::connect(Loop& loop, const policy::Endpoint& endpoint,
+std::unique_ptr<Transport> Transport::connect(Loop& loop, const config::Endpoint& endpoint,
                                               TransportHandler* handler,
                                               std::unique_ptr<tls::TlsEngine> tls,
                                               std::string* error) {
-  bool is_pipe = endpoint.kind == policy::Endpoint::Kind::unix_socket;
+  bool is_pipe = endpoint.kind == config::Endpoint::Kind::unix_socket;
   Handles* hs = new_handles(loop, is_pipe);
   std::unique_ptr<Transport> t(new Transport(loop, hs));
   t->tls_ = std::move(tls);
@@ -201,7 +201,7 @@ bool Transport::connect_next_address(std::string* error) {
   while (next_address_ < addresses_.size()) {
     const std::string& ip = addresses_[next_address_++];
     if (next_address_ > 1) renew_handles();
-    policy::Endpoint at;
+    config::Endpoint at;
     at.host = ip;
     at.port = port_;
     at.text = peer_address_;

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "policy/config.hpp"
+#include "config/config.hpp"
 #include "proxy/net/loop.hpp"
 #include "proxy/tls/tls_engine.hpp"
 
@@ -65,7 +65,7 @@ class Transport final : public Deletable, public Flushable {
   // blocking; a failed lookup is an on_transport_error naming the host and
   // the resolver's error. Its addresses are tried in order until one
   // connects; when none does, the cached name is invalidated.
-  static std::unique_ptr<Transport> connect(Loop& loop, const policy::Endpoint& endpoint,
+  static std::unique_ptr<Transport> connect(Loop& loop, const config::Endpoint& endpoint,
                                             TransportHandler* handler,
                                             std::unique_ptr<tls::TlsEngine> tls,
                                             std::string* error);

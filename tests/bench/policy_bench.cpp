@@ -17,9 +17,10 @@
 #include <vector>
 
 #include "alloc_counter.hpp"
-#include "policy/config.hpp"
+#include "config/config.hpp"
 #include "policy/policy.hpp"
 
+using namespace fedproxy::config;
 using namespace fedproxy::policy;
 
 namespace {

@@ -1,5 +1,5 @@
-// libFuzzer target: config JSON parse + validate (policy/config), manifest
-// parse (policy/manifest), policy compilation (policy/compile) and a few
+// libFuzzer target: config JSON parse + validate (config/config), manifest
+// parse (config/manifest), policy compilation (policy/compile) and a few
 // decisions against the compiled snapshot (policy/evaluate).
 //
 // Input: text segments separated by lines holding exactly "----":
@@ -9,8 +9,9 @@
 //   any other segment  a peer manifest (JSON)
 // Checked: no crash, leak or UB; results are either a value or problems,
 // never both or neither; manifests survive manifest_to_json →
-// parse_manifest unchanged; a partial config (what `fedproxy check` compiles
-// to report policy problems) compiles without crashing; decisions are
+// parse_manifest unchanged, and valid grants to_json → parse_grant; a
+// partial config (what `fedproxy check` compiles to report policy problems)
+// compiles without crashing; decisions are
 // self-consistent (status and code agree, an allowed request has a peer, a
 // grant and a resource, a rewritten limit is not rewritten again and keeps
 // the canonical path, ...). Targets are canonicalized first, as the ingress
@@ -25,11 +26,13 @@
 
 #include <picojson.h>
 
-#include "policy/config.hpp"
-#include "policy/manifest.hpp"
+#include "config/config.hpp"
+#include "config/grant.hpp"
+#include "config/manifest.hpp"
 #include "policy/policy.hpp"
 #include "tests/fuzz/fuzz_common.hpp"
 
+using namespace fedproxy::config;
 using namespace fedproxy::policy;
 
 namespace {
@@ -173,12 +176,8 @@ void check_decision(const Decision& d, const Snapshot& snap, RateLimiter& limite
 
 std::vector<std::string> grant_ids(const Config& c) {
   std::vector<std::string> ids;
-  for (const GrantConfig& g : c.grants) {
-    picojson::value v;
-    if (!picojson::parse(v, g.json).empty() || !v.is<picojson::object>()) continue;
-    const picojson::object& o = v.get<picojson::object>();
-    auto it = o.find("id");
-    if (it != o.end() && it->second.is<std::string>()) ids.push_back(it->second.get<std::string>());
+  for (const Grant& g : c.grants) {
+    if (!g.id.empty()) ids.push_back(g.id);
     if (ids.size() >= 4) break;
   }
   return ids;
@@ -294,6 +293,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const Config& config = *cr.config;
   FUZZ_CHECK(!config.dir.empty(), "config without a base dir");
+  if (config.grant_problems.empty()) {
+    for (const Grant& g : config.grants) {
+      FUZZ_CHECK(parse_grant(to_json(g), g.where).grant == g, "grant changes through to_json");
+    }
+  }
   CompileResult comp = compile_policy(config, manifests);
   FUZZ_CHECK((comp.snapshot != nullptr) == comp.problems.empty(), "compile: both or neither of snapshot and problems");
   check_problems(comp.problems);

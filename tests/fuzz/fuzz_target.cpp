@@ -1,4 +1,4 @@
-// libFuzzer target: the canonical request target (policy/target.cpp) and the
+// libFuzzer target: the canonical request target (config/target.cpp) and the
 // decision on it (policy/evaluate.cpp), against three reference parsers
 // written here from their specifications, independently of fedproxy's code:
 //
@@ -39,11 +39,12 @@
 #include <string_view>
 #include <vector>
 
-#include "policy/config.hpp"
+#include "config/config.hpp"
 #include "policy/policy.hpp"
-#include "policy/target.hpp"
+#include "config/target.hpp"
 #include "tests/fuzz/fuzz_common.hpp"
 
+using namespace fedproxy::config;
 using namespace fedproxy::policy;
 
 namespace {

@@ -8,15 +8,15 @@
 using fedproxy::app::ReloadResult;
 using fedproxy::app::ReloadStats;
 using fedproxy::app::restart_required_keys;
-using fedproxy::policy::Config;
-using fedproxy::policy::Endpoint;
+using fedproxy::config::Config;
+using fedproxy::config::Endpoint;
 using Keys = std::vector<std::string>;
 
 namespace {
 
 Endpoint ep(const std::string& text) {
   std::string error;
-  auto e = fedproxy::policy::parse_endpoint(text, &error);
+  auto e = fedproxy::config::parse_endpoint(text, &error);
   REQUIRE_MESSAGE(e, error);
   return *e;
 }
@@ -44,7 +44,7 @@ TEST_CASE("restart keys: nothing changed, or only what applies at run time") {
   b.peers.back().trust_level = "none";
   b.routes.push_back({"/x", "x", false});
   b.admin.tokens.push_back({"ops", "/tmp/t", "admin.tokens[0].file"});
-  b.audit.on_failure = fedproxy::policy::AuditConfig::OnFailure::continue_;  // AuditSink::set_on_failure
+  b.audit.on_failure = fedproxy::config::AuditConfig::OnFailure::continue_;  // AuditSink::set_on_failure
   CHECK(restart_required_keys(a, b).empty());
 }
 
@@ -99,7 +99,9 @@ TEST_CASE("restart keys: switching between policy and authenticate_only mode") {
   b.authenticate_only = true;
   CHECK(restart_required_keys(a, b) == Keys{"authenticate_only"});
   // Still policy mode with grants only: no switch.
-  b.grants.push_back({"{}", "grants[0]"});
+  fedproxy::config::Grant g;
+  g.where = "grants[0]";
+  b.grants.push_back(g);
   CHECK(restart_required_keys(a, b).empty());
 }
 

@@ -128,8 +128,8 @@ TEST_CASE("two Authorization headers are refused even when one is right") {
 
 TEST_CASE("Host: the listener's own address, localhost, or admin.allowed_hosts") {
   AdminAccess access;
-  access.allowed_hosts.push_back(*policy::parse_host("admin.example.internal"));
-  access.allowed_hosts.push_back(*policy::parse_host("10.0.0.5:19901"));
+  access.allowed_hosts.push_back(*config::parse_host("admin.example.internal"));
+  access.allowed_hosts.push_back(*config::parse_host("10.0.0.5:19901"));
   struct Case {
     const char* host;
     int status;

@@ -76,7 +76,7 @@ std::shared_ptr<const policy::Snapshot> snapshot(const std::string& extra = "") 
 const std::vector<std::string> kCaBundle{kNodeCaSpki};
 
 ExplainSetup setup_of(std::shared_ptr<const policy::Snapshot> s,
-                      policy::PathPolicy path_policy = policy::PathPolicy::reject) {
+                      config::PathPolicy path_policy = config::PathPolicy::reject) {
   ExplainSetup setup;
   setup.policy = std::move(s);
   setup.http.path_policy = path_policy;
@@ -223,7 +223,7 @@ TEST_CASE("explain: a limit above the grant's maximum is rewritten, or refused w
 TEST_CASE("explain: path_policy rewrite forwards the canonical path; reject refuses it") {
   auto s = snapshot();
   const auto q = query("partner-labs", "GET", "/api/v1//notes/./x/../7?q=%2e", kGrantA);
-  const Explanation rewritten = explain(setup_of(s, policy::PathPolicy::rewrite), q, kNow);
+  const Explanation rewritten = explain(setup_of(s, config::PathPolicy::rewrite), q, kNow);
   REQUIRE(rewritten.allow);
   CHECK(rewritten.target == "/api/v1/notes/7?q=%2e");
   CHECK(rewritten.route->second == "notes");
@@ -276,7 +276,7 @@ TEST_CASE("explain: rate limits are reported, checked on a full bucket, never ta
   head.method = "GET";
   head.target = "/api/v1/tasks";
   head.headers = {{"Host", "x"}, {"Authorization", std::string("Bearer fg-") + kRate}};
-  const policy::TargetResult t = policy::canonicalize_target(head.target, head.method, policy::PathPolicy::reject);
+  const config::TargetResult t = config::canonicalize_target(head.target, head.method, config::PathPolicy::reject);
   const RequestView view{id, head, "127.0.0.1", "rid", kNow, &t.target};
   CHECK(live.decide(view).allow);
   const policy::Decision second = live.decide(view);

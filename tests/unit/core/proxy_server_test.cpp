@@ -16,9 +16,9 @@ using namespace fedproxy;
 
 namespace {
 
-policy::Endpoint endpoint_of(const std::string& addr) {
+config::Endpoint endpoint_of(const std::string& addr) {
   std::string err;
-  auto ep = policy::parse_endpoint(addr, &err);
+  auto ep = config::parse_endpoint(addr, &err);
   REQUIRE_MESSAGE(ep.has_value(), err);
   return *ep;
 }

@@ -9,6 +9,7 @@
 #include "tests/unit/policy/alloc_counter.hpp"
 #include "tests/unit/policy/policy_fixture.hpp"
 
+using namespace fedproxy::config;
 using namespace fedproxy::policy;
 using namespace fedproxy::policy::testing;
 

@@ -282,7 +282,7 @@ TEST_CASE("audit: every line is one valid JSON object; nasty strings round-trip"
     CHECK(valid_utf8(line));
     CHECK(parse_line(line).at("v").get<std::string>() == c.out);
   }
-  // Control characters come out escaped (policy/json.hpp: \n as such, the others as \u00XX).
+  // Control characters come out escaped (config/json.hpp: \n as such, the others as \u00XX).
   std::string ctl = chain.event_line("t", "e", {{"v", std::string("\0\n\x1f\x7f", 4)}});
   CHECK(ctl.find("\"v\":\"\\u0000\\n\\u001f\\u007f\"") != std::string::npos);
 }

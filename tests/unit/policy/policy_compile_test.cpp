@@ -10,6 +10,7 @@
 #include "policy/policy_internal.hpp"
 #include "policy_fixture.hpp"
 
+using namespace fedproxy::config;
 using namespace fedproxy::policy;
 using namespace fedproxy::policy::testing;
 

@@ -14,6 +14,7 @@
 #include "alloc_counter.hpp"
 #include "policy_fixture.hpp"
 
+using namespace fedproxy::config;
 using namespace fedproxy::policy;
 using namespace fedproxy::policy::testing;
 

@@ -9,11 +9,13 @@
 #include <string>
 #include <vector>
 
-#include "policy/config.hpp"
-#include "policy/manifest.hpp"
+#include "config/config.hpp"
+#include "config/manifest.hpp"
 #include "policy/policy.hpp"
 
 namespace fedproxy::policy::testing {
+
+using namespace fedproxy::config;
 
 inline constexpr const char* kPartnerUri = "spiffe://partner-labs.example/nodes/primary";
 inline constexpr const char* kOtherUri = "spiffe://other-org.example/nodes/a";

@@ -11,6 +11,7 @@
 
 #include "policy_fixture.hpp"
 
+using namespace fedproxy::config;
 using namespace fedproxy::policy;
 using namespace fedproxy::policy::testing;
 

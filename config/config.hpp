@@ -8,10 +8,13 @@
 #include <string>
 #include <vector>
 
-#include "policy/host.hpp"
-#include "policy/target.hpp"
+#include "config/grant.hpp"
+#include "config/host.hpp"
+#include "config/peer.hpp"
+#include "config/problem.hpp"
+#include "config/target.hpp"
 
-namespace fedproxy::policy {
+namespace fedproxy::config {
 
 // A listen or upstream address: "host:port", "[v6]:port" or "unix:/path".
 struct Endpoint {
@@ -97,38 +100,10 @@ struct AdminConfig {
   std::vector<HostPort> allowed_hosts;
 };
 
-struct PeerConfig {
-  std::string org;
-  std::string trust_level = "verified";              // none | verified | full
-  std::optional<std::string> cert_fingerprint;       // 64 lowercase hex
-  std::optional<std::string> expires_at;             // RFC 3339
-  std::optional<std::vector<std::string>> allowed_regions;
-  std::optional<std::vector<std::string>> allowed_artifact_types;
-  std::optional<std::string> entity_uri;             // inline alternative to a manifest file
-  std::optional<std::vector<std::string>> endpoints; // inline alternative to a manifest file
-  // The peer's own trust anchors (SPEC §3): a PEM file of the CA(s) that
-  // issue its certificates, absolute; "" = none (its manifest's trust_bundle,
-  // if any, else tls.ca_bundle).
-  std::string ca_bundle;
-  // Keep ca_bundle current from the peer's /.well-known/fedproxy-bundle.json
-  // (fetched over mTLS, so authenticated by the anchors it replaces) on the
-  // bundle's refresh hint: fedproxy rewrites the ca_bundle file.
-  bool refresh_bundle = false;
-  // The trust domain of its spiffe:// entity_uri (checked when compiled).
-  std::optional<std::string> trust_domain;
-};
-
 struct RouteConfig {
   std::string prefix;
   std::string resource;
   bool sensitive = false;
-};
-
-// Grants are kept as their JSON text here; policy compilation (issue 3)
-// validates and interns them.
-struct GrantConfig {
-  std::string json;   // picojson serialisation of the grant object
-  std::string where;  // "grants[3]", for messages
 };
 
 // http (SPEC §4, §5): how ingress reads request-targets and header names.
@@ -189,7 +164,13 @@ struct Config {
   std::string manifests_dir;  // absolute, "" = none
   std::vector<PeerConfig> peers;
   std::vector<RouteConfig> routes;
-  std::vector<GrantConfig> grants;
+  // Every grants[i] that is an object with a string id, typed (parse_grant).
+  std::vector<Grant> grants;
+  // The field problems parse_grant found in those grants. They are not
+  // ConfigResult::problems: a grant is policy, and compile_policy reports
+  // them with the problems only the whole snapshot shows (an unknown peer
+  // or resource), grant by grant and field by field.
+  std::vector<ConfigProblem> grant_problems;
   HttpConfig http;
   AuditConfig audit;
   // state.path (SPEC §12): the peers and grants changed through the
@@ -207,14 +188,6 @@ struct Config {
   bool log_requests = true;
   std::string limit_param = "limit";
   std::string on_limit = "rewrite";  // rewrite | reject
-};
-
-// One problem found while loading, with its JSON location ("tls.cert",
-// "grants[2].resources") and a human sentence.
-struct ConfigProblem {
-  std::string where;
-  std::string message;
-  std::string to_string() const;  // "<where>: <message>"
 };
 
 struct ConfigResult {
@@ -245,4 +218,4 @@ ConfigResult load_config_file(const std::string& path, const EnvOverrides& env =
 // Parse "host:port", "[v6]:port", "unix:/path". Returns nullopt with *error set.
 std::optional<Endpoint> parse_endpoint(const std::string& text, std::string* error);
 
-}  // namespace fedproxy::policy
+}  // namespace fedproxy::config

@@ -4,7 +4,7 @@
 // read two different entity_uris out of one document), no exception leaves.
 // Unknown keys are allowed: manifests are published by others and may grow.
 
-#include "policy/manifest.hpp"
+#include "config/manifest.hpp"
 
 #include <picojson.h>
 
@@ -19,10 +19,10 @@
 #include <map>
 #include <system_error>
 
-#include "policy/json.hpp"
-#include "policy/validate.hpp"
+#include "config/json.hpp"
+#include "config/validate.hpp"
 
-namespace fedproxy::policy {
+namespace fedproxy::config {
 
 namespace fs = std::filesystem;
 using detail::quote;
@@ -36,7 +36,7 @@ constexpr size_t kMaxManifestBytes = 1u << 20;
 constexpr size_t kMaxDepth = 32;
 
 // Empty on success, else the reason: the first problem of the strict reader
-// (policy/json.hpp), with its location.
+// (config/json.hpp), with its location.
 std::string parse_strict(const std::string& text, value* out) {
   std::vector<json::Problem> problems;
   json::ReadOptions options;
@@ -332,4 +332,4 @@ std::string manifest_to_json(const Manifest& m) {
   return detail::ascii_json(value(o));
 }
 
-}  // namespace fedproxy::policy
+}  // namespace fedproxy::config

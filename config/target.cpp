@@ -15,12 +15,12 @@
 // no byte outside RFC 3986's pchar set raw: canonicalizing it again
 // returns it unchanged.
 
-#include "policy/target.hpp"
+#include "config/target.hpp"
 
-#include "policy/uri_chars.hpp"
-#include "policy/validate.hpp"
+#include "config/uri_chars.hpp"
+#include "config/validate.hpp"
 
-namespace fedproxy::policy {
+namespace fedproxy::config {
 
 namespace {
 
@@ -344,4 +344,4 @@ TargetResult canonicalize_target(std::string_view raw, std::string_view method, 
   return result;
 }
 
-}  // namespace fedproxy::policy
+}  // namespace fedproxy::config

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-namespace fedproxy::policy::json {
+namespace fedproxy::config::json {
 
 // ---------------------------------------------------------------------------
 // Escaping. The result is always valid JSON and safe to print on a terminal:
@@ -61,4 +61,4 @@ bool read_strict(std::string_view text, picojson::value* out, std::vector<Proble
 std::string key_path(const std::string& parent, std::string_view key);
 std::string index_path(const std::string& parent, size_t index);
 
-}  // namespace fedproxy::policy::json
+}  // namespace fedproxy::config::json

@@ -2,7 +2,7 @@
 // key with its JSON location → Config. Every problem is collected; a Config is
 // returned only when there are none. No exception leaves this file.
 
-#include "policy/config.hpp"
+#include "config/config.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -23,11 +23,14 @@
 #include <thread>
 #include <utility>
 
-#include "policy/json.hpp"
-#include "policy/target.hpp"
-#include "policy/validate.hpp"
+#include "config/grant.hpp"
+#include "config/json.hpp"
+#include "config/peer.hpp"
+#include "config/reader.hpp"
+#include "config/target.hpp"
+#include "config/validate.hpp"
 
-namespace fedproxy::policy {
+namespace fedproxy::config {
 
 namespace fs = std::filesystem;
 using detail::parse_port;
@@ -51,13 +54,6 @@ constexpr size_t kMaxUnixPathBytes = 107;           // sizeof(sockaddr_un::sun_p
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
-// Peer expiry: the RFC 3339 rule of validate.hpp, but config files take only
-// the upper-case "T" and "Z" (the only letters a valid timestamp can hold).
-bool is_rfc3339(std::string_view s) {
-  return detail::parse_rfc3339_ms(s).has_value() &&
-         s.find_first_of("tz") == std::string_view::npos;
-}
-
 // Config files put no length cap on entity URIs (manifests do).
 std::optional<std::string> uri_error(std::string_view s) {
   return detail::uri_error(s, std::string_view::npos);
@@ -73,53 +69,8 @@ bool is_ipv6_literal(const std::string& s) {
   return inet_pton(AF_INET6, s.c_str(), &a) == 1;
 }
 
-// Optimal string alignment distance (Levenshtein plus adjacent transposition).
-size_t edit_distance(std::string_view a, std::string_view b) {
-  const size_t n = a.size(), m = b.size();
-  std::vector<std::vector<size_t>> d(n + 1, std::vector<size_t>(m + 1));
-  for (size_t i = 0; i <= n; ++i) d[i][0] = i;
-  for (size_t j = 0; j <= m; ++j) d[0][j] = j;
-  for (size_t i = 1; i <= n; ++i) {
-    for (size_t j = 1; j <= m; ++j) {
-      size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-      }
-    }
-  }
-  return d[n][m];
-}
-
-// The closest candidate within distance 2 (and closer than the candidate is
-// long, so "ab" does not suggest "id"), first one on ties.
-std::optional<std::string_view> closest(std::string_view word,
-                                        const std::vector<std::string_view>& candidates) {
-  if (word.size() > 64) return std::nullopt;
-  std::optional<std::string_view> best;
-  size_t best_d = 3;
-  for (auto c : candidates) {
-    if (c.starts_with("$") || c.starts_with("_")) continue;  // don't suggest ignored keys
-    size_t d = edit_distance(word, c);
-    if (d < best_d && d < c.size()) {
-      best_d = d;
-      best = c;
-    }
-  }
-  return best;
-}
-
-std::string join(const std::vector<std::string_view>& words) {
-  std::string out;
-  for (auto w : words) {
-    if (!out.empty()) out += ", ";
-    out += w;
-  }
-  return out;
-}
-
 // ---------------------------------------------------------------------------
-// Strict JSON parsing (policy/json.hpp). Syntax errors become one problem
+// Strict JSON parsing (config/json.hpp). Syntax errors become one problem
 // naming line and column; duplicate keys become problems at their location
 // and validation goes on (every problem is listed); a number that overflows
 // a double makes validating the document pointless.
@@ -136,11 +87,6 @@ bool parse_json_strict(const std::string& text, value* out, std::vector<ConfigPr
     problems->push_back({std::move(p.where), std::move(p.message)});
   }
   return usable;
-}
-
-const value* member(const object& o, std::string_view key) {
-  auto it = o.find(std::string(key));
-  return it == o.end() ? nullptr : &it->second;
 }
 
 // ---------------------------------------------------------------------------
@@ -164,9 +110,6 @@ const std::vector<std::string_view> kAdminKeys = {"listen", "token_file", "token
 const std::vector<std::string_view> kAdminTokenKeys = {"name", "file"};
 // The actor of admin.token_file (admin.tokens name theirs).
 constexpr std::string_view kTokenFileActor = "admin";
-const std::vector<std::string_view> kPeerKeys = {
-    "org", "trust_level", "cert_fingerprint", "expires_at", "allowed_regions",
-    "allowed_artifact_types", "entity_uri", "endpoints", "ca_bundle", "trust_domain", "refresh_bundle"};
 const std::vector<std::string_view> kRouteKeys = {"prefix", "resource", "sensitive"};
 const std::vector<std::string_view> kHttpKeys = {"path_policy", "headers_with_underscores"};
 const std::vector<std::string_view> kPathPolicies = {"reject", "rewrite"};
@@ -181,7 +124,6 @@ const std::vector<std::string_view> kLimitsKeys = {
 const std::vector<std::string_view> kTimeoutsKeys = {
     "handshake_ms", "header_ms", "idle_ms", "upstream_connect_ms", "upstream_response_ms",
     "tunnel_idle_ms", "shutdown_grace_ms"};
-const std::vector<std::string_view> kTrustLevels = {"none", "verified", "full"};
 const std::vector<std::string_view> kOnLimit = {"rewrite", "reject"};
 
 constexpr uint64_t kMaxTimeoutMs = 86400000;  // one day
@@ -189,11 +131,9 @@ constexpr uint64_t kMaxTimeoutMs = 86400000;  // one day
 // ---------------------------------------------------------------------------
 // The validator: reads a parsed document into a Config, collecting problems.
 
-class Loader {
+class Loader : public Reader {
  public:
-  Loader(std::string base_dir, const EnvOverrides& env) : base_(std::move(base_dir)), env_(env) {}
-
-  std::vector<ConfigProblem> problems;
+  Loader(std::string base_dir, const EnvOverrides& env) : Reader(std::move(base_dir)), env_(env) {}
 
   void load(const value& root, Config& c) {
     if (!root.is<object>()) {
@@ -216,7 +156,7 @@ class Loader {
     if (auto* v = member(o, "manifests_dir")) read_path(*v, "manifests_dir", c.manifests_dir, true);
     if (auto* v = member(o, "peers")) load_peers(*v, c);
     if (auto* v = member(o, "routes")) load_routes(*v, c.routes);
-    if (auto* v = member(o, "grants")) load_grants(*v, c.grants);
+    if (auto* v = member(o, "grants")) load_grants(*v, c);
     if (auto* v = member(o, "http")) load_http(*v, c.http);
     if (auto* v = member(o, "audit")) load_audit(*v, c.audit);
     if (auto* v = member(o, "state")) load_state(*v, c.state_path);
@@ -261,132 +201,7 @@ class Loader {
   }
 
  private:
-  std::string base_;
   const EnvOverrides& env_;
-
-  void add(std::string where, std::string message) {
-    problems.push_back({std::move(where), std::move(message)});
-  }
-
-  void check_keys(const object& o, const std::string& where,
-                  const std::vector<std::string_view>& known) {
-    for (const auto& [key, _] : o) {
-      if (std::find(known.begin(), known.end(), key) != known.end()) continue;
-      std::string msg = "unknown key";
-      if (auto s = closest(key, known)) {
-        msg += "; did you mean " + quote(*s) + "?";
-      } else {
-        std::vector<std::string_view> shown;
-        for (auto k : known) {
-          if (!k.starts_with("$") && !k.starts_with("_")) shown.push_back(k);
-        }
-        msg += " (known keys: " + join(shown) + ")";
-      }
-      add(key_path(where, key), msg);
-    }
-  }
-
-  // Returns the object, or nullptr after reporting a type problem.
-  const object* as_object(const value& v, const std::string& where) {
-    if (v.is<object>()) return &v.get<object>();
-    add(where, std::string("must be an object, got ") + type_name(v));
-    return nullptr;
-  }
-
-  bool read_string(const value& v, const std::string& where, std::string& out) {
-    if (!v.is<std::string>()) {
-      add(where, std::string("must be a string, got ") + type_name(v));
-      return false;
-    }
-    const std::string& s = v.get<std::string>();
-    if (s.find('\0') != std::string::npos) {
-      add(where, "must not contain NUL characters");
-      return false;
-    }
-    out = s;
-    return true;
-  }
-
-  bool read_nonempty_string(const value& v, const std::string& where, std::string& out) {
-    std::string s;
-    if (!read_string(v, where, s)) return false;
-    if (s.empty()) {
-      add(where, "must not be empty");
-      return false;
-    }
-    out = std::move(s);
-    return true;
-  }
-
-  bool read_bool(const value& v, const std::string& where, bool& out) {
-    if (!v.is<bool>()) {
-      add(where, std::string("must be true or false, got ") + type_name(v));
-      return false;
-    }
-    out = v.get<bool>();
-    return true;
-  }
-
-  template <typename T>
-  bool read_uint(const value& v, const std::string& where, T& out, uint64_t min, uint64_t max) {
-    std::string range = "an integer between " + std::to_string(min) + " and " + std::to_string(max);
-    if (!v.is<int64_t>()) {
-      if (v.is<double>()) {
-        add(where, "must be " + range + " (got " + v.serialize() + ")");
-      } else {
-        add(where, "must be " + range + ", got " + type_name(v));
-      }
-      return false;
-    }
-    int64_t i = v.get<int64_t>();
-    if (i < 0 || static_cast<uint64_t>(i) < min || static_cast<uint64_t>(i) > max) {
-      add(where, "must be " + range + " (got " + std::to_string(i) + ")");
-      return false;
-    }
-    out = static_cast<T>(i);
-    return true;
-  }
-
-  bool read_enum(const value& v, const std::string& where,
-                 const std::vector<std::string_view>& allowed, std::string& out) {
-    std::string s;
-    if (!read_string(v, where, s)) return false;
-    if (std::find(allowed.begin(), allowed.end(), s) != allowed.end()) {
-      out = s;
-      return true;
-    }
-    std::string msg = "must be one of " + join(allowed) + " (got " + quote(s) + ")";
-    if (auto near = closest(s, allowed)) msg += "; did you mean " + quote(*near) + "?";
-    add(where, msg);
-    return false;
-  }
-
-  // A file or directory path, resolved against the config file's directory.
-  // null (when nullable) means "not configured" and leaves out empty.
-  bool read_path(const value& v, const std::string& where, std::string& out, bool nullable) {
-    if (nullable && v.is<picojson::null>()) {
-      out.clear();
-      return true;
-    }
-    std::string s;
-    if (!v.is<std::string>()) {
-      add(where, std::string("must be a path string") + (nullable ? " or null" : "") + ", got " +
-                     type_name(v));
-      return false;
-    }
-    if (!read_nonempty_string(v, where, s)) return false;
-    out = resolve(base_, s);
-    return true;
-  }
-
- public:
-  static std::string resolve(const std::string& base, const std::string& p) {
-    fs::path path(p);
-    if (path.is_relative()) path = fs::path(base) / path;
-    std::string out = path.lexically_normal().string();
-    while (out.size() > 1 && out.back() == '/') out.pop_back();
-    return out;
-  }
 
  private:
   // What an address is for: the data listeners take host:port only; the
@@ -414,27 +229,6 @@ class Loader {
     }
     out = std::move(*ep);
     return true;
-  }
-
-  std::optional<std::vector<std::string>> read_string_list(const value& v,
-                                                           const std::string& where) {
-    if (!v.is<array>()) {
-      add(where, std::string("must be an array of strings or null, got ") + type_name(v));
-      return std::nullopt;
-    }
-    std::vector<std::string> out;
-    bool ok = true;
-    const array& a = v.get<array>();
-    for (size_t i = 0; i < a.size(); ++i) {
-      std::string s;
-      if (read_nonempty_string(a[i], index_path(where, i), s)) {
-        out.push_back(std::move(s));
-      } else {
-        ok = false;
-      }
-    }
-    if (!ok) return std::nullopt;
-    return out;
   }
 
   void load_node(const value& v, NodeConfig& node) {
@@ -726,125 +520,30 @@ class Loader {
     std::map<std::string, size_t> seen;
     for (size_t i = 0; i < a.size(); ++i) {
       std::string where = index_path("peers", i);
-      const object* o = as_object(a[i], where);
-      if (!o) continue;
-      check_keys(*o, where, kPeerKeys);
-      PeerConfig p;
-      bool ok = true;
-      if (auto* f = member(*o, "org")) {
-        std::string org;
-        if (read_string(*f, where + ".org", org)) {
-          if (auto e = slug_error(org)) {
-            add(where + ".org", *e);
-            ok = false;
-          } else if (!c.node.org.empty() && org == c.node.org) {
-            add(where + ".org", "is this node's own org (node.org); a node is not its own peer");
-            ok = false;
-          } else if (auto [it, inserted] = seen.emplace(org, i); !inserted) {
-            add(where + ".org", "duplicate peer " + quote(org) + " (also peers[" +
-                                    std::to_string(it->second) + "])");
-            ok = false;
-          }
-          p.org = org;
-        } else {
-          ok = false;
-        }
-      } else {
-        add(where + ".org", "required");
-        ok = false;
-      }
-      if (auto* f = member(*o, "trust_level")) {
-        ok &= read_enum(*f, where + ".trust_level", kTrustLevels, p.trust_level);
-      }
-      if (auto* f = member(*o, "cert_fingerprint"); f && !f->is<picojson::null>()) {
-        std::string fp;
-        if (read_string(*f, where + ".cert_fingerprint", fp)) {
-          bool hex = detail::is_sha256_hex(fp);
-          if (hex) {
-            p.cert_fingerprint = fp;
-          } else {
-            std::string msg = "must be 64 lowercase hex digits (SHA-256 of the certificate "
-                              "DER, as printed by `openssl dgst -sha256`)";
-            if (fp.find(':') != std::string::npos) msg += "; remove the ':' separators";
-            else if (fp.size() == 64) msg += "; use lowercase";
-            add(where + ".cert_fingerprint", msg);
-            ok = false;
-          }
-        } else {
-          ok = false;
+      if (!as_object(a[i], where)) continue;
+      PeerParse p = parse_peer(a[i], where, base_);
+      // What only the whole file shows, reported where parse_peer would
+      // report the org: after the unknown keys, before the other fields.
+      const std::string org_where = where + ".org";
+      auto first_field = std::find_if(p.problems.begin(), p.problems.end(), [&](const ConfigProblem& q) {
+        if (q.where.size() <= where.size()) return false;
+        const std::string field = q.where.substr(where.size() + 1);
+        const std::string key = field.substr(0, field.find_first_of("[."));  // "endpoints[0]" → "endpoints"
+        const auto& known = peer_keys();
+        return std::find(known.begin(), known.end(), key) != known.end();
+      });
+      bool org_ok = !p.peer.org.empty() && std::none_of(p.problems.begin(), p.problems.end(),
+                                                        [&](const ConfigProblem& q) { return q.where == org_where; });
+      if (org_ok && !c.node.org.empty() && p.peer.org == c.node.org) {
+        p.problems.insert(first_field, {org_where, "is this node's own org (node.org); a node is not its own peer"});
+      } else if (org_ok) {
+        if (auto [it, inserted] = seen.emplace(p.peer.org, i); !inserted) {
+          p.problems.insert(first_field, {org_where, "duplicate peer " + quote(p.peer.org) + " (also peers[" +
+                                                         std::to_string(it->second) + "])"});
         }
       }
-      if (auto* f = member(*o, "expires_at"); f && !f->is<picojson::null>()) {
-        std::string ts;
-        if (read_string(*f, where + ".expires_at", ts)) {
-          if (is_rfc3339(ts)) {
-            p.expires_at = ts;
-          } else {
-            add(where + ".expires_at", "must be an RFC 3339 timestamp such as "
-                                       "\"2027-04-13T00:00:00Z\" (got " + quote(ts) + ")");
-            ok = false;
-          }
-        } else {
-          ok = false;
-        }
-      }
-      for (auto [key, field] : {std::pair{"allowed_regions", &p.allowed_regions},
-                                std::pair{"allowed_artifact_types", &p.allowed_artifact_types}}) {
-        if (auto* f = member(*o, key); f && !f->is<picojson::null>()) {
-          *field = read_string_list(*f, where + "." + key);
-          ok &= field->has_value();
-        }
-      }
-      if (auto* f = member(*o, "entity_uri"); f && !f->is<picojson::null>()) {
-        std::string uri;
-        if (read_string(*f, where + ".entity_uri", uri)) {
-          if (auto e = uri_error(uri)) {
-            add(where + ".entity_uri", *e);
-            ok = false;
-          } else {
-            p.entity_uri = uri;
-          }
-        } else {
-          ok = false;
-        }
-      }
-      if (auto* f = member(*o, "endpoints"); f && !f->is<picojson::null>()) {
-        p.endpoints = read_string_list(*f, where + ".endpoints");
-        if (p.endpoints) {
-          for (size_t j = 0; j < p.endpoints->size(); ++j) {
-            if (auto e = peer_url_error((*p.endpoints)[j])) {
-              add(index_path(where + ".endpoints", j), *e);
-              ok = false;
-            }
-          }
-        } else {
-          ok = false;
-        }
-      }
-      if (auto* f = member(*o, "ca_bundle")) ok &= read_path(*f, where + ".ca_bundle", p.ca_bundle, true);
-      if (auto* f = member(*o, "refresh_bundle")) {
-        read_bool(*f, where + ".refresh_bundle", p.refresh_bundle);
-        if (p.refresh_bundle && p.ca_bundle.empty()) {
-          add(where + ".refresh_bundle",
-              "needs ca_bundle: the file in which fedproxy keeps the peer's trust bundle, fetched from its "
-              "/.well-known/fedproxy-bundle.json (it must hold the peer's current CA to start with)");
-          ok = false;
-        }
-      }
-      if (auto* f = member(*o, "trust_domain"); f && !f->is<picojson::null>()) {
-        std::string td;
-        if (read_string(*f, where + ".trust_domain", td)) {
-          if (auto e = trust_domain_error(td)) {
-            add(where + ".trust_domain", *e);
-            ok = false;
-          } else {
-            p.trust_domain = td;
-          }
-        } else {
-          ok = false;
-        }
-      }
-      if (ok) c.peers.push_back(std::move(p));
+      if (p.problems.empty()) c.peers.push_back(std::move(p.peer));
+      for (ConfigProblem& q : p.problems) problems.push_back(std::move(q));
     }
   }
 
@@ -913,7 +612,7 @@ class Loader {
     return std::nullopt;
   }
 
-  void load_grants(const value& v, std::vector<GrantConfig>& grants) {
+  void load_grants(const value& v, Config& c) {
     if (!v.is<array>()) {
       add("grants", std::string("must be an array, got ") + type_name(v));
       return;
@@ -930,7 +629,9 @@ class Loader {
       }
       std::string s;
       if (!read_nonempty_string(*id, where + ".id", s)) continue;
-      grants.push_back({a[i].serialize(), where});
+      GrantParse g = parse_grant(a[i], std::move(where));
+      c.grants.push_back(std::move(g.grant));
+      for (ConfigProblem& p : g.problems) c.grant_problems.push_back(std::move(p));
     }
   }
 
@@ -1043,7 +744,7 @@ ConfigResult parse_config_impl(const std::string& json_text, const std::string& 
   }
 
   Config c;
-  c.dir = Loader::resolve("/", base.string());
+  c.dir = Reader::resolve("/", base.string());
   Loader loader(c.dir, env);
   loader.load(root, c);
   result.problems.insert(result.problems.end(), loader.problems.begin(), loader.problems.end());
@@ -1080,11 +781,6 @@ bool Endpoint::is_loopback() const {
 
 const char* to_string(AuditConfig::OnFailure f) {
   return f == AuditConfig::OnFailure::continue_ ? "continue" : "reject";
-}
-
-std::string ConfigProblem::to_string() const {
-  if (where.empty()) return message;
-  return where + ": " + message;
 }
 
 EnvOverrides EnvOverrides::from_environment() {
@@ -1242,4 +938,4 @@ ConfigResult load_config_file(const std::string& path, const EnvOverrides& env) 
   }
 }
 
-}  // namespace fedproxy::policy
+}  // namespace fedproxy::config

@@ -1,11 +1,11 @@
-#include "policy/host.hpp"
+#include "config/host.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include "policy/validate.hpp"
+#include "config/validate.hpp"
 
-namespace fedproxy::policy {
+namespace fedproxy::config {
 
 std::string HostPort::to_string() const {
   std::string out = ipv6 ? "[" + host + "]" : host;
@@ -94,4 +94,4 @@ std::optional<HttpUrl> parse_http_url(std::string_view url, std::string* error) 
   return out;
 }
 
-}  // namespace fedproxy::policy
+}  // namespace fedproxy::config

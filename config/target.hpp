@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-namespace fedproxy::policy {
+namespace fedproxy::config {
 
 // http.path_policy: what to do with "//" and dot segments in a path.
 enum class PathPolicy : uint8_t {
@@ -75,4 +75,4 @@ struct TargetResult {
 //   it unchanged. An already-canonical origin-form costs one copy.
 TargetResult canonicalize_target(std::string_view raw, std::string_view method, PathPolicy policy);
 
-}  // namespace fedproxy::policy
+}  // namespace fedproxy::config

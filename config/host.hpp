@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace fedproxy::policy {
+namespace fedproxy::config {
 
 struct HostPort {
   // Canonical, so that equal hosts compare equal as strings: a DNS name in
@@ -37,4 +37,4 @@ struct HttpUrl {
 };
 std::optional<HttpUrl> parse_http_url(std::string_view url, std::string* error = nullptr);
 
-}  // namespace fedproxy::policy
+}  // namespace fedproxy::config

@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
-#include "policy/config.hpp"
+#include "config/config.hpp"
 
-namespace fedproxy::policy {
+namespace fedproxy::config {
 
 // A manifest's "trust_bundle" (SPEC §3): the peer's own CA certificates,
 // either as PEM text or as a SPIFFE bundle (a JWKS whose keys with
@@ -64,4 +64,4 @@ std::optional<SpiffeBundle> parse_spiffe_bundle(const std::string& json_text, st
 // Serialise (for `fedproxy manifest fetch` and the node's own manifest).
 std::string manifest_to_json(const Manifest& m);
 
-}  // namespace fedproxy::policy
+}  // namespace fedproxy::config

@@ -1,12 +1,14 @@
-// Unit tests for policy/config (SPEC §11): parsing, every validation rule,
+// Unit tests for config/config (SPEC §11): parsing, every validation rule,
 // problem locations, paths and environment overrides, endpoints.
 
-#include "policy/config.hpp"
+#include "config/config.hpp"
+#include "config/grant.hpp"
 
 #include <doctest/doctest.h>
 #include <picojson.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -14,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-using namespace fedproxy::policy;
+using namespace fedproxy::config;
 namespace fs = std::filesystem;
 
 namespace {
@@ -122,12 +124,17 @@ TEST_CASE("the SPEC §11 example parses and every field comes out right") {
   CHECK(c.routes[0].sensitive == false);
   REQUIRE(c.grants.size() == 1);
   CHECK(c.grants[0].where == "grants[0]");
-  picojson::value g;
-  REQUIRE(picojson::parse(g, c.grants[0].json).empty());
-  REQUIRE(g.is<picojson::object>());
-  CHECK(g.get("id").get<std::string>() == "6f1c7c0e-8a9b-4c1d-9e2f-0123456789ab");
-  CHECK(g.get("max_rows_per_query").get<int64_t>() == 500);
-  CHECK(g.get("filters").get("tasks").get("include_personal").get<bool>() == true);
+  CHECK(c.grant_problems.empty());
+  const Grant& g = c.grants[0];
+  CHECK(g.id == "6f1c7c0e-8a9b-4c1d-9e2f-0123456789ab");
+  CHECK(g.peer == "partner-labs");
+  CHECK(g.resources == std::vector<std::string>{"tasks", "notes"});
+  CHECK(g.max_rows_per_query == 500);
+  CHECK(g.filters == R"({"tasks":{"include_personal":true,"include_teams":["t1"]}})");
+  CHECK(g.rate_limit == RateLimit{50, 100});
+  CHECK(g.source_cidrs == std::vector<std::string>{"10.0.0.0/8"});
+  CHECK(g.expires_at == std::optional<std::string>("2027-04-13T00:00:00Z"));
+  CHECK(g.status == GrantStatus::active);
   CHECK(c.audit.path == "/etc/fedproxy/audit.jsonl");
   CHECK(c.audit.on_failure == AuditConfig::OnFailure::reject);
   CHECK(c.limits.max_connections == 10000);
@@ -428,12 +435,18 @@ TEST_CASE("no suggestion for a far-off key; ignored keys only at top level") {
   require_ok(top);
 }
 
-TEST_CASE("grant contents are not checked here, only shape and id") {
+TEST_CASE("grant fields are typed here but their problems are policy's, only shape and id are the config's") {
   auto r = parse(with(R"("grants": [{"id": "g1", "anything": {"deep": [1,2]}}, {"id": "g2"}])"));
   require_ok(r);
   REQUIRE(r.config->grants.size() == 2);
   CHECK(r.config->grants[1].where == "grants[1]");
-  CHECK(r.config->grants[0].json.find("\"anything\"") != std::string::npos);
+  CHECK(r.config->grants[0].id == "g1");
+  // compile_policy reports these (tests/unit/policy/policy_compile_test.cpp).
+  const auto& gp = r.config->grant_problems;
+  CHECK(std::any_of(gp.begin(), gp.end(), [](const ConfigProblem& p) {
+    return p.where == "grants[0].anything" && p.message == "grant \"g1\": unknown key \"anything\"";
+  }));
+  CHECK(std::any_of(gp.begin(), gp.end(), [](const ConfigProblem& p) { return p.where == "grants[1].peer"; }));
 
   auto bad = parse(with(R"("grants": [{"id": "g1"}, "g2", {"peer": "x"}, {"id": 5}, {"id": ""}])"));
   CHECK_FALSE(bad.config.has_value());
@@ -1090,4 +1103,13 @@ TEST_CASE("http: path_policy and headers_with_underscores, defaults reject") {
     CHECK_FALSE(r.config.has_value());
     CHECK(find_problem(r, e.where, e.message) != nullptr);
   }
+}
+
+TEST_CASE("a peer's own-org or duplicate problem comes before its other fields' problems, after its unknown keys") {
+  auto r = parse(with(R"("peers": [{"org": "partner-labs"},
+      {"org": "partner-labs", "zzz": 1, "allowed_regions": [1], "endpoints": ["ftp://x"]}])"));
+  std::vector<std::string> wheres;
+  for (const ConfigProblem& p : r.problems) wheres.push_back(p.where);
+  CHECK(wheres == std::vector<std::string>{"peers[1].zzz", "peers[1].org", "peers[1].allowed_regions[0]",
+                                           "peers[1].endpoints[0]"});
 }

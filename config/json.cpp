@@ -1,12 +1,12 @@
 // The one JSON string escaper and the one strict JSON reader (see json.hpp).
-#include "policy/json.hpp"
+#include "config/json.hpp"
 
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <utility>
 
-namespace fedproxy::policy::json {
+namespace fedproxy::config::json {
 
 namespace {
 
@@ -299,4 +299,4 @@ bool read_strict(std::string_view text, picojson::value* out, std::vector<Proble
   return false;
 }
 
-}  // namespace fedproxy::policy::json
+}  // namespace fedproxy::config::json

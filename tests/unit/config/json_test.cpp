@@ -1,4 +1,4 @@
-// policy/json.hpp: the one JSON string escaper and the one strict reader.
+// config/json.hpp: the one JSON string escaper and the one strict reader.
 #include <doctest/doctest.h>
 
 #include <picojson.h>
@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "policy/json.hpp"
+#include "config/json.hpp"
 
-using namespace fedproxy::policy;
+using namespace fedproxy::config;
 
 namespace {
 

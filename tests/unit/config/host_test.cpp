@@ -1,14 +1,14 @@
-// policy::parse_host: the host[:port] of peer URLs, admin.allowed_hosts and
+// config::parse_host: the host[:port] of peer URLs, admin.allowed_hosts and
 // Host headers, canonicalised so equal hosts compare equal.
 
-#include "policy/host.hpp"
+#include "config/host.hpp"
 
 #include <doctest/doctest.h>
 
 #include <string>
 #include <vector>
 
-using namespace fedproxy::policy;
+using namespace fedproxy::config;
 
 TEST_CASE("parse_host accepts names, IPv4 and bracketed IPv6, with or without a port") {
   struct Case {

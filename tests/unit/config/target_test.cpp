@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "alloc_counter.hpp"
-#include "policy/target.hpp"
+#include "tests/unit/policy/alloc_counter.hpp"
+#include "config/target.hpp"
 
-using namespace fedproxy::policy;
+using namespace fedproxy::config;
 using namespace std::string_literals;
 
 namespace {

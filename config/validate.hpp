@@ -13,9 +13,9 @@
 #include <string_view>
 #include <vector>
 
-namespace fedproxy::policy::detail {
+namespace fedproxy::config::detail {
 
-// "\"text\"" for messages: a JSON string literal (policy/json.hpp, json::quote).
+// "\"text\"" for messages: a JSON string literal (config/json.hpp, json::quote).
 std::string quote(std::string_view s);
 
 // SPEC §3 slug rule: ^[a-z0-9]([a-z0-9-]{1,61}[a-z0-9])?$, no "--", not reserved.
@@ -63,4 +63,4 @@ std::string ascii_json(const picojson::value& v);
 std::optional<std::string_view> closest(std::string_view word,
                                         const std::vector<std::string_view>& candidates);
 
-}  // namespace fedproxy::policy::detail
+}  // namespace fedproxy::config::detail

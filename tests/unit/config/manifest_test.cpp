@@ -1,7 +1,7 @@
 // Peer manifests (SPEC §3): parsing and validation, the manifest directory,
 // serialisation round trip.
 
-#include "policy/manifest.hpp"
+#include "config/manifest.hpp"
 
 #include <doctest/doctest.h>
 #include <picojson.h>
@@ -12,7 +12,7 @@
 #include <string>
 #include <system_error>
 
-using namespace fedproxy::policy;
+using namespace fedproxy::config;
 namespace fs = std::filesystem;
 
 namespace {

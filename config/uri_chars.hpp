@@ -5,7 +5,7 @@
 
 #include <string>
 
-namespace fedproxy::policy::detail {
+namespace fedproxy::config::detail {
 
 inline constexpr char kUpperHex[] = "0123456789ABCDEF";
 
@@ -53,4 +53,4 @@ inline void append_escape(std::string& out, unsigned char b) {
   out.append(esc, 3);
 }
 
-}  // namespace fedproxy::policy::detail
+}  // namespace fedproxy::config::detail

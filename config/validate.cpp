@@ -1,12 +1,12 @@
-#include "policy/validate.hpp"
+#include "config/validate.hpp"
 
 #include <algorithm>
 #include <cstdio>
 
-#include "policy/host.hpp"
-#include "policy/json.hpp"
+#include "config/host.hpp"
+#include "config/json.hpp"
 
-namespace fedproxy::policy::detail {
+namespace fedproxy::config::detail {
 
 namespace {
 
@@ -285,4 +285,4 @@ std::optional<std::string_view> closest(std::string_view word,
   return best;
 }
 
-}  // namespace fedproxy::policy::detail
+}  // namespace fedproxy::config::detail
