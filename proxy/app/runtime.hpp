@@ -11,6 +11,7 @@
 #include "certwatch/file_watch.hpp"
 #include "proxy/app/audit_sink.hpp"
 #include "proxy/app/event_log.hpp"
+#include "proxy/app/join_service.hpp"
 #include "proxy/app/management_api.hpp"
 #include "proxy/app/readiness.hpp"
 #include "proxy/app/reload_outcome.hpp"
@@ -72,6 +73,8 @@ class Runtime final : public core::AdminHandler {
   std::unique_ptr<core::PeerLiveness> liveness_;  // heartbeats through worker 0's egress
   std::unique_ptr<core::AdminServer> admin_;
   std::unique_ptr<ManagementApi> management_;  // /v1/peers, /v1/grants
+  std::unique_ptr<JoinService> join_;          // /v1/invites, /v1/joins, the peering listener
+  std::unique_ptr<core::AdminServer> peering_; // peering.listen (SPEC §13)
   std::unique_ptr<UpstreamProbe> probe_;
   std::unique_ptr<net::SignalWatcher> sigterm_, sigint_, sighup_, sigusr1_;
   std::unique_ptr<net::Timer> insecure_timer_;
