@@ -1,5 +1,11 @@
 #include "proxy/app/join_client.hpp"
 
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
@@ -10,6 +16,7 @@ extern "C" {
 #include <psa/crypto.h>
 
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
 #include <string>
 #include <picojson.h>
@@ -126,15 +133,41 @@ bool pinned_chain(const mbedtls_x509_crt* server_cert, const std::string& bundle
   return false;
 }
 
+// A TCP connection within timeout_ms (mbedtls_net_connect has no timeout of
+// its own), left blocking for mbedTLS; -1 when none.
+int connect_within(const std::string& host, const std::string& port, int timeout_ms) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* list = nullptr;
+  if (::getaddrinfo(host.c_str(), port.c_str(), &hints, &list) != 0) return -1;
+  int fd = -1;
+  for (addrinfo* ai = list; ai && fd < 0; ai = ai->ai_next) {
+    fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    if (fd < 0) continue;
+    int err = ::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ? 0 : errno;
+    if (err == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      socklen_t len = sizeof err;
+      err = ::poll(&p, 1, timeout_ms) == 1 && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 ? err : ETIMEDOUT;
+    }
+    if (err != 0 || ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  ::freeaddrinfo(list);
+  return fd;
+}
+
 }  // namespace
 
 JoinReply perform_join(const JoinAttempt& a) {
   const std::string where = a.host + ":" + a.port;
   Connection c;
   if (psa_crypto_init() != PSA_SUCCESS) return failure("peer_unavailable", "PSA crypto cannot start.");
-  if (mbedtls_net_connect(&c.net, a.host.c_str(), a.port.c_str(), MBEDTLS_NET_PROTO_TCP) != 0) {
-    return failure("peer_unavailable", "Cannot connect to " + where + ".");
-  }
+  c.net.fd = connect_within(a.host, a.port, a.timeout_ms);
+  if (c.net.fd < 0) return failure("peer_unavailable", "Cannot connect to " + where + ".");
   if (mbedtls_ssl_config_defaults(&c.conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
                                   MBEDTLS_SSL_PRESET_DEFAULT) != 0) {
     return failure("peer_unavailable", "TLS configuration failed.");

@@ -10,6 +10,7 @@
 
 #include "config/join_token.hpp"
 #include "config/state_file.hpp"
+#include "policy/manifest.hpp"
 #include "proxy/app/effective_config.hpp"
 #include "proxy/app/join_client.hpp"
 #include "proxy/app/log.hpp"
@@ -68,15 +69,13 @@ std::string own_anchors_pem(const Snapshot& snap) {
   return snap.server_tls ? anchors_pem(node_anchors(snap.server_tls->bundle())) : std::string();
 }
 
-// A manifest as sent in a join: {org, entity_uri, endpoints: [strings]}.
+// A manifest as sent in a join: checked as a manifest file would be (slug
+// rules, URI, endpoints), and its endpoints must be an array.
 std::optional<std::string> manifest_problem(const value& m) {
   if (!m.is<object>()) return "manifest must be an object";
-  if (!string_member(m, "org")) return "manifest.org must be a string";
-  if (!string_member(m, "entity_uri")) return "manifest.entity_uri must be a string";
+  policy::ManifestResult parsed = policy::parse_manifest(m.serialize(), "manifest");
+  if (!parsed.problems.empty()) return parsed.problems.front().to_string();
   if (!m.get("endpoints").is<array>()) return "manifest.endpoints must be an array of strings";
-  for (const auto& e : m.get("endpoints").get<array>()) {
-    if (!e.is<std::string>()) return "manifest.endpoints must be an array of strings";
-  }
   return std::nullopt;
 }
 
@@ -114,8 +113,30 @@ JoinService::~JoinService() {
 bool JoinService::handles(std::string_view path) { return path == "/v1/invites" || path == "/v1/joins"; }
 
 core::AdminResponse JoinService::handle_admin(const core::AdminRequest& req) {
-  if (req.method != "POST") return core::AdminResponse::error(405, "method_not_allowed", "Use POST.", "Allow: POST\r\n");
-  return req.path == "/v1/invites" ? create_invite(req) : start_join(req);
+  const bool invites = req.path == "/v1/invites";
+  if (invites && (req.method == "GET" || req.method == "HEAD")) return list_invites();
+  if (req.method != "POST") {
+    return invites ? core::AdminResponse::error(405, "method_not_allowed", "Use GET or POST.", "Allow: GET, HEAD, POST\r\n")
+                   : core::AdminResponse::error(405, "method_not_allowed", "Use POST.", "Allow: POST\r\n");
+  }
+  return invites ? create_invite(req) : start_join(req);
+}
+
+// The invites as kept (the secret's digest is kept back too: it is of use to
+// nobody but the peering listener).
+core::AdminResponse JoinService::list_invites() const {
+  EffectiveConfig eff = load_effective_config(config_path_, policy::EnvOverrides::from_environment());
+  array list;
+  for (const auto& inv : eff.state.invites) {
+    if (!inv.is<object>()) continue;
+    object shown = inv.get<object>();
+    shown.erase("secret_sha256");
+    shown["state"] = value(shown.count("used_at") ? "used" : int_member(inv, "expires_at", 0) <= now_s() ? "expired" : "open");
+    list.emplace_back(std::move(shown));
+  }
+  object out;
+  out["invites"] = value(std::move(list));
+  return json_response(200, value(std::move(out)));
 }
 
 std::set<std::string> JoinService::joined_orgs() const {

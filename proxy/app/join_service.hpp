@@ -51,6 +51,7 @@ class JoinService {
 
  private:
   core::AdminResponse create_invite(const core::AdminRequest& request);
+  core::AdminResponse list_invites() const;
   core::AdminResponse start_join(const core::AdminRequest& request);
   core::AdminResponse accept_join(const core::AdminRequest& request);
   core::AdminResponse serve_ca();

@@ -33,7 +33,7 @@ from fedtest.case import main, shared_pki  # noqa: E402
 from fedtest.pki import CertAuthority  # noqa: E402
 from fedtest.policy import grant, peer, read_audit, wait_audit  # noqa: E402
 from fedtest.proxy import Conn, Proxy, base_config, free_port, run_cli, tls_connect  # noqa: E402
-from fedtest.reload import admin_status, write_admin_token  # noqa: E402
+from fedtest.reload import admin_request, admin_status, write_admin_token  # noqa: E402
 
 ORG_A = "alpha-org"
 ORG_B = "beta-org"
@@ -62,7 +62,7 @@ class Side:
         self.cert = self.ca.issue(self.dir, "node", server=True, sans=["URI:" + uri, "DNS:localhost", "IP:127.0.0.1"])
         self.app = Backend().start()
         self.token_file = os.path.join(self.dir, "admin.token")
-        write_admin_token(self.token_file)
+        self.token = write_admin_token(self.token_file)
         self.state_path = os.path.join(self.dir, "state.json")
         self.audit_path = os.path.join(self.dir, "audit.jsonl")
         self.ingress = free_port()
@@ -82,8 +82,7 @@ class Side:
         return ["--admin", "127.0.0.1:%d" % self.proxy.admin_port, "--token-file", self.token_file]
 
     def status(self):
-        with open(self.token_file) as f:
-            return admin_status(self.proxy.admin_port, token=f.read().strip())
+        return admin_status(self.proxy.admin_port, token=self.token)
 
     def peer_state(self, org):
         for p in self.status()["peers"]:
@@ -162,6 +161,11 @@ class JoinTest(unittest.TestCase):
         invite = [i for i in json.loads(state_text)["invites"] if i["id"] == inv_id][0]
         self.assertEqual(invite["secret_sha256"], hashlib.sha256(secret.encode()).hexdigest())
         self.assertEqual(invite["org"], ORG_B)
+        status, body = admin_request(a.proxy.admin_port, "GET", "/v1/invites", token=a.token)
+        self.assertEqual(status, 200, body)
+        shown = [i for i in json.loads(body)["invites"] if i["id"] == inv_id]
+        self.assertEqual([(i["org"], i["state"]) for i in shown], [(ORG_B, "open")])
+        self.assertNotIn("secret_sha256", shown[0])
 
         # Before the join B's app cannot reach A: B does not know A.
         r = run_cli(["peer", "join", self.join_url(), "--token", token, "--json", *b.admin_args()], timeout=60)
@@ -234,6 +238,20 @@ class JoinTest(unittest.TestCase):
         self.seen(self.a.audit_path, lambda r: r.get("event") == "peer.join_attempt"
                    and r.get("invite_id") == inv_id and r.get("outcome") == "expired")
 
+    def test_2b_manifest_of_another_org_422(self):
+        token, inv_id, secret, _ = self.invite("zeta-org")
+        resp = peering_post(self.a.proxy.ports["peering"], {
+            "token_id": inv_id, "secret": secret, "ca_bundle": "x",
+            "manifest": {"org": "other-org", "entity_uri": "spiffe://other.example/n", "endpoints": []}})
+        self.assertEqual(resp.status, 422, resp.body)
+        self.assertEqual(json.loads(resp.body)["error"], "invalid")
+        self.seen(self.a.audit_path, lambda r: r.get("event") == "peer.join_attempt"
+                  and r.get("invite_id") == inv_id and r.get("outcome") == "org_mismatch")
+        with open(self.a.state_path) as f:
+            state = json.load(f)
+        self.assertFalse(any(p["org"] in ("zeta-org", "other-org") for p in state["peers"]), state["peers"])
+        self.assertNotIn("used_at", [i for i in state["invites"] if i["id"] == inv_id][0])
+
     def test_3_wrong_pin_refused_before_the_secret_is_sent(self):
         token, inv_id, secret, pin = self.invite("delta-org")
         forged = token[:-64] + der_sha256(self.b.ca.crt)  # another CA's hash
@@ -247,6 +265,16 @@ class JoinTest(unittest.TestCase):
                     and x.get("invite_id") == inv_id]
         self.assertEqual(attempts, [], "the inviter received the secret")
         self.assertFalse(any("delta-org" == p["org"] for p in self.b.status()["peers"]))
+
+    def test_3b_unreachable_inviter_502_and_malformed_token_422(self):
+        token = "fpj1." + "1" * 16 + "." + "2" * 64 + "." + "3" * 64
+        r = run_cli(["peer", "join", "https://127.0.0.1:%d" % free_port(), "--token", token, *self.b.admin_args()],
+                    timeout=60)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("HTTP 502 peer_unavailable", r.stderr)
+        r = run_cli(["peer", "join", self.join_url(), "--token", token[:-1], *self.b.admin_args()])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("HTTP 422 invalid", r.stderr)
 
     def test_4_wrong_secret_401_then_429(self):
         token, inv_id, secret, _ = self.invite("epsilon-org")
