@@ -96,7 +96,7 @@ const std::vector<std::string_view> kTopKeys = {
     "node",     "tls",    "ingress",  "egress",  "admin",     "workers",
     "manifests_dir", "peers", "routes", "grants", "http",    "audit",   "limits",
     "timeouts", "shutdown_grace_ms", "enforce", "authenticate_only", "limit_param", "on_limit",
-    "log_requests", "$schema",  "_comment", "state"};
+    "log_requests", "$schema",  "_comment", "state", "peering"};
 const std::vector<std::string_view> kNodeKeys = {"org", "entity_uri", "endpoints", "ca_bundle",
                                                  "bundle_refresh_hint_s"};
 const std::vector<std::string_view> kTlsKeys = {
@@ -116,6 +116,7 @@ const std::vector<std::string_view> kPathPolicies = {"reject", "rewrite"};
 const std::vector<std::string_view> kUnderscoreHeaders = {"reject", "drop", "allow"};
 const std::vector<std::string_view> kAuditKeys = {"path", "on_failure"};
 const std::vector<std::string_view> kStateKeys = {"path"};
+const std::vector<std::string_view> kPeeringKeys = {"listen"};
 const std::vector<std::string_view> kAuditOnFailure = {"reject", "continue"};
 const std::vector<std::string_view> kLimitsKeys = {
     "max_connections",  "max_header_bytes",     "max_request_line_bytes",
@@ -160,6 +161,7 @@ class Loader : public Reader {
     if (auto* v = member(o, "http")) load_http(*v, c.http);
     if (auto* v = member(o, "audit")) load_audit(*v, c.audit);
     if (auto* v = member(o, "state")) load_state(*v, c.state_path);
+    if (auto* v = member(o, "peering")) load_peering(*v, c.peering_listen);
     if (auto* v = member(o, "limits")) load_limits(*v, c.limits);
     std::optional<uint32_t> grace_in_timeouts;
     if (auto* v = member(o, "timeouts")) load_timeouts(*v, c.timeouts, grace_in_timeouts);
@@ -670,6 +672,18 @@ class Loader : public Reader {
     if (!o) return;
     check_keys(*o, "state", kStateKeys);
     if (auto* f = member(*o, "path")) read_path(*f, "state.path", path, true);
+  }
+
+  // {"peering": {"listen": "0.0.0.0:8444"}} (SPEC §13); null = off.
+  void load_peering(const value& v, std::optional<Endpoint>& listen) {
+    if (v.is<picojson::null>()) return;
+    const object* o = as_object(v, "peering");
+    if (!o) return;
+    check_keys(*o, "peering", kPeeringKeys);
+    if (auto* f = member(*o, "listen"); f && !f->is<picojson::null>()) {
+      Endpoint ep;
+      if (read_endpoint(*f, "peering.listen", Use::listen, ep)) listen = ep;
+    }
   }
 
   void load_limits(const value& v, LimitsConfig& l) {

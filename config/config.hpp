@@ -176,6 +176,9 @@ struct Config {
   // state.path (SPEC §12): the peers and grants changed through the
   // management API, overlaid on this file; absolute, "" = none.
   std::string state_path;
+  // peering.listen (SPEC §13): the join listener (TLS, server-authenticated
+  // only); nullopt = off.
+  std::optional<Endpoint> peering_listen;
   LimitsConfig limits;
   TimeoutsConfig timeouts;
   bool enforce = true;       // global shadow-mode switch (SPEC §4)

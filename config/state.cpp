@@ -40,6 +40,8 @@ std::string to_json(const State& state) {
   root["version"] = picojson::value(kStateVersion);
   root["peers"] = picojson::value(state.peers);
   root["grants"] = picojson::value(state.grants);
+  if (!state.invites.empty()) root["invites"] = picojson::value(state.invites);
+  if (!state.joins.empty()) root["joins"] = picojson::value(state.joins);
   return picojson::value(std::move(root)).serialize(true);
 }
 
@@ -53,6 +55,17 @@ base::Result<State> state_from_json(std::string_view text) {
   for (const auto& [name, value] : root.get<picojson::object>()) {
     if (name == "version") {
       if (!value.is<int64_t>() || value.get<int64_t>() != kStateVersion) return invalid("version must be 1");
+      continue;
+    }
+    if (name == "invites" || name == "joins") {
+      const char* key = name == "invites" ? "id" : "org";
+      if (!value.is<picojson::array>()) return invalid(name + " must be an array");
+      for (const auto& item : value.get<picojson::array>()) {
+        if (!item.is<picojson::object>() || !item.contains(key) || !item.get(key).is<std::string>()) {
+          return invalid(name + ": every entry must be an object with a string \"" + key + "\"");
+        }
+      }
+      (name == "invites" ? state.invites : state.joins) = value.get<picojson::array>();
       continue;
     }
     Kind kind;

@@ -25,6 +25,13 @@ std::string key_of(Kind kind, const picojson::value& object);
 struct State {
   picojson::array peers;   // objects, each with a string "org"
   picojson::array grants;  // objects, each with a string "id"
+  // Join invites (SPEC §13), each {"id", "org", "secret_sha256", "expires_at"
+  // (unix s), "grant" (optional), "used_at" (unix s, once used)}: never the
+  // secret itself.
+  picojson::array invites;
+  // Peers this node joined or that joined it (SPEC §13), each {"org",
+  // "joined_at"}: shown `pending` until their first successful heartbeat.
+  picojson::array joins;
 
   picojson::array& items(Kind kind) { return kind == Kind::peer ? peers : grants; }
   const picojson::array& items(Kind kind) const { return kind == Kind::peer ? peers : grants; }
@@ -32,7 +39,8 @@ struct State {
   void put(Kind kind, picojson::value object);
 };
 
-// {"version":1,"peers":[...],"grants":[...]}
+// {"version":1,"peers":[...],"grants":[...],"invites":[...],"joins":[...]}
+// (invites and joins are optional when read: older files lack them).
 std::string to_json(const State& state);
 // Refuses anything but that shape: unknown version or keys, non-objects,
 // objects without their key, a key twice.

@@ -63,31 +63,34 @@ base::Result<State> read_state_file(const std::string& path) {
 }
 
 base::Status write_state_file(const std::string& path, const State& state) {
+  return write_file_atomically(path, to_json(state) + "\n");
+}
+
+base::Status write_file_atomically(const std::string& path, const std::string& text) {
   namespace fs = std::filesystem;
   const fs::path target(path);
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
   std::string tmp = (dir / ("." + target.filename().string() + ".tmp.XXXXXX")).string();
   Fd f;
   f.fd = ::mkostemp(tmp.data(), O_CLOEXEC);
-  if (f.fd < 0) return io_error("cannot create a temporary file next to the state file", path);
+  if (f.fd < 0) return io_error("cannot create a temporary file next to the file", path);
   ::fchmod(f.fd, 0600);
-  const std::string text = to_json(state) + "\n";
   if (!write_all(f.fd, text) || ::fsync(f.fd) != 0) {
-    base::Error e = io_error("cannot write the state file", path);
+    base::Error e = io_error("cannot write the file", path);
     ::unlink(tmp.c_str());
     return e;
   }
   ::close(f.fd);
   f.fd = -1;
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    base::Error e = io_error("cannot replace the state file", path);
+    base::Error e = io_error("cannot replace the file", path);
     ::unlink(tmp.c_str());
     return e;
   }
   // The rename is durable only once the directory entry is.
   Fd d;
   d.fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (d.fd < 0 || ::fsync(d.fd) != 0) return io_error("cannot sync the state file's directory", path);
+  if (d.fd < 0 || ::fsync(d.fd) != 0) return io_error("cannot sync the file's directory", path);
   return base::ok_status();
 }
 

@@ -16,4 +16,8 @@ base::Result<State> read_state_file(const std::string& path);
 
 base::Status write_state_file(const std::string& path, const State& state);
 
+// The same atomic write for any file kept beside the state (a joined peer's
+// CA bundle, SPEC §13), mode 0600.
+base::Status write_file_atomically(const std::string& path, const std::string& text);
+
 }  // namespace fedproxy::config

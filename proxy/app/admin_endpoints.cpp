@@ -2,6 +2,7 @@
 // Requests reach these only through the admin gate (proxy/core/admin_gate.hpp).
 #include <ctime>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,7 @@ core::AdminResponse Runtime::handle_admin(const core::AdminRequest& req) {
   const std::string_view path = req.path;
   if (path == "/v1/explain") return handle_explain(req, *snap_);
   if (ManagementApi::handles(path)) return management_->handle(req);
+  if (JoinService::handles(path)) return join_->handle_admin(req);
   if (path == "/reload") {
     if (req.method != "POST") return core::AdminResponse::error(405, "method_not_allowed", "Use POST /reload.", "Allow: POST\r\n");
     LogLine("info", "reload requested")
@@ -259,6 +261,7 @@ std::string Runtime::status_json() const {
   j += ",\"restart_required\":" + string_array(reload_stats_.pending_restart_keys);
   j += ",\"peers\":[";
   if (snap_->policy) {
+    const std::set<std::string> joined = join_->joined_orgs();
     bool first = true;
     for (const auto& p : snap_->policy->peers()) {
       j += first ? "" : ",";
@@ -269,7 +272,9 @@ std::string Runtime::status_json() const {
         auto it = liveness_->health().find(p.slug);
         if (it != liveness_->health().end()) h = &it->second;
       }
-      j += ",\"state\":" + q(h ? core::to_string(h->state) : "unknown");
+      // A joined peer is `pending` until its first successful heartbeat (SPEC §13).
+      const bool pending = (!h || h->state == core::PeerState::unknown) && joined.count(p.slug) != 0;
+      j += ",\"state\":" + q(pending ? "pending" : h ? core::to_string(h->state) : "unknown");
       j += ",\"last_seen\":" + (h && h->last_seen_unix_ms ? std::to_string(h->last_seen_unix_ms / 1000) : std::string("null"));
       if (h && !h->last_error.empty()) j += ",\"last_error\":" + q(h->last_error);
       if (p.expires_at) {

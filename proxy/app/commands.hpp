@@ -15,6 +15,7 @@ int cmd_cert(const std::vector<std::string>& args);
 int cmd_reload(const std::vector<std::string>& args);
 int cmd_policy(const std::vector<std::string>& args);  // policy explain
 int cmd_peers(const std::vector<std::string>& args);   // peers list|add|set|revoke (SPEC §12)
+int cmd_peer(const std::vector<std::string>& args);    // peer invite|join (SPEC §13)
 int cmd_grants(const std::vector<std::string>& args);  // grants list|add|set|revoke
 
 // Exit codes: 0 ok, 1 check found problems (a refusal, a failed reload),

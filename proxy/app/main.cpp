@@ -24,6 +24,8 @@ const char* kUsage =
     "  fedproxy peers list|add|set|revoke   [--admin ADDR | --config FILE]\n"
     "  fedproxy grants list|add|set|revoke  [--admin ADDR | --config FILE]\n"
     "                                 read and change peers and grants of the running proxy\n"
+    "  fedproxy peer invite ORG | peer join URL --token T\n"
+    "                                 join two organisations (a single-use token pins the CA)\n"
     "  fedproxy version               print the version and library versions\n"
     "  fedproxy COMMAND --help        help for one command\n"
     "\n"
@@ -48,6 +50,7 @@ int main(int argc, char** argv) {
   if (cmd == "policy") return fedproxy::app::cmd_policy(args);
   if (cmd == "peers") return fedproxy::app::cmd_peers(args);
   if (cmd == "grants") return fedproxy::app::cmd_grants(args);
+  if (cmd == "peer") return fedproxy::app::cmd_peer(args);
   if (cmd == "version" || cmd == "--version") return fedproxy::app::cmd_version(args);
   std::fprintf(stderr, "fedproxy: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
   return fedproxy::app::kExitUsage;

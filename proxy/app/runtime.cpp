@@ -46,6 +46,7 @@ Runtime::Runtime(std::string config_path, std::shared_ptr<const Snapshot> snapsh
   hooks.audit = [this](std::string_view name, const policy::AuditFields& fields) {
     if (audit_) audit_->event(name, fields);
   };
+  join_ = std::make_unique<JoinService>(loop_, config_path_, hooks);
   management_ = std::make_unique<ManagementApi>(config_path_, std::move(hooks));
 }
 
@@ -218,6 +219,27 @@ bool Runtime::start_listeners() {
     admin_ = std::make_unique<core::AdminServer>(loop_, *this);
     if (!admin_->listen(*cfg.admin.listen, &error, admin_fd)) return cannot_listen("admin", *cfg.admin.listen);
   }
+  if (cfg.peering_listen) {
+    if (!snap_->server_tls) {
+      error = "peering.listen needs TLS (it is off in insecure mode)";
+      return cannot_listen("peering", *cfg.peering_listen);
+    }
+    // Server-authenticated only: the joiner has no certificate we trust yet.
+    tls::TlsOptions options;
+    options.session_tickets = false;
+    options.request_client_cert = false;
+    auto ctx = tls::TlsContext::create(tls::Role::server, snap_->server_tls->shared_bundle(), options);
+    if (!ctx) {
+      error = ctx.message();
+      return cannot_listen("peering", *cfg.peering_listen);
+    }
+    core::AdminServerOptions peering;
+    peering.tls = std::move(ctx).value();
+    peering.gated = false;
+    peering.max_body_bytes = kMaxJoinBodyBytes;
+    peering_ = std::make_unique<core::AdminServer>(loop_, join_->peering_handler(), std::move(peering));
+    if (!peering_->listen(*cfg.peering_listen, &error)) return cannot_listen("peering", *cfg.peering_listen);
+  }
   // Every listener is bound: only now say so, so that a start that fails on
   // the last one never claimed the first.
   LogLine("info", "listening")
@@ -241,6 +263,10 @@ bool Runtime::start_listeners() {
         .boolean("inherited", admin_fd >= 0);
     listening_ += ", admin " + admin_->bound_address();
   }
+  if (peering_) {
+    LogLine("info", "listening").str("listener", "peering").str("address", peering_->bound_address());
+    listening_ += ", peering " + peering_->bound_address();
+  }
   probe_ = std::make_unique<UpstreamProbe>(loop_, cfg.ingress.upstream, cfg.timeouts.upstream_connect_ms);
   return true;
 }
@@ -260,6 +286,7 @@ void Runtime::shutdown(const char* why) {
   worker0_->begin_shutdown(grace_ms);
   for (auto& t : threads_) t->request_stop(grace_ms);
   if (admin_) admin_->close();
+  if (peering_) peering_->close();
   probe_->stop();
   insecure_timer_.reset();
   sigterm_.reset();

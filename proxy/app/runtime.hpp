@@ -15,6 +15,7 @@
 #include "proxy/app/crl_store.hpp"
 #include "proxy/app/peer_bundles.hpp"
 #include "proxy/app/event_log.hpp"
+#include "proxy/app/join_service.hpp"
 #include "proxy/app/management_api.hpp"
 #include "proxy/app/readiness.hpp"
 #include "proxy/app/reload_outcome.hpp"
@@ -91,6 +92,8 @@ class Runtime final : public core::AdminHandler {
   PeerBundles bundles_;
   std::unique_ptr<core::AdminServer> admin_;
   std::unique_ptr<ManagementApi> management_;  // /v1/peers, /v1/grants
+  std::unique_ptr<JoinService> join_;          // /v1/invites, /v1/joins, the peering listener
+  std::unique_ptr<core::AdminServer> peering_; // peering.listen (SPEC §13)
   std::unique_ptr<UpstreamProbe> probe_;
   std::unique_ptr<net::SignalWatcher> sigterm_, sigint_, sighup_, sigusr1_;
   std::unique_ptr<net::Timer> insecure_timer_;

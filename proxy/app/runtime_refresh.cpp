@@ -2,16 +2,11 @@
 // the trust bundles of peers with refresh_bundle (issue 17). Each accepted
 // change is logged, audited and swapped in with a reload (the same snapshot
 // swap as a file change); a failed fetch keeps what is in use.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
+#include <algorithm>
 #include <ctime>
-#include <filesystem>
 #include <utility>
 
+#include "config/state_file.hpp"
 #include "config/host.hpp"
 #include "proxy/app/log.hpp"
 #include "proxy/app/runtime.hpp"
@@ -23,39 +18,6 @@ namespace {
 constexpr const char* kBundlePath = "/.well-known/fedproxy-bundle.json";
 
 int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
-
-// Write a whole file or nothing: temp file beside it, fsync, rename, fsync
-// of the directory. "" on success, else why.
-std::string write_file_atomically(const std::string& path, const std::string& data) {
-  namespace fs = std::filesystem;
-  const fs::path target(path);
-  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  std::string tmp = (dir / ("." + target.filename().string() + ".tmp.XXXXXX")).string();
-  int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
-  if (fd < 0) return std::string("cannot create a file in ") + dir.string() + ": " + std::strerror(errno);
-  ::fchmod(fd, 0644);
-  bool ok = true;
-  for (size_t off = 0; ok && off < data.size();) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) off += static_cast<size_t>(n);
-  }
-  ok = ok && ::fsync(fd) == 0;
-  const int err = errno;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(ok ? errno : err);
-    ::unlink(tmp.c_str());
-    return "cannot write " + path + ": " + why;
-  }
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return "";
-}
 
 std::vector<std::string> refreshed_peers(const config::Config& cfg) {
   std::vector<std::string> out;
@@ -167,8 +129,9 @@ void Runtime::on_bundle_fetched(const std::string& peer, core::FetchResult&& res
     return;
   }
   if (!o.changed) return;
-  if (std::string err = write_file_atomically(cfg->ca_bundle, certwatch::trust_anchors_to_pem(o.anchors)); !err.empty()) {
-    LogLine("error", "peer bundle not stored").str("peer_org", peer).str("error", err);
+  if (auto written = config::write_file_atomically(cfg->ca_bundle, certwatch::trust_anchors_to_pem(o.anchors));
+      !written) {
+    LogLine("error", "peer bundle not stored").str("peer_org", peer).str("error", base::to_string(written.error()));
     return;
   }
   LogLine("info", "peer bundle updated").str("peer_org", peer).str("before", o.before_digest)
@@ -177,10 +140,8 @@ void Runtime::on_bundle_fetched(const std::string& peer, core::FetchResult&& res
     audit_->event("peer.bundle_updated", {{"peer", peer}, {"file", cfg->ca_bundle}, {"before_sha256", o.before_digest},
                                           {"after_sha256", o.after_digest}, {"anchors", std::to_string(o.anchors.size())}});
   }
-  const std::string ca_file = cfg->ca_bundle;  // `cfg` belongs to the snapshot the reload replaces
   debouncer_.request_now(static_cast<int64_t>(loop_.now_ms()));
   on_reload_due("peer bundle");
-  (void)ca_file;
 }
 
 }  // namespace fedproxy::app

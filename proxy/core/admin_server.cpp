@@ -5,6 +5,7 @@
 #include "proxy/core/request_id.hpp"
 #include "proxy/http1/request_parser.hpp"
 #include "proxy/http1/serializer.hpp"
+#include "proxy/tls/tls_engine.hpp"
 
 namespace fedproxy::core {
 
@@ -36,10 +37,14 @@ class AdminConnection final : public net::Deletable,
     if (!unix_socket) t_->local_address(&local_.ip, &local_.port);
     timer_.start(kAdminIdleMs);
   }
-  void start() { t_->start(nullptr); }
+  void start() {
+    const auto& tls = server_.options().tls;
+    t_->start(tls ? std::make_unique<tls::TlsEngine>(tls) : nullptr);
+  }
   void finish(bool graceful) {
     if (done_) return;
     done_ = true;
+    *alive_ = false;
     timer_.stop();
     if (graceful) {
       net::Transport::close_gracefully_and_release(std::move(t_));
@@ -55,8 +60,11 @@ class AdminConnection final : public net::Deletable,
   void on_transport_data(const char* data, size_t len) override {
     timer_.start(kAdminIdleMs);
     in_.append(data, len);
+    parse_buffered();
+  }
+  void parse_buffered() {
     size_t pos = 0;
-    while (!done_ && pos < in_.size()) {
+    while (!done_ && !waiting_ && pos < in_.size()) {
       size_t n = parser_.feed(in_.data() + pos, in_.size() - pos);
       pos += n;
       if (parser_.error() != http1::ParseError::none) {
@@ -79,7 +87,7 @@ class AdminConnection final : public net::Deletable,
   }
   // Bounded: past the limit the rest is read and dropped, then refused.
   void on_request_body(const char* data, size_t len) override {
-    if (body_too_large_ || body_.size() + len > kMaxAdminBodyBytes) {
+    if (body_too_large_ || body_.size() + len > server_.options().max_body_bytes) {
       body_too_large_ = true;
       body_.clear();
       return;
@@ -93,9 +101,11 @@ class AdminConnection final : public net::Deletable,
     const std::string request_id =
         rid && http1::is_valid_request_id(rid->value) ? rid->value : new_request_id();
     AdminHandler& handler = server_.handler();
-    AdminVerdict verdict = check_admin_request(
-        AdminGateInput{head_.method, target, head_.version_minor, head_.headers, local_},
-        handler.admin_access());
+    AdminVerdict verdict;
+    if (server_.options().gated) {
+      verdict = check_admin_request(AdminGateInput{head_.method, target, head_.version_minor, head_.headers, local_},
+                                    handler.admin_access());
+    }
     const AdminRequest request{head_.method,
                                target.substr(0, q),
                                q == std::string_view::npos ? std::string_view() : target.substr(q + 1),
@@ -106,11 +116,24 @@ class AdminConnection final : public net::Deletable,
                                body_};
     if (verdict.allowed() && body_too_large_) {
       respond(AdminResponse::error(413, "payload_too_large",
-                                   "Admin request bodies are limited to " +
-                                       std::to_string(kMaxAdminBodyBytes >> 20) + " MiB."),
+                                   "Request bodies here are limited to " +
+                                       std::to_string(server_.options().max_body_bytes) + " bytes."),
               request_id);
     } else if (verdict.allowed()) {
-      respond(handler.handle_admin(request), request_id);
+      AdminResponse r = handler.handle_admin(request);
+      if (r.later) {
+        // Answered later: read nothing more until then.
+        waiting_ = true;
+        auto later = std::move(r.later);
+        later([this, alive = alive_, rid = request_id](AdminResponse answer) {
+          if (!*alive) return;
+          waiting_ = false;
+          respond(answer, rid);
+          if (!done_) parse_buffered();
+        });
+        return;
+      }
+      respond(r, request_id);
     } else {
       handler.admin_refused(request, verdict);
       respond(AdminResponse::error(verdict.status, std::string(verdict.code), std::string(verdict.message),
@@ -158,6 +181,8 @@ class AdminConnection final : public net::Deletable,
   bool body_too_large_ = false;
   AdminLocalAddress local_;
   bool done_ = false;
+  bool waiting_ = false;  // a `later` answer is outstanding
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 AdminServer::~AdminServer() { close(); }

@@ -4,6 +4,7 @@
 // answer it. Every response leaves through one writer here.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -13,6 +14,7 @@
 #include "proxy/core/admin_gate.hpp"
 #include "proxy/http1/message.hpp"
 #include "proxy/net/listener.hpp"
+#include "proxy/tls/tls_context.hpp"
 
 namespace fedproxy::core {
 
@@ -27,6 +29,10 @@ struct AdminResponse {
   std::string extra_headers;  // preformatted "Name: value\r\n" lines
   // With error(): a JSON array added to the §6 body as "fields" (422 invalid).
   std::string error_fields_json;
+  // Set when the answer comes later (work off the loop, e.g. a join): the
+  // server calls it with a function to call once with the answer; the
+  // connection reads nothing meanwhile. A connection gone by then drops it.
+  std::function<void(std::function<void(AdminResponse)>)> later;
 
   static AdminResponse error(int status, std::string code, std::string message,
                              std::string extra_headers = {});
@@ -60,9 +66,18 @@ class AdminHandler {
 
 class AdminConnection;
 
+// The same server carries the peering listener (SPEC §13): TLS with the node
+// certificate, no admin gate (the join secret is the credential there).
+struct AdminServerOptions {
+  std::shared_ptr<const tls::TlsContext> tls;  // null: plain HTTP
+  bool gated = true;                           // false: every request reaches the handler
+  size_t max_body_bytes = kMaxAdminBodyBytes;
+};
+
 class AdminServer {
  public:
-  AdminServer(net::Loop& loop, AdminHandler& handler) : loop_(loop), handler_(handler) {}
+  AdminServer(net::Loop& loop, AdminHandler& handler, AdminServerOptions options = {})
+      : loop_(loop), handler_(handler), options_(std::move(options)) {}
   ~AdminServer();
   // inherited_fd: see net::Listener (socket activation).
   bool listen(const config::Endpoint& endpoint, std::string* error, int inherited_fd = -1);
@@ -71,11 +86,13 @@ class AdminServer {
 
   net::Loop& loop() { return loop_; }
   AdminHandler& handler() { return handler_; }
+  const AdminServerOptions& options() const { return options_; }
   void connection_gone(AdminConnection* c) { connections_.erase(c); }
 
  private:
   net::Loop& loop_;
   AdminHandler& handler_;
+  AdminServerOptions options_;
   std::unique_ptr<net::Listener> listener_;
   std::string bound_;
   std::unordered_set<AdminConnection*> connections_;

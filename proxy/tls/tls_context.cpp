@@ -71,7 +71,8 @@ base::Result<std::shared_ptr<const TlsContext>> TlsContext::create(
   mbedtls_ssl_conf_ciphersuites(conf, kCiphersuites);
   mbedtls_ssl_conf_groups(conf, kGroups);
   mbedtls_ssl_conf_tls13_key_exchange_modes(conf, MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_ALL);
-  mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+  mbedtls_ssl_conf_authmode(conf, role == Role::server && !options.request_client_cert ? MBEDTLS_SSL_VERIFY_NONE
+                                                                                       : MBEDTLS_SSL_VERIFY_REQUIRED);
   // The PSA RNG: one process-wide CTR_DRBG behind a mutex (MBEDTLS_THREADING_C
   // + PTHREAD in Debian's build), so a config shared by worker threads is safe.
   mbedtls_ssl_conf_rng(conf, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);

@@ -20,6 +20,9 @@ struct TlsOptions {
   bool session_tickets = true;        // server: issue tickets; client: accept them
   uint32_t ticket_lifetime_s = 3600;  // also the ticket key rotation period
   bool crl_fail_open = false;         // accept when the CRL is past nextUpdate
+  // Server: ask for no client certificate (the peering listener, SPEC §13:
+  // server-authenticated only; the join secret authenticates the client).
+  bool request_client_cert = true;
 };
 
 class TicketSealer;  // private to tls_context.cpp / tls_engine.cpp
@@ -35,6 +38,7 @@ class TlsContext {
   Role role() const { return role_; }
   const mbedtls_ssl_config* config() const { return &conf_; }
   const certwatch::CertBundle& bundle() const { return *bundle_; }
+  const std::shared_ptr<const certwatch::CertBundle>& shared_bundle() const { return bundle_; }
   const TlsOptions& options() const { return options_; }
   TicketSealer* ticket_sealer() const { return sealer_.get(); }
 

@@ -145,3 +145,20 @@ TEST_CASE("state file: a directory that cannot be written is an error, the old f
   CHECK_FALSE(cfg::write_state_file(dir.path + "/missing-dir/state.json", state).ok());
   CHECK(cfg::read_state_file(path).ok());
 }
+
+TEST_CASE("state: invites and joins round-trip; a file without them (older format) still reads") {
+  auto old = cfg::state_from_json(R"({"version":1,"peers":[],"grants":[]})");
+  REQUIRE(old);
+  CHECK(old->invites.empty());
+  CHECK(old->joins.empty());
+  cfg::State s;
+  s.invites.push_back(parse(R"({"id":"0123456789abcdef","org":"b","secret_sha256":"00","expires_at":5})"));
+  s.joins.push_back(parse(R"({"org":"b","joined_at":7})"));
+  auto back = cfg::state_from_json(cfg::to_json(s));
+  REQUIRE(back);
+  REQUIRE(back->invites.size() == 1);
+  CHECK(back->invites[0].get("org").get<std::string>() == "b");
+  REQUIRE(back->joins.size() == 1);
+  CHECK_FALSE(cfg::state_from_json(R"({"version":1,"invites":[{"org":"b"}]})"));
+  CHECK_FALSE(cfg::state_from_json(R"({"version":1,"joins":{}})"));
+}
