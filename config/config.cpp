@@ -271,7 +271,7 @@ class Loader : public Reader {
     }
     if (auto* f = member(*o, "ca_bundle")) read_path(*f, "node.ca_bundle", node.ca_bundle, true);
     if (auto* f = member(*o, "bundle_refresh_hint_s")) {
-      read_uint(*f, "node.bundle_refresh_hint_s", node.bundle_refresh_hint_s, 10, 604800);
+      read_uint(*f, "node.bundle_refresh_hint_s", node.bundle_refresh_hint_s, 1, 604800);
     }
   }
 

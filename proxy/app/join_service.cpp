@@ -182,6 +182,9 @@ base::Status put_peer(const EffectiveConfig& eff, config::State& candidate, cons
   peer["entity_uri"] = manifest.get("entity_uri");
   peer["endpoints"] = manifest.get("endpoints");
   peer["ca_bundle"] = value(ca_path);
+  // Its anchors stay current from its trust bundle (peer_bundles.hpp): a CA
+  // rotation on its side needs nothing from us.
+  peer["refresh_bundle"] = value(true);
   candidate.put(config::Kind::peer, value(peer));
   object join;
   join["org"] = value(org);

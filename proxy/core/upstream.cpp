@@ -26,6 +26,7 @@ UpstreamConnection::UpstreamConnection(UpstreamPool& pool)
 UpstreamConnection::~UpstreamConnection() = default;
 
 base::Status UpstreamConnection::open() {
+  identity_generation_ = pool_.identity_generation();
   std::unique_ptr<tls::TlsEngine> engine;
   if (pool_.options().tls) {
     // No hostname check: the peer is identified by its URI SAN below.
@@ -263,7 +264,24 @@ void take_run_time_options(UpstreamOptions& to, const UpstreamOptions& from) {
 
 void UpstreamPool::set_run_time_options(const UpstreamOptions& from) { take_run_time_options(options_, from); }
 
+namespace {
+// The certificate a TLS client context presents (its leaf), for comparing.
+std::string_view presented_cert(const tls::TlsContext* ctx) {
+  if (!ctx) return {};
+  const mbedtls_x509_crt* leaf = ctx->bundle().cert_chain();
+  return {reinterpret_cast<const char*>(leaf->raw.p), leaf->raw.len};
+}
+}  // namespace
+
 void UpstreamPool::set_tls(std::shared_ptr<const tls::TlsContext> tls) {
+  if (presented_cert(options_.tls.get()) != presented_cert(tls.get())) {
+    // Our certificate changed (a renewal, a CA rotation): a connection made
+    // with the old one keeps that identity at the peer for as long as it
+    // lives, and the peer may stop trusting its issuer. Idle ones close now,
+    // busy ones when their exchange ends (release).
+    ++identity_generation_;
+    close_idle();
+  }
   options_.tls = std::move(tls);
   session_.reset();  // a session of the old context must not resume
 }
@@ -299,7 +317,7 @@ base::Result<UpstreamConnection*> UpstreamPool::acquire(UpstreamUser* user, std:
 }
 
 void UpstreamPool::release(UpstreamConnection* conn) {
-  if (!pooling_ || idle_.size() >= options_.max_idle) {
+  if (!pooling_ || idle_.size() >= options_.max_idle || conn->identity_generation_ != identity_generation_) {
     conn->close_and_delete();
     return;
   }

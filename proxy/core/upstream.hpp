@@ -127,6 +127,7 @@ class UpstreamConnection final : public net::Deletable,
   bool request_done_ = false;
   bool response_complete_ = false;
   bool keep_alive_ = false;
+  uint64_t identity_generation_ = 0;  // the pool's when this connection was opened
   bool got_bytes_ = false;
   bool session_saved_ = false;
   bool tunnel_ = false;  // after a 101: raw bytes both ways
@@ -155,6 +156,7 @@ class UpstreamPool {
   uint64_t last_connect_failure_ms() const { return last_connect_failure_ms_; }
   uint64_t connections_opened() const { return opened_; }
   net::Loop& loop() { return loop_; }
+  uint64_t identity_generation() const { return identity_generation_; }
   const UpstreamOptions& options() const { return options_; }
   // A reload: new connections use the new client context (and forget
   // sessions saved under the old one).
@@ -176,6 +178,9 @@ class UpstreamPool {
   std::vector<UpstreamConnection*> idle_;  // most recently used last
   std::atomic<size_t> idle_gauge_{0};
   uint64_t opened_ = 0;
+  // Bumped when the certificate we present changes (set_tls): connections
+  // opened before are not parked again.
+  uint64_t identity_generation_ = 0;
   uint64_t last_connect_failure_ms_ = 0;
   bool pooling_ = true;
   struct SessionDeleter {
