@@ -7,6 +7,8 @@
 #                                        + grant-id extension)
 #   other-ca.crt    other-org's CA    → other.crt (its own node) and impostor.crt: a certificate
 #                                        with partner-labs' URI SAN, to show it is refused
+#   beta-ca.crt     beta-org's CA     → beta.crt (URI SAN spiffe://beta.example/nodes/a): joins
+#                                        acme-corp with a token, no file copied (SPEC §13)
 # Usage: make-pki.sh DIR
 set -euo pipefail
 dir=$1
@@ -22,6 +24,7 @@ make_ca() {  # file-prefix subject
 make_ca acme-ca "/O=acme-corp/CN=acme-corp CA"
 make_ca partner-ca "/O=partner-labs/CN=partner-labs CA"
 make_ca other-ca "/O=other-org/CN=other-org CA"
+make_ca beta-ca "/O=beta-org/CN=beta-org CA"
 
 issue() {  # name ca subject extfile
   openssl req $ec -keyout "$1.key" -out "$1.csr" -subj "$3" 2>/dev/null
@@ -54,7 +57,14 @@ extendedKeyUsage=clientAuth,serverAuth
 subjectAltName=URI:spiffe://other-org.example/nodes/a
 EXT
 issue other other-ca "/O=other-org/CN=other-org node a" other.ext
+cat > beta.ext <<'EXT'
+basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=clientAuth,serverAuth
+subjectAltName=URI:spiffe://beta.example/nodes/a,DNS:localhost,IP:127.0.0.1
+EXT
+issue beta beta-ca "/O=beta-org/CN=beta-org node a" beta.ext
 # other-org's CA signing partner-labs' name: what per-peer anchors refuse.
 issue impostor other-ca "/O=other-org/CN=not partner-labs" peer.ext
-rm -f node.ext peer.ext other.ext ./*.srl
+rm -f node.ext peer.ext other.ext beta.ext ./*.srl
 echo "demo PKI written to $dir"

@@ -35,7 +35,7 @@ if ! pkg-config --atleast-version=3.6 mbedtls 2>/dev/null || ! command -v meson 
   say "installing build dependencies (packaging/install-deps.sh)"
   "$repo/packaging/install-deps.sh"
 fi
-if [ ! -x "$bin" ] || [ -n "$(find "$repo/proxy" "$repo/policy" "$repo/certwatch" -newer "$bin" -name '*.[ch]pp' 2>/dev/null | head -1)" ]; then
+if [ ! -x "$bin" ] || [ -n "$(find "$repo/proxy" "$repo/config" "$repo/policy" "$repo/certwatch" -newer "$bin" -name '*.[ch]pp' 2>/dev/null | head -1)" ]; then
   say "building fedproxy"
   [ -f "$repo/build/build.ninja" ] || meson setup "$repo/build" "$repo" >/dev/null
   meson compile -C "$repo/build" proxy/app/fedproxy >/dev/null
@@ -47,12 +47,12 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-say "making a demo PKI (one CA per organisation: acme-corp, partner-labs, other-org)"
+say "making a demo PKI (one CA per organisation: acme-corp, partner-labs, other-org, beta-org)"
 "$here/make-pki.sh" "$work/pki" >/dev/null
 openssl x509 -in "$work/pki/partner.crt" -noout -subject -ext subjectAltName | sed 's/^/  /'
 
 say "making an admin token per node (random, mode 0600): the admin API needs it"
-for node in acme partner; do (umask 077; openssl rand -hex 32 > "$work/$node-admin.token"); done
+for node in acme partner beta; do (umask 077; openssl rand -hex 32 > "$work/$node-admin.token"); done
 ls -l "$work"/*-admin.token | awk '{print "  " $1, $NF}'
 # curl for the admin API of a node: admin_curl NODE URL [curl args...]
 admin_curl() { local node=$1; shift; curl -sS -H "Authorization: Bearer $(cat "$work/$node-admin.token")" "$@"; }
@@ -64,13 +64,18 @@ for _ in $(seq 50); do [ -s "$work/app.port" ] && break; sleep 0.1; done
 app_port=$(cat "$work/app.port")
 echo "  example app on 127.0.0.1:$app_port"
 
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+acme_ingress=$(free_port)  # published in acme-corp's manifest (node.endpoints), so fixed before start
 cat > "$work/fedproxy.json" <<JSON
 {
-  "node": {"org": "acme-corp", "entity_uri": "spiffe://acme.example/nodes/a"},
+  "node": {"org": "acme-corp", "entity_uri": "spiffe://acme.example/nodes/a",
+           "endpoints": ["https://127.0.0.1:$acme_ingress"]},
   "tls": {"cert": "pki/node.crt", "key": "pki/node.key", "ca_bundle": "pki/acme-ca.crt", "watch_interval_ms": 1000},
-  "ingress": {"listen": "127.0.0.1:0", "upstream": "127.0.0.1:$app_port"},
+  "ingress": {"listen": "127.0.0.1:$acme_ingress", "upstream": "127.0.0.1:$app_port"},
   "egress": null,
   "admin": {"listen": "127.0.0.1:0", "token_file": "acme-admin.token"},
+  "state": {"path": "acme-state.json"},
+  "peering": {"listen": "127.0.0.1:0"},
   "peers": [{"org": "partner-labs", "entity_uri": "spiffe://partner-labs.example/nodes/primary",
              "ca_bundle": "pki/partner-ca.crt", "trust_domain": "partner-labs.example"},
             {"org": "other-org", "entity_uri": "spiffe://other-org.example/nodes/a",
@@ -90,8 +95,9 @@ say "starting acme-corp's fedproxy (ingress: mTLS, policy, audit)"
 "$bin" run --config "$work/fedproxy.json" 2>"$work/fedproxy.log" &
 pids+=($!)
 fed_pid=$!
-wait_listening "$fed_pid" "$work/fedproxy.log" ingress admin
+wait_listening "$fed_pid" "$work/fedproxy.log" ingress admin peering
 port=$(listener_port "$work/fedproxy.log" ingress); admin=$(listener_port "$work/fedproxy.log" admin)
+peering=$(listener_port "$work/fedproxy.log" peering)
 echo "  ingress (mTLS) on 127.0.0.1:$port, admin on 127.0.0.1:$admin"
 
 say "starting partner-labs' node: its app and its fedproxy (egress: the app calls peers over mTLS)"
@@ -175,14 +181,52 @@ curl_as impostor -w '\n  -> HTTP %{http_code}\n' "https://localhost:$port/api/v1
 echo "  other-org's own certificate is still other-org (it has no grant here):"
 curl_as other -w '\n  -> HTTP %{http_code}\n' "https://localhost:$port/api/v1/tasks" | sed 's/^/  /'
 
-say "stopping both fedproxy processes (SIGTERM: drains, then exits 0)"
+say "8. a new organisation joins with a token: beta-org (its own CA), no file copied by hand"
+python3 "$here/app.py" "$work/app-b.port" 2>"$work/app-b.log" &
+pids+=($!)
+for _ in $(seq 50); do [ -s "$work/app-b.port" ] && break; sleep 0.1; done
+beta_ingress=$(free_port)
+cat > "$work/beta.json" <<JSON
+{
+  "node": {"org": "beta-org", "entity_uri": "spiffe://beta.example/nodes/a",
+           "endpoints": ["https://127.0.0.1:$beta_ingress"]},
+  "tls": {"cert": "pki/beta.crt", "key": "pki/beta.key", "ca_bundle": "pki/beta-ca.crt"},
+  "ingress": {"listen": "127.0.0.1:$beta_ingress", "upstream": "127.0.0.1:$(cat "$work/app-b.port")"},
+  "egress": {"listen": "127.0.0.1:0", "heartbeat_interval_ms": 1000},
+  "admin": {"listen": "127.0.0.1:0", "token_file": "beta-admin.token"},
+  "state": {"path": "beta-state.json"}
+}
+JSON
+echo "  beta-org starts with no peer at all (state.path: peers come at run time)"
+"$bin" run --config "$work/beta.json" 2>"$work/beta.log" &
+pids+=($!)
+beta_pid=$!
+wait_listening "$beta_pid" "$work/beta.log" egress admin
+begress=$(listener_port "$work/beta.log" egress); badmin=$(listener_port "$work/beta.log" admin)
+echo '{"resources": ["tasks"], "methods": ["GET"], "status": "active"}' > "$work/beta-grant.json"
+echo "  acme-corp: \$ fedproxy peer invite beta-org --ttl 15m --grant beta-grant.json --admin 127.0.0.1:$admin --token-file acme-admin.token"
+token=$("$bin" peer invite beta-org --ttl 15m --grant "$work/beta-grant.json" --admin "127.0.0.1:$admin" \
+  --token-file "$work/acme-admin.token")
+echo "  token (single use; pins acme-corp's CA): ${token:0:22}...${token: -16}"
+echo "  beta-org:  \$ fedproxy peer join https://127.0.0.1:$peering --token \$TOKEN --admin 127.0.0.1:$badmin --token-file beta-admin.token"
+"$bin" peer join "https://127.0.0.1:$peering" --token "$token" --admin "127.0.0.1:$badmin" \
+  --token-file "$work/beta-admin.token" | sed 's/^/  /'
+echo "  beta-org's app calls acme-corp through its own egress:"
+curl -sS -x "http://127.0.0.1:$begress" -w '  -> HTTP %{http_code}\n' "http://acme-corp/api/v1/tasks" | sed 's/^/  /'
+echo "  the same token again (replay):"
+if "$bin" peer join "https://127.0.0.1:$peering" --token "$token" --admin "127.0.0.1:$badmin" \
+  --token-file "$work/beta-admin.token" 2>&1 | sed 's/^/  /'; then :; fi
+kill -TERM "$beta_pid"
+wait "$beta_pid" || true
+
+say "stopping the fedproxy processes (SIGTERM: drains, then exits 0)"
 kill -TERM "$partner_pid"
 wait "$partner_pid" || true
 kill -TERM "$fed_pid"
 rc=0; wait "$fed_pid" || rc=$?
 echo "  fedproxy exited with $rc; its log is in $work/fedproxy.log"
 
-say "8. the audit log: one hash-chained line per request and event"
+say "9. the audit log: one hash-chained line per request and event"
 head -n 2 "$work/audit.jsonl" | cut -c1-220 | sed 's/$/ .../; s/^/  /'
 "$bin" audit verify "$work/audit.jsonl" | sed 's/^/  /'
 say "demo done"

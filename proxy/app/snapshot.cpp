@@ -170,11 +170,16 @@ SnapshotResult build_snapshot(const std::string& config_path, bool tls_only, con
 
   build_admin_access(cfg, *snap, problems);
 
-  if (cfg.peers.empty() && cfg.grants.empty()) {
+  // A node with a state file may start with no peer yet: it gets them
+  // through the management API or a join (SPEC §12, §13), and refuses every
+  // request until then.
+  const bool peers_to_come = !cfg.state_path.empty() && !cfg.authenticate_only;
+  if (cfg.peers.empty() && cfg.grants.empty() && !peers_to_come) {
     if (!cfg.authenticate_only) {
       problems.add(config_path,
                    "peers: no peers configured, so every request would be refused; add peers, routes and grants "
-                   "(docs/policy.md) or set \"authenticate_only\": true to forward every client whose "
+                   "(docs/policy.md), set state.path to add them at run time (fedproxy peer join, the "
+                   "management API), or set \"authenticate_only\": true to forward every client whose "
                    "certificate verifies");
     }
   } else {
