@@ -224,11 +224,7 @@ bool Runtime::start_listeners() {
       error = "peering.listen needs TLS (it is off in insecure mode)";
       return cannot_listen("peering", *cfg.peering_listen);
     }
-    // Server-authenticated only: the joiner has no certificate we trust yet.
-    tls::TlsOptions options;
-    options.session_tickets = false;
-    options.request_client_cert = false;
-    auto ctx = tls::TlsContext::create(tls::Role::server, snap_->server_tls->shared_bundle(), options);
+    auto ctx = peering_tls(*snap_->server_tls);
     if (!ctx) {
       error = ctx.message();
       return cannot_listen("peering", *cfg.peering_listen);
@@ -406,7 +402,24 @@ bool Runtime::reload(const char* trigger, std::string_view actor) {
   return true;
 }
 
+// The peering listener's TLS: the node certificate of `server`, and
+// server-authenticated only (the joiner has no certificate we trust yet).
+base::Result<std::shared_ptr<const tls::TlsContext>> Runtime::peering_tls(const tls::TlsContext& server) {
+  tls::TlsOptions options;
+  options.session_tickets = false;
+  options.request_client_cert = false;
+  return tls::TlsContext::create(tls::Role::server, server.shared_bundle(), options);
+}
+
 void Runtime::apply(std::shared_ptr<const Snapshot> next) {
+  if (peering_ && next->server_tls && next->server_tls != snap_->server_tls) {
+    // A renewed node certificate serves joins too, from the next connection.
+    if (auto ctx = peering_tls(*next->server_tls)) {
+      peering_->set_tls(std::move(ctx).value());
+    } else {
+      LogLine("error", "peering listener keeps its certificate").str("error", ctx.message());
+    }
+  }
   // Settings read only at start (listeners, workers, upstream, the switch
   // between authenticate_only and policy mode, ...) are named by reload()'s
   // restart_required result, not applied here.

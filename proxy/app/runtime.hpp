@@ -57,6 +57,7 @@ class Runtime final : public core::AdminHandler {
   void schedule_reload();
   void on_reload_due(const char* trigger, std::string_view actor = {});
   void apply(std::shared_ptr<const Snapshot> next);
+  static base::Result<std::shared_ptr<const tls::TlsContext>> peering_tls(const tls::TlsContext& server);
   void audit_trust_changes(const Snapshot& before, const Snapshot& after);
   // runtime_refresh.cpp: documents fetched again and again (tls.crl_urls,
   // peers' trust bundles); a new one in use is swapped in by a reload.

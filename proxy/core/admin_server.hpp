@@ -87,6 +87,8 @@ class AdminServer {
   net::Loop& loop() { return loop_; }
   AdminHandler& handler() { return handler_; }
   const AdminServerOptions& options() const { return options_; }
+  // A reload: new connections use this TLS context (open ones keep theirs).
+  void set_tls(std::shared_ptr<const tls::TlsContext> tls) { options_.tls = std::move(tls); }
   void connection_gone(AdminConnection* c) { connections_.erase(c); }
 
  private:

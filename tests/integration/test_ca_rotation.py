@@ -214,6 +214,13 @@ class CaRotationTest(unittest.TestCase):
             refused = True
         self.assertTrue(refused, "a certificate from A's old CA is still accepted at B")
 
+        # A's peering listener serves joins with the new certificate too (no restart).
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with tls_connect(a.proxy.ports["peering"], ctx) as sock:
+            self.assertEqual(hashlib.sha256(sock.getpeercert(binary_form=True)).hexdigest(), der_of(new_cert.crt))
+
         events = [r for r in read_audit(b.audit_path) if r.get("event") == "peer.bundle_updated"]
         self.assertEqual(len(events), 2, events)
         self.assertEqual(events[0]["after_sha256"], events[1]["before_sha256"])
