@@ -11,6 +11,8 @@
 // newline; the first line of a file carries genesis() (64 zeros).
 #include "policy/audit.hpp"
 
+#include "config/etag.hpp"
+
 #include <mbedtls/sha256.h>
 #include <picojson.h>
 
@@ -25,8 +27,6 @@
 namespace fedproxy::policy {
 
 namespace {
-
-constexpr char kHex[] = "0123456789abcdef";
 
 // A JSON string literal (config/json.hpp): control characters (C0, DEL, C1)
 // and U+2028/U+2029 escaped, invalid UTF-8 as \ufffd, so the line is always
@@ -121,7 +121,7 @@ AuditChain::Line AuditChain::seal(std::string body) const {
   add_string(body, "prev", prev_);
   body += '}';
   Line line{std::move(body), {}};
-  line.hash = sha256_hex(line.text);
+  line.hash = config::sha256_hex(line.text);
   line.text += '\n';
   return line;
 }
@@ -189,22 +189,10 @@ std::string AuditChain::event_line(std::string_view ts, std::string_view event, 
   return std::move(line.text);
 }
 
-std::string sha256_hex(std::string_view data) {
-  std::array<unsigned char, 32> digest{};
-  mbedtls_sha256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest.data(), 0);
-  std::string hex;
-  hex.reserve(64);
-  for (unsigned char b : digest) {
-    hex += kHex[b >> 4];
-    hex += kHex[b & 0xf];
-  }
-  return hex;
-}
-
 std::optional<std::string> chain_head_after(std::string_view last_line) {
   std::string prev;
   if (!check_line_shape(last_line, &prev).empty()) return std::nullopt;
-  return sha256_hex(last_line);
+  return config::sha256_hex(last_line);
 }
 
 std::string query_hash(std::string_view method, std::string_view normalized_path, std::string_view query) {
@@ -215,7 +203,7 @@ std::string query_hash(std::string_view method, std::string_view normalized_path
   data.append(normalized_path);
   data += '\n';
   data.append(query);
-  return sha256_hex(data);
+  return config::sha256_hex(data);
 }
 
 AuditVerifyResult verify_audit_log(std::istream& in) {
@@ -229,7 +217,7 @@ AuditVerifyResult verify_audit_log(std::istream& in) {
     ++res.lines;
     const bool complete = !in.eof();
     if (res.bad_line != 0) {
-      if (sha256_hex(line) == stray_prev) {
+      if (config::sha256_hex(line) == stray_prev) {
         res.error += "; it is the hash of line " + std::to_string(res.lines) + " (lines were reordered)";
         return res;
       }
@@ -262,7 +250,7 @@ AuditVerifyResult verify_audit_log(std::istream& in) {
       stray_prev = prev;
       continue;  // scan on for a reordering
     }
-    expected = sha256_hex(line);
+    expected = config::sha256_hex(line);
   }
   if (in.bad() && res.bad_line == 0) {
     res.bad_line = res.lines + 1;

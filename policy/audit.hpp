@@ -68,8 +68,6 @@ class AuditChain {
   std::string prev_;
 };
 
-// SHA-256 hex (lowercase) of a line without its trailing newline.
-std::string sha256_hex(std::string_view data);
 
 // The chain head to continue from, given an existing file's last line
 // (without newline); nullopt when the line is not a valid audit line.

@@ -1,3 +1,4 @@
+#include "config/etag.hpp"
 #include "proxy/app/audit_sink.hpp"
 
 #include <utility>
@@ -28,7 +29,7 @@ bool AuditSink::open_file(std::string* error, std::string* previous_head) {
     chain_ = policy::AuditChain(*head);
   } else {
     // Not an audit line: keep the chain going over it, so verify flags it.
-    chain_ = policy::AuditChain(policy::sha256_hex(last));
+    chain_ = policy::AuditChain(config::sha256_hex(last));
   }
   return true;
 }

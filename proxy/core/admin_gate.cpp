@@ -1,3 +1,4 @@
+#include "config/etag.hpp"
 #include "proxy/core/admin_gate.hpp"
 
 // mbedTLS 3.6's constant_time.h lacks the extern "C" guard its other headers have.
@@ -98,7 +99,7 @@ bool is_open_admin_path(std::string_view path) {
   return path == "/healthz" || path == "/readyz" || path == "/metrics";
 }
 
-std::string admin_token_digest(std::string_view token) { return policy::sha256_hex(token); }
+std::string admin_token_digest(std::string_view token) { return config::sha256_hex(token); }
 
 AdminVerdict check_admin_request(const AdminGateInput& r, const AdminAccess& access) {
   // Absolute-form ("http://host/status") would carry a second host name that

@@ -5,6 +5,7 @@
 // Known-answer vectors were computed independently at test-writing time with
 // coreutils, e.g. `printf 'GET\n/api\nx=1' | sha256sum`.
 
+#include "config/etag.hpp"
 #include "policy/audit.hpp"
 
 #include <doctest/doctest.h>
@@ -166,7 +167,7 @@ bool self_valid(const std::string& line, const std::string& orig_prev) {
 }  // namespace
 
 TEST_CASE("audit: known-answer vectors for sha256_hex and query_hash") {
-  CHECK(sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(fedproxy::config::sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   // printf 'GET\n/api\nx=1' | sha256sum
   CHECK(query_hash("GET", "/api", "x=1") == "2151eba54ee05b617ff31efab2a183a4b10d7b24e0fcc4707c523687c63526ff");
   // printf 'GET\n/api/v1/tasks\n' | sha256sum
@@ -188,7 +189,7 @@ TEST_CASE("audit: exact line format, key order and chaining (known answer)") {
   // printf '%s' "<line 1 without newline>" | sha256sum
   const std::string h1 = "6d6f348495c5c6282b96a332055203e291f19616724a528a5adc49c6f5cd5248";
   CHECK(chain.prev() == h1);
-  CHECK(sha256_hex(strip_nl(l1)) == h1);
+  CHECK(fedproxy::config::sha256_hex(strip_nl(l1)) == h1);
 
   const std::string l2 = chain.event_line("2026-01-02T03:04:06.000Z", "reload", {{"result", "ok"}, {"generation", "2"}});
   CHECK(l2 == "{\"ts\":\"2026-01-02T03:04:06.000Z\",\"type\":\"event\",\"event\":\"reload\",\"result\":\"ok\","
@@ -482,7 +483,7 @@ TEST_CASE("audit: the chain continues across a restart via chain_head_after") {
   const std::string last = strip_nl(part1.back());
   auto head = chain_head_after(last);
   REQUIRE(head.has_value());
-  CHECK(*head == sha256_hex(last));
+  CHECK(*head == fedproxy::config::sha256_hex(last));
   CHECK(*head == first.prev());
 
   AuditChain resumed(*head);
@@ -522,7 +523,7 @@ TEST_CASE("audit: format_* leave the chain where it is until advance(); a gap li
   // A line that never reached the file: formatted, not advanced over.
   const AuditChain::Line lost = chain.format_request(sample_request());
   CHECK(chain.prev() == head);
-  CHECK(lost.hash == sha256_hex(strip_nl(lost.text)));
+  CHECK(lost.hash == fedproxy::config::sha256_hex(strip_nl(lost.text)));
 
   const AuditChain::Line gap = chain.format_gap("t2", 3, "t1", "No space left on device");
   CHECK(gap.text == "{\"ts\":\"t2\",\"type\":\"event\",\"event\":\"gap\",\"lost\":3,\"since\":\"t1\","
