@@ -14,6 +14,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "proxy/app/commands.hpp"
 #include "proxy/net/address.hpp"
 
 namespace fedproxy::app {
@@ -96,6 +97,44 @@ std::optional<AdminTarget> resolve_admin_target(const ParsedArgs& opts, std::str
     if (!read_token(cfg->admin.tokens.front().path, &target.token, error)) return std::nullopt;
   }
   return target;
+}
+
+std::string json_field(const picojson::value& v, const std::string& name) {
+  if (!v.is<picojson::object>() || !v.contains(name)) return "";
+  const picojson::value& f = v.get(name);
+  return f.is<std::string>() ? f.get<std::string>() : f.serialize();
+}
+
+VerbAnswer call_admin_verb(const std::string& name, const AdminTarget& target, const std::string& method,
+                           const std::string& path, const std::string& body, const std::string& headers,
+                           bool json_out) {
+  constexpr int kTimeoutMs = 60000;  // a join waits for the other organisation
+  VerbAnswer a;
+  a.reply = admin_call(target.endpoint, method, path, target.token, kTimeoutMs, body, headers);
+  if (!a.reply.reached) {
+    std::fprintf(stderr, "fedproxy %s: %s\n", name.c_str(), a.reply.error.c_str());
+    a.exit_code = kExitUnreachable;
+    return a;
+  }
+  const bool parsed = picojson::parse(a.json, a.reply.body).empty();
+  if (a.reply.status < 200 || a.reply.status >= 300) {
+    if (json_out) std::fputs(a.reply.body.c_str(), stdout);
+    std::string detail = json_field(a.json, "message");
+    if (parsed && a.json.contains("fields") && a.json.get("fields").is<picojson::array>()) {
+      for (const auto& f : a.json.get("fields").get<picojson::array>()) {
+        detail += "\n  " + json_field(f, "field") + ": " + json_field(f, "message");
+      }
+    }
+    std::fprintf(stderr, "fedproxy %s: refused: HTTP %d %s: %s\n", name.c_str(), a.reply.status,
+                 json_field(a.json, "error").c_str(), detail.c_str());
+    a.exit_code = kExitProblems;
+    return a;
+  }
+  if (!parsed) {
+    std::fprintf(stderr, "fedproxy %s: not a JSON answer from %s\n", name.c_str(), target.endpoint.text.c_str());
+    a.exit_code = kExitUnreachable;
+  }
+  return a;
 }
 
 std::string reply_header(const AdminReply& reply, std::string_view name) {

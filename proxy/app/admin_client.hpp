@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include <picojson.h>
+
 #include "config/config.hpp"
 #include "proxy/app/args.hpp"
 
@@ -40,6 +42,24 @@ struct AdminTarget {
 };
 // nullopt with *error set: a usage error (exit 2).
 std::optional<AdminTarget> resolve_admin_target(const ParsedArgs& opts, std::string* error);
+
+// One CLI verb's exchange with the admin API (peers, grants, peer invite|join):
+// unreachable → the reason on stderr, exit 3; a refusal (not 2xx) → error,
+// message and each field problem on stderr (the body on stdout with
+// --json), exit 1; a 2xx that is not JSON → exit 3. exit_code is -1 when
+// the answer is a 2xx JSON document (`json`).
+struct VerbAnswer {
+  int exit_code = -1;
+  AdminReply reply;
+  picojson::value json;
+};
+VerbAnswer call_admin_verb(const std::string& name, const AdminTarget& target, const std::string& method,
+                           const std::string& path, const std::string& body, const std::string& headers,
+                           bool json_out);
+
+// A member of a JSON object as text (a string as is, anything else
+// serialised); "" when absent.
+std::string json_field(const picojson::value& v, const std::string& name);
 
 // The value of a response header of reply.head ("" when absent).
 std::string reply_header(const AdminReply& reply, std::string_view name);

@@ -19,8 +19,6 @@ namespace fedproxy::app {
 
 namespace {
 
-constexpr int kTimeoutMs = 60000;
-
 struct Noun {
   const char* plural;  // "peers"
   const char* single;  // "peer"
@@ -73,12 +71,6 @@ std::optional<std::string> read_json_arg(const ParsedArgs& opts, size_t index, s
   const std::string& arg = opts.positional()[index];
   if (arg == "-") return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   return arg;
-}
-
-std::string field(const picojson::value& v, const std::string& name) {
-  if (!v.is<picojson::object>() || !v.contains(name)) return "";
-  const picojson::value& f = v.get(name);
-  return f.is<std::string>() ? f.get<std::string>() : f.serialize();
 }
 
 int run_verb(const Noun& n, const std::vector<std::string>& args) {
@@ -134,29 +126,10 @@ int run_verb(const Noun& n, const std::vector<std::string>& args) {
   std::string headers;
   if (auto tag = opts.value("--if-match")) headers = "If-Match: " + *tag + "\r\n";
 
-  AdminReply reply = admin_call(target->endpoint, method, path, target->token, kTimeoutMs, body, headers);
-  if (!reply.reached) {
-    std::fprintf(stderr, "fedproxy %s: %s\n", name.c_str(), reply.error.c_str());
-    return kExitUnreachable;
-  }
-  picojson::value v;
-  const bool parsed = picojson::parse(v, reply.body).empty();
-  if (reply.status < 200 || reply.status >= 300) {
-    if (opts.has("--json")) std::fputs(reply.body.c_str(), stdout);
-    std::string detail = field(v, "message");
-    if (parsed && v.contains("fields") && v.get("fields").is<picojson::array>()) {
-      for (const auto& f : v.get("fields").get<picojson::array>()) {
-        detail += "\n  " + field(f, "field") + ": " + field(f, "message");
-      }
-    }
-    std::fprintf(stderr, "fedproxy %s: refused: HTTP %d %s: %s\n", name.c_str(), reply.status,
-                 field(v, "error").c_str(), detail.c_str());
-    return kExitProblems;
-  }
-  if (!parsed) {
-    std::fprintf(stderr, "fedproxy %s: not a JSON answer from %s\n", name.c_str(), target->endpoint.text.c_str());
-    return kExitUnreachable;
-  }
+  VerbAnswer answer = call_admin_verb(name, *target, method, path, body, headers, opts.has("--json"));
+  if (answer.exit_code >= 0) return answer.exit_code;
+  const AdminReply& reply = answer.reply;
+  const picojson::value& v = answer.json;
   if (opts.has("--json")) {
     std::fputs(reply.body.c_str(), stdout);
     return 0;
@@ -165,14 +138,14 @@ int run_verb(const Noun& n, const std::vector<std::string>& args) {
     const std::string key = n.single == std::string("peer") ? "org" : "id";
     if (v.contains(n.plural) && v.get(n.plural).is<picojson::array>()) {
       for (const auto& item : v.get(n.plural).get<picojson::array>()) {
-        std::printf("%s\t%s\t%s\t%s\n", field(item, key).c_str(), field(item, n.columns[0]).c_str(),
-                    field(item, n.columns[1]).c_str(), field(item, "etag").c_str());
+        std::printf("%s\t%s\t%s\t%s\n", json_field(item, key).c_str(), json_field(item, n.columns[0]).c_str(),
+                    json_field(item, n.columns[1]).c_str(), json_field(item, "etag").c_str());
       }
     }
     return 0;
   }
   const char* done = verb == "add" ? "created" : verb == "set" ? "changed" : "revoked";
-  const std::string key = verb == "add" ? field(v, n.single == std::string("peer") ? "org" : "id") : pos[1];
+  const std::string key = verb == "add" ? json_field(v, n.single == std::string("peer") ? "org" : "id") : pos[1];
   std::printf("%s %s %s (etag %s)\n", done, n.single, key.c_str(), reply_header(reply, "etag").c_str());
   return 0;
 }

@@ -19,7 +19,6 @@ namespace fedproxy::app {
 
 namespace {
 
-constexpr int kTimeoutMs = 60000;
 
 const char* kUsage =
     "Usage: fedproxy peer invite ORG [--ttl 15m] [--grant FILE] [--admin ADDR] [--config FILE] [--token-file F] [--json]\n"
@@ -41,12 +40,6 @@ std::optional<long> parse_ttl(const std::string& text) {
   if (unit == "m") return n * 60;
   if (unit == "h") return n * 3600;
   return std::nullopt;
-}
-
-std::string field(const picojson::value& v, const std::string& name) {
-  if (!v.is<picojson::object>() || !v.contains(name)) return "";
-  const picojson::value& f = v.get(name);
-  return f.is<std::string>() ? f.get<std::string>() : f.serialize();
 }
 
 std::optional<std::string> read_file(const std::string& path) {
@@ -104,40 +97,26 @@ int cmd_peer(const std::vector<std::string>& args) {
   std::string error;
   std::optional<AdminTarget> target = resolve_admin_target(opts, &error);
   if (!target) return usage_error(spec, error);
-  AdminReply reply = admin_call(target->endpoint, "POST", path, target->token, kTimeoutMs,
-                                picojson::value(std::move(body)).serialize());
-  if (!reply.reached) {
-    std::fprintf(stderr, "fedproxy %s: %s\n", name.c_str(), reply.error.c_str());
-    return kExitUnreachable;
-  }
-  picojson::value v;
-  const bool parsed = picojson::parse(v, reply.body).empty();
-  if (reply.status < 200 || reply.status >= 300) {
-    if (opts.has("--json")) std::fputs(reply.body.c_str(), stdout);
-    std::fprintf(stderr, "fedproxy %s: refused: HTTP %d %s: %s\n", name.c_str(), reply.status,
-                 field(v, "error").c_str(), field(v, "message").c_str());
-    return kExitProblems;
-  }
-  if (!parsed) {
-    std::fprintf(stderr, "fedproxy %s: not a JSON answer from %s\n", name.c_str(), target->endpoint.text.c_str());
-    return kExitUnreachable;
-  }
+  VerbAnswer answer = call_admin_verb(name, *target, "POST", path, picojson::value(std::move(body)).serialize(), "",
+                                     opts.has("--json"));
+  if (answer.exit_code >= 0) return answer.exit_code;
+  const picojson::value& v = answer.json;
   if (verb == "invite") {
     if (opts.has("--json")) {
       picojson::object out;
       out["token"] = v.get("token");
       std::printf("%s\n", picojson::value(std::move(out)).serialize().c_str());
     } else {
-      std::printf("%s\n", field(v, "token").c_str());
+      std::printf("%s\n", json_field(v, "token").c_str());
     }
     return 0;
   }
   if (opts.has("--json")) {
-    std::fputs(reply.body.c_str(), stdout);
+    std::fputs(answer.reply.body.c_str(), stdout);
   } else {
     const picojson::value peer = v.contains("peer") ? v.get("peer") : picojson::value();
-    std::printf("joined: peer %s (%s), pending until its first heartbeat\n", field(peer, "org").c_str(),
-                field(peer, "entity_uri").c_str());
+    std::printf("joined: peer %s (%s), pending until its first heartbeat\n", json_field(peer, "org").c_str(),
+                json_field(peer, "entity_uri").c_str());
   }
   return 0;
 }
