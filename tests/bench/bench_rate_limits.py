@@ -256,6 +256,19 @@ def scrape(ing: Endpoint) -> dict:
             "by_status": by_status}
 
 
+def wait_state(ing: Endpoint, want: str, timeout: float) -> str | None:
+    """Poll the ingress's fedproxy_rate_limit_state until it is `want` (the
+    Redis connection is made after the start); returns the last state seen."""
+    deadline = time.monotonic() + timeout
+    state = None
+    for _ in range(int(timeout / 0.1) + 1):
+        state = scrape(ing).get("state")
+        if state == want or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    return state
+
+
 def delta(after: dict, before: dict, key: str):
     a, b = after.get(key), before.get(key)
     return a - b if a is not None and b is not None else None
@@ -420,6 +433,11 @@ def main() -> int:
                     print("A fedproxy built before issue 18 knows neither rate_limits nor quota: "
                           "--pre-issue18 leaves them out.", file=sys.stderr)
                 return 2
+        if not opts.same:
+            state = wait_state(pairs["B"][1], "shared", 5.0)
+            log("B's rate-limit state before the rounds: %s" % state)
+            if state != "shared":
+                problems.append("B's rate-limit state was %s, not \"shared\", 5 s after its start" % state)
         redis_before = redis_info(redis.port)
 
         for rnd in range(opts.rounds):
@@ -465,6 +483,7 @@ def which(tool: str) -> str | None:
 def report(opts, machine, fb, sides, results, redis_before, redis_after, problems) -> None:
     ver = tool_version([fb, "version"])
     print()
+    print("command: python3 tests/bench/bench_rate_limits.py %s" % " ".join(sys.argv[1:]))
     print("machine: %s, %s CPUs, kernel %s, load average at start %s"
           % (machine["cpu"], machine["nproc"], machine["kernel"],
              " ".join("%.2f" % x for x in machine["loadavg_at_start"])))
