@@ -447,7 +447,13 @@ def main() -> int:
                         raise DeadlineReached("deadline reached: round %d and later not (fully) measured"
                                               % (rnd + 1))
                     eg, ing = pairs[name]
-                    r = measure(opts, name, eg, ing, conns)
+                    try:
+                        r = measure(opts, name, eg, ing, conns)
+                    except (RuntimeError, OSError) as e:
+                        log("round %d %s c=%d failed: %s" % (rnd + 1, name, conns, e))
+                        problems.append("round %d %s c=%d: %s\n    %s" % (rnd + 1, name, conns, e,
+                                                                    ing.log_tail()[-600:]))
+                        continue
                     results.setdefault((name, conns), []).append(r)
                     log("round %d %s c=%-3d %8.0f req/s  p50 %.2f ms  p99 %.2f ms  non-2xx %d  429 %d  503 %d  "
                         "leases %s  state %s  %.0f us CPU/req"
