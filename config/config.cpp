@@ -96,7 +96,7 @@ const std::vector<std::string_view> kTopKeys = {
     "node",     "tls",    "ingress",  "egress",  "admin",     "workers",
     "manifests_dir", "peers", "routes", "grants", "http",    "audit",   "limits",
     "timeouts", "shutdown_grace_ms", "enforce", "authenticate_only", "limit_param", "on_limit",
-    "log_requests", "$schema",  "_comment", "state", "peering"};
+    "log_requests", "$schema",  "_comment", "state", "peering", "rate_limits"};
 const std::vector<std::string_view> kNodeKeys = {"org", "entity_uri", "endpoints", "ca_bundle",
                                                  "bundle_refresh_hint_s"};
 const std::vector<std::string_view> kTlsKeys = {
@@ -118,6 +118,9 @@ const std::vector<std::string_view> kAuditKeys = {"path", "on_failure"};
 const std::vector<std::string_view> kStateKeys = {"path"};
 const std::vector<std::string_view> kPeeringKeys = {"listen"};
 const std::vector<std::string_view> kAuditOnFailure = {"reject", "continue"};
+const std::vector<std::string_view> kRateLimitsKeys = {"backend", "redis_url", "replicas", "on_backend_failure"};
+const std::vector<std::string_view> kRateLimitBackends = {"local", "redis"};
+const std::vector<std::string_view> kBackendFailureModes = {"local", "reject"};
 const std::vector<std::string_view> kLimitsKeys = {
     "max_connections",  "max_header_bytes",     "max_request_line_bytes",
     "max_header_count", "max_conn_lifetime_ms", "max_requests_per_conn",
@@ -162,6 +165,7 @@ class Loader : public Reader {
     if (auto* v = member(o, "audit")) load_audit(*v, c.audit);
     if (auto* v = member(o, "state")) load_state(*v, c.state_path);
     if (auto* v = member(o, "peering")) load_peering(*v, c.peering_listen);
+    if (auto* v = member(o, "rate_limits")) load_rate_limits(*v, c.rate_limits);
     if (auto* v = member(o, "limits")) load_limits(*v, c.limits);
     std::optional<uint32_t> grace_in_timeouts;
     if (auto* v = member(o, "timeouts")) load_timeouts(*v, c.timeouts, grace_in_timeouts);
@@ -683,6 +687,39 @@ class Loader : public Reader {
     if (auto* f = member(*o, "listen"); f && !f->is<picojson::null>()) {
       Endpoint ep;
       if (read_endpoint(*f, "peering.listen", Use::listen, ep)) listen = ep;
+    }
+  }
+
+  // {"rate_limits": {"backend": "redis", "redis_url": "redis://valkey:6379/0",
+  //  "replicas": 3, "on_backend_failure": "local"}} (SPEC §14).
+  void load_rate_limits(const value& v, RateLimitsConfig& rl) {
+    if (v.is<picojson::null>()) return;
+    const object* o = as_object(v, "rate_limits");
+    if (!o) return;
+    check_keys(*o, "rate_limits", kRateLimitsKeys);
+    std::string s;
+    if (auto* f = member(*o, "backend"); f && read_enum(*f, "rate_limits.backend", kRateLimitBackends, s)) {
+      rl.backend = s == "redis" ? RateLimitsConfig::Backend::redis : RateLimitsConfig::Backend::local;
+    }
+    if (auto* f = member(*o, "on_backend_failure");
+        f && read_enum(*f, "rate_limits.on_backend_failure", kBackendFailureModes, s)) {
+      rl.on_backend_failure =
+          s == "reject" ? RateLimitsConfig::OnFailure::reject : RateLimitsConfig::OnFailure::local;
+    }
+    if (auto* f = member(*o, "replicas")) read_uint(*f, "rate_limits.replicas", rl.replicas, 1, 1000);
+    const value* url = member(*o, "redis_url");
+    if (url && !url->is<picojson::null>()) {
+      std::string err;
+      if (!url->is<std::string>()) {
+        add("rate_limits.redis_url", "must be a string such as \"redis://valkey:6379/0\"");
+      } else if (auto u = parse_redis_url(url->get<std::string>(), &err)) {
+        rl.redis = *u;
+      } else {
+        add("rate_limits.redis_url", err);
+      }
+    }
+    if (rl.backend == RateLimitsConfig::Backend::redis && !rl.redis && !(url && url->is<std::string>())) {
+      add("rate_limits.redis_url", "required with backend \"redis\" (e.g. \"redis://valkey:6379/0\")");
     }
   }
 

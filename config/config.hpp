@@ -11,6 +11,7 @@
 #include "config/grant.hpp"
 #include "config/host.hpp"
 #include "config/peer.hpp"
+#include "config/redis_url.hpp"
 #include "config/problem.hpp"
 #include "config/target.hpp"
 
@@ -130,6 +131,20 @@ struct AuditConfig {
 
 const char* to_string(AuditConfig::OnFailure f);
 
+// rate_limits (SPEC §14): where per-grant rate limits and quotas are kept.
+struct RateLimitsConfig {
+  enum class Backend : uint8_t { local, redis };
+  Backend backend = Backend::local;
+  std::optional<RedisUrl> redis;  // set (and required) with backend redis
+  uint32_t replicas = 1;          // 1..1000: the fallback share is limit / replicas
+  enum class OnFailure : uint8_t {
+    local,   // "local": buckets of limit / replicas until Redis is back
+    reject,  // "reject": 503 limits_unavailable for limited grants
+  };
+  OnFailure on_backend_failure = OnFailure::local;
+  bool operator==(const RateLimitsConfig&) const = default;
+};
+
 struct LimitsConfig {
   uint32_t max_connections = 10000;
   uint32_t max_header_bytes = 16384;
@@ -179,6 +194,7 @@ struct Config {
   // peering.listen (SPEC §13): the join listener (TLS, server-authenticated
   // only); nullopt = off.
   std::optional<Endpoint> peering_listen;
+  RateLimitsConfig rate_limits;
   LimitsConfig limits;
   TimeoutsConfig timeouts;
   bool enforce = true;       // global shadow-mode switch (SPEC §4)

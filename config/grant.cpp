@@ -26,12 +26,15 @@ namespace {
 constexpr int64_t kMaxMaxRows = 10000;
 constexpr double kMaxRps = 1e6;
 constexpr int64_t kMaxBurst = 1000000;
+constexpr int64_t kMaxRequestsPerDay = 1000000000000;      // 1e12
+constexpr int64_t kMaxBytesPerDay = 1000000000000000000;  // 1e18
 
 const std::vector<std::string_view> kGrantKeys = {
     "id",          "peer",   "resources",          "excluded_resources", "methods",
-    "filters",     "max_rows_per_query", "rate_limit", "source_cidrs", "expires_at",
+    "filters",     "max_rows_per_query", "rate_limit", "quota", "source_cidrs", "expires_at",
     "status",      "approved_sensitive", "enforce",    "_comment"};
 const std::vector<std::string_view> kRateLimitKeys = {"rps", "burst"};
+const std::vector<std::string_view> kQuotaKeys = {"requests_per_day", "bytes_per_day"};
 
 bool valid_grant_id(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
@@ -84,6 +87,7 @@ class GrantReader {
     read_filters();
     read_max_rows();
     if (const value* v = member("rate_limit"); v && !v->is<picojson::null>()) read_rate_limit(*v);
+    if (const value* v = member("quota"); v && !v->is<picojson::null>()) read_quota(*v);
     read_source_cidrs();
     read_expires_at();
   }
@@ -277,6 +281,37 @@ class GrantReader {
     g_.rate_limit = RateLimit{rps, static_cast<uint32_t>(burst)};
   }
 
+  void read_quota(const value& v) {
+    if (!v.is<object>()) {
+      add("quota", std::string("quota must be an object {\"requests_per_day\": ..., \"bytes_per_day\": ...}, got ") +
+                       type_name(v));
+      return;
+    }
+    Quota q;
+    for (const auto& [key, val] : v.get<object>()) {
+      const bool requests = key == "requests_per_day";
+      if (!requests && key != "bytes_per_day") {
+        std::string msg = "unknown key quota." + key;
+        if (auto near = detail::closest(key, kQuotaKeys)) msg += "; did you mean " + quote(*near) + "?";
+        add("quota", msg);
+        continue;
+      }
+      if (val.is<picojson::null>()) continue;
+      const int64_t max = requests ? kMaxRequestsPerDay : kMaxBytesPerDay;
+      if (!val.is<int64_t>() || val.get<int64_t>() < 1 || val.get<int64_t>() > max) {
+        add("quota", "quota." + key + " must be an integer from 1 to " + std::to_string(max) + " (got " +
+                         val.serialize() + ")");
+        continue;
+      }
+      (requests ? q.requests_per_day : q.bytes_per_day) = val.get<int64_t>();
+    }
+    if (!q.requests_per_day && !q.bytes_per_day) {
+      add("quota", "quota needs requests_per_day or bytes_per_day (omit quota for none)");
+      return;
+    }
+    g_.quota = q;
+  }
+
   void read_source_cidrs() {
     const value* v = member("source_cidrs");
     if (!v || v->is<picojson::null>()) return;
@@ -350,6 +385,12 @@ value to_json(const Grant& g) {
     rl["rps"] = value(g.rate_limit->rps);
     rl["burst"] = value(static_cast<int64_t>(g.rate_limit->burst));
     o["rate_limit"] = value(rl);
+  }
+  if (g.quota) {
+    object q;
+    if (g.quota->requests_per_day) q["requests_per_day"] = value(*g.quota->requests_per_day);
+    if (g.quota->bytes_per_day) q["bytes_per_day"] = value(*g.quota->bytes_per_day);
+    o["quota"] = value(q);
   }
   if (g.source_cidrs) o["source_cidrs"] = string_array(*g.source_cidrs);
   if (g.expires_at) o["expires_at"] = value(*g.expires_at);

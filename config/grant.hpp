@@ -27,6 +27,13 @@ struct RateLimit {
   bool operator==(const RateLimit&) const = default;
 };
 
+// A daily quota (SPEC §14): counted per UTC day, shared by replicas.
+struct Quota {
+  std::optional<int64_t> requests_per_day;  // 1..1e12
+  std::optional<int64_t> bytes_per_day;     // 1..1e18 (request + response body bytes)
+  bool operator==(const Quota&) const = default;
+};
+
 struct Grant {
   std::string id;    // 1..128 of A-Z a-z 0-9 - . _ ~
   std::string peer;  // the peer's org slug (compile_policy checks it is configured)
@@ -38,6 +45,7 @@ struct Grant {
   std::string filters = "{}";
   uint32_t max_rows_per_query = 500;  // 1..10000
   std::optional<RateLimit> rate_limit;
+  std::optional<Quota> quota;
   std::optional<std::vector<std::string>> source_cidrs;  // nullopt = any source; text as written
   std::optional<std::string> expires_at;                 // RFC 3339, as written
   std::optional<int64_t> expires_at_ms;                  // expires_at in Unix milliseconds

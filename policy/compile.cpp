@@ -435,6 +435,10 @@ class Compiler {
       e.interval_us = std::max<int64_t>(1, std::llround(1e6 / rps));
       e.tolerance_us = (int64_t{e.burst} - 1) * e.interval_us;
     }
+    if (!g.emit("quota") && gr.quota) {
+      e.requests_per_day = gr.quota->requests_per_day.value_or(0);
+      e.bytes_per_day = gr.quota->bytes_per_day.value_or(0);
+    }
     g.emit("source_cidrs");
     if (gr.source_cidrs) {
       for (const std::string& c : *gr.source_cidrs) {

@@ -61,6 +61,8 @@ const char* to_string(DenyCode c) {
     case DenyCode::rate_limited: return "rate_limited";
     case DenyCode::ambiguous_path: return "ambiguous_path";
     case DenyCode::untrusted_issuer: return "untrusted_issuer";
+    case DenyCode::quota_exceeded: return "quota_exceeded";
+    case DenyCode::limits_unavailable: return "limits_unavailable";
   }
   return "none";
 }
@@ -92,6 +94,9 @@ const char* deny_message(DenyCode c) {
       return "The request target could be read differently by different parsers and is refused.";
     case DenyCode::untrusted_issuer:
       return "The client certificate is not issued by a trust anchor of the peer it names.";
+    case DenyCode::quota_exceeded: return "The grant's daily quota is used up; retry after the end of the UTC day.";
+    case DenyCode::limits_unavailable:
+      return "The shared rate-limit store is unreachable and this node refuses limited requests meanwhile.";
   }
   return "";
 }
@@ -102,7 +107,9 @@ int deny_status(DenyCode c) {
     case DenyCode::bad_request:
     case DenyCode::ambiguous_path:
     case DenyCode::limit_exceeded: return 400;
-    case DenyCode::rate_limited: return 429;
+    case DenyCode::rate_limited:
+    case DenyCode::quota_exceeded: return 429;
+    case DenyCode::limits_unavailable: return 503;
     default: return 403;
   }
 }
@@ -357,39 +364,48 @@ Decision evaluate(const Snapshot& snapshot, RateLimiter& limiter, const Subject&
     return ev.deny(DenyCode::resource_not_granted, shadow);
   }
 
-  // ---- rate limit ----------------------------------------------------------
-  if (g->has_rate_limit) {
-    Bucket* bucket = nullptr;
-    const LimiterTable* table = current_table(*limiter.impl());
-    const size_t gi = static_cast<size_t>(g - s.grants.data());
-    if (table && table->generation == s.generation) {
-      bucket = table->by_grant[gi].get();
-    } else if (table) {
-      // The limiter is bound to another snapshot (a reload in progress).
-      const auto& ids = table->by_id;
-      size_t lo = 0, hi = ids.size();
-      while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (std::string_view(ids[mid].first) < std::string_view(g->id)) {
-          lo = mid + 1;
-        } else {
-          hi = mid;
-        }
-      }
-      if (lo < ids.size() && ids[lo].first == g->id) bucket = ids[lo].second.get();
-    }
-    if (bucket == nullptr) {
-      // No bucket for this grant (the limiter was never bound to a snapshot
+  // ---- quotas, then rate limit ---------------------------------------------
+  if (g->limited()) {
+    LimitCell* cell = find_cell(current_table(*limiter.impl()), s, *g);
+    if (cell == nullptr) {
+      // No cell for this grant (the limiter was never bound to a snapshot
       // holding it): fail closed rather than run without a limit.
       d.retry_after_s = 1;
       return ev.deny(DenyCode::rate_limited, shadow);
     }
-    const int64_t now_us = std::max<int64_t>(0, now_unix_ms) * 1000;
-    TakeResult t = take_token(*bucket, *g, now_us);
-    if (!t.ok) {
-      int64_t secs = (t.wait_us + 999999) / 1000000;
+    const LimitMode mode = limiter.mode();
+    const uint32_t replicas = limiter.replicas();
+    const LimitParams p = limit_params(*g);
+    auto retry_after = [&](int64_t wait_us) {
+      int64_t secs = (wait_us + 999999) / 1000000;
       d.retry_after_s = static_cast<uint32_t>(std::clamp<int64_t>(secs, 1, 86400 * 366));
-      return ev.deny(DenyCode::rate_limited, shadow);
+    };
+    if (mode == LimitMode::reject) {
+      retry_after(1000000);
+      return ev.deny(DenyCode::limits_unavailable, shadow);
+    }
+    const int64_t now_ms = std::max<int64_t>(0, now_unix_ms);
+    if (p.bytes_per_day) {
+      Take t = check_bytes_quota(*cell, p, mode, now_ms);
+      if (!t.ok) {
+        retry_after(t.wait_us);
+        return ev.deny(DenyCode::quota_exceeded, shadow);
+      }
+    }
+    if (p.requests_per_day) {
+      Take t = take_request_quota(*cell, p, mode, replicas, now_ms);
+      if (!t.ok) {
+        retry_after(t.wait_us);
+        return ev.deny(DenyCode::quota_exceeded, shadow);
+      }
+    }
+    if (p.has_rate) {
+      Take t = take_rate(*cell, p, mode, replicas, now_ms * 1000);
+      if (!t.ok) {
+        if (p.requests_per_day) give_back_request(*cell);  // refused: not a request of the day
+        retry_after(t.wait_us);
+        return ev.deny(DenyCode::rate_limited, shadow);
+      }
     }
   }
 

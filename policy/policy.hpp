@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "policy/anchors.hpp"
+#include "policy/limit_cell.hpp"
 #include "config/config.hpp"
 #include "config/manifest.hpp"
 #include "config/target.hpp"
@@ -48,6 +49,8 @@ enum class DenyCode : uint8_t {
   rate_limited,         // (429 + Retry-After)
   ambiguous_path,       // request-target refused by canonicalize_target (400)
   untrusted_issuer,     // the peer has its own trust anchors and the certificate does not chain to one (403)
+  quota_exceeded,       // the grant's daily quota is used up (429 + Retry-After to the end of the UTC day)
+  limits_unavailable,   // shared limit store unreachable with on_backend_failure reject (503)
 };
 const char* to_string(DenyCode c);  // "san_mismatch", ...
 
@@ -96,7 +99,7 @@ struct Decision {
   bool shadow = false;         // denial not enforced (enforce:false on grant or globally)
   int status = 200;            // HTTP status when denied (403, 400, 429)
   bool close_connection = false;  // identity failures: san_mismatch, fingerprint_mismatch, untrusted_issuer
-  uint32_t retry_after_s = 0;  // rate_limited
+  uint32_t retry_after_s = 0;  // rate_limited, quota_exceeded, limits_unavailable
   const char* message = "";    // one human sentence (static storage)
   bool strip_authorization = false;  // the Bearer fg-<id> header was used: remove it
   // Identity for headers, audit and metrics (null when not known yet).
@@ -134,12 +137,31 @@ class Snapshot;
 // Token buckets per grant and per peer: the only mutable policy state. Kept
 // across reloads (buckets are matched by grant id / peer slug). Thread-safe
 // and exact to within one request under concurrency.
+// A limited grant of the bound snapshot with its cell: what the lease
+// manager keeps supplied and /status and metrics show.
+struct LimitedGrant {
+  std::string id;
+  LimitParams params;
+  std::shared_ptr<LimitCell> cell;
+};
+
 class RateLimiter {
  public:
   RateLimiter();
   ~RateLimiter();
   // Adopt the bucket set for a new snapshot (keeps state of unchanged ids).
   void rebind(const Snapshot& snapshot);
+  // Where limits are decided now (SPEC §14); local unless a lease manager
+  // says otherwise. replicas: the share of a limit each replica falls back to.
+  void set_mode(LimitMode mode) noexcept;
+  LimitMode mode() const noexcept;
+  void set_replicas(uint32_t replicas) noexcept;
+  uint32_t replicas() const noexcept;
+  // The limited grants of the table in use.
+  std::vector<LimitedGrant> limited_grants() const;
+  // Body bytes (both ways) of one finished exchange of the grant, for
+  // bytes_per_day. Unknown or unlimited grants are ignored.
+  void count_bytes(std::string_view grant_id, int64_t bytes, int64_t now_unix_ms);
   // Internal use by evaluate().
   struct Impl;
   Impl* impl() const { return impl_.get(); }

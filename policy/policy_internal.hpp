@@ -17,6 +17,7 @@
 
 #include "config/grant.hpp"
 #include "policy/cidr.hpp"
+#include "policy/limit_cell.hpp"
 #include "policy/policy.hpp"
 
 namespace fedproxy::policy {
@@ -56,6 +57,9 @@ struct GrantEntry {
   uint32_t burst = 0;
   int64_t interval_us = 0;   // 1e6 / rps, ≥ 1
   int64_t tolerance_us = 0;  // (burst - 1) * interval
+  int64_t requests_per_day = 0;  // quota (SPEC §14); 0 = none
+  int64_t bytes_per_day = 0;
+  bool limited() const noexcept { return has_rate_limit || requests_per_day || bytes_per_day; }
   bool has_source_cidrs = false;
   detail::CidrSet source_cidrs;
   bool enforce = true;
@@ -113,22 +117,17 @@ inline const uint32_t* find_sorted(const std::vector<std::pair<std::string_view,
 }
 
 // ---------------------------------------------------------------------------
-// Rate limiting: one GCRA cell per grant (the "virtual scheduling" form of a
-// token bucket): tat = theoretical arrival time in microseconds. A request at
-// t conforms when max(tat, t) - t <= tolerance, and then moves tat on by one
-// interval. Burst b and rate r give interval = 1/r and tolerance = (b-1)/r,
-// which allows exactly b back-to-back requests on a full bucket and one more
-// per 1/r after that. One atomic word, updated by CAS: exact under
-// concurrency, lock-free, no clock read (t comes from the caller).
-struct alignas(64) Bucket {
-  std::atomic<int64_t> tat_us{0};
+// Rate limiting and quotas: one LimitCell per limited grant (limit_cell.hpp).
+// The table of cells lives outside the immutable snapshot so that a reload
+// keeps the state of every grant that is still there.
+struct LimiterTable {
+  uint64_t generation = 0;                          // of the snapshot it was bound to
+  std::vector<std::shared_ptr<LimitCell>> by_grant; // index = grant index; null = not limited
+  std::vector<std::pair<std::string, std::shared_ptr<LimitCell>>> by_id;  // sorted, for rebind
+  std::vector<LimitedGrant> limited;  // in grant order, for the lease manager and /status
 };
 
-struct LimiterTable {
-  uint64_t generation = 0;                       // of the snapshot it was bound to
-  std::vector<std::shared_ptr<Bucket>> by_grant; // index = grant index; null = no limit
-  std::vector<std::pair<std::string, std::shared_ptr<Bucket>>> by_id;  // sorted, for rebind
-};
+LimitParams limit_params(const GrantEntry& g) noexcept;
 
 struct RateLimiter::Impl {
   Impl();
@@ -136,6 +135,8 @@ struct RateLimiter::Impl {
   mutable std::mutex mu;                      // guards table; serialises rebind()
   std::shared_ptr<const LimiterTable> table;  // guarded by mu
   std::atomic<uint64_t> version{0};           // bumped (under mu) with each new table
+  std::atomic<LimitMode> mode{LimitMode::local};
+  std::atomic<uint32_t> replicas{1};
 };
 
 // The table to use from this thread. Each thread keeps its own reference to
@@ -144,12 +145,8 @@ struct RateLimiter::Impl {
 // neither contend on a lock nor on the shared_ptr's reference count.
 const LimiterTable* current_table(const RateLimiter::Impl& impl) noexcept;
 
-// Result of taking one token: ok, or the wait until one is available.
-struct TakeResult {
-  bool ok;
-  int64_t wait_us;
-};
-TakeResult take_token(Bucket& b, const GrantEntry& g, int64_t now_us) noexcept;
+// The cell of grant g (of snapshot s) in the limiter's table, or null.
+LimitCell* find_cell(const LimiterTable* table, const Snapshot::Impl& s, const GrantEntry& g) noexcept;
 
 // ---------------------------------------------------------------------------
 // Routes.

@@ -1,8 +1,8 @@
-// Token buckets per grant (SPEC §4), as GCRA cells (see policy_internal.hpp).
-// The bucket set lives outside the immutable snapshot so that a reload keeps
-// the state of every grant that is still there: rebind() publishes a new
-// table that reuses the Bucket objects of unchanged ids; evaluate() reaches
-// it through a per-thread cache (current_table).
+// The limiter's table of cells (limit_cell.hpp), one per limited grant. The
+// table lives outside the immutable snapshot so that a reload keeps the state
+// of every grant that is still there: rebind() publishes a new table that
+// reuses the cells of unchanged ids; evaluate() reaches it through a
+// per-thread cache (current_table).
 
 #include <algorithm>
 
@@ -18,7 +18,25 @@ struct TableCache {
   uint64_t version = 0;
   std::shared_ptr<const LimiterTable> table;
 };
+
+LimitCell* find_by_id(const LimiterTable& table, std::string_view id) noexcept {
+  const auto& ids = table.by_id;
+  auto it = std::lower_bound(ids.begin(), ids.end(), id,
+                             [](const auto& e, std::string_view key) { return std::string_view(e.first) < key; });
+  return it != ids.end() && it->first == id ? it->second.get() : nullptr;
+}
 }  // namespace
+
+LimitParams limit_params(const GrantEntry& g) noexcept {
+  LimitParams p;
+  p.has_rate = g.has_rate_limit;
+  p.interval_us = g.interval_us;
+  p.tolerance_us = g.tolerance_us;
+  p.burst = g.burst;
+  p.requests_per_day = g.requests_per_day;
+  p.bytes_per_day = g.bytes_per_day;
+  return p;
+}
 
 RateLimiter::Impl::Impl() : uid(++g_limiter_uid) {}
 
@@ -36,6 +54,12 @@ const LimiterTable* current_table(const RateLimiter::Impl& impl) noexcept {
   return cache.table.get();
 }
 
+LimitCell* find_cell(const LimiterTable* table, const Snapshot::Impl& s, const GrantEntry& g) noexcept {
+  if (table == nullptr) return nullptr;
+  if (table->generation == s.generation) return table->by_grant[static_cast<size_t>(&g - s.grants.data())].get();
+  return find_by_id(*table, g.id);  // the limiter is bound to another snapshot (a reload in progress)
+}
+
 RateLimiter::RateLimiter() : impl_(std::make_unique<Impl>()) {}
 RateLimiter::~RateLimiter() = default;
 
@@ -50,18 +74,20 @@ void RateLimiter::rebind(const Snapshot& snapshot) {
   table->by_grant.resize(s.grants.size());
   for (size_t i = 0; i < s.grants.size(); ++i) {
     const GrantEntry& g = s.grants[i];
-    if (!g.has_rate_limit) continue;
-    std::shared_ptr<Bucket> bucket;
+    if (!g.limited()) continue;
+    std::shared_ptr<LimitCell> cell;
     if (old) {
       auto it = std::lower_bound(old->by_id.begin(), old->by_id.end(), g.id,
                                  [](const auto& e, const std::string& id) { return e.first < id; });
-      if (it != old->by_id.end() && it->first == g.id) bucket = it->second;
+      if (it != old->by_id.end() && it->first == g.id) cell = it->second;
     }
-    // A changed rps/burst keeps the cell: its state is a time (when the
-    // bucket is next full), which the new interval reads consistently.
-    if (!bucket) bucket = std::make_shared<Bucket>();
-    table->by_grant[i] = bucket;
-    table->by_id.emplace_back(g.id, std::move(bucket));
+    // A changed rps/burst keeps the cell: its GCRA state is a time (when the
+    // bucket is next full), which the new interval reads consistently, and
+    // leased tokens and the day's counts stay valid.
+    if (!cell) cell = std::make_shared<LimitCell>();
+    table->by_grant[i] = cell;
+    table->by_id.emplace_back(g.id, cell);
+    table->limited.push_back({g.id, limit_params(g), std::move(cell)});
   }
   std::sort(table->by_id.begin(), table->by_id.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -69,18 +95,25 @@ void RateLimiter::rebind(const Snapshot& snapshot) {
   impl_->version.fetch_add(1, std::memory_order_release);
 }
 
-TakeResult take_token(Bucket& b, const GrantEntry& g, int64_t now_us) noexcept {
-  int64_t tat = b.tat_us.load(std::memory_order_relaxed);
-  for (;;) {
-    const int64_t base = std::max(tat, now_us);
-    if (base - now_us > g.tolerance_us) {
-      return {false, base - g.tolerance_us - now_us};
-    }
-    if (b.tat_us.compare_exchange_weak(tat, base + g.interval_us, std::memory_order_acq_rel,
-                                       std::memory_order_relaxed)) {
-      return {true, 0};
-    }
-  }
+void RateLimiter::set_mode(LimitMode mode) noexcept { impl_->mode.store(mode, std::memory_order_release); }
+LimitMode RateLimiter::mode() const noexcept { return impl_->mode.load(std::memory_order_acquire); }
+void RateLimiter::set_replicas(uint32_t replicas) noexcept {
+  impl_->replicas.store(std::max<uint32_t>(1, replicas), std::memory_order_relaxed);
+}
+uint32_t RateLimiter::replicas() const noexcept { return impl_->replicas.load(std::memory_order_relaxed); }
+
+std::vector<LimitedGrant> RateLimiter::limited_grants() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->table ? impl_->table->limited : std::vector<LimitedGrant>{};
+}
+
+void RateLimiter::count_bytes(std::string_view grant_id, int64_t bytes, int64_t now_unix_ms) {
+  if (bytes <= 0 || grant_id.empty()) return;
+  const LimiterTable* table = current_table(*impl_);
+  LimitCell* cell = table ? find_by_id(*table, grant_id) : nullptr;
+  if (cell == nullptr) return;
+  roll_day(*cell, utc_day(now_unix_ms));
+  cell->bytes_used.fetch_add(bytes, std::memory_order_relaxed);
 }
 
 }  // namespace fedproxy::policy

@@ -42,6 +42,10 @@ RULES = {
     "proxy/core/": [("uv.h", "only proxy/net includes uv.h"), ("proxy/app/", "core is below app")],
     "proxy/app/": [("uv.h", "only proxy/net includes uv.h (app uses net wrappers)")],
 }
+# The Redis protocol client (hiredis and its libuv adapter) is I/O: proxy/net's.
+for _prefix, _rules in RULES.items():
+    if _prefix != "proxy/net/":
+        _rules.append(("hiredis/", "only proxy/net talks to Redis"))
 # Narrow, documented exceptions: file -> allowed includes.
 EXCEPTIONS: dict = {}
 

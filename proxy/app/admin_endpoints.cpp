@@ -11,6 +11,7 @@
 #include "proxy/app/cert_expiry.hpp"
 #include "proxy/app/log.hpp"
 #include "proxy/app/metrics.hpp"
+#include "proxy/app/limits_report.hpp"
 #include "proxy/app/ops_metrics.hpp"
 #include "proxy/app/prom_text.hpp"
 #include "proxy/app/runtime.hpp"
@@ -157,7 +158,7 @@ std::string Runtime::metrics_text() const {
     const AuditSink::Health h = audit_->health();
     ops.audit = OpsMetrics::Audit{h.write_failures, h.lost_records, !h.failing};
   }
-  return out + render_ops_metrics(ops);
+  return out + render_ops_metrics(ops) + limits_metrics_text(*shared_.limiter, leases_.get(), net::Loop::unix_ms());
 }
 
 // /status "crl": the state handshakes see, and per tls.crl_urls entry what
@@ -296,6 +297,7 @@ std::string Runtime::status_json() const {
     }
   }
   j += "],\"grants\":" + std::to_string(snap_->policy ? snap_->policy->grant_count() : 0);
+  j += "," + limits_status_json(*shared_.limiter, leases_.get(), net::Loop::unix_ms());
   // Connections (ingress and egress listeners) accepted by each worker (SO_REUSEPORT spreads them).
   j += ",\"workers\":{\"count\":" + std::to_string(1 + threads_.size()) + ",\"accepted\":[" +
        std::to_string(worker0_->accepted());

@@ -49,6 +49,11 @@ void EventLog::on_request_done(const core::RequestRecord& r) {
     sample.seen_ns = net::Loop::hrtime_ns();
   }
   metrics_.count_request(sample);
+  // Quota bytes: the body bytes of what was forwarded, both ways, as streamed.
+  if (limiter_ && !r.grant.empty() && std::string_view(r.direction) == "ingress" &&
+      (r.decision == base::Decision::allow || r.decision == base::Decision::shadow_deny)) {
+    limiter_->count_bytes(r.grant, static_cast<int64_t>(r.bytes_in + r.bytes_out), net::Loop::unix_ms());
+  }
   if (audit_) audit_->request(r);
   if (!log_requests_.load(std::memory_order_relaxed)) return;
   LogLine line("info", "request");

@@ -1,6 +1,8 @@
 // CoreEvents → JSON log lines (and, later, metrics and audit).
 #pragma once
 
+#include "policy/policy.hpp"
+
 #include <atomic>
 #include <cstdint>
 
@@ -23,11 +25,15 @@ class EventLog final : public core::CoreEvents {
   Metrics& metrics() { return metrics_; }
   const Metrics& metrics() const { return metrics_; }
   void set_audit(AuditSink* audit) { audit_ = audit; }
+  // Where a forwarded exchange's body bytes count against its grant's
+  // bytes_per_day (SPEC §14); set before the workers start.
+  void set_limiter(policy::RateLimiter* limiter) { limiter_ = limiter; }
   // config "log_requests" (set from the main thread on start and reload).
   void set_log_requests(bool on) { log_requests_.store(on, std::memory_order_relaxed); }
 
  private:
   AuditSink* audit_ = nullptr;
+  policy::RateLimiter* limiter_ = nullptr;
   Metrics metrics_;
   // Written by one worker loop, read by the admin loop.
   std::atomic<uint64_t> handshake_failures_{0};

@@ -39,7 +39,8 @@ void begin_log_batching();
 void flush_log_batch();
 void end_log_batching();  // flushes
 
-// RFC 3339 UTC timestamp with milliseconds.
+// RFC 3339 UTC timestamp with milliseconds (of a Unix time in ms, or now).
+std::string utc_timestamp(int64_t unix_ms);
 std::string utc_timestamp_now();
 
 }  // namespace fedproxy::app

@@ -36,6 +36,8 @@ std::vector<std::string> restart_required_keys(const config::Config& a, const co
   changed(endpoint_text(a.egress.listen) != endpoint_text(b.egress.listen), "egress.listen");
   changed(endpoint_text(a.admin.listen) != endpoint_text(b.admin.listen), "admin.listen");
   changed(a.workers != b.workers, "workers");
+  changed(a.rate_limits.backend != b.rate_limits.backend, "rate_limits.backend");
+  changed(a.rate_limits.redis != b.rate_limits.redis, "rate_limits.redis_url");
   // Objects built at start from these (upstream pool and probe, audit file,
   // heartbeat timer, the authorizer kind).
   changed(a.ingress.upstream.text != b.ingress.upstream.text, "ingress.upstream");

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <csignal>
 #include <ctime>
@@ -70,6 +72,9 @@ int Runtime::run() {
   shared_.audit = audit_.get();
   events_.set_log_requests(cfg.log_requests);
   shared_.limiter = std::make_shared<policy::RateLimiter>();
+  shared_.limiter->set_replicas(cfg.rate_limits.replicas);
+  events_.set_limiter(shared_.limiter.get());
+  start_shared_limits(cfg);
   if (snap_->policy) {
     shared_.limiter->rebind(*snap_->policy);
   } else {
@@ -277,6 +282,11 @@ void Runtime::shutdown(const char* why) {
       .num("active_connections", static_cast<int64_t>(shared_.ingress_count->active.load()))
       .num("grace_ms", grace_ms);
   if (liveness_) liveness_->stop();
+  if (leases_) {
+    // Draining requests are limited by this replica's share from now on.
+    leases_.reset();
+    shared_.limiter->set_mode(policy::LimitMode::fallback);
+  }
   if (crl_refresher_) crl_refresher_->stop();
   if (bundle_refresher_) bundle_refresher_->stop();
   worker0_->begin_shutdown(grace_ms);
@@ -293,6 +303,31 @@ void Runtime::shutdown(const char* why) {
   reload_timer_.reset();
   expiry_timer_.reset();
   audit_retry_timer_.reset();
+}
+
+void Runtime::start_shared_limits(const config::Config& cfg) {
+  if (cfg.rate_limits.backend != config::RateLimitsConfig::Backend::redis || !cfg.rate_limits.redis) return;
+  // Replicas of one node share its keys; each counts under its own id
+  // (host, process, start) in the quota hashes.
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  const std::string replica = std::string(host) + ":" + std::to_string(getpid()) + ":" +
+                              std::to_string(net::Loop::unix_ms());
+  const std::string display = cfg.rate_limits.redis->display();
+  leases_ = std::make_unique<core::LeaseManager>(
+      loop_, shared_.limiter, cfg.rate_limits, "fedproxy:" + cfg.node.entity_uri + ":", replica,
+      [display, reject = cfg.rate_limits.on_backend_failure == config::RateLimitsConfig::OnFailure::reject](
+          bool up, const std::string& error) {
+        if (up) {
+          LogLine("info", "rate_limits.backend_up").str("redis", display).str("state", "shared");
+        } else {
+          LogLine("warn", "rate_limits.backend_down")
+              .str("redis", display)
+              .str("state", reject ? "reject" : "fallback")
+              .str("error", error);
+        }
+      });
+  leases_->start();
 }
 
 void log_config_warnings(const std::vector<std::string>& warnings) {
@@ -431,6 +466,8 @@ void Runtime::apply(std::shared_ptr<const Snapshot> next) {
   }
   for (const auto& p : worker0_->apply(next)) LogLine("warn", "egress peer unusable").str("problem", p);
   events_.set_log_requests(new_cfg.log_requests);
+  if (leases_) leases_->configure(new_cfg.rate_limits);
+  shared_.limiter->set_replicas(new_cfg.rate_limits.replicas);
   if (audit_) audit_->set_on_failure(new_cfg.audit.on_failure);
   for (auto& t : threads_) t->set_log_requests(new_cfg.log_requests);
   cell_.publish(next);

@@ -26,6 +26,7 @@
 #include "proxy/app/worker_thread.hpp"
 #include "proxy/core/admin_server.hpp"
 #include "proxy/core/document_refresher.hpp"
+#include "proxy/core/lease_manager.hpp"
 #include "proxy/core/peer_liveness.hpp"
 #include "proxy/net/loop.hpp"
 
@@ -49,6 +50,7 @@ class Runtime final : public core::AdminHandler {
  private:
   bool start_listeners();
   void shutdown(const char* why);
+  void start_shared_limits(const config::Config& cfg);
   // actor: who asked (the admin token's name), "" for signals and file changes.
   bool reload(const char* trigger, std::string_view actor = {});
   // certwatch: poll the files, debounce bursts, retry inconsistent states.
@@ -85,6 +87,7 @@ class Runtime final : public core::AdminHandler {
   std::unique_ptr<Worker> worker0_;
   SnapshotCell cell_;  // what workers 1..N-1 apply
   std::vector<std::unique_ptr<WorkerThread>> threads_;
+  std::unique_ptr<core::LeaseManager> leases_;    // rate_limits.backend redis (SPEC §14)
   std::unique_ptr<core::PeerLiveness> liveness_;  // heartbeats through worker 0's egress
   std::unique_ptr<core::DocumentRefresher> crl_refresher_;     // null in insecure mode
   std::map<std::string, std::unique_ptr<core::UpstreamPool>> crl_pools_;  // per tls.crl_urls entry

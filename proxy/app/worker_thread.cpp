@@ -12,6 +12,7 @@ namespace fedproxy::app {
 WorkerThread::WorkerThread(unsigned index, WorkerShared shared, const SnapshotCell& cell, ListenPlan plan)
     : index_(index), shared_(std::move(shared)), cell_(cell), plan_(std::move(plan)) {
   events_.set_audit(shared_.audit);
+  events_.set_limiter(shared_.limiter.get());
 }
 
 WorkerThread::~WorkerThread() { join(); }

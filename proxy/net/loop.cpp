@@ -1,5 +1,7 @@
 #include "proxy/net/loop.hpp"
 
+#include <chrono>
+
 #include <algorithm>
 #include <cassert>
 
@@ -65,6 +67,11 @@ Resolver& Loop::resolver() {
 }
 
 uint64_t Loop::now_ms() const { return uv_now(loop_); }
+
+int64_t Loop::unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 uint64_t Loop::hrtime_ns() { return uv_hrtime(); }
 

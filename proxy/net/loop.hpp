@@ -49,6 +49,8 @@ class Loop {
   // Monotonic high-resolution clock (uv_hrtime), read now, not cached per
   // iteration: for durations (request latency) that must not round to 0.
   static uint64_t hrtime_ns();
+  // Wall-clock time, Unix milliseconds (days, expiry dates; never for timeouts).
+  static int64_t unix_ms();
   void run();
   // One iteration, blocking for I/O when block is true. False when nothing is left to run.
   bool run_once(bool block = true);
