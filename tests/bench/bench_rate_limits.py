@@ -100,8 +100,9 @@ def redis_command(port: int, *args: str, timeout: float = 2.0) -> bytes:
 
 
 def redis_info(port: int) -> dict:
+    """INFO all (with commandstats) as a flat dict."""
     try:
-        text = redis_command(port, "INFO").decode(errors="replace")
+        text = redis_command(port, "INFO", "all").decode(errors="replace")
     except OSError:
         return {}
     out = {}
@@ -487,6 +488,24 @@ def which(tool: str) -> str | None:
     return shutil.which(tool) or (("/usr/sbin/" + tool) if os.access("/usr/sbin/" + tool, os.X_OK) else None)
 
 
+def command_calls(before: dict, after: dict) -> str:
+    """' (evalsha 120, ...)': calls per command between two INFO all, without
+    this script's own INFO."""
+    def calls(info, key):
+        for part in info.get(key, "").split(","):
+            k, _, v = part.partition("=")
+            if k == "calls":
+                return int(v)
+        return 0
+    got = []
+    for key in sorted(after):
+        if key.startswith("cmdstat_") and key != "cmdstat_info":
+            n = calls(after, key) - calls(before, key)
+            if n:
+                got.append("%s %d" % (key[len("cmdstat_"):], n))
+    return " (%s)" % ", ".join(got) if got else ""
+
+
 def report(opts, machine, fb, sides, results, redis_before, redis_after, problems) -> None:
     ver = tool_version([fb, "version"])
     print()
@@ -574,8 +593,9 @@ def report(opts, machine, fb, sides, results, redis_before, redis_after, problem
         try:
             # minus 1: the first INFO itself
             n = int(redis_after["total_commands_processed"]) - int(redis_before["total_commands_processed"]) - 1
-            print("redis-server %s: %d commands from the proxies during the rounds"
-                  % (redis_after.get("redis_version", "?"), n))
+            print("redis-server %s: %d commands executed during the rounds, the scripts' inner calls "
+                  "included%s"
+                  % (redis_after.get("redis_version", "?"), n, command_calls(redis_before, redis_after)))
         except (KeyError, ValueError):
             pass
     for name in ("B",):
