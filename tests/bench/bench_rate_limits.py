@@ -4,7 +4,7 @@ against the local one, in one run (NOT a test: it asserts nothing).
 
 Usage (from the repository root, after a build):
 
-    python3 tests/bench/bench_rate_limits.py                  # ~80 s
+    python3 tests/bench/bench_rate_limits.py                  # c=16 and c=64, 3 rounds: ~2 min
     python3 tests/bench/bench_rate_limits.py --rounds 5 --seconds 10 --conns 16,64
     python3 tests/bench/bench_rate_limits.py --same           # both sides local (checks the harness)
 
