@@ -30,9 +30,14 @@ export DEBIAN_FRONTEND=noninteractive
 # compiles the tree with trixie's g++ and packaging/systemd-check/ boots
 # systemd (systemd-container: systemd-nspawn) to run the .deb under it;
 # dpkg-dev (dpkg-shlibdeps) builds the .deb (packaging/build-deb.sh).
-common_pkgs=(libuv1-dev picojson-dev libroaring-dev doctest-dev pkg-config
+# libhiredis-dev is the client of the rate_limits Redis backend (SPEC §14),
+# each release's own (Debian 12: 0.14.1, Debian 13: 1.2.0; fedproxy uses only
+# the API both have, so it is never taken from trixie); redis-server is the
+# server the tests of that backend start on a free port (the package also
+# starts its own service on 6379, which the tests do not use).
+common_pkgs=(libuv1-dev picojson-dev libroaring-dev doctest-dev libhiredis-dev pkg-config
              ninja-build g++ openssl curl python3 python3-yaml python3-websockets ca-certificates procps
-             clang libclang-rt-dev mmdebstrap systemd-container dpkg-dev)
+             clang libclang-rt-dev mmdebstrap systemd-container dpkg-dev redis-server)
 
 case "$codename" in
   bookworm)

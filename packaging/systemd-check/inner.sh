@@ -19,6 +19,13 @@ check_fails() {
 prop() { systemctl show -P "$1" fedproxy.service; }
 
 echo "systemd $(systemctl --version | head -1 | cut -d' ' -f2), $(. /etc/os-release; echo "$PRETTY_NAME")"
+for dep in /check/deps/*.deb; do
+  [ -f "$dep" ] || continue
+  if ! dpkg -i "$dep" >/tmp/out 2>&1; then
+    echo "FAIL: dpkg -i $(basename "$dep"): $(tail -5 /tmp/out)"
+    exit 1
+  fi
+done
 if ! dpkg -i /check/fedproxy.deb >/tmp/out 2>&1; then
   echo "FAIL: dpkg -i the package: $(tail -5 /tmp/out)"
   exit 1

@@ -70,6 +70,13 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp "$deb" "$work/fedproxy.deb"
 cp "$here/inner.sh" "$work/inner.sh"
+# hiredis has another soname on each release (libhiredis0.14 on Debian 12,
+# libhiredis1.1.0 on 13) and the root cannot fetch packages: bring the one
+# the package depends on, from this host's release, which built it.
+mkdir -p "$work/deps"
+for pkg in $(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed 's/(.*//; s/[[:space:]]//g' | grep '^libhiredis' || true); do
+  (cd "$work/deps" && apt-get download -q "$pkg" >/dev/null 2>&1) || skip "cannot download $pkg (apt-get download)"
+done
 
 echo "systemd-check: booting $root (ephemeral) with $(basename "$deb")"
 set +e

@@ -85,10 +85,12 @@ PROFILES = {
     "openssl": {"pki-openssl"},
     "step-ca": {"acme-corp-step-ca", "partner-labs-step-ca", "pki-step", "acme-corp-renewer",
                 "partner-labs-renewer"},
-    "tools": {"acme-corp-curl", "partner-labs-curl"},
+    "tools": {"acme-corp-curl", "acme-corp-2-curl", "partner-labs-curl"},
 }
 BASE_SERVICES = {"acme-corp", "acme-corp-fedproxy", "partner-labs", "partner-labs-fedproxy",
-                 "admin-tokens"}
+                 "admin-tokens", "acme-corp-2", "acme-corp-2-fedproxy", "valkey"}
+# acme-corp's node runs as two replicas (app service names) sharing limits in valkey.
+ACME_REPLICAS = ("acme-corp", "acme-corp-2")
 FEDPROXY_UID = "10001:10001"
 
 
@@ -425,6 +427,56 @@ class ComposeConfigTest(unittest.TestCase):
                          os.path.realpath(os.path.join(REPO_ROOT, "examples", "local-demo",
                                                        "app.py")))
 
+    def test_replicas_share_limits_through_valkey(self):
+        # acme-corp's node is two app + fedproxy pairs with one identity and one
+        # config; rate_limits.replicas counts them and redis_url names valkey
+        model = self.config(*PROFILES)
+        services = model["services"]
+        cfg, _ = compose_node("acme-corp")
+        rl = cfg["rate_limits"]
+        self.assertEqual(rl["backend"], "redis")
+        readers = sorted(n for n, svc in services.items()
+                         if any(v["type"] == "bind" and v["target"] == "/etc/fedproxy/config"
+                                and os.path.realpath(v["source"])
+                                == os.path.realpath(os.path.join(COMPOSE_DIR, "acme-corp"))
+                                for v in svc.get("volumes", [])))
+        self.assertEqual(readers, sorted(r + "-fedproxy" for r in ACME_REPLICAS))
+        self.assertEqual(rl["replicas"], len(ACME_REPLICAS))
+        m = re.fullmatch(r"redis://([a-z0-9-]+):(\d+)/(\d+)", rl["redis_url"])
+        self.assertTrue(m, rl["redis_url"])
+        valkey = services[m.group(1)]
+        self.assertEqual(int(m.group(2)), 6379)
+        self.assertTrue(valkey["image"].startswith("valkey/valkey:"), valkey["image"])
+        cmd = valkey["command"]
+        self.assertEqual(cmd[cmd.index("--save") + 1], "", "no snapshots")
+        self.assertEqual(cmd[cmd.index("--appendonly") + 1], "no")
+        self.assertIn("valkey-cli", valkey["healthcheck"]["test"])
+        self.assertIn("ping", valkey["healthcheck"]["test"])
+        self.assertNotIn("ports", valkey, "valkey is for acme-corp's fedproxies only")
+        grant = cfg["grants"][0]
+        self.assertIn("rate_limit", grant)
+        self.assertIn("quota", grant)
+        audits = set()
+        for replica in ACME_REPLICAS:
+            with self.subTest(replica=replica):
+                fp = services[replica + "-fedproxy"]
+                self.assertEqual(fp["network_mode"], "service:" + replica)
+                self.assertIn(m.group(1), fp["depends_on"])
+                mounts = {v["target"]: v for v in fp["volumes"]}
+                self.assertEqual(mounts["/etc/fedproxy/certs"]["source"], "acme-corp-certs")
+                self.assertEqual(mounts["/etc/fedproxy/admin"]["source"], "acme-corp-admin")
+                self.assertTrue(mounts["/etc/fedproxy/certs"].get("read_only"))
+                # one audit file is one hash chain, written by one process
+                audits.add(mounts[os.path.dirname(cfg["audit"]["path"])]["source"])
+                tool = {v["target"]: v["source"] for v in services[replica + "-curl"]["volumes"]}
+                self.assertEqual(tool["/admin"], "acme-corp-admin")
+        self.assertEqual(len(audits), len(ACME_REPLICAS), audits)
+        # peers may reach either replica: both are endpoints of acme-corp's manifest
+        want = ["https://%s:8443" % r for r in ACME_REPLICAS]
+        self.assertEqual(cfg["node"]["endpoints"], want)
+        _, pl_manifests = compose_node("partner-labs")
+        self.assertEqual(json.loads(pl_manifests["acme-corp.json"])["endpoints"], want)
+
     def test_dockerfile_matches(self):
         path = os.path.join(REPO_ROOT, "packaging", "Dockerfile")
         self.assertTrue(os.path.isfile(path),
@@ -464,7 +516,11 @@ class KubernetesManifestTest(unittest.TestCase):
         cls.by_kind = {}
         for _, d in cls.docs:
             cls.by_kind.setdefault(d["kind"], []).append(d)
-        cls.deployment = cls.one("Deployment")
+        # the node's Deployment (valkey.yaml has one too: the shared rate-limit store)
+        cls.deployment = next(
+            d for d in cls.by_kind["Deployment"]
+            if any(c["name"] == "fedproxy"
+                   for c in d["spec"]["template"]["spec"].get("initContainers", [])))
         cls.pod = cls.deployment["spec"]["template"]["spec"]
         # fedproxy is a native sidecar: an init container with restartPolicy
         # Always (tests/integration/test_kubernetes.py checks what that needs)
@@ -479,6 +535,19 @@ class KubernetesManifestTest(unittest.TestCase):
         items = cls.by_kind.get(kind, [])
         assert len(items) == 1, "want one %s, got %d" % (kind, len(items))
         return items[0]
+
+    def selecting(self, kind, labels):
+        """The one object of kind whose selector matches these pod labels."""
+        def selector(d):
+            spec = d["spec"]
+            return spec.get("selector") if kind == "Service" else spec["podSelector"]["matchLabels"]
+        items = [d for d in self.by_kind.get(kind, [])
+                 if set(selector(d).items()) <= set(labels.items())]
+        self.assertEqual(len(items), 1, "want one %s for %s" % (kind, labels))
+        return items[0]
+
+    def node_labels(self):
+        return self.deployment["spec"]["template"]["metadata"]["labels"]
 
     def mount_of_volume(self, predicate):
         """The fedproxy container's mount of the one volume matching predicate."""
@@ -614,7 +683,7 @@ class KubernetesManifestTest(unittest.TestCase):
                            self.cfg["timeouts"]["shutdown_grace_ms"])
 
     def test_service_on_ingress_port(self):
-        svc = self.one("Service")
+        svc = self.selecting("Service", self.node_labels())
         ingress = listen_port(self.cfg["ingress"]["listen"])
         ports = {p["name"]: p["containerPort"] for p in self.fedproxy["ports"]}
         labels = self.deployment["spec"]["template"]["metadata"]["labels"]
@@ -626,7 +695,7 @@ class KubernetesManifestTest(unittest.TestCase):
         self.assertEqual(ports[target] if isinstance(target, str) else target, ingress)
 
     def test_network_policy(self):
-        np = self.one("NetworkPolicy")
+        np = self.selecting("NetworkPolicy", self.node_labels())
         labels = self.deployment["spec"]["template"]["metadata"]["labels"]
         sel = np["spec"]["podSelector"]["matchLabels"]
         self.assertTrue(set(sel.items()) <= set(labels.items()))
@@ -638,6 +707,43 @@ class KubernetesManifestTest(unittest.TestCase):
         for r in admin_rules:
             self.assertTrue(r.get("from"), "the admin port must be restricted to some sources")
         self.assertTrue(any(ingress in [p["port"] for p in r.get("ports", [])] for r in rules))
+
+    def test_valkey_shares_the_limits(self):
+        # every pod of the Deployment shares limits through valkey.yaml's Valkey,
+        # which only those pods may reach
+        rl = self.cfg["rate_limits"]
+        self.assertEqual(rl["backend"], "redis")
+        self.assertEqual(rl["replicas"], self.deployment["spec"]["replicas"])
+        self.assertGreater(rl["replicas"], 1)
+        m = re.fullmatch(r"redis://([a-z0-9-]+)\.([a-z0-9-]+)\.svc:(\d+)/(\d+)", rl["redis_url"])
+        self.assertTrue(m, rl["redis_url"])
+        svc = next(s for s in self.by_kind["Service"] if s["metadata"]["name"] == m.group(1))
+        self.assertEqual(svc["metadata"]["namespace"], m.group(2))
+        self.assertIn(int(m.group(3)), [p["port"] for p in svc["spec"]["ports"]])
+        store = [d for d in self.by_kind["Deployment"] if d is not self.deployment]
+        self.assertEqual(len(store), 1)
+        store = store[0]
+        labels = store["spec"]["template"]["metadata"]["labels"]
+        self.assertTrue(set(svc["spec"]["selector"].items()) <= set(labels.items()))
+        self.assertEqual(store["spec"]["replicas"], 1)
+        self.assertEqual(store["spec"]["strategy"]["type"], "Recreate",
+                         "never two stores with two sets of counters")
+        pod = store["spec"]["template"]["spec"]
+        (c,) = pod["containers"]
+        self.assertTrue(c["image"].startswith("valkey/valkey:"), c["image"])
+        cmd = c["command"] + c.get("args", [])
+        self.assertEqual(cmd[cmd.index("--save") + 1], "")
+        self.assertEqual(cmd[cmd.index("--appendonly") + 1], "no")
+        self.assertTrue(pod["securityContext"]["runAsNonRoot"])
+        self.assertIs(c["securityContext"]["readOnlyRootFilesystem"], True)
+        self.assertEqual(c["securityContext"]["capabilities"]["drop"], ["ALL"])
+        np = self.selecting("NetworkPolicy", labels)
+        (rule,) = np["spec"]["ingress"]
+        self.assertEqual([p["port"] for p in rule["ports"]], [int(m.group(3))])
+        (source,) = rule["from"]
+        self.assertEqual(set(source), {"podSelector"}, "only pods of this namespace")
+        self.assertTrue(set(source["podSelector"]["matchLabels"].items())
+                        <= set(self.node_labels().items()))
 
     def test_each_peer_names_its_own_ca(self):
         # Each organisation has its own CA: the peer's anchor comes from the
@@ -681,7 +787,7 @@ class KubernetesManifestTest(unittest.TestCase):
         vol = next(v for v in pod["spec"]["volumes"] if "secret" in v)
         self.assertEqual(vol["secret"]["secretName"], cert["spec"]["secretName"])
         self.assertEqual(vol["secret"]["defaultMode"], 0o440)
-        svc = self.one("Service")
+        svc = self.selecting("Service", self.node_labels())
         # README's curl names the Service: the server certificate must carry that name
         name = "%s.%s.svc" % (svc["metadata"]["name"], svc["metadata"]["namespace"])
         node_cert = next(c for c in self.by_kind["Certificate"] if not c["spec"].get("isCA"))
@@ -936,6 +1042,10 @@ class ComposeFederationTest(unittest.TestCase):
                 cfg["admin"]["token_file"] = os.path.join(tokens, org, "admin.token")
                 cfg["manifests_dir"] = peers
                 cfg["audit"]["path"] = os.path.join(node_dir, "audit.jsonl")
+                if cfg.get("rate_limits", {}).get("backend") == "redis":
+                    # no valkey here: a port nothing listens on, so the node
+                    # runs on its local fallback buckets (rps / replicas)
+                    cfg["rate_limits"]["redis_url"] = "redis://127.0.0.1:%d/0" % free_port()
                 cls.proxies[org] = Proxy(cfg, wait_for=("ingress", "egress", "admin")).start()
         except BaseException:
             cls.tearDownClass()

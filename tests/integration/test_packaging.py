@@ -405,6 +405,25 @@ def soname_package_names(soname: str):
     return [base, base + "t64"]
 
 
+def same_source_other_soname(soname: str, source: str, release: str):
+    """Library packages of `source` in `release` named after the soname's stem
+    (libhiredis.so.0.14 -> libhiredis<digit>...), for a library that release
+    ships only under another soname: hiredis is libhiredis.so.0.14 on Debian
+    12 and libhiredis.so.1.1.0 on Debian 13, and fedproxy is built against
+    each release's own (it uses only the API both have), so the image (built
+    on trixie) installs trixie's."""
+    m = re.match(r"^(lib.+?)\.so\.", soname)
+    if not m:
+        return []
+    stem = m.group(1)
+    names = [n for n in run(["apt-cache", "pkgnames", stem]).stdout.split()
+             if re.match(re.escape(stem) + r"\d", n) and not n.endswith(("-dev", "-dbg", "-doc"))]
+    madison_suites_many(names)
+    present = [n for n in names if in_release(n, release)]
+    sources = release_sources(present, release)
+    return sorted(n for n in present if sources.get(n) == source)
+
+
 def ldd(binary: str):
     """[(soname, path)] of the shared objects the binary resolves."""
     r = run(["ldd", binary])
@@ -468,6 +487,18 @@ class DockerfileTest(unittest.TestCase):
         if release == "trixie":
             self.assertFalse(in_release("libuv1", release),
                              "libuv1 is bookworm's name; trixie has libuv1t64")
+
+    def test_other_soname_maps_by_source(self):
+        # hiredis: Debian 12 links libhiredis.so.0.14 (libhiredis0.14), which
+        # trixie does not have; its library package there is libhiredis1.1.0
+        release = debian_release(self.final["base"])
+        if release != "trixie" or not apt_knows_release(release):
+            self.skipTest("apt on this host has no trixie source (packaging/install-deps.sh adds it)")
+        self.assertEqual(same_source_other_soname("libhiredis.so.0.14", "hiredis", release),
+                         ["libhiredis1.1.0"])
+        # only packages of the same source count, and never -dev
+        self.assertEqual(same_source_other_soname("libhiredis.so.0.14", "libuv1", release), [])
+        self.assertEqual(same_source_other_soname("libfedproxy-none.so.1", "hiredis", release), [])
 
     # -- structure -----------------------------------------------------------
     def test_multi_stage_final_not_from_build(self):
@@ -582,6 +613,8 @@ class DockerfileTest(unittest.TestCase):
         needed = set()
         for soname, host_pkg, source, cands in linked:
             matches = [c for c in cands if sources.get(c) == source]
+            if not matches:  # the release ships the library under another soname
+                matches = same_source_other_soname(soname, source, release)
             with self.subTest(soname=soname, host_package=host_pkg):
                 self.assertTrue(matches, "no %s package of source %s ships %s (tried %s)"
                                 % (release, source, soname, cands))
