@@ -1,7 +1,8 @@
 #include "proxy/app/admin_explain.hpp"
-#include "proxy/net/loop.hpp"
 
 #include <string>
+
+#include "proxy/net/loop.hpp"
 
 namespace fedproxy::app {
 
