@@ -1,7 +1,8 @@
 #include "proxy/app/admin_explain.hpp"
 
-#include <chrono>
 #include <string>
+
+#include "proxy/net/loop.hpp"
 
 namespace fedproxy::app {
 
@@ -92,11 +93,6 @@ base::Result<core::ExplainQuery> parse_explain_query(std::string_view query) {
   return q;
 }
 
-int64_t unix_ms_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 core::AdminResponse handle_explain(const core::AdminRequest& req, const Snapshot& snap) {
   if (req.method != "GET" && req.method != "HEAD") {
     return core::AdminResponse::error(405, "method_not_allowed", "Use GET /v1/explain.", "Allow: GET, HEAD\r\n");
@@ -111,7 +107,7 @@ core::AdminResponse handle_explain(const core::AdminRequest& req, const Snapshot
         400, "bad_request", "GET /v1/explain?peer=ORG&method=M&target=T[&grant=ID][&source=IP]: " + query.message() + ".");
   }
   core::AdminResponse r;
-  r.body = core::explanation_json(core::explain(explain_setup(snap), *query, unix_ms_now())) + "\n";
+  r.body = core::explanation_json(core::explain(explain_setup(snap), *query, net::Loop::unix_ms())) + "\n";
   return r;
 }
 

@@ -26,7 +26,5 @@ base::Result<core::ExplainQuery> parse_explain_query(std::string_view query);
 // policy to explain). Decided at the wall-clock time of the call.
 core::AdminResponse handle_explain(const core::AdminRequest& request, const Snapshot& snap);
 
-// The wall clock in Unix milliseconds (what a live request is decided at).
-int64_t unix_ms_now();
 
 }  // namespace fedproxy::app

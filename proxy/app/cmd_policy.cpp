@@ -20,6 +20,7 @@
 #include "proxy/app/snapshot.hpp"
 #include "proxy/core/explain.hpp"
 #include "proxy/tls/tls_engine.hpp"
+#include "proxy/net/loop.hpp"
 
 namespace fedproxy::app {
 
@@ -92,7 +93,7 @@ int explain_offline(const CommandSpec& spec, const std::string& path, const core
   if (!built.snapshot->policy) {
     return usage_error(spec, "authenticate_only: there is no peer or grant policy to explain");
   }
-  const core::Explanation e = core::explain(explain_setup(*built.snapshot), q, unix_ms_now());
+  const core::Explanation e = core::explain(explain_setup(*built.snapshot), q, net::Loop::unix_ms());
   std::printf("%s\n", core::explanation_json(e).c_str());
   return exit_for(e.allow);
 }

@@ -1,6 +1,5 @@
 #include "proxy/app/join_service.hpp"
 
-#include <chrono>
 #include <ctime>
 #include <filesystem>
 #include <map>
@@ -16,6 +15,7 @@
 #include "proxy/app/effective_config.hpp"
 #include "proxy/app/join_client.hpp"
 #include "proxy/app/log.hpp"
+#include "proxy/net/loop.hpp"
 
 namespace fedproxy::app {
 
@@ -29,11 +29,6 @@ constexpr int64_t kDefaultTtlS = 900;
 constexpr int64_t kMaxTtlS = 7 * 86400;
 
 int64_t now_s() { return static_cast<int64_t>(std::time(nullptr)); }
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 core::AdminResponse json_response(int status, const value& v) {
   core::AdminResponse r;
   r.status = status;
@@ -302,7 +297,7 @@ core::AdminResponse JoinService::accept_join(const core::AdminRequest& req) {
                                        {"request_id", std::string(req.request_id)}});
     LogLine("info", "join attempt").str("outcome", outcome).str("org", org_seen).str("source", source);
   };
-  const int64_t now = now_ms();
+  const int64_t now = net::Loop::unix_ms();
   if (const int64_t wait = limiter_.retry_after_ms(source, now); wait > 0) {
     audit("rate_limited");
     return core::AdminResponse::error(429, "rate_limited", "Too many failed join attempts from this address.",

@@ -11,6 +11,7 @@ namespace {
 
 constexpr uint64_t kTickMs = 10;
 constexpr uint64_t kBytesSyncMs = 100;
+constexpr uint64_t kPingMs = 1000;  // an idle replica still notices a hung or gone Redis
 constexpr uint64_t kExhaustedRetryMs = 1000;
 constexpr uint64_t kBackoffFirstMs = 200;
 constexpr uint64_t kBackoffMaxMs = 5000;
@@ -148,11 +149,11 @@ int64_t LeaseManager::requests_used_total(const std::string& grant_id) const {
 }
 
 void LeaseManager::on_up() {
+  // Connected is not up: a hung server accepts connections too. Up (and
+  // shared) once it has answered (tick()).
   ++generation_;
-  backoff_ms_ = 0;
-  status_.up = true;
-  status_.last_error.clear();
-  status_.since_unix_ms = net::Loop::unix_ms();
+  next_ping_ms_ = 0;
+  pinged_ = false;
   for (auto& [id, st] : grants_) {
     GrantState fresh;
     fresh.requests_total = st.requests_total;
@@ -190,6 +191,13 @@ void LeaseManager::tick() {
   const uint64_t now = loop_.now_ms();
   const int64_t day = policy::utc_day(net::Loop::unix_ms());
   const uint32_t replicas = std::max<uint32_t>(1, config_.replicas);
+  if (now >= next_ping_ms_) {
+    next_ping_ms_ = now + kPingMs;
+    const uint64_t gen = generation_;
+    client_->command({"PING"}, [this, gen](bool ok, const net::RedisReply&, const std::string&) {
+      if (ok && gen == generation_) pinged_ = true;
+    });
+  }
   const std::vector<policy::LimitedGrant> limited = limiter_->limited_grants();
   for (const policy::LimitedGrant& g : limited) {
     GrantState& st = grants_[g.id];
@@ -199,7 +207,7 @@ void LeaseManager::tick() {
     if (g.params.bytes_per_day) sync_bytes(g, st, day, now);
   }
   // Shared once every limited grant has had its first answer (or none is limited).
-  if (!was_up_) {
+  if (!was_up_ && pinged_) {
     bool all = true;
     for (const policy::LimitedGrant& g : limited) {
       const GrantState& st = grants_[g.id];
@@ -207,6 +215,9 @@ void LeaseManager::tick() {
     }
     if (all) {
       was_up_ = true;
+      backoff_ms_ = 0;
+      status_.up = true;
+      status_.last_error.clear();
       limiter_->set_mode(policy::LimitMode::shared);
       status_.mode = policy::LimitMode::shared;
       status_.since_unix_ms = net::Loop::unix_ms();

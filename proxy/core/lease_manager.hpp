@@ -107,6 +107,8 @@ class LeaseManager {
   bool reported_down_ = false; // the down state was reported (once per outage)
   std::map<std::string, GrantState> grants_;
   Status status_;
+  uint64_t next_ping_ms_ = 0;  // loop time of the next health PING
+  bool pinged_ = false;        // this connection has answered a PING
   uint64_t generation_ = 0;    // bumped at each connection: late replies of an older one are ignored
 };
 

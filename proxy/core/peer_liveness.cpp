@@ -1,17 +1,12 @@
 #include "proxy/core/peer_liveness.hpp"
 
-#include <chrono>
 
 #include "proxy/core/http_fetch.hpp"
+#include "proxy/net/loop.hpp"
 
 namespace fedproxy::core {
 
 namespace {
-int64_t unix_ms_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 }  // namespace
 
 const char* to_string(PeerState state) {
@@ -104,7 +99,7 @@ void PeerLiveness::probe_done(Probe* probe, const std::string& peer, bool ok, co
   auto it = health_.find(peer);
   if (it == health_.end()) return;
   PeerState before = it->second.state;
-  if (record_probe(it->second, ok, unix_ms_now(), error) && on_change_) {
+  if (record_probe(it->second, ok, net::Loop::unix_ms(), error) && on_change_) {
     on_change_(peer, before, it->second.state, ok ? "" : error);
   }
 }

@@ -1,6 +1,5 @@
 #include "proxy/core/proxy_session.hpp"
 
-#include <chrono>
 #include <optional>
 
 #include "policy/policy.hpp"
@@ -28,11 +27,6 @@ std::string& scratch_buffer() {
   return buf;
 }
 
-int64_t unix_ms_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 }  // namespace
 
 struct ProxySession::Exchange {
@@ -513,7 +507,7 @@ bool ProxySession::revoked_since_handshake() {
 RequestView ProxySession::view_of(const Exchange& ex) const {
   static const tls::PeerIdentity kNoIdentity;  // plain (insecure) ingress
   const tls::PeerIdentity& peer = down_->tls() ? down_->tls()->peer() : kNoIdentity;
-  return RequestView{peer, ex.head, down_->peer_ip(), ex.request_id, unix_ms_now(),
+  return RequestView{peer, ex.head, down_->peer_ip(), ex.request_id, net::Loop::unix_ms(),
                      ex.target ? &*ex.target : nullptr};
 }
 

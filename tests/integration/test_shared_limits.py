@@ -261,6 +261,52 @@ class SharedLimitsTest(unittest.TestCase):
                 self.assertEqual(len(ups), 2, ups)  # at start, and after the outage
             self.assertEqual(self.received("/api/v1/tasks/f"), load.by_status.get(200, 0))
 
+    def test_a_hung_redis_never_holds_a_request(self):
+        g = grant(self.gid, PEER, ["tasks"], rate_limit={"rps": 1000, "burst": 100})
+        with Replicas(self.pki, self.backend, [g], self.redis.url) as reps:
+            reps.wait_state("shared")
+            self.redis.pause()
+            try:
+                worst = 0.0
+                statuses = []
+                with Conn.open(reps.proxies[0].ingress_port, self.ctx) as c:
+                    deadline = time.monotonic() + 2.0
+                    while time.monotonic() < deadline:  # bounded in time
+                        t = time.monotonic()
+                        statuses.append(c.request("GET", "/api/v1/tasks/h").status)
+                        worst = max(worst, time.monotonic() - t)
+                        time.sleep(0.01)
+                reps.wait_state("fallback", timeout=3)
+                # Served all along (leased tokens, then the fallback share);
+                # no request waited for the silent server.
+                self.assertEqual(set(statuses), {200}, statuses)
+                self.assertLess(worst, 0.5)
+                st = admin_status(reps.proxies[0].admin_port)["rate_limits"]
+                self.assertIn("within 100 ms", st["last_error"])
+            finally:
+                self.redis.resume()
+            reps.wait_state("shared", timeout=8)
+
+    def test_quota_counts_survive_a_redis_restart(self):
+        g = grant(self.gid, PEER, ["tasks"], rate_limit=None, quota={"requests_per_day": 1000})
+        with Replicas(self.pki, self.backend, [g], self.redis.url) as reps:
+            reps.wait_state("shared")
+            for i in range(30):
+                with Conn.open(reps.proxies[i % REPLICAS].ingress_port, self.ctx) as c:
+                    self.assertEqual(c.request("GET", "/api/v1/tasks/s").status, 200)
+            self.redis.kill()
+            reps.wait_state("fallback", timeout=3)
+            self.redis.start()
+            reps.wait_state("shared", timeout=8)
+
+            def day_total():
+                keys = [k for k in self.redis.cli("--scan", "--pattern", "fedproxy:*:req:*").split() if k]
+                return sum(int(v) for k in keys for v in self.redis.cli("HVALS", k).split())
+            # Each replica sent its own count back: Redis knows the 30 again
+            # (plus what the replicas reserved ahead).
+            self.assertTrue(wait_until(lambda: day_total() >= 30, timeout=5), day_total())
+            self.assertLessEqual(day_total(), 30 + REPLICAS * 10)
+
     def test_reject_when_the_backend_is_down(self):
         self.redis.kill()
         limited = grant(self.gid, PEER, ["tasks"], rate_limit={"rps": 100, "burst": 100})

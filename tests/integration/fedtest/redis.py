@@ -53,6 +53,18 @@ class RedisServer:
         except OSError:
             return None
 
+    def cli(self, *args: str) -> str:
+        """redis-cli (Debian's redis-tools) against this server: its stdout."""
+        out = subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, timeout=10)
+        return out.stdout.decode()
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open, nothing answers (a hung server)."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.proc.pid, signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL: the data is gone (no persistence), as after a crash."""
         if self.proc and self.proc.poll() is None:
@@ -61,6 +73,7 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
+            self.resume()
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)
