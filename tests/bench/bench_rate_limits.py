@@ -54,13 +54,10 @@ sys.path.insert(0, HERE)
 
 from benchlib.common import (REPO, Service, cpu_list, free_port, http_get, machine_info, median,  # noqa: E402
                              proc_cpu_seconds, raise_nofile, run_wrk, summary, tool_version, wait_port)
-from benchlib.impls import (BODY, HOST, POOL, ROUTE, Backend, BenchPki, Endpoint, Fedproxy,  # noqa: E402
-                            PinnedProxy)
+from benchlib.impls import BODY, HOST, ROUTE, Backend, BenchPki, Endpoint, Fedproxy  # noqa: E402
 from compare import impl_alive, log, rotated  # noqa: E402
 from fedtest import promtext  # noqa: E402
-from fedtest.pki import NODE_URI, PARTNER_URI  # noqa: E402
-from fedtest.policy import grant, new_id, peer  # noqa: E402
-from fedtest.proxy import base_config  # noqa: E402
+from fedtest.policy import grant, new_id  # noqa: E402
 from fedtest.reload import admin_request  # noqa: E402
 
 TARGET_RATIO = 0.9       # B req/s >= 0.9 x A req/s
@@ -165,27 +162,18 @@ class LimitedFedproxy(Fedproxy):
         self.quota = quota
         self.grant_id = new_id()
 
-    def start_ingress(self) -> Endpoint:
-        p = self.pki
-        cfg = base_config(p.pki, "127.0.0.1:%d" % self.backend_port,
-                          node={"org": "partner-labs", "entity_uri": PARTNER_URI},
-                          tls={"cert": p.ingress_crt, "key": p.ingress_key})
-        cfg["peers"] = [peer("acme-corp", NODE_URI)]
+    def ingress_grant(self) -> dict:
         g = grant(self.grant_id, "acme-corp", ["tasks"], methods=["GET", "HEAD"],
                   rate_limit=dict(self.rate_limit))
         if self.quota:
             g["quota"] = dict(self.quota)
-        cfg["grants"] = [g]
-        cfg["routes"] = [{"prefix": ROUTE, "resource": "tasks"}]
-        cfg.pop("authenticate_only", None)
+        return g
+
+    def ingress_config(self) -> dict:
+        cfg = super().ingress_config()
         if self.rate_limits is not None:
             cfg["rate_limits"] = dict(self.rate_limits)
-        cfg["workers"] = self.workers
-        cfg["log_requests"] = False
-        cfg["timeouts"] = self._timeouts()
-        cfg["ingress"]["upstream_pool_max_idle"] = POOL
-        px = PinnedProxy(cfg, self.cpu_ingress, wait_for=("ingress", "admin")).start()
-        return Endpoint(px.ingress_port, px.pid, px.stop, self.cpu_ingress, lambda: px.tail(3000), px.admin_port)
+        return cfg
 
 
 def start_pair(impl: LimitedFedproxy):

@@ -251,21 +251,29 @@ class Fedproxy(Implementation):
         return {"handshake_ms": 10000, "header_ms": 60000, "idle_ms": 60000,
                 "upstream_connect_ms": 5000, "upstream_response_ms": 60000}
 
-    def start_ingress(self) -> Endpoint:
+    def ingress_grant(self) -> dict:
+        """The one grant of the ingress (a benchmark may add limits to it)."""
+        g = grant(new_id(), "acme-corp", ["tasks"], methods=["GET", "HEAD"])
+        g.pop("rate_limit", None)  # no rate limit
+        return g
+
+    def ingress_config(self) -> dict:
         p = self.pki
         cfg = base_config(p.pki, "127.0.0.1:%d" % self.backend_port,
                           node={"org": "partner-labs", "entity_uri": PARTNER_URI},
                           tls={"cert": p.ingress_crt, "key": p.ingress_key})
         cfg["peers"] = [peer("acme-corp", NODE_URI)]
-        g = grant(new_id(), "acme-corp", ["tasks"], methods=["GET", "HEAD"])
-        g.pop("rate_limit", None)  # no rate limit
-        cfg["grants"] = [g]
+        cfg["grants"] = [self.ingress_grant()]
         cfg["routes"] = [{"prefix": ROUTE, "resource": "tasks"}]
         cfg.pop("authenticate_only", None)
         cfg["workers"] = self.workers
         cfg["log_requests"] = False  # like the anchors' access_log off / no log
         cfg["timeouts"] = self._timeouts()
         cfg["ingress"]["upstream_pool_max_idle"] = POOL
+        return cfg
+
+    def start_ingress(self) -> Endpoint:
+        cfg = self.ingress_config()
         px = PinnedProxy(cfg, self.cpu_ingress, wait_for=("ingress", "admin")).start()
         return Endpoint(px.ingress_port, px.pid, px.stop, self.cpu_ingress, lambda: px.tail(3000), px.admin_port)
 
