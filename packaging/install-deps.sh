@@ -33,8 +33,10 @@ export DEBIAN_FRONTEND=noninteractive
 # libhiredis-dev is the client of the rate_limits Redis backend (SPEC §14),
 # each release's own (Debian 12: 0.14.1, Debian 13: 1.2.0; fedproxy uses only
 # the API both have, so it is never taken from trixie); redis-server is the
-# server the tests of that backend start on a free port (the package also
-# starts its own service on 6379, which the tests do not use).
+# server the tests of that backend start on a free port; when this script is
+# what installed it, the package's own service on 6379 (which the tests do
+# not use) is stopped and disabled again.
+had_redis=$(dpkg-query -W -f='${Status}' redis-server 2>/dev/null | grep -c 'ok installed' || true)
 common_pkgs=(libuv1-dev picojson-dev libroaring-dev doctest-dev libhiredis-dev pkg-config
              ninja-build g++ openssl curl python3 python3-yaml python3-websockets ca-certificates procps
              clang libclang-rt-dev mmdebstrap systemd-container dpkg-dev redis-server)
@@ -94,6 +96,10 @@ PREF
     exit 1
     ;;
 esac
+
+if [ "$had_redis" = 0 ] && [ -d /run/systemd/system ]; then
+  systemctl disable --now redis-server.service >/dev/null 2>&1 || true
+fi
 
 # Optional extras: the ASan/UBSan runtime comes with g++. The benchmark
 # harness (tests/bench/compare.py) needs wrk and the two anchors it measures
