@@ -198,7 +198,8 @@ void LeaseManager::tick() {
       if (ok && gen == generation_) pinged_ = true;
     });
   }
-  const std::vector<policy::LimitedGrant> limited = limiter_->limited_grants();
+  const auto held = limiter_->limited_grants();
+  const std::vector<policy::LimitedGrant>& limited = *held;
   for (const policy::LimitedGrant& g : limited) {
     GrantState& st = grants_[g.id];
     (void)replicas;
