@@ -157,9 +157,8 @@ class RateLimiter {
   LimitMode mode() const noexcept;
   void set_replicas(uint32_t replicas) noexcept;
   uint32_t replicas() const noexcept;
-  // The limited grants of the table in use (shared, not copied: the lease
-  // manager reads them every 10 ms).
-  std::shared_ptr<const std::vector<LimitedGrant>> limited_grants() const;
+  // The limited grants of the table in use.
+  std::vector<LimitedGrant> limited_grants() const;
   // Body bytes (both ways) of one finished exchange of the grant, for
   // bytes_per_day. Unknown or unlimited grants are ignored.
   void count_bytes(std::string_view grant_id, int64_t bytes, int64_t now_unix_ms);

@@ -124,8 +124,7 @@ struct LimiterTable {
   uint64_t generation = 0;                          // of the snapshot it was bound to
   std::vector<std::shared_ptr<LimitCell>> by_grant; // index = grant index; null = not limited
   std::vector<std::pair<std::string, std::shared_ptr<LimitCell>>> by_id;  // sorted, for rebind
-  std::shared_ptr<std::vector<LimitedGrant>> limited =  // in grant order, for the lease manager and /status
-      std::make_shared<std::vector<LimitedGrant>>();
+  std::vector<LimitedGrant> limited;  // in grant order, for the lease manager and /status
 };
 
 LimitParams limit_params(const GrantEntry& g) noexcept;

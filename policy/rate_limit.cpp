@@ -87,7 +87,7 @@ void RateLimiter::rebind(const Snapshot& snapshot) {
     if (!cell) cell = std::make_shared<LimitCell>();
     table->by_grant[i] = cell;
     table->by_id.emplace_back(g.id, cell);
-    table->limited->push_back({g.id, limit_params(g), std::move(cell)});
+    table->limited.push_back({g.id, limit_params(g), std::move(cell)});
   }
   std::sort(table->by_id.begin(), table->by_id.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -102,10 +102,9 @@ void RateLimiter::set_replicas(uint32_t replicas) noexcept {
 }
 uint32_t RateLimiter::replicas() const noexcept { return impl_->replicas.load(std::memory_order_relaxed); }
 
-std::shared_ptr<const std::vector<LimitedGrant>> RateLimiter::limited_grants() const {
+std::vector<LimitedGrant> RateLimiter::limited_grants() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  if (impl_->table) return impl_->table->limited;
-  return std::make_shared<const std::vector<LimitedGrant>>();
+  return impl_->table ? impl_->table->limited : std::vector<LimitedGrant>{};
 }
 
 void RateLimiter::count_bytes(std::string_view grant_id, int64_t bytes, int64_t now_unix_ms) {

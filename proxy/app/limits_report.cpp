@@ -23,7 +23,7 @@ std::vector<QuotaUse> quota_use(const policy::RateLimiter& limiter, const core::
   std::vector<QuotaUse> out;
   const int64_t today = policy::utc_day(now_unix_ms);
   const bool shared = limiter.mode() != policy::LimitMode::local;
-  for (const policy::LimitedGrant& g : *limiter.limited_grants()) {
+  for (const policy::LimitedGrant& g : limiter.limited_grants()) {
     if (!g.params.requests_per_day && !g.params.bytes_per_day) continue;
     const policy::LimitCell& c = *g.cell;
     const bool current = c.day.load() == today;

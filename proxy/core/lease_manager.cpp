@@ -198,8 +198,7 @@ void LeaseManager::tick() {
       if (ok && gen == generation_) pinged_ = true;
     });
   }
-  const auto held = limiter_->limited_grants();
-  const std::vector<policy::LimitedGrant>& limited = *held;
+  const std::vector<policy::LimitedGrant> limited = limiter_->limited_grants();
   for (const policy::LimitedGrant& g : limited) {
     GrantState& st = grants_[g.id];
     (void)replicas;
